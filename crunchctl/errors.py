@@ -1,0 +1,55 @@
+"""The one error taxonomy of crunchctl.
+
+Every error carries the exit code the CLI maps it to (DESIGN section 2). Per-item errors
+(``ItemError`` and subclasses) are recorded in the ledger and never stop a run; the others
+stop the command with a one-line message.
+"""
+
+from __future__ import annotations
+
+
+class CrunchError(Exception):
+    """Base of all crunchctl errors; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 2
+
+
+class UsageError(CrunchError):
+    """A bad option value or argument given by the user."""
+
+
+class ConfigError(CrunchError):
+    """A configuration file or environment variable that cannot be used."""
+
+
+class LedgerError(CrunchError):
+    """A ledger folder that cannot be read or written."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another crunchctl process holds a lock this command needs."""
+
+
+class ItemError(CrunchError):
+    """One item (recording, batch item) failed; recorded, and the run goes on."""
+
+    exit_code = 1
+
+
+class TiqError(ItemError):
+    """A ``.tiq`` file that cannot be read; the message names the file and the problem."""
+
+
+class IncompleteRecording(TiqError):
+    """A ``.tiq`` file shorter than its header promises (still being written, or cut)."""
+
+    def __init__(self, message: str, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class Interrupted(CrunchError):
+    """The run was stopped by SIGINT after flushing its state."""
+
+    exit_code = 130
