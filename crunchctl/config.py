@@ -1,0 +1,209 @@
+"""Settings: defaults, the config file, environment variables and command-line overrides.
+
+Precedence (DESIGN section 3): command line > environment (``CRUNCHCTL_<KEY>``) > config
+file > defaults. A legacy datacrunch config (``[paths]`` and ``[settings]``) loads unchanged.
+No heavy imports here: the CLI reads settings before any numerics run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crunchctl.errors import ConfigError
+
+ENV_PREFIX = "CRUNCHCTL_"
+APP_NAME = "crunchctl"
+
+WINDOWS = ("rectangular", "hann", "hamming", "blackman")
+
+#: key -> (type, default, help). Types: int, float, str, "path", "window".
+KEYS: dict[str, tuple[Any, Any, str]] = {
+    # [paths]
+    "folder_path": ("path", None, "folder the recorder writes recordings into (watch)"),
+    "tracking_file_path": ("path", None, "legacy tracking file, imported into the ledger once"),
+    "output_path": ("path", None, "folder for the products (default: ./crunchctl-out)"),
+    "www_path": ("path", None, "web folder: <folder>.png and zoom_<folder>.png per recording"),
+    "ledger_path": ("path", None, "ledger folder (default: the user's state dir)"),
+    "log_file": ("path", None, "log file (default: the user's log dir)"),
+    # [settings]
+    "lframes": (int, 65536, "FFT length (samples per frame)"),
+    "nframes": (int, None, "frames read from the start of each recording (default: all)"),
+    "n_avg": (int, 1, "average every n_avg frames for the zoom image"),
+    "zoom_center": (float, 0.0, "zoom centre, Hz offset from the recording's centre frequency"),
+    "zoom_span": (float, 1.0e6, "zoom span, Hz"),
+    "window": ("window", "rectangular", "FFT window: rectangular, hann, hamming, blackman"),
+    "cmap": (str, "viridis", "matplotlib colour map of the quicklooks"),
+    "workers": (int, None, "worker processes (default: the number of cores)"),
+    "num_threads": (int, None, "legacy name of workers"),
+}
+TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
+
+_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one run (see :data:`KEYS` for meanings and defaults)."""
+
+    folder_path: str | None = None
+    tracking_file_path: str | None = None
+    output_path: str | None = None
+    www_path: str | None = None
+    ledger_path: str | None = None
+    log_file: str | None = None
+    lframes: int = 65536
+    nframes: int | None = None
+    n_avg: int = 1
+    zoom_center: float = 0.0
+    zoom_span: float = 1.0e6
+    window: str = "rectangular"
+    cmap: str = "viridis"
+    workers: int = 0
+    config_file: str | None = None
+
+    def output_dir(self) -> Path:
+        return Path(self.output_path or "crunchctl-out").absolute()
+
+    def product_digest(self) -> str:
+        """Digest of everything that shapes the products (done-state compares it)."""
+        shaping = {k: getattr(self, k) for k in
+                   ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window", "cmap")}
+        shaping["output"] = str(self.output_dir())
+        shaping["format"] = 1
+        raw = json.dumps(shaping, sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def default_config_path() -> Path:
+    """``CRUNCHCTL_CONFIG`` or ``config.toml`` in the user's config dir (platformdirs)."""
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env:
+        return Path(env)
+    from platformdirs import PlatformDirs
+
+    return PlatformDirs(APP_NAME, appauthor=False).user_config_path / "config.toml"
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a TOML config and return its known keys, flattened over the known tables."""
+    path = Path(path)
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    flat: dict[str, Any] = {}
+    for table, content in data.items():
+        if not isinstance(content, dict):
+            if table in KEYS:
+                flat[table] = content
+                continue
+            raise ConfigError(f"{path}: unknown top-level key {table!r} "
+                              f"(expected tables {', '.join('[' + t + ']' for t in TABLES[:2])})")
+        if table not in TABLES:
+            raise ConfigError(f"{path}: unknown table [{table}] "
+                              f"(expected {', '.join('[' + t + ']' for t in TABLES)})")
+        for key, value in content.items():
+            if key not in KEYS:
+                raise ConfigError(f"{path}: [{table}] {key}: unknown key "
+                                  f"(known: {', '.join(sorted(KEYS))})")
+            flat[key] = value
+    return flat
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    kind = KEYS[key][0]
+    if value is None:
+        return None
+    try:
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            value = int(value) if not isinstance(value, str) else int(value.strip())
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+        elif kind == "path":
+            if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+                raise ValueError
+            value = os.path.expanduser(str(value))
+        elif kind == "window":
+            value = str(value).lower()
+            if value not in WINDOWS:
+                raise ValueError
+        else:
+            value = str(value)
+    except (TypeError, ValueError):
+        expected = {int: "a whole number", float: "a number", "path": "a path",
+                    "window": "one of " + ", ".join(WINDOWS)}.get(kind, "text")
+        raise ConfigError(f"{where}: {key} = {value!r}: expected {expected}") from None
+    if key in _POSITIVE and value < 1:
+        raise ConfigError(f"{where}: {key} = {value!r}: expected a whole number of at least 1")
+    if key == "zoom_span" and not value > 0:
+        raise ConfigError(f"{where}: {key} = {value!r}: expected a positive number of Hz")
+    return value
+
+
+def resolve(config_file: str | os.PathLike | None = None,
+            overrides: Mapping[str, Any] | None = None,
+            *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings: command line > environment > config file > defaults.
+
+    Args:
+        config_file: an explicit ``--config`` file (must exist); None uses the default
+            location if a file is there.
+        overrides: values from the command line; None values mean "not given".
+        environ: the environment (``os.environ`` by default).
+
+    Raises:
+        ConfigError: naming the file or variable, the key and what was expected.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    used_file: str | None = None
+    path = Path(config_file) if config_file else None
+    if path is None:
+        candidate = default_config_path()
+        if candidate.is_file() or environ.get(ENV_PREFIX + "CONFIG"):
+            path = candidate
+    if path is not None:
+        used_file = str(path)
+        for key, value in read_config_file(path).items():
+            values[key] = _coerce(key, value, str(path))
+    for key in KEYS:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in environ and environ[env_name] != "":
+            values[key] = _coerce(key, environ[env_name], f"environment {env_name}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, "command line")
+    # Legacy num_threads maps to workers unless workers itself was given somewhere.
+    legacy_threads = values.pop("num_threads", None)
+    if values.get("workers") is None and legacy_threads is not None:
+        values["workers"] = legacy_threads
+    if values.get("workers") is None:
+        values["workers"] = os.cpu_count() or 1
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    clean = {k: v for k, v in values.items() if k in fields and v is not None}
+    return Settings(config_file=used_file, **clean)

@@ -1,0 +1,107 @@
+"""Logging: a buffered log file for every run, and console lines on stderr.
+
+The file handler sits behind a ``MemoryHandler``: records are written every ``flush_every``
+records, at once for errors, every ``flush_interval`` seconds, and at the end (DESIGN
+section 9). Only the CLI calls :func:`setup`; library code just uses named loggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = "crunchctl"
+FILE_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+
+
+def default_log_file() -> Path:
+    from platformdirs import PlatformDirs
+
+    return PlatformDirs("crunchctl", appauthor=False).user_log_path / "crunchctl.log"
+
+
+class LogSetup:
+    """The handlers of one run; ``flush`` writes buffered records, ``close`` detaches."""
+
+    def __init__(self, path: Path | None, memory: logging.handlers.MemoryHandler | None,
+                 console: logging.Handler | None, flush_interval: float) -> None:
+        self.path = path
+        self.memory = memory
+        self.console = console
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        if memory is not None and flush_interval > 0:
+            self._timer = threading.Thread(target=self._tick, args=(flush_interval,),
+                                           name="crunchctl-log-flush", daemon=True)
+            self._timer.start()
+
+    def _tick(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.memory is not None:
+            self.memory.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        logger = logging.getLogger(ROOT)
+        for h in (self.memory, self.console):
+            if h is not None:
+                h.flush()
+                logger.removeHandler(h)
+                h.close()
+        if self.memory is not None and self.memory.target is not None:
+            self.memory.target.close()
+
+
+def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = None,
+          plain: bool = True, flush_every: int = 10, flush_interval: float = 5.0) -> LogSetup:
+    """Attach a buffered file handler and a stderr handler to the ``crunchctl`` logger.
+
+    Args:
+        log_file: the log file (its folder is created); None for the default location.
+        verbosity: -1 quiet (errors only), 0 warnings, 1 info, 2 debug on the console.
+        console: a rich Console on stderr, shared with progress bars (None: plain stream).
+        plain: plain timestamped lines instead of rich formatting.
+        flush_every: buffered records between writes to the file.
+        flush_interval: seconds between timed flushes (long-running watch).
+    """
+    logger = logging.getLogger(ROOT)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    path = Path(log_file) if log_file else default_log_file()
+    memory = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = logging.FileHandler(path, encoding="utf-8", delay=False)
+        target.setFormatter(logging.Formatter(FILE_FORMAT))
+        target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+        memory = logging.handlers.MemoryHandler(max(1, flush_every), flushLevel=logging.ERROR,
+                                                target=target, flushOnClose=True)
+        logger.addHandler(memory)
+    except OSError as e:
+        path = None  # type: ignore[assignment]
+        logging.getLogger(ROOT).warning("cannot open the log file: %s", e)
+
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-1, min(verbosity, 2)), logging.DEBUG)
+    handler: logging.Handler
+    if console is not None and not plain:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, show_time=False,
+                              rich_tracebacks=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        stream = console.file if console is not None else None
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                               "%Y-%m-%dT%H:%M:%S"))
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    return LogSetup(path, memory, handler, flush_interval)

@@ -1,0 +1,162 @@
+"""Rendering spectrograms to PNG with matplotlib's object API (Figure + Agg, no pyplot).
+
+Safe in worker processes: no global figure state. The array is max-pooled to the axes'
+pixel size before drawing, so a line one bin wide stays visible and drawing stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from crunchctl import spectrum
+
+FIG_SIZE = (12.0, 6.6)  # inches
+DPI = 130
+_AX_RECT = (0.075, 0.10, 0.80, 0.80)  # left, bottom, width, height (figure fraction)
+_CB_RECT = (0.895, 0.10, 0.018, 0.80)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a spectrogram is drawn."""
+
+    cmap: str = "viridis"
+    db: bool = True
+    #: Percentiles of the pooled image for the colour bounds (robust to one bright bin).
+    percentiles: tuple[float, float] = (2.0, 99.95)
+    dpi: int = DPI
+
+
+def freq_scale(span_hz: float) -> tuple[float, str]:
+    """Divisor and unit for a frequency span: MHz for wide spans, kHz or Hz for narrow."""
+    if span_hz >= 2e6:
+        return 1e6, "MHz"
+    if span_hz >= 2e3:
+        return 1e3, "kHz"
+    return 1.0, "Hz"
+
+
+def fmt_hz(value: float) -> str:
+    """A frequency in the most readable unit: ``47.7 Hz``, ``12.5 kHz``, ``245.000000 MHz``."""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{value / 1e6:.6f}".rstrip("0").rstrip(".") + " MHz"
+    if v >= 1e3:
+        return f"{value / 1e3:.3g} kHz"
+    return f"{value:.3g} Hz"
+
+
+def fmt_seconds(value: float) -> str:
+    if value >= 1:
+        return f"{value:.3g} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def color_bounds(img: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """Robust colour bounds of an image: percentiles of its finite values."""
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    if finite.size > 400_000:  # a regular subsample is plenty for percentiles
+        finite = finite[:: finite.size // 200_000]
+    lo, hi = np.percentile(finite, percentiles)
+    if not hi > lo:
+        hi = lo + (abs(lo) * 0.01 if lo else 1.0)
+    return float(lo), float(hi)
+
+
+def render_spectrogram(
+    out: BinaryIO,
+    power: np.ndarray,
+    freqs: np.ndarray,
+    times: np.ndarray,
+    *,
+    title: str,
+    subtitle: str = "",
+    relative_to: float | None = None,
+    style: Style = Style(),
+) -> None:
+    """Draw one spectrogram (time down the y axis, frequency along x) and write a PNG.
+
+    Args:
+        out: a binary file object the PNG is written to.
+        power: (n_times, n_freqs) linear power.
+        freqs: absolute frequency of each column, Hz.
+        times: time of each row, s (row start).
+        title: first title line (file name and acquisition time).
+        subtitle: second line (resolution and settings).
+        relative_to: if given, the x axis shows the offset from this frequency.
+        style: colour map, dB or linear, percentiles, dpi.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIG_SIZE, dpi=style.dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes(_AX_RECT)
+    cax = fig.add_axes(_CB_RECT)
+    width_px = int(FIG_SIZE[0] * style.dpi * _AX_RECT[2])
+    height_px = int(FIG_SIZE[1] * style.dpi * _AX_RECT[3])
+
+    n_t, n_f = power.shape
+    img = spectrum.pool_max(power, 1, width_px)
+    fx = spectrum.pool_axis(freqs, n_f, width_px)
+    img = spectrum.pool_max(img, 0, height_px)
+    ty = spectrum.pool_axis(times, n_t, height_px)
+    if style.db:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            img = 10.0 * np.log10(img, dtype=np.float32)
+        img[~np.isfinite(img)] = np.nan
+    vmin, vmax = color_bounds(img, style.percentiles)
+
+    # Cell edges: bins are centred on their frequency; rows start at their time.
+    df = (freqs[1] - freqs[0]) if n_f > 1 else 1.0
+    span = (freqs[-1] - freqs[0]) + df
+    ref = relative_to if relative_to is not None else 0.0
+    div, unit = freq_scale(span)
+    x0 = (freqs[0] - df / 2 - ref) / div
+    x1 = (freqs[-1] + df / 2 - ref) / div
+    dt = (times[1] - times[0]) if n_t > 1 else (times[0] if times[0] > 0 else 1.0)
+    y0, y1 = times[0], times[-1] + dt
+    if n_t == 1 and times[0] == 0:
+        y1 = dt
+    im = ax.imshow(
+        img, origin="lower", aspect="auto", interpolation="nearest",
+        extent=(x0, x1, y0, y1), cmap=style.cmap, vmin=vmin, vmax=vmax,
+    )
+    del fx, ty
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label("power (dB re 1 V² per bin)" if style.db else "power (V² per bin)")
+    if relative_to is not None:
+        ax.set_xlabel(f"frequency offset from {fmt_hz(relative_to)} ({unit})")
+    else:
+        ax.set_xlabel(f"frequency ({unit})")
+    ax.set_ylabel("time (s)")
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    fig.text(_AX_RECT[0], 0.965, title, fontsize=12, fontweight="bold", ha="left", va="top")
+    if subtitle:
+        fig.text(_AX_RECT[0], 0.925, subtitle, fontsize=9, ha="left", va="top", color="0.25")
+    fig.savefig(out, format="png", dpi=style.dpi)
+
+
+def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None) -> str:
+    """Subtitle text: bin width, frame time and averaging."""
+    rbw = fs / lframes
+    frame_t = lframes / fs
+    parts = [f"bin {fmt_hz(rbw)}", f"frame {fmt_seconds(frame_t)}", f"L={lframes}"]
+    if n_avg > 1:
+        parts.append(f"averaged x{n_avg} ({fmt_seconds(frame_t * n_avg)})")
+    if pooled and pooled > 1:
+        parts.append(f"display max of {pooled} bins per column")
+    return ", ".join(parts)
+
+
+def pooled_factor(n: int, width_px: int | None = None) -> int:
+    width_px = width_px or int(FIG_SIZE[0] * DPI * _AX_RECT[2])
+    return max(1, math.ceil(n / width_px))
