@@ -131,6 +131,12 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return flat
 
 
+def _label(key: str, value: Any, where: str) -> str:
+    if where == "command line":
+        return f"--{key.replace('_', '-')} {value!r}"
+    return f"{where}: {key} = {value!r}"
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     kind = KEYS[key][0]
     if value is None:
@@ -157,11 +163,11 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     except (TypeError, ValueError):
         expected = {int: "a whole number", float: "a number", "path": "a path",
                     "window": "one of " + ", ".join(WINDOWS)}.get(kind, "text")
-        raise ConfigError(f"{where}: {key} = {value!r}: expected {expected}") from None
+        raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
-        raise ConfigError(f"{where}: {key} = {value!r}: expected a whole number of at least 1")
+        raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
     if key == "zoom_span" and not value > 0:
-        raise ConfigError(f"{where}: {key} = {value!r}: expected a positive number of Hz")
+        raise ConfigError(f"{_label(key, value, where)}: expected a positive number of Hz")
     return value
 
 

@@ -137,6 +137,7 @@ def process_files(
         clean_stale_temps(output)
     except ItemError as e:
         # Every due item fails the same way; record each so status shows them.
+        log.error("%s (%d recording%s not processed)", e, len(due), "" if len(due) == 1 else "s")
         now = time.time()
         for p in due:
             o = Outcome(p, KIND_IQ, source, ERROR, now, now, *fingerprint(p),

@@ -13,7 +13,7 @@ from crunchctl.cli import common as c
 def process(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(
-        help="Recordings (.tiq) to process.", show_default=False)],
+        help="Recordings (.tiq) to process.", show_default=False, metavar="FILE...")],
     output: c.OutputOpt = None,
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,

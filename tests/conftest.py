@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated environment per test and small real recordings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crunchctl.synth import Line, RecordingSpec, make_recording
+
+
+@pytest.fixture(autouse=True)
+def isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep every test away from the user's config, state, logs and terminal settings."""
+    home = tmp_path_factory.mktemp("home")
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("CRUNCHCTL_STATE_DIR", str(home / "state"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("_TYPER_FORCE_DISABLE_TERMINAL", "1")
+    monkeypatch.setenv("TERMINAL_WIDTH", "3000")
+    monkeypatch.setenv("COLUMNS", "200")
+    for var in list(os.environ):
+        if var.startswith("CRUNCHCTL_") and var not in ("CRUNCHCTL_STATE_DIR",):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    yield home
+
+
+SMALL = dict(nframes=6, lframes=1024, fs=1.0e6, center=100.0e6)
+
+
+@pytest.fixture
+def make_tiq(tmp_path: Path):
+    """Factory: ``make_tiq("a.tiq", nframes=..., ...)`` writes a small real recording."""
+
+    def make(name: str = "rec.tiq", folder: Path | None = None, **kw) -> Path:
+        params = {**SMALL, **kw}
+        if "lines" not in params:
+            params["lines"] = (Line(50e3, 1e-3, 0.0), Line(-120e3, 3e-4, 100.0))
+        folder = folder or tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        return make_recording(folder / name, RecordingSpec(**params), chunk_samples=4096)
+
+    return make
+
+
+def small_args(tmp_path: Path) -> list[str]:
+    """CLI options that fit the small recordings and keep everything inside tmp_path."""
+    return ["--lframes", "1024", "--zoom-span", "200000", "--output", str(tmp_path / "out"),
+            "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "crunchctl.log")]
