@@ -18,6 +18,7 @@ FIG_SIZE = (12.0, 6.6)  # inches
 DPI = 130
 _AX_RECT = (0.075, 0.10, 0.80, 0.80)  # left, bottom, width, height (figure fraction)
 _CB_RECT = (0.895, 0.10, 0.018, 0.80)
+MIN_DB_RANGE = 20.0  # dB; smallest colour range of a dB image
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ def render_spectrogram(
             img = 10.0 * np.log10(img, dtype=np.float32)
         img[~np.isfinite(img)] = np.nan
     vmin, vmax = color_bounds(img, style.percentiles)
+    if style.db and vmax - vmin < MIN_DB_RANGE:
+        # Noise alone must not be stretched over the whole colour map: it would look like
+        # signal. Keep the floor where it is and extend the top.
+        vmax = vmin + MIN_DB_RANGE
 
     # Cell edges: bins are centred on their frequency; rows start at their time.
     df = (freqs[1] - freqs[0]) if n_f > 1 else 1.0
