@@ -1,0 +1,1 @@
+complete --command crunchctl --no-files --arguments "(env _CRUNCHCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) crunchctl)" --condition "env _CRUNCHCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) crunchctl"
