@@ -14,7 +14,10 @@ import typer
 from crunchctl import __version__
 from crunchctl.cli import common as c
 from crunchctl.cli.demo import demo
+from crunchctl.cli.importcmd import import_
 from crunchctl.cli.process import process
+from crunchctl.cli.reset import reset
+from crunchctl.cli.status import status
 
 app = typer.Typer(
     name="crunchctl",
@@ -50,6 +53,9 @@ def root(
 
 
 app.command("process")(process)
+app.command("status")(status)
+app.command("reset")(reset)
+app.command("import")(import_)
 app.command("demo")(demo)
 
 

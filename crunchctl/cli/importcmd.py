@@ -1,0 +1,40 @@
+"""``crunchctl import``: legacy tracking TOML or batch progress JSON into the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crunchctl.cli import common as c
+
+
+def import_(
+    ctx: typer.Context,
+    legacy: Annotated[list[Path], typer.Argument(
+        help="Legacy files: datacrunch tracking TOML (processed = [...]) or batch progress JSON.",
+        show_default=False, metavar="LEGACY...", dir_okay=False)],
+    config: c.ConfigOpt = None,
+    ledger: c.LedgerOpt = None,
+    verbose: c.VerboseOpt = 0,
+    quiet: c.QuietOpt = False,
+) -> None:
+    """Import legacy state so finished work is not redone; importing twice adds nothing.
+
+    Example: crunchctl import /data/crunch/processed.toml generic_progress.json
+    """
+    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
+    with c.errors_to_exit(opts):
+        from crunchctl.legacy import read_legacy
+        from crunchctl.ledger import import_legacy
+
+        settings = c.settings_for(opts)
+        for path in legacy:
+            read_legacy(path)  # every file is checked before anything is written
+        with c.open_ledger(settings, opts) as led:
+            for path in legacy:
+                added, present = import_legacy(led, path)
+                typer.echo(f"{path}: imported {added} entries"
+                           + (f" ({present} already in the ledger)" if present else ""))
+            typer.echo(f"ledger: {led.path}")

@@ -1,0 +1,58 @@
+"""``crunchctl reset``: forget done-state; the next run processes exactly those items."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from crunchctl.cli import app
+from conftest import small_args
+
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, input=input)
+
+
+def test_reset_then_rerun_processes_exactly_the_reset_items(tmp_path, make_tiq):
+    recs = [make_tiq(f"r{i}.tiq", nframes=1) for i in range(3)]
+    assert run("process", *recs, *small_args(tmp_path)).exit_code == 0
+    led = ["--ledger", tmp_path / "ledger"]
+    r = run("reset", "--item", "*r1.tiq", *led, "--dry-run")
+    assert r.exit_code == 0 and "would reset iq" in r.stdout and "r1.tiq" in r.stdout
+    assert "1 item would be reset (dry run)" in r.stdout
+    again = run("process", *recs, *small_args(tmp_path))
+    assert "processed 0, failed 0, skipped 3" in again.stdout  # dry run changed nothing
+    r = run("reset", "--item", "*r1.tiq", *led, "--yes")
+    assert r.exit_code == 0 and "reset 1 item" in r.stdout
+    again = run("process", *recs, "--json", *small_args(tmp_path))
+    doc = json.loads(again.stdout)
+    assert [o["item"] for o in doc["outcomes"]] == [str(recs[1])]
+    # History is kept: r1 has ok, reset, ok.
+    st = json.loads(run("status", *led, "--json", "--item", "*r1.tiq").stdout)
+    assert st["rows"] == 3 and st["attempts_by_status"]["reset"] == 1
+
+
+def test_reset_errors_only(tmp_path, make_tiq):
+    good = make_tiq("good.tiq", nframes=1)
+    bad = tmp_path / "bad.tiq"
+    bad.write_bytes(b"")
+    run("process", good, bad, *small_args(tmp_path))
+    r = run("reset", "--errors", "--ledger", tmp_path / "ledger", "--yes")
+    assert "reset 1 item" in r.stdout
+    st = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json").stdout)
+    assert st["by_status"]["reset"] == 1 and st["by_status"]["ok"] == 1
+
+
+def test_reset_needs_a_selection_and_confirmation(tmp_path, make_tiq):
+    run("process", make_tiq("a.tiq", nframes=1), *small_args(tmp_path))
+    r = run("reset", "--ledger", tmp_path / "ledger")
+    assert r.exit_code == 2 and "say what to reset" in r.stderr
+    r = run("reset", "--all", "--ledger", tmp_path / "ledger")  # no terminal, no --yes
+    assert r.exit_code == 2 and "add --yes" in r.stderr
+    st = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json").stdout)
+    assert st["by_status"]["ok"] == 1
+    r = run("reset", "--status", "no_data", "--ledger", tmp_path / "ledger", "--yes")
+    assert r.exit_code == 0 and "nothing to reset" in r.stdout
