@@ -13,6 +13,7 @@ import typer
 
 from crunchctl import __version__
 from crunchctl.cli import common as c
+from crunchctl.cli.batch import batch
 from crunchctl.cli.demo import demo
 from crunchctl.cli.importcmd import import_
 from crunchctl.cli.process import process
@@ -57,6 +58,7 @@ app.command("status")(status)
 app.command("reset")(reset)
 app.command("import")(import_)
 app.command("demo")(demo)
+app.command("batch")(batch)
 
 
 def main() -> None:

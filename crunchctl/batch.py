@@ -1,0 +1,471 @@
+"""``crunchctl batch`` core: items in, one multi-row figure per item out (DESIGN section 7).
+
+Reads items files, decides what is due via the ledger, names figures, runs the engine over
+``BatchTask``s and records every outcome. Loading lives in ``loaders.py`` and drawing in
+``figure.py``; this module never prints (progress goes to a ``Reporter``, messages to logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from crunchctl import engine
+from crunchctl.errors import ItemError, UsageError
+from crunchctl.figure import FigureOptions
+from crunchctl.loaders import AUTO, LoaderSpec
+from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+    from crunchctl.ledger import Ledger
+
+log = logging.getLogger("crunchctl.batch")
+
+#: Bump when figures change in a way that should redo done items.
+FIGURE_FORMAT = 1
+_IQ_KEYS = ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window")
+
+
+# ---------------------------------------------------------------------------- items
+
+
+def read_items(spec: str, stdin: IO[str] | None = None, *, what: str = "items file") -> list[str]:
+    """The items of an items file, or of stdin for ``-`` (DESIGN section 7).
+
+    One item per line; blank lines and lines starting with ``#`` are ignored; a UTF-8 BOM,
+    Windows line endings and surrounding white space are stripped. Order and duplicates are
+    kept (``run_batch`` warns about duplicates).
+
+    Raises:
+        UsageError: the file cannot be read or is not UTF-8 text.
+    """
+    if spec == "-":
+        import sys
+
+        text = (stdin or sys.stdin).read()
+        name = "stdin"
+    else:
+        try:
+            with open(spec, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise UsageError(f"{spec}: {what} not found") from None
+        except IsADirectoryError:
+            raise UsageError(f"{spec}: is a folder; expected an {what} (one entry per "
+                             f"line)") from None
+        except OSError as e:
+            raise UsageError(f"{spec}: cannot read the {what}: {e.strerror or e}") from None
+        name = spec
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{spec}: not UTF-8 text (byte {e.start}); expected one item "
+                             f"per line") from None
+    items = []
+    for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "\x00" in line:
+            raise UsageError(f"{name} line {n}: holds a NUL byte; is this a binary file?")
+        items.append(line)
+    return items
+
+
+def items_source(spec: str) -> str:
+    """The ledger's source for a run over this items file: ``batch:<abs path>`` or ``batch:-``."""
+    return "batch:-" if spec == "-" else "batch:" + os.path.abspath(spec)
+
+
+def read_events(path: str | os.PathLike) -> tuple[float, ...]:
+    """Event times from ``--events FILE``: one per line, UNIX seconds or ISO 8601.
+
+    Blank lines and ``#`` comments are ignored; an ISO time without offset is UTC.
+
+    Raises:
+        UsageError: the file cannot be read, or a line is not a time (line number given).
+    """
+    from crunchctl.loaders import RowError, parse_time
+
+    lines = read_items(os.fspath(path), what="events file")
+    events = []
+    for text in lines:
+        try:
+            events.append(parse_time(text.split("#", 1)[0].strip(), f"{path}"))
+        except RowError as e:
+            raise UsageError(f"--events {e}") from None
+    return tuple(sorted(events))
+
+
+def dedupe(items: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(unique items in first-seen order, items that appeared more than once)."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item] = seen.get(item, 0) + 1
+    return list(seen), [i for i, n in seen.items() if n > 1]
+
+
+def figure_names(items: Sequence[str]) -> dict[str, str]:
+    """A unique, file-name-safe figure name per item (``run_001`` stays ``run_001``).
+
+    Names depend only on the item list, so a resumed run names figures as the first did.
+    Names differing only in case are made distinct too (case-insensitive file systems).
+    """
+    from crunchctl.products import safe_name
+
+    taken: set[str] = set()
+    folded: set[str] = set()
+    names = {}
+    for item in items:
+        name = safe_name(item, taken)
+        if name.lower() in folded:
+            name = f"{name}-{hashlib.sha1(item.encode()).hexdigest()[:8]}"
+            taken.add(name)
+        folded.add(name.lower())
+        names[item] = name
+    return names
+
+
+def fingerprint(item: str) -> tuple[int | None, int | None]:
+    """(size, mtime_ns) when the item is an existing file, else (None, None)."""
+    try:
+        st = os.stat(item)
+    except (OSError, ValueError):
+        return None, None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run loads and draws; everything but ``workers``/``fresh``/``source``
+    shapes the figures and goes into the settings digest.
+
+    Args:
+        output: folder for the figures.
+        loader: ``auto`` (by suffix: ``.tiq`` -> iq, ``.npz`` -> npz), ``iq``, ``npz``,
+            ``package.module:function`` or ``path/to/file.py:function``.
+        figure: bounds, scales, colour map, percentiles, events, zoom.
+        settings: the IQ numerics for the ``iq`` loader (None: defaults).
+        workers: worker processes (a single due item runs in this process).
+        fresh: process every item, done or not.
+        source: the ledger's source column.
+    """
+
+    output: str
+    loader: str = AUTO
+    figure: FigureOptions = FigureOptions()
+    settings: Settings | None = None
+    workers: int = 1
+    fresh: bool = False
+    source: str = "batch"
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """What a worker needs for one item (small and picklable)."""
+
+    item: str
+    path: str  # absolute path, for the built-in loaders
+    png: str
+    loader: LoaderSpec
+    figure: FigureOptions
+    settings: Settings | None
+    source: str
+    digest: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+    def outcome(self, status: str, started: float, products: list[str] | None = None,
+                message: str | None = None) -> Outcome:
+        return Outcome(self.item, KIND_BATCH, self.source, status, started, time.time(),
+                       self.size, self.mtime_ns, self.digest, products or [], message)
+
+    def failure(self, message: str, started: float) -> Outcome:
+        return self.outcome(ERROR, started, message=message)
+
+
+def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
+                    settings: Settings | None) -> str:
+    """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``)."""
+    shaping: dict[str, Any] = {"loader": loader.name, "figure": figure.as_dict(),
+                               "output": os.path.abspath(output), "format": FIGURE_FORMAT}
+    if loader.kind == "iq":
+        from crunchctl.config import Settings
+
+        s = settings or Settings()
+        shaping["iq"] = {k: getattr(s, k) for k in _IQ_KEYS}
+    raw = json.dumps(shaping, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _named(task: BatchTask, message: str) -> str:
+    message = _one_line(message)
+    prefixes = (task.item, task.path) if task.path else (task.item,)
+    if message.startswith(prefixes):
+        return message
+    return f"{task.item}: {message}"
+
+
+def run_item(task: BatchTask) -> Outcome:
+    """Load one item, check its rows and draw its figure atomically.
+
+    Never raises for a bad item: a loader exception or bad rows give an ``error`` outcome
+    (the traceback rides along in ``extra["item_traceback"]`` for the log), nothing to draw
+    gives ``no_data``.
+    """
+    from crunchctl import figure, loaders
+    from crunchctl.products import atomic_write
+
+    started = time.time()
+    name = task.loader.display
+    try:
+        raw = loaders.call(task.loader, task.item, task.path, task.settings)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except ItemError as e:
+        return task.failure(_named(task, str(e)), started)
+    except UsageError as e:  # a plugin that imported in the main process but not here
+        return task.failure(_named(task, str(e)), started)
+    except MemoryError:
+        return task.failure(f"{task.item}: out of memory in loader {name}", started)
+    except BaseException as e:  # noqa: BLE001 - the plugin's own errors, reported per item
+        out = task.failure(f"{task.item}: loader {name} raised {type(e).__name__}: "
+                           f"{_one_line(str(e), 300)}", started)
+        out.extra["item_traceback"] = traceback.format_exc()
+        return out
+    try:
+        rows = loaders.normalise(raw, task.item)
+    except ItemError as e:
+        return task.failure(_named(task, str(e)), started)
+    if not rows:
+        return task.outcome(NO_DATA, started, message=f"{task.item}: loader {name} returned "
+                                                      f"no rows")
+    if all(r.all_nan for r in rows):
+        return task.outcome(NO_DATA, started, message=f"{task.item}: no finite values: every row "
+                                                      f"is NaN only")
+    subtitle = f"loader {name}, {len(rows)} row{'s' if len(rows) != 1 else ''}"
+    try:
+        with atomic_write(task.png) as f:
+            warnings = figure.render_figure(f, rows, title=task.item, subtitle=subtitle,
+                                            options=task.figure)
+    except ItemError as e:
+        return task.failure(_named(task, str(e)), started)
+    except MemoryError:
+        return task.failure(f"{task.item}: out of memory while drawing the figure", started)
+    except OSError as e:
+        return task.failure(f"{task.item}: {e.filename or task.png}: {e.strerror or e}",
+                            started)
+    except Exception as e:  # noqa: BLE001 - data matplotlib cannot draw
+        out = task.failure(f"{task.item}: drawing the figure failed: {type(e).__name__}: "
+                           f"{_one_line(str(e), 300)}", started)
+        out.extra["item_traceback"] = traceback.format_exc()
+        return out
+    out = task.outcome(OK, started, [task.png],
+                       _one_line("; ".join(warnings), 500) if warnings else None)
+    out.extra["warnings"] = warnings
+    out.extra["rows"] = len(rows)
+    return out
+
+
+# ------------------------------------------------------------------------------ run
+
+
+@dataclass
+class BatchResult:
+    """What a batch run did."""
+
+    summary: engine.RunSummary
+    items: int = 0
+    output: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    def by_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+
+def resolve_loaders(items: Sequence[str], loader: str) -> dict[str, LoaderSpec]:
+    """The loader of every item; plugins are imported and checked here, before any work.
+
+    Raises:
+        UsageError: the loader cannot be imported or is not callable, or (``auto``) an item
+            is neither ``.tiq`` nor ``.npz``.
+    """
+    from crunchctl import loaders
+
+    if loader != AUTO:
+        spec = loaders.parse_spec(loader)
+        loaders.load_function(spec)
+        return dict.fromkeys(items, spec)
+    chosen: dict[str, LoaderSpec] = {}
+    unknown = []
+    for item in items:
+        kind = loaders.choose_builtin(item)
+        if kind is None:
+            unknown.append(item)
+        else:
+            chosen[item] = LoaderSpec(kind)
+    if unknown:
+        shown = ", ".join(repr(i) for i in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise UsageError(f"no loader for {len(unknown)} item(s) that are not .tiq or .npz "
+                         f"files ({shown}): give --loader iq, npz, package.module:function or "
+                         f"path/to/file.py:function")
+    return chosen
+
+
+def run_batch(
+    items: Iterable[str],
+    options: BatchOptions,
+    ledger: Ledger | None = None,
+    reporter: engine.Reporter | None = None,
+    flags: engine.StopFlags | None = None,
+) -> BatchResult:
+    """Draw one figure per item, skipping items the ledger says are done.
+
+    Args:
+        items: item strings (duplicates are processed once, with a warning).
+        options: output folder, loader, figure options, workers, fresh.
+        ledger: where outcomes are recorded and done-state is read (it flushes every
+            ``flush_every`` outcomes; it is flushed again at the end); None for neither.
+        reporter: progress callbacks.
+        flags: stop/cancel flags (signal handlers).
+
+    Returns:
+        The outcomes, the skipped items and the run summary; ``summary.interrupted_by`` is
+        set when the flags stopped the run early.
+
+    Raises:
+        UsageError: the loader cannot be used or the output folder cannot be written
+            (found before any item runs).
+    """
+    from crunchctl.products import clean_stale_temps, ensure_output_dir
+
+    unique, duplicates = dedupe(items)
+    for item in duplicates:
+        log.warning("%s: listed more than once; processed once", item)
+    output = os.path.abspath(options.output)
+    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates)
+    if not unique:
+        result.summary.finished = time.time()
+        return result
+
+    specs = resolve_loaders(unique, options.loader)
+    names = figure_names(unique)
+    digests = {spec: settings_digest(spec, options.figure, output, options.settings)
+               for spec in set(specs.values())}
+    prints = {item: fingerprint(item) for item in unique}
+
+    done: set[str] = set()
+    if ledger is not None and not options.fresh:
+        for spec, digest in digests.items():
+            candidates = [(i, *prints[i]) for i in unique if specs[i] == spec]
+            done |= ledger.done_items(KIND_BATCH, candidates, digest)
+    due = [i for i in unique if i not in done]
+    result.skipped = [i for i in unique if i in done]
+    for item in result.skipped:
+        log.debug("%s: already done, skipped", item)
+    if result.skipped:
+        log.info("%d of %d items already done (use --fresh to redo them)",
+                 len(result.skipped), len(unique))
+    if not due:
+        result.summary.skipped = len(done)
+        result.summary.finished = time.time()
+        return result
+    try:
+        ensure_output_dir(output)
+    except ItemError as e:
+        raise UsageError(str(e)) from None
+    clean_stale_temps(output)
+
+    tasks = [BatchTask(item, os.path.abspath(item), os.path.join(output, names[item] + ".png"),
+                       specs[item], options.figure, options.settings, options.source,
+                       digests[specs[item]], *prints[item]) for item in due]
+
+    def handle(outcome: Outcome) -> None:
+        tb = outcome.extra.pop("item_traceback", None)
+        for warning in outcome.extra.pop("warnings", []):
+            log.warning("%s: %s", outcome.item, warning)
+        if outcome.status == ERROR:
+            log.error("%s", outcome.error)
+            if tb:  # the log file always has it; the console only with -v
+                log.info("traceback for %s:\n%s", outcome.item, tb.rstrip())
+        elif outcome.status == NO_DATA:
+            log.info("%s (no data)", outcome.error)
+        else:
+            log.info("%s: ok in %.2f s -> %s", outcome.item, outcome.duration,
+                     ", ".join(outcome.products))
+        result.outcomes.append(outcome)
+        if ledger is not None:
+            ledger.record(outcome)
+
+    inline = len(tasks) == 1
+    workers = max(1, min(options.workers, len(tasks)))
+    try:
+        summary = engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
+                                   reporter=reporter, flags=flags, total=len(tasks),
+                                   inline=inline)
+    finally:
+        if ledger is not None:
+            ledger.flush()
+    summary.skipped = len(done)
+    result.summary = summary
+    if summary.interrupted_by is not None:
+        log.warning("interrupted: %d finished and recorded, %d not started; run the same "
+                    "command again (--resume) to finish", len(result.outcomes),
+                    summary.not_started)
+    return result
+
+
+# --------------------------------------------------------------------------- output
+
+
+def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
+    """(label, value) lines of the end-of-run summary table."""
+    s = result.summary
+    rate = (len(result.outcomes) / s.elapsed) if s.elapsed > 0 and result.outcomes else 0.0
+    rows = [("items", str(result.items)), ("ok", str(s.ok)), ("no data", str(s.no_data)),
+            ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
+    if s.not_started:
+        rows.append(("not started (interrupted)", str(s.not_started)))
+    if result.duplicates:
+        rows.append(("duplicates (processed once)", str(len(result.duplicates))))
+    speed = f" ({rate:.2f} items/s)" if s.elapsed >= 1 and rate else ""
+    rows.append(("time", f"{s.elapsed:.1f} s{speed}"))
+    rows.append(("figures", result.output))
+    return rows
+
+
+def as_json(result: BatchResult) -> dict[str, Any]:
+    """The ``--json`` document (stable keys)."""
+    s = result.summary
+    return {
+        "items": result.items, "ok": s.ok, "no_data": s.no_data, "failed": s.error,
+        "skipped": s.skipped, "not_started": s.not_started,
+        "duplicates": result.duplicates, "seconds": round(s.elapsed, 3),
+        "interrupted": s.interrupted_by is not None, "output": result.output,
+        "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
+                      "error": o.error, "seconds": round(o.duration, 3)}
+                     for o in result.outcomes],
+        "skipped_items": result.skipped,
+    }
