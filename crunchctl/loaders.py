@@ -134,6 +134,11 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     warnings = [f"{where}: unknown key {k!r} ignored" for k in raw if k not in ROW_KEYS]
 
     x, x_is_time = _axis(raw["x"], where, "x", allow_time=True)
+    if (not x_is_time and raw.get("x_label") is None and raw.get("x_origin") is None
+            and _UNIX_RANGE[0] <= float(x.min()) and float(x.max()) <= _UNIX_RANGE[1]):
+        # Plain numbers that can only be UNIX seconds (the legacy plotter's x) are drawn as
+        # UTC date-times: ten-digit second ticks are unreadable.
+        x_is_time = True
     y, _ = _axis(raw["y"], where, "y", allow_time=False)
     try:
         data = np.asarray(raw["data"])
@@ -198,6 +203,10 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
         events=() if events is None else _events(events, f"{where}: 'events'"),
         warnings=warnings,
     )
+
+
+#: x values all inside this range (UNIX seconds of 2000-01-01 and 2100-01-01) are times.
+_UNIX_RANGE = (946_684_800.0, 4_102_444_800.0)
 
 
 def _axis(value: Any, where: str, key: str, *, allow_time: bool) -> tuple[np.ndarray, bool]:
