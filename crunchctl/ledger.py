@@ -55,6 +55,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -102,13 +103,15 @@ _TIER_RATIO = 1.0
 _READ_RETRIES = 10
 _READ_LOCK_WAIT_S = 30.0
 _STALE_TMP_S = 3600.0
+_LISTDIR_MIN = 256  # products queried in one folder before it is listed instead
 _PART_PREFIX = "part-"
 _COMPACT_PREFIX = "compact-"
 _SUFFIX = ".parquet"
 _LOCK_NAME = ".compact.lock"
 _IMPORT_ERROR_TEXT = "imported from legacy progress file"
 
-_HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname() or "host")[:64]
+_HOSTNAME = socket.gethostname() or "unknown"
+_HOST_TAG = re.sub(r"[^A-Za-z0-9.]+", "_", _HOSTNAME)[:64]  # for file names
 _seq_lock = threading.Lock()
 _last_seq = 0
 
@@ -228,7 +231,8 @@ class Ledger:
             return
         frame = _frame_from_rows(self._buffer)
         self._ensure_folder()
-        name = f"{_PART_PREFIX}{_stamp()}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SUFFIX}"
+        unique = f"{_HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        name = f"{_PART_PREFIX}{_stamp()}-{unique}{_SUFFIX}"
         self._write_atomic(frame, name)
         # The file is in place: these rows must never be written again.
         self._buffer = []
@@ -320,6 +324,8 @@ class Ledger:
         frame, read_ok = self._read_files([p for p, _ in inputs], None, None)
         if read_ok is None:
             return  # an input vanished: somebody else changed the folder; try next time
+        if len(read_ok) < 2:
+            return  # nothing to merge (the others were damaged)
         frame = _dedup(frame)
         name = f"{_COMPACT_PREFIX}{_stamp()}-{uuid.uuid4().hex[:8]}{_SUFFIX}"
         self._write_atomic(frame, name)
@@ -364,7 +370,9 @@ class Ledger:
         except NotADirectoryError:
             raise LedgerError(f"ledger path {self.path} is a file, not a folder") from None
         except OSError as exc:
-            raise LedgerError(f"cannot read ledger folder {self.path}: {exc.strerror or exc}") from None
+            raise LedgerError(
+                f"cannot read ledger folder {self.path}: {exc.strerror or exc}"
+            ) from None
         found.sort()
         return found
 
@@ -472,11 +480,20 @@ class Ledger:
         raise LedgerError(f"ledger {self.path} kept changing while being read; try again")
 
     def _read(
-        self, columns: list[str] | None = None, predicate: pl.Expr | None = None
+        self,
+        columns: list[str] | None = None,
+        predicate: pl.Expr | None = None,
+        *,
+        dedup: bool = True,
     ) -> pl.DataFrame:
-        """All rows of all readable files plus the buffer, deduplicated by ``row_id``."""
+        """All rows of all readable files plus the buffer, deduplicated by ``row_id``.
+
+        ``dedup=False`` is for callers that only look at the latest row per item: a
+        duplicate row (compaction overlap) cannot change that, and ``row_id`` is the
+        costliest column to read.
+        """
         if columns is not None:
-            wanted = set(columns) | {"row_id"}
+            wanted = set(columns) | ({"row_id"} if dedup else set())
             columns = [c for c in _COLUMNS if c in wanted]
         with self._read_lock() as locked:
             frame = self._read_consistent(columns, predicate, locked)
@@ -489,7 +506,7 @@ class Ledger:
             if columns is not None:
                 lf = lf.select(columns)
             frame = pl.concat([frame, lf.collect()], how="vertical", rechunk=False)
-        return _dedup(frame)
+        return _dedup(frame) if dedup else frame
 
     def scan(self) -> pl.LazyFrame:
         """Every row (readable files and unflushed buffer), deduplicated by ``row_id``.
@@ -506,12 +523,16 @@ class Ledger:
             kind: only this kind (``iq``, ``batch``); None for all.
         """
         predicate = None if kind is None else pl.col("kind") == kind
-        return _latest(self._read(predicate=predicate))
+        return _latest(self._read(predicate=predicate, dedup=False))
 
     def has_source(self, source: str) -> bool:
         """Whether any row has exactly this ``source`` (a legacy import happens once)."""
-        rows = self._read(["row_id", "source"], pl.col("source") == source)
-        return rows.height > 0
+        return self._read(["source"], pl.col("source") == source, dedup=False).height > 0
+
+    def sources(self) -> list[str]:
+        """The distinct sources of all rows, sorted (cheap: reads one column)."""
+        frame = self._read(["source"], dedup=False)
+        return sorted(s for s in frame["source"].unique().to_list() if s is not None)
 
     def done_items(
         self,
@@ -546,7 +567,7 @@ class Ledger:
         columns = ["item", "kind", "status", "finished", "seq", "size", "mtime_ns",
                    "settings_digest", "products"]
         predicate = (pl.col("kind") == kind) & pl.col("item").is_in(cand["item"].implode())
-        latest = _latest(self._read(columns, predicate))
+        latest = _latest(self._read(columns, predicate, dedup=False))
         passed = latest.join(cand, on="item", how="inner").filter(
             (pl.col("status") == OK)
             & pl.col("size").eq_missing(pl.col("_size"))
@@ -558,12 +579,9 @@ class Ledger:
         )
         if not check_products:
             return set(passed["item"].to_list())
-        exists = os.path.exists
-        return {
-            item
-            for item, products in zip(passed["item"].to_list(), passed["products"].to_list())
-            if not products or all(map(exists, products))
-        }
+        items, products = passed["item"].to_list(), passed["products"].to_list()
+        exists = _exists_checker(p for ps in products if ps for p in ps)
+        return {item for item, ps in zip(items, products) if not ps or all(map(exists, ps))}
 
     def status(
         self,
@@ -665,7 +683,7 @@ class Ledger:
         """
         if not (statuses or item_glob or source or all_items):
             return pl.DataFrame(schema=SCHEMA)
-        latest = _latest(self._read(predicate=_filters(item_glob=item_glob)))
+        latest = _latest(self._read(predicate=_filters(item_glob=item_glob), dedup=False))
         latest = latest.filter(pl.col("status") != RESET)
         if statuses:
             latest = latest.filter(pl.col("status").is_in(list(statuses)))
@@ -734,7 +752,8 @@ def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, 
             chosen[item] = entry.status
     present = set(
         ledger._read(["item", "kind", "source"],
-                     (pl.col("source") == source) & (pl.col("kind") == kind))["item"].to_list()
+                     (pl.col("source") == source) & (pl.col("kind") == kind), dedup=False
+                     )["item"].to_list()
     )
     now = time.time()
     new = []
@@ -767,7 +786,7 @@ def _row(o: Outcome) -> tuple:
     return (
         uuid.uuid4().hex, _next_seq(), o.item, o.kind, o.source, o.status,
         _us(o.started), _us(o.finished), o.duration, o.size, o.mtime_ns,
-        o.settings_digest, list(o.products), o.error, __version__, _HOST, os.getpid(),
+        o.settings_digest, list(o.products), o.error, __version__, _HOSTNAME, os.getpid(),
     )
 
 
@@ -805,6 +824,33 @@ def _read_one(path: pathlib.Path, columns: list[str] | None, predicate: pl.Expr 
     if columns is not None:
         lf = lf.select(columns)
     return lf.collect()
+
+
+def _exists_checker(paths: Iterable[str]):
+    """``os.path.exists`` for many paths: a folder holding many of them is listed once
+    (half the cost of a stat per file); the rest are stat-ed."""
+    if os.sep != "/" or os.altsep:
+        return os.path.exists
+    counts = Counter(p.rpartition("/")[0] for p in paths)
+    listed: dict[str, set[str]] = {}
+    for folder, n in counts.items():
+        if n >= _LISTDIR_MIN and folder:
+            try:
+                listed[folder] = set(os.listdir(folder))
+            except FileNotFoundError:
+                listed[folder] = set()
+            except OSError:
+                pass  # unreadable folder: stat each path
+    if not listed:
+        return os.path.exists
+    exists = os.path.exists
+
+    def check(path: str) -> bool:
+        folder, _, name = path.rpartition("/")
+        names = listed.get(folder)
+        return exists(path) if names is None else name in names
+
+    return check
 
 
 def _dedup(frame: pl.DataFrame) -> pl.DataFrame:

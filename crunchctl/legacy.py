@@ -88,7 +88,8 @@ def _read_text(name: str) -> str:
     except FileNotFoundError:
         raise ConfigError(f"{name}: no such legacy state file") from None
     except OSError as exc:
-        raise ConfigError(f"{name}: cannot read legacy state file ({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        raise ConfigError(f"{name}: cannot read legacy state file ({reason})") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -181,6 +181,8 @@ def test_compaction_overlap_is_deduplicated(tmp_path):
     led = Ledger(tmp_path)
     assert led.scan().collect().height == 8
     assert led.status()["rows"] == 8
+    assert led.latest().height == 8
+    assert len(led.done_items("iq", [(f"/r/{i}.tiq", 10, 20) for i in range(8)], "d1")) == 8
     led.compact()
     assert len(files(tmp_path)) == 1
     assert pl.read_parquet(files(tmp_path)[0]).height == 8
@@ -273,6 +275,24 @@ def test_done_items_rules(tmp_path):
     assert "/r/a.tiq" not in led.done_items("iq", cands, "d1")
 
 
+def test_done_items_many_products_in_one_folder(tmp_path):
+    # Enough products in one folder that it is listed once instead of stat-ed per file.
+    out = tmp_path / "out"
+    out.mkdir()
+    led = Ledger(tmp_path / "l", flush_every=1000)
+    led.record_many(oc(f"/r/{i}.tiq", products=[str(out / f"{i}.png"), str(out / f"{i}.npz")])
+                    for i in range(600))
+    led.record_many(oc(f"/r/gone{i}.tiq", products=[str(tmp_path / "nowhere" / f"{i}.png")])
+                    for i in range(300))
+    for i in range(600):
+        (out / f"{i}.png").touch()
+        if i % 3:
+            (out / f"{i}.npz").touch()
+    cands = [(f"/r/{i}.tiq", 10, 20) for i in range(600)]
+    cands += [(f"/r/gone{i}.tiq", 10, 20) for i in range(300)]
+    assert led.done_items("iq", cands, "d1") == {f"/r/{i}.tiq" for i in range(600) if i % 3}
+
+
 def test_latest_orders_by_finished_then_seq(tmp_path):
     led = Ledger(tmp_path)
     led.record(oc("/r/a.tiq", "ok", t=T0 + 10))
@@ -327,6 +347,8 @@ def test_status_counts(tmp_path):
          "finished": "2023-11-14T22:13:20Z", "error": "short read"},
     ]
     assert s["warnings"] == []
+    assert status_ledger(tmp_path / "y").sources() == [
+        "batch:/x/items.txt", "process", "watch:/data/w"]
     assert len(status_ledger(tmp_path / "x").status(latest_errors=1)["latest_errors"]) == 1
 
 

@@ -74,8 +74,7 @@ def _known_sources() -> list[str]:
     try:
         from crunchctl.ledger import Ledger, default_ledger_path
 
-        frame = Ledger(default_ledger_path(), create=False).latest()
-        return sorted(set(frame.get_column("source").to_list()))[:50]
+        return sorted(Ledger(default_ledger_path(), create=False).sources())[:50]
     except Exception:  # noqa: BLE001 - completion must never fail
         return []
 
@@ -87,7 +86,7 @@ def _pending(led: Any, settings: Any, source: str | None) -> list[dict[str, str]
     except ImportError:
         return []
     folders = set()
-    for src in led.latest().get_column("source").unique().to_list():
+    for src in led.sources():
         if isinstance(src, str) and src.startswith("watch:"):
             folders.add(src[len("watch:"):])
     if settings.folder_path:
