@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from crunchctl import engine
 from crunchctl.errors import ItemError, UsageError
 from crunchctl.figure import FigureOptions
-from crunchctl.loaders import AUTO, LoaderSpec
+from crunchctl.loaders import AUTO, BUILTINS, LoaderSpec
 from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
@@ -419,7 +419,10 @@ def run_batch(
         if ledger is not None:
             ledger.record(outcome)
 
-    inline = len(tasks) == 1
+    # A lone item runs in this process, except with a plugin: user code that crashes
+    # (segfault, os._exit) must take only its worker down, not the run (issue 8); the
+    # lone due item of a --resume is often exactly the one that crashed last time.
+    inline = len(tasks) == 1 and tasks[0].loader.kind in BUILTINS
     workers = max(1, min(options.workers, len(tasks)))
     try:
         summary = engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
@@ -450,7 +453,7 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
         rows.append(("not started (interrupted)", str(s.not_started)))
     if result.duplicates:
         rows.append(("duplicates (processed once)", str(len(result.duplicates))))
-    speed = f" ({rate:.2f} items/s)" if s.elapsed >= 1 and rate else ""
+    speed = f" ({rate:.2f} items/s)" if s.elapsed > 0 and rate else ""
     rows.append(("time", f"{s.elapsed:.1f} s{speed}"))
     rows.append(("figures", result.output))
     return rows

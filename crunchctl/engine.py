@@ -122,7 +122,10 @@ def _context() -> mp.context.BaseContext:
     # from a clean server that has already imported the numerics.
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["crunchctl.pipeline", "crunchctl.render", "numpy"])
+        # Everything a recording task imports, so no worker pays it after the fork.
+        ctx.set_forkserver_preload(["crunchctl.pipeline", "crunchctl.render", "numpy",
+                                    "scipy.fft", "matplotlib.figure",
+                                    "matplotlib.backends.backend_agg"])
         return ctx
     return mp.get_context("spawn")
 

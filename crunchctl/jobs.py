@@ -50,11 +50,17 @@ class Publisher:
     def __init__(self, www: str | None) -> None:
         self.www = www
         self._newest: dict[str, int] = {}
+        self._cleaned = False
 
     def publish(self, outcome: Outcome) -> list[str]:
         if not self.www or outcome.status != OK or len(outcome.products) < 2:
             return []
-        from crunchctl.products import publish_www
+        from crunchctl.products import clean_stale_temps, publish_www
+
+        if not self._cleaned:
+            # Temp copies of a run killed mid-copy would stay in the web folder for good.
+            self._cleaned = True
+            clean_stale_temps(self.www)
 
         folder = str(Path(outcome.item).parent)
         mtime = outcome.mtime_ns or 0

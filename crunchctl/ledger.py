@@ -13,7 +13,9 @@ Storage layout of a ledger folder:
 - ``.<name>.tmp``: a file being written. Every file is written under a hidden temporary name
   in the same folder, fsynced, then ``os.replace``-d into place (polars#17358: write_parquet
   truncates in place), so readers never see half a file. Stale temporaries older than an
-  hour are removed by compaction.
+  hour are removed by compaction; a part file's temporary left by a process of this host
+  that no longer runs (``kill -9`` during a flush) is removed by the next writer's first
+  flush (issue 8: no temp files accumulate).
 - ``.compact.lock``: ``fcntl.flock`` target. A compaction holds it exclusively; readers
   hold it shared while they list and read, so no file is deleted under them.
 
@@ -103,6 +105,8 @@ _TIER_RATIO = 1.0
 _READ_RETRIES = 10
 _READ_LOCK_WAIT_S = 30.0
 _STALE_TMP_S = 3600.0
+# ``.part-<stamp>-<host tag>-<pid>-<uuid8>.parquet.tmp``: who wrote a part file's temporary.
+_PART_TMP_RE = re.compile(r"^\.part-[0-9T.]+-([A-Za-z0-9._]+)-(\d+)-[0-9a-f]{8}\.parquet\.tmp$")
 _LISTDIR_MIN = 256  # products queried in one folder before it is listed instead
 _PART_PREFIX = "part-"
 _COMPACT_PREFIX = "compact-"
@@ -180,6 +184,7 @@ class Ledger:
         self._buffer: list[tuple] = []
         self._lock = threading.RLock()
         self._damaged: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when found
+        self._swept = False  # dead writers' temporaries removed (first flush)
         if self.path.exists() and not self.path.is_dir():
             raise LedgerError(f"ledger path {self.path} is a file, not a folder")
         if create:
@@ -231,6 +236,9 @@ class Ledger:
             return
         frame = _frame_from_rows(self._buffer)
         self._ensure_folder()
+        if not self._swept:
+            self._swept = True
+            self._remove_stale_tmp()
         unique = f"{_HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         name = f"{_PART_PREFIX}{_stamp()}-{unique}{_SUFFIX}"
         self._write_atomic(frame, name)
@@ -265,6 +273,13 @@ class Ledger:
         except OSError as exc:
             _unlink_quietly(tmp)
             raise LedgerError(f"cannot write ledger file {final}: {exc.strerror or exc}") from None
+        except pl.exceptions.PolarsError as exc:
+            # polars reports a failed write of the file (a full disk: ENOSPC) as a
+            # ComputeError "... underlying IO error: <reason>", not as OSError (issue 8).
+            _unlink_quietly(tmp)
+            text = " ".join(str(exc).split())
+            reason = text.split("underlying IO error: ", 1)[-1][:200]
+            raise LedgerError(f"cannot write ledger file {final}: {reason}") from None
         except BaseException:
             _unlink_quietly(tmp)
             raise
@@ -335,13 +350,15 @@ class Ledger:
         log.debug("ledger %s: compacted %d files into %s", self.path, len(read_ok), name)
 
     def _remove_stale_tmp(self) -> None:
+        """Remove temporaries older than an hour, and part temporaries whose writer (a
+        process of this host) is gone: nobody will ever rename them."""
         cutoff = time.time() - _STALE_TMP_S
         try:
             with os.scandir(self.path) as it:
                 for entry in it:
                     if entry.name.startswith(".") and entry.name.endswith(".tmp"):
                         try:
-                            if entry.stat().st_mtime < cutoff:
+                            if entry.stat().st_mtime < cutoff or _dead_writer(entry.name):
                                 os.unlink(entry.path)
                         except OSError:
                             pass
@@ -538,7 +555,7 @@ class Ledger:
         self,
         kind: str,
         candidates: Sequence[tuple[str, int | None, int | None]],
-        settings_digest: str,
+        settings_digest: str | None,
         *,
         check_products: bool = True,
     ) -> set[str]:
@@ -551,7 +568,8 @@ class Ledger:
         Args:
             kind: ``iq`` or ``batch``.
             candidates: ``(item, size, mtime_ns)`` per item.
-            settings_digest: digest of the current product-shaping settings.
+            settings_digest: digest of the current product-shaping settings; None accepts
+                any settings (``status`` asks "done at all?", not "done with mine?").
             check_products: look at the file system for the products.
 
         Returns:
@@ -573,7 +591,8 @@ class Ledger:
             & pl.col("size").eq_missing(pl.col("_size"))
             & pl.col("mtime_ns").eq_missing(pl.col("_mtime"))
             & (
-                (pl.col("settings_digest") == settings_digest)
+                pl.lit(settings_digest is None)
+                | (pl.col("settings_digest") == (settings_digest or ""))
                 | (pl.col("settings_digest") == LEGACY_DIGEST)
             )
         )
@@ -978,6 +997,23 @@ def _damage_reason(path: pathlib.Path, exc: BaseException) -> str:
         return "truncated"
     text = " ".join(str(exc).split())
     return text[:160] or type(exc).__name__
+
+
+def _dead_writer(tmp_name: str) -> bool:
+    """Whether a part file's temporary was left by a process of this host that is gone."""
+    m = _PART_TMP_RE.match(tmp_name)
+    if m is None or m.group(1) != _HOST_TAG:
+        return False
+    pid = int(m.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, someone else's
+        return False
+    return False
 
 
 def _unlink_quietly(path: os.PathLike) -> None:

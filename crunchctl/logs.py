@@ -103,5 +103,7 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                                "%Y-%m-%dT%H:%M:%S"))
     handler.setLevel(level)
+    # Records logged with extra={"file_only": True} (tracebacks) stay out of the console.
+    handler.addFilter(lambda record: not getattr(record, "file_only", False))
     logger.addHandler(handler)
     return LogSetup(path, memory, handler, flush_interval)

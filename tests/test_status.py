@@ -93,3 +93,17 @@ def test_ledger_path_that_is_a_file_is_a_usage_error(tmp_path, make_tiq):
     r = run("process", make_tiq("a.tiq", nframes=1), "--ledger", f, "--output", tmp_path / "o")
     assert r.exit_code == 2
     assert str(f) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_status_lists_pending_recordings_of_watched_folders(tmp_path, make_tiq):
+    folder = tmp_path / "rsa510"
+    good = make_tiq("good.tiq", folder=folder, nframes=2)
+    cut = folder / "cut.tiq"
+    cut.write_bytes(good.read_bytes()[:-500])
+    r = run("watch", folder, "--once", *small_args(tmp_path))
+    assert r.exit_code == 0, r.stderr
+    # Status runs with other settings than the watcher: pending means "not done at all".
+    doc = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json").stdout)
+    assert [p["item"] for p in doc["pending"]] == [str(cut)]
+    assert doc["pending"][0]["reason"].startswith("incomplete")
+    assert doc["pending"][0]["folder"] == str(folder)

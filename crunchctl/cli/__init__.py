@@ -19,6 +19,7 @@ from crunchctl.cli.importcmd import import_
 from crunchctl.cli.process import process
 from crunchctl.cli.reset import reset
 from crunchctl.cli.status import status
+from crunchctl.cli.watch import watch
 
 app = typer.Typer(
     name="crunchctl",
@@ -58,6 +59,7 @@ app.command("status")(status)
 app.command("reset")(reset)
 app.command("import")(import_)
 app.command("demo")(demo)
+app.command("watch")(watch)
 app.command("batch")(batch)
 
 

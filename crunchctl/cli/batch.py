@@ -125,18 +125,14 @@ def batch(
                 raise UsageError(f"{what}: {lo:g} is not below {hi:g}")
         item_list = core.read_items(items)
         console = c.err_console()
-        logs = c.start_logging(opts, settings, console,
-                               flush_every=log_flush_every or flush_every)
-        with c.errors_to_exit(opts, logs):
-            try:
-                options = core.BatchOptions(
-                    output=str(settings.output_dir()), loader=loader or "auto",
-                    figure=figure, settings=settings, workers=settings.workers,
-                    fresh=not resume, source=core.items_source(items))
-                code = _run(core, item_list, items, options, opts, settings, console,
-                            flush_every, json_out, logs)
-            finally:
-                logs.close()
+        with c.command_logs(opts, settings, console,
+                            flush_every=log_flush_every or flush_every) as logs:
+            options = core.BatchOptions(
+                output=str(settings.output_dir()), loader=loader or "auto",
+                figure=figure, settings=settings, workers=settings.workers,
+                fresh=not resume, source=core.items_source(items))
+            code = _run(core, item_list, items, options, opts, settings, console,
+                        flush_every, json_out, logs)
         raise typer.Exit(code)
 
 

@@ -100,7 +100,9 @@ def out_console() -> Console:
     from rich.console import Console
 
     plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
-    return Console(no_color=plain, highlight=False, soft_wrap=plain,
+    # Off a terminal nothing knows the width; rich would assume 80 and fold long paths.
+    width = None if sys.stdout.isatty() else 200
+    return Console(no_color=plain, highlight=False, soft_wrap=plain, width=width,
                    force_terminal=False if plain else None)
 
 
@@ -139,7 +141,8 @@ def errors_to_exit(opts: Common, logs: LogSetup | None = None) -> Iterator[None]
     except Exception as e:  # noqa: BLE001
         import logging
 
-        logging.getLogger("crunchctl").error("internal error", exc_info=True)
+        logging.getLogger("crunchctl").error("internal error", exc_info=True,
+                                             extra={"file_only": True})
         if logs is not None:
             logs.flush()
         if opts.verbose:
@@ -171,6 +174,18 @@ def start_logging(opts: Common, settings: Settings | None, console: Console | No
         str(opts.log_file) if opts.log_file else None)
     return logs.setup(log_file=log_file, verbosity=opts.verbosity, console=console,
                       plain=plain_output(), flush_every=flush_every)
+
+
+@contextlib.contextmanager
+def command_logs(opts: Common, settings: Settings | None, console: Console | None,
+                 *, flush_every: int = 10) -> Iterator[LogSetup]:
+    """Logging for one command body; errors are logged and mapped before the log closes."""
+    logs = start_logging(opts, settings, console, flush_every=flush_every)
+    try:
+        with errors_to_exit(opts, logs):
+            yield logs
+    finally:
+        logs.close()
 
 
 def open_ledger(settings: Settings | None, opts: Common, *, create: bool = True,

@@ -41,12 +41,8 @@ def demo(
             opts, output_path=folder / "products", www_path=folder / "www", workers=workers,
             ledger_path=str(opts.ledger or folder / "ledger"))
         console = c.err_console()
-        logs = c.start_logging(opts, settings, console)
-        with c.errors_to_exit(opts, logs):
-            try:
-                code = _run(folder, frames, noise_only, settings, opts, console)
-            finally:
-                logs.close()
+        with c.command_logs(opts, settings, console):
+            code = _run(folder, frames, noise_only, settings, opts, console)
         raise typer.Exit(code)
 
 

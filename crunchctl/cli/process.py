@@ -48,12 +48,8 @@ def process(
                                                zoom_span, window, cmap))
         c.check_cmap(settings)
         console = c.err_console()
-        logs = c.start_logging(opts, settings, console)
-        with c.errors_to_exit(opts, logs):
-            try:
-                code = _run(files, settings, opts, console, force, json_out)
-            finally:
-                logs.close()
+        with c.command_logs(opts, settings, console):
+            code = _run(files, settings, opts, console, force, json_out)
         raise typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from crunchctl.cli import common as c
+from crunchctl.cli.status import known_sources
 
 
 def reset(
@@ -20,7 +21,7 @@ def reset(
         "--item", help="Items matching this glob.", show_default=False)] = None,
     source: Annotated[Optional[str], typer.Option(
         "--source", help="Items whose latest attempt came from this source (glob allowed).",
-        show_default=False)] = None,
+        show_default=False, autocompletion=lambda: known_sources())] = None,
     all_items: Annotated[bool, typer.Option("--all", help="Every item.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be reset; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

@@ -43,7 +43,7 @@ def status(
     source: Annotated[Optional[str], typer.Option(
         "--source", help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
                          " a glob works too).", show_default=False,
-        autocompletion=lambda: _known_sources())] = None,
+        autocompletion=lambda: known_sources())] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only items whose latest status is error.")] = False,
     json_out: c.JsonOpt = False,
     config: c.ConfigOpt = None,
@@ -70,7 +70,7 @@ def status(
             _render(doc)
 
 
-def _known_sources() -> list[str]:
+def known_sources() -> list[str]:
     try:
         from crunchctl.ledger import Ledger, default_ledger_path
 
@@ -80,26 +80,31 @@ def _known_sources() -> list[str]:
 
 
 def _pending(led: Any, settings: Any, source: str | None) -> list[dict[str, str]]:
-    """Recordings in watched folders that are not done yet (DESIGN section 8)."""
-    try:
-        from crunchctl import watchjob
-    except ImportError:
-        return []
-    folders = set()
-    for src in led.sources():
-        if isinstance(src, str) and src.startswith("watch:"):
-            folders.add(src[len("watch:"):])
+    """Recordings in watched folders that are not done yet (DESIGN section 8).
+
+    "Done" here means done with any settings: status cannot know the watcher's settings.
+    """
+    from crunchctl import watchjob
+    from crunchctl.outcome import KIND_IQ
+    from crunchctl.pipeline import fingerprint
+
+    folders = {src[len("watch:"):] for src in led.sources() if src.startswith("watch:")}
     if settings.folder_path:
         folders.add(settings.folder_path)
     out = []
     for folder in sorted(folders):
-        if source and source not in (f"watch:{folder}", "watch:*"):
+        if source and source not in ("watch", f"watch:{folder}"):
             continue
         try:
-            for path, reason in watchjob.pending_recordings(folder, "*.tiq", False, settings, led):
-                out.append({"folder": folder, "item": path, "reason": reason})
-        except (OSError, ValueError):
+            paths = [p for p, _, _ in watchjob.scan_folder(folder, "*.tiq", False)]
+        except OSError:
             continue
+        done = led.done_items(KIND_IQ, [(p, *fingerprint(p)) for p in paths], None)
+        for p in paths:
+            if p not in done:
+                complete, reason = watchjob.tiq_state(p)
+                out.append({"folder": folder, "item": p,
+                            "reason": reason if not complete else "not done yet"})
     return out
 
 

@@ -1,0 +1,292 @@
+"""``crunchctl watch``: options in, one ``watchjob.run_watch`` call, a panel or log lines out.
+
+The rich live panel and the plain log lines are here; the loop, readiness and the lock are
+in ``crunchctl.watchjob`` (imported inside the command: ``--help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from crunchctl.cli import common as c
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crunchctl.outcome import Outcome
+    from crunchctl.watchjob import WatchSnapshot
+
+
+def watch(
+    ctx: typer.Context,
+    folder: Annotated[Optional[Path], typer.Argument(
+        help="Folder the recorder writes into [default: folder_path from the config].",
+        show_default=False, file_okay=False, metavar="FOLDER")] = None,
+    recursive: Annotated[bool, typer.Option(
+        "--recursive", "-r", help="Watch sub-folders too.")] = False,
+    pattern: Annotated[str, typer.Option(
+        "--pattern", help="File-name pattern of recordings (case-insensitive).")] = "*.tiq",
+    settle: Annotated[float, typer.Option(
+        "--settle", metavar="SECONDS", min=0.0,
+        help="Files other than .tiq are ready once size and mtime are unchanged this long "
+             "(.tiq files are ready when their header says they are complete).")] = 2.0,
+    poll: Annotated[Optional[float], typer.Option(
+        "--poll", metavar="SECONDS", min=0.01,
+        help="Poll the folder at this interval instead of file-system events (network "
+             "shares: SMB/NFS deliver no events). 5 or more for big folders.",
+        show_default=False)] = None,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Process the backlog and exit (cron); incomplete recordings are "
+                       "reported as pending.")] = False,
+    output: c.OutputOpt = None,
+    www: c.WwwOpt = None,
+    workers: c.WorkersOpt = None,
+    lframes: c.LframesOpt = None,
+    nframes: c.NframesOpt = None,
+    n_avg: c.NavgOpt = None,
+    zoom_center: c.ZoomCenterOpt = None,
+    zoom_span: c.ZoomSpanOpt = None,
+    window: c.WindowOpt = None,
+    cmap: c.CmapOpt = None,
+    config: c.ConfigOpt = None,
+    ledger: c.LedgerOpt = None,
+    log_file: c.LogFileOpt = None,
+    verbose: c.VerboseOpt = 0,
+    quiet: c.QuietOpt = False,
+) -> None:
+    """Process the backlog, then every new or changed recording, as it is complete.
+
+    Backlog first (oldest first), then live file-system events (or --poll). A .tiq is
+    processed once the bytes its header announces are all there; a recording is processed
+    once per version and again when it changes. Ctrl-C or SIGTERM: no new work, recordings
+    in progress finish (Ctrl-C again cancels them), the ledger is flushed; exit 130 after
+    Ctrl-C, 0 after SIGTERM. One watch per folder and ledger: a second one refuses to start.
+
+    Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
+    """
+    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                    log_file=log_file)
+    with c.errors_to_exit(opts):
+        from crunchctl.errors import UsageError
+
+        settings = c.settings_for(opts, folder_path=folder, output_path=output, www_path=www,
+                                  workers=workers,
+                                  **c.numerics(lframes, nframes, n_avg, zoom_center,
+                                               zoom_span, window, cmap))
+        if not settings.folder_path:
+            raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
+                             "[paths] table of the config")
+        from crunchctl import watchjob
+
+        options = watchjob.WatchOptions(settings.folder_path, pattern=pattern,
+                                        recursive=recursive, settle=settle, poll=poll,
+                                        once=once)
+        watchjob.check_options(options)
+        c.check_cmap(settings)
+        console = c.err_console()
+        logs = c.start_logging(opts, settings, console)
+        with c.errors_to_exit(opts, logs):
+            try:
+                code = _run(options, settings, opts, console)
+            finally:
+                logs.close()
+        raise typer.Exit(code)
+
+
+def _run(options: Any, settings: Any, opts: c.Common, console: Console) -> int:
+    import signal
+
+    from crunchctl import engine, watchjob
+
+    # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
+    with c.open_ledger(settings, opts, flush_every=1000) as ledger:
+        c.import_tracking_file(ledger, settings)
+        reporter: watchjob.WatchReporter
+        if opts.quiet or c.plain_output():
+            reporter = PlainLines(quiet=opts.quiet)
+        else:
+            reporter = LivePanel(console)
+        with engine.signals_to_flags(engine.StopFlags()) as flags:
+            result = watchjob.run_watch(options, settings, ledger, reporter=reporter,
+                                        flags=flags)
+    s = result.summary
+    parts = [f"processed {s.ok}", f"failed {s.error}"]
+    if s.no_data:
+        parts.append(f"no data {s.no_data}")
+    if s.skipped:
+        parts.append(f"skipped {s.skipped} already done")
+    if s.not_started:
+        parts.append(f"not started {s.not_started}")
+    parts.append(f"pending {len(result.pending)}")
+    how = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped (SIGTERM)"}.get(
+        s.interrupted_by, "done" if options.once else "stopped")  # type: ignore[arg-type]
+    typer.echo(f"watch {how}: " + ", ".join(parts) + f" in {s.elapsed:.1f} s")
+    for path, reason in result.pending:
+        typer.echo(f"pending: {path}: {reason}")
+    if s.interrupted_by == signal.SIGINT:
+        return 130
+    if s.interrupted_by is not None:
+        return 0  # SIGTERM (systemd stop): a clean stop (DESIGN section 2)
+    return 1 if options.once and s.error else 0
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _name(path: str) -> str:
+    return os.path.basename(path) or path
+
+
+class PlainLines:
+    """Plain timestamped lines on stderr (systemd, nohup, cron); errors come from the log."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            typer.echo(f"{_stamp()} {text}", err=True)
+
+    def start(self, snap: WatchSnapshot) -> None:
+        self._line(f"watching {snap.folder} ({snap.observer}); backlog: {snap.queued} to "
+                   f"check, {snap.skipped} already done")
+
+    def update(self, snap: WatchSnapshot) -> None:
+        pass
+
+    def item_started(self, path: str) -> None:
+        pass
+
+    def item_done(self, outcome: Outcome, published: list[str]) -> None:
+        if outcome.status == "error":
+            return  # logged on stderr already
+        png = published[0] if published else (outcome.products[0] if outcome.products else "")
+        where = f" -> {os.path.abspath(png)}" if png else ""
+        self._line(f"{outcome.status} {outcome.item} ({outcome.duration:.2f} s){where}")
+
+    def waiting(self, path: str, reason: str) -> None:
+        self._line(f"waiting for {path}: {reason}")
+
+    def message(self, text: str) -> None:
+        self._line(text)
+
+    def close(self, snap: WatchSnapshot) -> None:
+        if snap.stopping:
+            self._line("stopped taking work")
+
+
+class LivePanel:
+    """A rich live panel on stderr, refreshed four times a second (ECOSYSTEM section 4).
+
+    Shares the console with the log handler, so warnings print above the panel.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.snap: WatchSnapshot | None = None
+        self.live: Any = None
+
+    def start(self, snap: WatchSnapshot) -> None:
+        from rich.live import Live
+
+        self.snap = snap
+        self.live = Live(console=self.console, get_renderable=self._render,
+                         refresh_per_second=4, transient=False, redirect_stdout=False,
+                         redirect_stderr=False)
+        self.live.start()
+
+    def update(self, snap: WatchSnapshot) -> None:
+        self.snap = snap
+
+    def item_started(self, path: str) -> None:
+        pass
+
+    def item_done(self, outcome: Outcome, published: list[str]) -> None:
+        pass
+
+    def waiting(self, path: str, reason: str) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def close(self, snap: WatchSnapshot) -> None:
+        self.snap = snap
+        if self.live is not None:
+            self.live.refresh()
+            self.live.stop()
+
+    def _render(self) -> Any:
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        s = self.snap
+        if s is None:
+            return Text("")
+        up = int(time.time() - s.started)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="ellipsis")
+        counts = Text()
+        for label, value, style in (("queue", s.queued, "cyan"),
+                                    ("in progress", len(s.in_progress), "yellow"),
+                                    ("done", s.done, "green"),
+                                    ("failed", s.failed, "red" if s.failed else "dim"),
+                                    ("pending", len(s.pending), "magenta" if s.pending
+                                     else "dim")):
+            counts.append(f"{label} ", style="dim")
+            counts.append(f"{value}", style=f"bold {style}")
+            counts.append("   ")
+        counts.append("rate ", style="dim")
+        counts.append(f"{s.rate_per_min:.1f}/min")
+        grid.add_row("status", counts)
+        if s.in_progress:
+            grid.add_row("working on", ", ".join(_name(p) for p in s.in_progress))
+        if s.last is not None:
+            o = s.last
+            when = time.strftime("%H:%M:%S", time.localtime(o.finished))
+            line = Text(f"{_name(o.item)}  ")
+            line.append(o.status, style="green" if o.status == "ok" else "red")
+            line.append(f"  {o.duration:.2f} s  at {when}")
+            grid.add_row("last", line)
+            if o.status == "ok":
+                png = s.last_published[0] if s.last_published else (
+                    o.products[0] if o.products else "")
+                if png:
+                    grid.add_row("png", os.path.abspath(png))
+            elif o.error:
+                grid.add_row("error", Text(o.error, style="red"))
+        if s.pending:
+            shown = s.pending[:5]
+            lines = Text()
+            for i, (path, reason) in enumerate(shown):
+                if i:
+                    lines.append("\n")
+                lines.append(_name(path), style="magenta")
+                lines.append(f"  {reason}", style="dim")
+            if len(s.pending) > len(shown):
+                lines.append(f"\n+{len(s.pending) - len(shown)} more", style="dim")
+            grid.add_row("pending", lines)
+        if s.restarts:
+            grid.add_row("observer", f"restarted {s.restarts} times")
+        if s.stopping:
+            grid.add_row("", Text("stopping: waiting for the recordings in progress "
+                                  "(Ctrl-C again cancels them)" if s.in_progress
+                                  else "stopping", style="yellow"))
+        else:
+            grid.add_row("", Text("Ctrl-C stops after the recordings in progress",
+                                  style="dim"))
+        title = f"crunchctl watch {s.folder}"
+        subtitle = f"{s.observer} · up {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}"
+        return Panel(grid, title=title, title_align="left", subtitle=subtitle,
+                     subtitle_align="left", border_style="yellow" if s.stopping else "blue")

@@ -1,0 +1,503 @@
+"""crunchctl watch (issue 4, DESIGN section 6): real folders, a real observer, real processes.
+
+Most tests run the installed ``crunchctl watch`` as a child process on a folder in
+``tmp_path`` (ledger, products and web folder there too) and read the ledger to check that
+every recording version was processed exactly once. Recordings are tiny (4 frames of 1024
+samples, ``--lframes 1024``) so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crunchctl import synth
+from crunchctl.config import Settings
+from crunchctl.errors import LedgerBusyError
+from crunchctl.ledger import Ledger
+from crunchctl.watchjob import (SettleTracker, WatchLock, WatchOptions, WatchSnapshot,
+                                check_options, pending_recordings, scan_folder, watches)
+
+HERE = Path(__file__).parent
+WRITER = HERE / "tiqwriter_proc.py"
+SPEC = synth.RecordingSpec(nframes=4, lframes=1024)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def crunchctl_cmd() -> list[str]:
+    exe = shutil.which("crunchctl")
+    return [exe] if exe else [sys.executable, "-m", "crunchctl"]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
+    env.pop("CRUNCHCTL_CONFIG", None)
+    return env
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def tiny_tiq(path: Path, seed: int = 1, nframes: int = 4) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return synth.make_recording(path, synth.RecordingSpec(nframes=nframes, lframes=1024,
+                                                          seed=seed))
+
+
+def drop(staging: Path, folder: Path, name: str, seed: int = 1) -> Path:
+    """Make a recording outside the watched folder and rename it in (atomic, like a mover)."""
+    src = tiny_tiq(staging / name, seed)
+    dest = folder / name
+    os.replace(src, dest)
+    return dest
+
+
+def make_incomplete(path: Path, seed: int = 7) -> Path:
+    """A .tiq whose data section stops half way (a recorder still writing)."""
+    full = tiny_tiq(path.with_suffix(".full"), seed)
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: len(data) - 8 * 1024])
+    return path
+
+
+def rows(ledger: Path, item: Path | None = None):
+    """Ledger rows of recordings (``iq``), optionally of one item."""
+    import polars as pl
+
+    frame = Ledger(ledger, create=False).scan().collect().filter(pl.col("kind") == "iq")
+    if item is not None:
+        frame = frame.filter(pl.col("item") == str(item))
+    return frame
+
+
+def count_ok(ledger: Path) -> int:
+    import polars as pl
+
+    if not ledger.exists():
+        return 0
+    return rows(ledger).filter(pl.col("status") == "ok").height
+
+
+class WatchProc:
+    """A ``crunchctl watch`` child process with its folders in one tmp dir."""
+
+    def __init__(self, base: Path, *extra: str, folder: Path | None = None) -> None:
+        self.base = base
+        self.folder = folder or base / "rec"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ledger = base / "ledger"
+        self.out = base / "out"
+        self.www = base / "www"
+        self.extra = extra
+        self.proc: subprocess.Popen | None = None
+        self.n = 0
+
+    def args(self) -> list[str]:
+        return [*crunchctl_cmd(), "watch", str(self.folder), "--ledger", str(self.ledger),
+                "--output", str(self.out), "--www", str(self.www), "--lframes", "1024",
+                "--log-file", str(self.base / "watch.log"), "-j", "2", *self.extra]
+
+    def start(self, *more: str) -> WatchProc:
+        self.n += 1
+        self.stdout_path = self.base / f"stdout{self.n}.txt"
+        self.stderr_path = self.base / f"stderr{self.n}.txt"
+        self.proc = subprocess.Popen(
+            self.args() + list(more), stdout=open(self.stdout_path, "w"),
+            stderr=open(self.stderr_path, "w"), env=child_env(), cwd=self.base)
+        wait_for(lambda: "watching " in self.stderr or self.proc.poll() is not None, 30,
+                 "the watcher to start")
+        assert self.proc.poll() is None, self.stderr
+        return self
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def watchers():
+    """Watch processes made by a test; killed at the end if the test left them running."""
+    made: list[WatchProc] = []
+
+    def make(base: Path, *extra: str, folder: Path | None = None) -> WatchProc:
+        w = WatchProc(base, *extra, folder=folder)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.kill()
+
+
+def run_once(base: Path, *extra: str, folder: Path | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+    w = WatchProc(base, folder=folder)
+    return subprocess.run(w.args() + ["--once", *extra], capture_output=True, text=True,
+                          env=child_env(), cwd=base, timeout=timeout)
+
+
+# ------------------------------------------------------------------------- unit: pure
+
+
+def test_settle_tracker_needs_unchanged_size_and_mtime_for_settle_seconds():
+    t = SettleTracker(2.0)
+    assert not t.observe("a", 10, 100, now=0.0)
+    assert not t.observe("a", 10, 100, now=1.9)
+    assert t.observe("a", 10, 100, now=2.0)
+    # Any change restarts the clock: size, then mtime alone.
+    assert not t.observe("a", 20, 100, now=2.5)
+    assert t.due("a") == 4.5
+    assert not t.observe("a", 20, 101, now=4.5)
+    assert not t.observe("a", 20, 101, now=6.0)
+    assert t.observe("a", 20, 101, now=6.5)
+    # Paths are independent; forget starts over.
+    assert not t.observe("b", 1, 1, now=6.5)
+    t.forget("a")
+    assert "a" not in t and "b" in t and len(t) == 1
+    assert not t.observe("a", 20, 101, now=7.0)
+
+
+def test_settle_tracker_zero_settles_at_once():
+    assert SettleTracker(0.0).observe("a", 1, 1, now=0.0)
+
+
+def test_scan_is_oldest_first_matches_case_insensitively_and_skips_hidden(tmp_path):
+    for i, name in enumerate(["b.tiq", "a.TIQ", "._a.tiq", "c.txt", "sub/d.tiq"]):
+        p = tmp_path / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"x")
+        os.utime(p, ns=(10**18 - i * 10**9, 10**18 - i * 10**9))
+    names = [Path(p).name for p, _, _ in scan_folder(str(tmp_path), "*.tiq", False)]
+    assert names == ["a.TIQ", "b.tiq"]
+    names = [Path(p).name for p, _, _ in scan_folder(str(tmp_path), "*.tiq", True)]
+    assert names == ["d.tiq", "a.TIQ", "b.tiq"]
+
+
+def test_options_are_checked(tmp_path):
+    from crunchctl.errors import UsageError
+
+    with pytest.raises(UsageError, match="does not exist"):
+        check_options(WatchOptions(str(tmp_path / "nope")))
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match="not a folder"):
+        check_options(WatchOptions(str(tmp_path / "f")))
+    with pytest.raises(UsageError, match="--poll"):
+        check_options(WatchOptions(str(tmp_path), poll=0))
+
+
+def test_lock_refuses_a_second_watch_and_names_the_first(tmp_path):
+    folder = str(tmp_path / "rec")
+    ledger = tmp_path / "ledger"
+    with WatchLock(ledger, folder, pattern="*.TIQ", recursive=True):
+        with pytest.raises(LedgerBusyError) as err:
+            WatchLock(ledger, folder).acquire(wait=0.2)
+        message = str(err.value)
+        assert f"pid {os.getpid()}" in message and folder in message and "since" in message
+        assert err.value.exit_code == 2
+        # Another folder on the same ledger is fine.
+        with WatchLock(ledger, str(tmp_path / "other")):
+            pass
+        # status learns which folders are watched, and whether a watch runs now.
+        found = {w["folder"]: w for w in watches(ledger)}
+        assert found[folder]["running"] and found[folder]["pid"] == os.getpid()
+        assert found[folder]["pattern"] == "*.TIQ" and found[folder]["recursive"]
+        assert not found[str(tmp_path / "other")]["running"]
+        assert found[str(tmp_path / "other")]["stopped"]
+    with WatchLock(ledger, folder):  # released on exit
+        pass
+
+
+def test_pending_recordings_for_status(tmp_path):
+    from crunchctl.jobs import process_files
+
+    folder = tmp_path / "rec"
+    done = tiny_tiq(folder / "done.tiq")
+    new = tiny_tiq(folder / "new.tiq", seed=2)
+    half = make_incomplete(folder / "half.tiq")
+    settings = Settings(lframes=1024, output_path=str(tmp_path / "out"), workers=1)
+    with Ledger(tmp_path / "ledger") as ledger:
+        process_files([done], settings, ledger=ledger)
+        pending = dict(pending_recordings(str(folder), "*.tiq", False, settings, ledger))
+    assert set(pending) == {str(new), str(half)}
+    assert pending[str(new)] == "not done yet"
+    assert pending[str(half)].startswith("incomplete: header says")
+
+
+def test_live_panel_shows_counts_last_png_and_pending():
+    from rich.console import Console
+
+    from crunchctl.cli.watch import LivePanel
+    from crunchctl.outcome import Outcome
+
+    console = Console(record=True, width=160, force_terminal=True, color_system=None)
+    panel = LivePanel(console)
+    last = Outcome("/data/rsa510/a.tiq", "iq", "watch:/data/rsa510", "ok", time.time() - 2,
+                   time.time(), 10, 10, "d", ["/out/a.png"])
+    panel.snap = WatchSnapshot(folder="/data/rsa510", observer="file-system events",
+                               started=time.time() - 65, queued=3,
+                               in_progress=["/data/rsa510/b.tiq"], done=7, failed=1,
+                               rate_per_min=4.5, last=last, last_published=["/www/rsa510.png"],
+                               pending=[("/data/rsa510/c.tiq", "incomplete: header says ...")])
+    console.print(panel._render())
+    text = console.export_text()
+    for expected in ("crunchctl watch /data/rsa510", "queue 3", "in progress 1", "done 7",
+                     "failed 1", "pending 1", "4.5/min", "a.tiq", "/www/rsa510.png",
+                     "c.tiq", "incomplete", "b.tiq", "up 0:01:0"):
+        assert expected in text, (expected, text)
+
+
+def test_no_folder_is_a_usage_error(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crunchctl.cli import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("CRUNCHCTL_CONFIG", raising=False)
+    monkeypatch.delenv("CRUNCHCTL_FOLDER_PATH", raising=False)
+    result = CliRunner().invoke(app, ["watch", "--ledger", str(tmp_path / "l")],
+                                env={"NO_COLOR": "1", "_TYPER_FORCE_DISABLE_TERMINAL": "1"})
+    assert result.exit_code == 2
+    assert "no folder to watch" in result.output
+    result = CliRunner().invoke(app, ["watch", str(tmp_path / "missing"), "--ledger",
+                                      str(tmp_path / "l")], env={"NO_COLOR": "1"})
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+# ---------------------------------------------------------------- real observer, children
+
+
+def test_writer_in_chunks_is_processed_once_after_the_last_byte(tmp_path, watchers):
+    w = watchers(tmp_path).start()
+    src = tiny_tiq(tmp_path / "staging" / "slow.tiq")
+    dest = w.folder / "slow.tiq"
+    writer = subprocess.run([sys.executable, str(WRITER), str(src), str(dest), "--chunks", "6",
+                             "--pause", "0.3"], capture_output=True, text=True, timeout=30)
+    last_byte = float(writer.stdout.split()[1])
+    wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the recording to be processed")
+    time.sleep(1.0)  # time for a wrong second processing to show up
+    r = rows(w.ledger, dest)
+    assert r.height == 1, r
+    row = r.row(0, named=True)
+    assert row["status"] == "ok"
+    assert row["size"] == src.stat().st_size
+    assert row["started"].timestamp() >= last_byte - 0.01
+    assert (w.www / "rec.png").exists() and (w.www / "zoom_rec.png").exists()
+    assert "waiting for" in w.stderr and "incomplete" in w.stderr
+    assert w.stop() == 0
+
+
+def short_tiq(path: Path, seed: int) -> Path:
+    """A valid recording holding less than one 1024-sample frame: fails fast, as ``error``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return synth.make_recording(path, synth.RecordingSpec(nframes=0, lframes=1024,
+                                                          extra_samples=512, seed=seed))
+
+
+def burst(w: WatchProc, staging: Path, n: int, real: int) -> list[str]:
+    """Make ``n`` recordings (``real`` of them processable) and rename them in at once."""
+    names = [f"burst_{i:03d}.tiq" for i in range(n)]
+    for i, name in enumerate(names):
+        (tiny_tiq if i < real else short_tiq)(staging / name, seed=i)
+    for name in names:
+        os.replace(staging / name, w.folder / name)
+    return [str(w.folder / name) for name in names]
+
+
+def test_burst_of_200_recordings_each_processed_exactly_once(tmp_path, watchers):
+    # Rendering a quicklook costs ~0.4 s of CPU, too much for 200 in a fast suite: 10 are
+    # real and 190 hold less than one frame, so their processing fails at once (an
+    # ``error`` attempt is recorded exactly like an ``ok`` one). The all-real version is
+    # the slow test below.
+    w = watchers(tmp_path).start()
+    items = burst(w, tmp_path / "staging", 200, real=10)
+    wait_for(lambda: rows(w.ledger).height >= 200 if w.ledger.exists() else False, 80,
+             "200 attempts", interval=0.5)
+    time.sleep(0.5)
+    assert w.stop() == 0
+    r = rows(w.ledger)
+    assert r.height == 200
+    assert sorted(r["item"].to_list()) == items  # each exactly once
+    assert r.filter(r["status"] == "ok")["item"].sort().to_list() == items[:10]
+    errors = r.filter(r["status"] == "error")["error"].to_list()
+    assert len(errors) == 190 and all("fewer than one frame" in e for e in errors)
+    assert len(list(w.out.glob("*_zoom.png"))) == 10
+    assert "processed 10, failed 190" in w.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_burst_of_200_real_recordings(tmp_path, watchers, request):
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("slow: select with -m slow")
+    w = watchers(tmp_path).start()
+    items = burst(w, tmp_path / "staging", 200, real=200)
+    wait_for(lambda: count_ok(w.ledger) >= 200, 600, "200 recordings", interval=1.0)
+    assert w.stop() == 0
+    r = rows(w.ledger)
+    assert sorted(r["item"].to_list()) == items and set(r["status"].to_list()) == {"ok"}
+    assert len(list(w.out.glob("*.png"))) == 400
+
+
+def test_moved_in_rewritten_and_repeated_events(tmp_path, watchers):
+    w = watchers(tmp_path).start()
+    other = tmp_path / "elsewhere"
+    moved = drop(other, w.folder, "moved.tiq", seed=3)
+    wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the moved-in recording")
+    first = rows(w.ledger, moved).row(0, named=True)
+
+    # Rewritten after it was done (different length, new mtime): processed again.
+    tiny_tiq(other / "v2.tiq", seed=4, nframes=5)
+    shutil.copyfile(other / "v2.tiq", moved)
+    wait_for(lambda: count_ok(w.ledger) >= 2, 30, "the rewritten recording")
+
+    # Events that change nothing (open/close, chmod) do not process it a third time.
+    with open(moved, "ab"):
+        pass
+    os.chmod(moved, 0o644)
+    time.sleep(1.0)
+    r = rows(w.ledger, moved).sort("finished")
+    assert r.height == 2, r
+    second = r.row(1, named=True)
+    assert second["size"] == moved.stat().st_size != first["size"]
+    assert second["mtime_ns"] == moved.stat().st_mtime_ns
+    assert w.stop() == 0
+
+
+def test_sigterm_finishes_in_flight_work_and_a_restart_redoes_nothing(tmp_path, watchers):
+    folder = tmp_path / "rec"
+    names = [f"bk_{i:02d}.tiq" for i in range(10)]
+    for i, name in enumerate(names):
+        tiny_tiq(folder / name, seed=i)
+    w = watchers(tmp_path, "-j", "1")  # later -j wins: one worker, a slow backlog
+    w.start()
+    wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the first backlog recording")
+    assert w.stop(signal.SIGTERM) == 0
+    done_first = rows(w.ledger)
+    assert 1 <= done_first.height < len(names)
+    assert done_first["item"].n_unique() == done_first.height
+    assert set(done_first["status"].to_list()) == {"ok"}  # in-flight work finished
+    assert not list(w.out.glob(".*.tmp")) and not list(w.www.glob(".*.tmp"))
+    assert "stopped (SIGTERM)" in w.stdout
+
+    # A new recording arrives while nobody watches; the restart does only what is left.
+    new = drop(tmp_path / "staging", folder, "zz_new.tiq", seed=99)
+    w2 = watchers(tmp_path).start()
+    # A second watch on the same folder and ledger refuses to start, naming the first.
+    second = subprocess.run(w2.args(), capture_output=True, text=True, env=child_env(),
+                            timeout=30)
+    assert second.returncode == 2
+    assert f"pid {w2.proc.pid}" in second.stderr and "already watching" in second.stderr
+    wait_for(lambda: count_ok(w2.ledger) >= len(names) + 1, 60, "the rest of the backlog")
+    assert w2.stop(signal.SIGINT) == 130
+    r = rows(w2.ledger)
+    assert r.height == len(names) + 1  # nothing processed twice
+    assert r["item"].n_unique() == r.height
+    assert str(new) in r["item"].to_list()
+    assert "interrupted" in w2.stdout
+
+
+def test_once_drains_the_backlog_and_reports_incomplete_as_pending(tmp_path):
+    folder = tmp_path / "rec"
+    done = [tiny_tiq(folder / f"ok_{i}.tiq", seed=i) for i in range(3)]
+    half = make_incomplete(folder / "half.tiq")
+    result = run_once(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"pending: {half}: incomplete" in result.stdout
+    assert "processed 3, failed 0" in result.stdout
+    r = rows(tmp_path / "ledger")
+    assert sorted(r["item"].to_list()) == sorted(map(str, done))
+    # Again: nothing to redo, still pending.
+    again = run_once(tmp_path)
+    assert again.returncode == 0
+    assert "processed 0" in again.stdout and "skipped 3 already done" in again.stdout
+    assert rows(tmp_path / "ledger").height == 3
+
+
+def test_once_with_a_bad_recording_exits_1(tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "junk.tiq").write_bytes(b"this is not a TIQ file")
+    tiny_tiq(folder / "good.tiq")
+    result = run_once(tmp_path)
+    assert result.returncode == 1
+    assert "not a TIQ recording" in result.stderr
+    assert "processed 1, failed 1" in result.stdout
+
+
+def test_poll_sees_moved_and_chunked_recordings(tmp_path, watchers):
+    w = watchers(tmp_path, "--poll", "0.3").start()
+    assert "polling every 0.3 s" in w.stderr
+    moved = drop(tmp_path / "staging", w.folder, "polled.tiq", seed=5)
+    wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the polled recording")
+    src = tiny_tiq(tmp_path / "staging" / "slow.tiq", seed=6)
+    subprocess.run([sys.executable, str(WRITER), str(src), str(w.folder / "slow.tiq"),
+                    "--chunks", "4", "--pause", "0.4"], check=True, timeout=30)
+    wait_for(lambda: count_ok(w.ledger) >= 2, 30, "the chunked recording")
+    time.sleep(1.0)
+    r = rows(w.ledger)
+    assert r.height == 2 and r["item"].n_unique() == 2
+    assert str(moved) in r["item"].to_list()
+    assert w.stop() == 0
+
+
+def test_observer_restarts_after_the_folder_vanishes(tmp_path, watchers):
+    w = watchers(tmp_path).start()
+    shutil.rmtree(w.folder)  # a share outage, as the observer sees it
+    time.sleep(0.5)
+    w.folder.mkdir()
+    back = drop(tmp_path / "staging", w.folder, "after_outage.tiq")
+    wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the recording after the outage")
+    assert str(back) in rows(w.ledger)["item"].to_list()
+    log = (tmp_path / "watch.log").read_text() + w.stderr
+    assert "restarted" in log and "rescanning" in log
+    assert w.stop() == 0
+
+
+def test_recursive_same_stem_in_two_subfolders(tmp_path, watchers):
+    w = watchers(tmp_path, "--recursive").start()
+    (w.folder / "a").mkdir()
+    a = drop(tmp_path / "s1", w.folder / "a", "same.tiq", seed=1)
+    sub = tmp_path / "incoming"
+    tiny_tiq(sub / "b" / "same.tiq", seed=2)
+    os.replace(sub / "b", w.folder / "b")  # a whole folder moved in
+    b = w.folder / "b" / "same.tiq"
+    wait_for(lambda: count_ok(w.ledger) >= 2, 30, "both recordings")
+    r = rows(w.ledger)
+    assert sorted(r["item"].to_list()) == sorted([str(a), str(b)])
+    products = [set(p) for p in r["products"].to_list()]
+    assert not products[0] & products[1]  # no product overwrote the other's
+    assert w.stop() == 0
