@@ -360,9 +360,7 @@ def test_burst_of_200_recordings_each_processed_exactly_once(tmp_path, watchers)
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_burst_of_200_real_recordings(tmp_path, watchers, request):
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("slow: select with -m slow")
+def test_burst_of_200_real_recordings(tmp_path, watchers):
     w = watchers(tmp_path).start()
     items = burst(w, tmp_path / "staging", 200, real=200)
     wait_for(lambda: count_ok(w.ledger) >= 200, 600, "200 recordings", interval=1.0)
