@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from crunchctl.outcome import ERROR, NO_DATA, OK, Outcome
+from crunchctl.outcome import NO_DATA, OK, Outcome
 
 log = logging.getLogger("crunchctl.engine")
 

@@ -69,6 +69,24 @@ class Publisher:
         self._newest[folder] = mtime
         return publish_www(self.www, outcome.item, outcome.products[0], outcome.products[1])
 
+    def publish_and_log(self, outcome: Outcome) -> list[str]:
+        """Publish an outcome's PNGs and log it; a failed web copy makes it an error.
+
+        The products themselves stay; the recording is tried again on the next run.
+        """
+        published: list[str] = []
+        if outcome.status == OK:
+            try:
+                published = self.publish(outcome)
+            except (ItemError, OSError) as e:
+                outcome.status = ERROR
+                outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
+        if outcome.status == ERROR:
+            log.error("%s", outcome.error)
+        else:
+            log.info("%s: %s in %.2f s", outcome.item, outcome.status, outcome.duration)
+        return published
+
 
 def normalise(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Absolute paths, duplicates removed, order kept."""
@@ -165,16 +183,7 @@ def process_files(
     publisher = Publisher(settings.www_path)
 
     def handle(outcome: Outcome) -> None:
-        if outcome.status == OK:
-            try:
-                result.published.extend(publisher.publish(outcome))
-            except (ItemError, OSError) as e:
-                outcome.status = ERROR
-                outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
-        if outcome.status == ERROR:
-            log.error("%s", outcome.error)
-        else:
-            log.info("%s: %s in %.2f s", outcome.item, outcome.status, outcome.duration)
+        result.published.extend(publisher.publish_and_log(outcome))
         result.outcomes.append(outcome)
         if ledger is not None:
             ledger.record(outcome)

@@ -532,8 +532,6 @@ def _iq_row(power: np.ndarray, freqs: np.ndarray, times: np.ndarray, *, center: 
     if frame > 0:
         times = np.append(times, times[-1] + frame)
 
-    from crunchctl.render import fmt_hz
-
     with np.errstate(divide="ignore", invalid="ignore"):
         db = 10.0 * np.log10(power, dtype=np.float32)
     db[~np.isfinite(db)] = np.nan

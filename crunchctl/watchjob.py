@@ -49,7 +49,7 @@ from crunchctl import engine
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, IncompleteRecording, ItemError, LedgerBusyError, \
     LedgerError, TiqError, UsageError
-from crunchctl.outcome import ERROR, OK, Outcome
+from crunchctl.outcome import ERROR, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.ledger import Ledger
@@ -570,10 +570,10 @@ class Watch:
             from crunchctl.jobs import split_due
 
             try:
-                due, done = split_due(unknown, self.settings, self.ledger)
+                _, done = split_due(unknown, self.settings, self.ledger)
             except LedgerError as e:
                 log.error("%s; treating %d recordings as not done", e, len(unknown))
-                due, done = unknown, []
+                done = []
             done_set = set(done)
             for p, size, mtime in files:
                 if p in done_set:
@@ -758,17 +758,7 @@ class Watch:
         tb = outcome.extra.pop("traceback", None)
         if tb:
             log.error("%s\n%s", outcome.error, tb.rstrip())
-        published: list[str] = []
-        if outcome.status == OK:
-            try:
-                published = self.publisher.publish(outcome)
-            except (ItemError, OSError) as e:
-                outcome.status = ERROR
-                outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
-        if outcome.status == ERROR:
-            log.error("%s", outcome.error)
-        else:
-            log.info("%s: %s in %.2f s", outcome.item, outcome.status, outcome.duration)
+        published = self.publisher.publish_and_log(outcome)
         try:
             self.ledger.record(outcome)
         except LedgerError as e:  # the row stays buffered; the line must not stop

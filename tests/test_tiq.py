@@ -76,7 +76,7 @@ def _bad(tmp_path: Path, make_tiq) -> dict[str, tuple[Path, type, str]]:
         "cut_header": (good[: h.offset // 2], IncompleteRecording, "header cut"),
         "cut_prefix": (good[:10], IncompleteRecording, "header cut after 10 bytes"),
         "truncated": (good[: h.offset + 1000], IncompleteRecording,
-                      f"header says 2048 samples (16384 bytes) but only 1000 bytes of data follow"),
+                      "header says 2048 samples (16384 bytes) but only 1000 bytes of data follow"),
         "not_tiq": (b"hello world, this is not a recording", TiqError, "not a TIQ recording"),
         "offset_not_9_digits": (good.replace(good[18:27], b"00000012x", 1), TiqError,
                                 "is not nine decimal digits"),

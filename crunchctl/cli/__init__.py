@@ -6,7 +6,6 @@ here, so ``crunchctl --help`` and shell completion stay fast.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
