@@ -50,13 +50,15 @@ class LogSetup:
     def close(self) -> None:
         self._stop.set()
         logger = logging.getLogger(ROOT)
+        # MemoryHandler.close() forgets its target, so keep it to close the file after.
+        target = self.memory.target if self.memory is not None else None
         for h in (self.memory, self.console):
             if h is not None:
                 h.flush()
                 logger.removeHandler(h)
                 h.close()
-        if self.memory is not None and self.memory.target is not None:
-            self.memory.target.close()
+        if target is not None:
+            target.close()
 
 
 def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = None,

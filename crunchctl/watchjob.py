@@ -177,9 +177,10 @@ def is_tiq(path: str) -> bool:
 
 
 def scan_folder(folder: str, pattern: str, recursive: bool) -> list[tuple[str, int, int]]:
-    """Matching regular files under ``folder`` as (path, size, mtime_ns), oldest first.
+    """Matching files under ``folder`` as (path, size, mtime_ns), oldest first.
 
-    Hidden files and folders are skipped; a folder that cannot be read is logged and
+    Folders and dangling links whose names match are listed too (size 0), so processing
+    records their error. Hidden files and folders are skipped; a folder that cannot be read is logged and
     skipped (a share outage must not stop the watch).
     """
     from crunchctl.watcher import matches
@@ -198,19 +199,43 @@ def scan_folder(folder: str, pattern: str, recursive: bool) -> list[tuple[str, i
             continue
         for entry in entries:
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if recursive and not entry.name.startswith("."):
-                        stack.append(entry.path)
-                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir and recursive and not entry.name.startswith("."):
+                    stack.append(entry.path)
                 if not matches(entry.name, pattern):
                     continue
-                st = entry.stat()
+                if is_dir or entry.is_symlink():
+                    # A folder or a dangling link named like a recording gets its error in
+                    # the ledger (TIQ.md, bad files) instead of being ignored.
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        st = entry.stat(follow_symlinks=False)
+                    if is_dir or not _stat.S_ISREG(st.st_mode):
+                        found.append((entry.path, 0, st.st_mtime_ns))
+                        continue
+                else:
+                    st = entry.stat()
             except OSError:
                 continue
             if _stat.S_ISREG(st.st_mode):
                 found.append((entry.path, st.st_size, st.st_mtime_ns))
     found.sort(key=lambda f: (f[2], f[0]))
     return found
+
+
+def _entry_fingerprint(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a regular file; (0, mtime_ns) of a folder or dangling link."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        try:
+            return (0, os.lstat(path).st_mtime_ns)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    return (st.st_size if _stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns)
 
 
 def _short(message: str, path: str) -> str:
@@ -660,7 +685,10 @@ class Watch:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            self._forget(path)
+            if os.path.islink(path):  # a dangling link named like a recording: its error
+                self._bad_entry(path)  # goes to the ledger (TIQ.md, bad files)
+            else:
+                self._forget(path)
             return
         except OSError as e:
             self._wait(path, (-1, -1), f"cannot read: {e.strerror or e}", now, None)
@@ -668,6 +696,10 @@ class Watch:
         if _stat.S_ISDIR(st.st_mode):
             if self.options.recursive:
                 self._scan_dir(path)
+            from crunchctl.watcher import matches
+
+            if matches(os.path.basename(path), self.options.pattern):
+                self._bad_entry(path)  # a folder named like a recording
             return
         if not _stat.S_ISREG(st.st_mode):
             return
@@ -704,6 +736,15 @@ class Watch:
                 else f"settling ({self.options.settle:g} s unchanged needed)"
             self._wait(path, fp, what, now, tracker.due(path))
 
+    def _bad_entry(self, path: str) -> None:
+        """Queue a path that is not a regular file once, so processing records its error."""
+        fp = _entry_fingerprint(path)
+        if fp is None:
+            return
+        if self.attempted.get(path) != fp and path not in self.inflight:
+            self.pending.pop(path, None)
+            self.ready[path] = fp
+
     def _evaluate_due(self, now: float) -> None:
         for path, entry in list(self.pending.items()):
             if entry.next_check <= now:
@@ -736,11 +777,7 @@ class Watch:
                 return
             path, fp = next(iter(self.ready.items()))
             del self.ready[path]
-            try:
-                st = os.stat(path)
-                now_fp = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                now_fp = None
+            now_fp = _entry_fingerprint(path)
             if now_fp != fp:  # changed or gone since it was judged ready
                 self.dirty.setdefault(path, None)
                 continue

@@ -499,3 +499,25 @@ def test_recursive_same_stem_in_two_subfolders(tmp_path, watchers):
     products = [set(p) for p in r["products"].to_list()]
     assert not products[0] & products[1]  # no product overwrote the other's
     assert w.stop() == 0
+
+
+def test_once_records_folders_and_dangling_links_named_like_recordings(tmp_path):
+    folder = tmp_path / "rec"
+    good = tiny_tiq(folder / "good.tiq")
+    (folder / "dir.tiq").mkdir()
+    (folder / "dangling.tiq").symlink_to(tmp_path / "nowhere.tiq")
+    args = [*crunchctl_cmd(), "watch", str(folder), "--once", "--lframes", "1024",
+            "--zoom-span", "2e5", "--output", str(tmp_path / "out"),
+            "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "log")]
+    p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert f"{folder / 'dangling.tiq'}: broken symbolic link" in p.stderr
+    assert f"{folder / 'dir.tiq'}: is a directory" in p.stderr
+    r = rows(tmp_path / "ledger")
+    status = dict(zip(r["item"].to_list(), r["status"].to_list()))
+    assert status == {str(good): "ok", str(folder / "dir.tiq"): "error",
+                      str(folder / "dangling.tiq"): "error"}
+    # Failed entries are tried again on the next run (DESIGN section 5), once each.
+    p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert rows(tmp_path / "ledger").height == 5
