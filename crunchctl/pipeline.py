@@ -7,7 +7,9 @@ recording, it returns an error ``Outcome`` with a one-line message instead.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +83,9 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     if nframes == 0:
         raise TiqError(f"{path}: holds {header.nsamples} samples, fewer than one frame of "
                        f"{lframes}")
-    chunks = tiq.iter_frames(header, lframes, nframes)
-    power = spectrum.power_spectrogram(chunks, nframes, lframes, window_name=settings.window,
-                                       workers=fft_workers)
+    chunks = tiq.iter_raw_frames(header, lframes, nframes)
+    power = spectrum.power_spectrogram_raw(chunks, nframes, lframes, scale=header.scaling,
+                                           window_name=settings.window, workers=fft_workers)
     freqs = spectrum.frequency_axis(header.center, header.fs, lframes)
     times = spectrum.time_axis(nframes, lframes, header.fs)
     return Spectrogram(power, freqs, times, header, nframes, lframes)
@@ -97,23 +99,19 @@ def title_for(path: str, header: object) -> str:
 
 def write_products(spec: Spectrogram, path: str, output: Path, stem: str,
                    settings: Settings) -> list[str]:
-    """Write ``<stem>.png``, ``<stem>_zoom.png`` and ``<stem>.npz`` atomically."""
+    """Write ``<stem>.png``, ``<stem>_zoom.png`` and ``<stem>.npz`` atomically.
+
+    The NPZ is written by a helper thread while the images are drawn (writing is mostly
+    crc32 and copies into the page cache, which run without the GIL).
+    """
     import numpy as np
 
     from crunchctl import render, spectrum
     from crunchctl.errors import TiqError
-    from crunchctl.products import atomic_write
+    from crunchctl.products import atomic_write, write_npz
 
     header = spec.header
     full_png, zoom_png, npz = product_paths(output, stem)
-    style = render.Style(cmap=settings.cmap)
-    title = title_for(path, header)
-    res = render.describe_resolution(header.fs, spec.lframes)  # type: ignore[attr-defined]
-    info = f"centre {render.fmt_hz(header.center)}, {res}"  # type: ignore[attr-defined]
-    with atomic_write(full_png) as f:
-        render.render_spectrogram(f, spec.power, spec.freqs, spec.times, title=title,
-                                  subtitle=info, style=style)
-
     zoom_centre = header.center + settings.zoom_center  # type: ignore[attr-defined]
     sl = spectrum.zoom_slice(spec.freqs, zoom_centre, settings.zoom_span)
     if sl.stop - sl.start < 2:
@@ -121,33 +119,70 @@ def write_products(spec: Spectrogram, path: str, output: Path, stem: str,
             f"{path}: zoom window {render.fmt_hz(settings.zoom_span)} around "
             f"{render.fmt_hz(zoom_centre)} lies outside the recording's span "
             f"({render.fmt_hz(spec.freqs[0])} to {render.fmt_hz(spec.freqs[-1])})")
-    averaged = spectrum.average_frames(spec.power[:, sl], settings.n_avg)
-    ztimes = spectrum.time_axis(spec.nframes, spec.lframes, header.fs, settings.n_avg)[
-        : averaged.shape[0]]
-    zres = render.describe_resolution(header.fs, spec.lframes, settings.n_avg)
-    with atomic_write(zoom_png) as f:
-        render.render_spectrogram(
-            f, averaged, spec.freqs[sl], ztimes, title=title + "   (zoom)",
-            subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
-            relative_to=zoom_centre, style=style)
 
-    with atomic_write(npz) as f:
-        np.savez(
-            f,
-            arr_0=spec.freqs[np.newaxis, :],
-            arr_1=spec.times[:, np.newaxis],
-            arr_2=spec.power,
-            source=np.str_(path),
-            center_frequency=np.float64(header.center),  # type: ignore[attr-defined]
-            sampling_frequency=np.float64(header.fs),  # type: ignore[attr-defined]
-            lframes=np.int64(spec.lframes),
-            nframes=np.int64(spec.nframes),
-            window=np.str_(settings.window),
-            acquisition_start=np.str_(header.datetime or ""),  # type: ignore[attr-defined]
-            keys=np.str_("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
-                         "arr_2: power |FFT|^2 (N x L, V^2 per bin, float32)"),
-        )
+    arrays = dict(
+        arr_0=spec.freqs[np.newaxis, :],
+        arr_1=spec.times[:, np.newaxis],
+        arr_2=spec.power,
+        source=np.str_(path),
+        center_frequency=np.float64(header.center),  # type: ignore[attr-defined]
+        sampling_frequency=np.float64(header.fs),  # type: ignore[attr-defined]
+        lframes=np.int64(spec.lframes),
+        nframes=np.int64(spec.nframes),
+        window=np.str_(settings.window),
+        acquisition_start=np.str_(header.datetime or ""),  # type: ignore[attr-defined]
+        keys=np.str_("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
+                     "arr_2: power |FFT|^2 (N x L, V^2 per bin, float32)"),
+    )
+
+    def write_arrays() -> None:
+        with atomic_write(npz) as f:
+            write_npz(f, arrays)
+
+    npz_writer = _Background(write_arrays)
+    try:
+        style = render.Style(cmap=settings.cmap)
+        title = title_for(path, header)
+        res = render.describe_resolution(header.fs, spec.lframes)  # type: ignore[attr-defined]
+        info = f"centre {render.fmt_hz(header.center)}, {res}"  # type: ignore[attr-defined]
+        with atomic_write(full_png) as f:
+            render.render_spectrogram(f, spec.power, spec.freqs, spec.times, title=title,
+                                      subtitle=info, style=style)
+
+        averaged = spectrum.average_frames(spec.power[:, sl], settings.n_avg)
+        ztimes = spectrum.time_axis(spec.nframes, spec.lframes, header.fs, settings.n_avg)[
+            : averaged.shape[0]]
+        zres = render.describe_resolution(header.fs, spec.lframes, settings.n_avg)
+        with atomic_write(zoom_png) as f:
+            render.render_spectrogram(
+                f, averaged, spec.freqs[sl], ztimes, title=title + "   (zoom)",
+                subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
+                relative_to=zoom_centre, style=style)
+    finally:
+        npz_writer.result()  # wait for it even when drawing failed; its error counts too
     return [str(full_png), str(zoom_png), str(npz)]
+
+
+class _Background:
+    """Run ``fn`` in a thread now; ``result()`` waits and re-raises its exception here."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+                                        name="crunchctl-npz")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._error = e
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def process_recording(task: RecordingTask) -> Outcome:
@@ -162,7 +197,11 @@ def process_recording(task: RecordingTask) -> Outcome:
                        task.settings.product_digest(), products, None,
                        {"nframes": spec.nframes, "center": spec.header.center})  # type: ignore[attr-defined]
     except ItemError as e:
-        return task.failure(str(e), started)
+        message = str(e)
+        if not message.startswith(task.path):
+            # e.g. "<output>/a.png: cannot write: No space left on device": say which item.
+            message = f"{task.path}: {message}"
+        return task.failure(message, started)
     except MemoryError:
         return task.failure(f"{task.path}: out of memory", started)
     except OSError as e:

@@ -12,9 +12,9 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from crunchctl.errors import ItemError
 
@@ -33,6 +33,10 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temp file next to ``final``; on success it is renamed over ``final``.
 
     On any error the temp file is removed and ``final`` is untouched.
+
+    Raises:
+        ItemError: the file cannot be written (folder gone or not writable, disk full):
+            the message names the file, not the temp file (issue 8).
     """
     final = Path(final)
     tmp = _tmp_name(final)
@@ -47,10 +51,45 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
             if FSYNC:
                 os.fsync(f.fileno())
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            # ENOSPC, EIO, a folder replaced mid-write: per item, naming the final file.
+            raise ItemError(f"{final}: cannot write: {e.strerror or e}") from None
         raise
+
+
+def write_npz(f: BinaryIO, arrays: Mapping[str, Any]) -> None:
+    """Write ``arrays`` to ``f`` as an uncompressed ``.npz``, the file ``np.savez`` writes.
+
+    Same archive layout (``<name>.npy`` members, stored, zip64), same ``.npy`` headers, but
+    the array bytes go from the array's memory straight to the file in slices: no copy of
+    a large spectrogram is made (``np.savez`` copies through ``tobytes``).
+    """
+    import zipfile
+
+    import numpy as np
+    from numpy.lib import format as npformat
+
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            a = np.asanyarray(value)
+            if a.dtype.hasobject:
+                raise ValueError(f"{name}: object arrays are not written")
+            if not (a.flags.c_contiguous or a.flags.f_contiguous):
+                a = np.ascontiguousarray(a)
+            header = npformat.header_data_from_array_1_0(a)  # says fortran_order if F
+            body = a.T if header["fortran_order"] else a  # C-contiguous either way
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                try:
+                    npformat.write_array_header_1_0(member, header)
+                except ValueError:  # header over 64 KiB: numpy's own fallback
+                    npformat.write_array_header_2_0(member, header)
+                data = memoryview(body.reshape(-1).view(np.uint8)) if a.size else b""
+                step = 32 << 20  # few slices: each is a GIL hand-over when run in a thread
+                for i in range(0, len(data), step):
+                    member.write(data[i : i + step])
 
 
 def atomic_copy(src: str | os.PathLike, final: str | os.PathLike) -> None:

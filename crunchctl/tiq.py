@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from crunchctl.errors import IncompleteRecording, TiqError
 
@@ -286,8 +286,40 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Yield the first ``nframes`` frames as complex64 arrays of shape (k, lframes).
 
-    Samples are read through a memory map, only the frames asked for, and scaled to volts
-    chunk by chunk, so the working set is about ``target_bytes`` whatever the file size.
+    Only the frames asked for are read, chunk by chunk, and scaled to volts, so the working
+    set is about ``target_bytes`` whatever the file size. Each yielded array is new (callers
+    may keep them).
+    """
+    import numpy as np
+
+    scale = np.float32(header.scaling)
+    for raw in iter_raw_frames(header, lframes, nframes, chunk_frames=chunk_frames,
+                               target_bytes=target_bytes):
+        k = raw.shape[0]
+        out = np.empty((k, lframes), dtype=np.complex64)
+        np.multiply(raw, scale, out=out.view(np.float32), dtype=np.float32, casting="unsafe")
+        yield out
+
+
+def iter_raw_frames(
+    header: TiqHeader,
+    lframes: int,
+    nframes: int,
+    *,
+    chunk_frames: int | None = None,
+    target_bytes: int = 8 << 20,
+) -> Iterator[np.ndarray]:
+    """Yield the first ``nframes`` frames unscaled, as (k, 2 * lframes) arrays of I, Q pairs.
+
+    The arrays have the file's number type and byte order (``header.dtype``); multiply by
+    ``header.scaling`` for volts. Fast path for :func:`iter_frames` and the spectrogram:
+    the file is read with plain ``readinto`` calls into **one reused buffer**, so each
+    yielded array is only valid until the next one is requested (copy it to keep it).
+    Reading, unlike a memory map, leaves no file pages in this process's resident memory.
+
+    Raises:
+        TiqError: more frames asked for than the file holds, or the file cannot be read
+            (or got shorter while being read).
     """
     import numpy as np
 
@@ -296,28 +328,43 @@ def iter_frames(
             f"{header.path}: asked for {nframes} frames of {lframes} samples but the file "
             f"holds {header.nsamples // lframes} whole frames ({header.nsamples} samples)"
         )
-    if nframes == 0:
+    if nframes <= 0:
         return
     if chunk_frames is None:
         chunk_frames = max(1, target_bytes // (lframes * 8))
+    chunk_frames = max(1, min(chunk_frames, nframes))
+    buf = np.empty((chunk_frames, 2 * lframes), dtype=header.dtype)
     try:
-        mm = np.memmap(
-            header.path, dtype=header.dtype, mode="r", offset=header.offset,
-            shape=(nframes * lframes * 2,),
-        )
-    except (OSError, ValueError) as e:
-        raise TiqError(f"{header.path}: cannot map the data section: {e}") from None
-    scale = np.float32(header.scaling)
-    try:
+        f = open(header.path, "rb", buffering=0)
+    except OSError as e:
+        raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
+    with f:
+        try:
+            f.seek(header.offset)
+        except OSError as e:
+            raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
         for start in range(0, nframes, chunk_frames):
-            stop = min(nframes, start + chunk_frames)
-            raw = mm[start * lframes * 2 : stop * lframes * 2]
-            out = np.empty((stop - start) * lframes, dtype=np.complex64)
-            pair = out.view(np.float32)
-            np.multiply(raw, scale, out=pair, dtype=np.float32, casting="unsafe")
-            yield out.reshape(stop - start, lframes)
-    finally:
-        del mm
+            k = min(chunk_frames, nframes - start)
+            view = buf[:k]
+            _read_exactly(f, memoryview(view).cast("B"), header, start * lframes)
+            yield view
+
+
+def _read_exactly(f: BinaryIO, dest: memoryview, header: TiqHeader, first_sample: int) -> None:
+    """Fill ``dest`` from ``f``; a short read means the file shrank: TiqError."""
+    got = 0
+    want = len(dest)
+    while got < want:
+        try:
+            n = f.readinto(dest[got:])
+        except OSError as e:
+            raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
+        if not n:
+            at = header.offset + first_sample * header.bytes_per_sample + got
+            raise TiqError(f"{header.path}: file ends at byte {at} while reading its samples "
+                           f"(header says {header.expected_size} bytes); was it cut or "
+                           f"overwritten?")
+        got += n
 
 
 def read_samples(header: TiqHeader, start: int = 0, count: int | None = None) -> np.ndarray:
