@@ -13,7 +13,9 @@ from crunchctl.cli import common as c
 def process(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(
-        help="Recordings (.tiq) to process.", show_default=False, metavar="FILE...")],
+        help="Recordings (.tiq) to process.", show_default=False, metavar="FILE...",
+        # An unreadable file is that file's error, not a usage error for all (issue 8).
+        readable=False)],
     output: c.OutputOpt = None,
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
