@@ -36,6 +36,13 @@ class ItemError(CrunchError):
     exit_code = 1
 
 
+class OutputError(ItemError):
+    """Products or web copies could not be written (folder gone, not writable, disk full).
+
+    The recording itself may be fine: a long-running watch tries it again later.
+    """
+
+
 class TiqError(ItemError):
     """A ``.tiq`` file that cannot be read; the message names the file and the problem."""
 

@@ -81,6 +81,7 @@ class Publisher:
             except (ItemError, OSError) as e:
                 outcome.status = ERROR
                 outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
+                outcome.extra["retry"] = True
         if outcome.status == ERROR:
             log.error("%s", outcome.error)
         else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crunchctl.config import Settings
-from crunchctl.errors import ItemError
+from crunchctl.errors import ItemError, OutputError
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
 
 
@@ -201,7 +201,10 @@ def process_recording(task: RecordingTask) -> Outcome:
         if not message.startswith(task.path):
             # e.g. "<output>/a.png: cannot write: No space left on device": say which item.
             message = f"{task.path}: {message}"
-        return task.failure(message, started)
+        outcome = task.failure(message, started)
+        if isinstance(e, OutputError):
+            outcome.extra["retry"] = True  # the output side failed, not the recording
+        return outcome
     except MemoryError:
         return task.failure(f"{task.path}: out of memory", started)
     except OSError as e:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crunchctl.errors import ItemError
+from crunchctl.errors import ItemError, OutputError
 
 _TMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
@@ -43,7 +43,7 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         f = open(tmp, "wb")
     except OSError as e:
-        raise ItemError(f"{final.parent}: cannot write products: {e.strerror or e}") from None
+        raise OutputError(f"{final.parent}: cannot write products: {e.strerror or e}") from None
     try:
         with f:
             yield f
@@ -56,7 +56,7 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         if isinstance(e, OSError):
             # ENOSPC, EIO, a folder replaced mid-write: per item, naming the final file.
-            raise ItemError(f"{final}: cannot write: {e.strerror or e}") from None
+            raise OutputError(f"{final}: cannot write: {e.strerror or e}") from None
         raise
 
 
@@ -134,11 +134,11 @@ def ensure_output_dir(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ItemError(f"{folder}: cannot create the output folder: {e.strerror or e}") from None
+        raise OutputError(f"{folder}: cannot create the output folder: {e.strerror or e}") from None
     if not folder.is_dir():
-        raise ItemError(f"{folder}: output path exists and is not a folder")
+        raise OutputError(f"{folder}: output path exists and is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ItemError(f"{folder}: output folder is not writable")
+        raise OutputError(f"{folder}: output folder is not writable")
     return folder
 
 
@@ -214,7 +214,7 @@ def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str, zoo
     try:
         www.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ItemError(f"{www}: cannot create the web folder: {e.strerror or e}") from None
+        raise OutputError(f"{www}: cannot create the web folder: {e.strerror or e}") from None
     full = www / f"{folder}.png"
     zoom = www / f"zoom_{folder}.png"
     atomic_copy(png, full)

@@ -93,6 +93,8 @@ class WatchOptions:
         settle: seconds a non-``.tiq`` file's size and mtime must stay unchanged.
         poll: None for file-system events; seconds between polls for network shares.
         once: drain the backlog and return; incomplete recordings are reported as pending.
+        retry_after: seconds before a recording whose products or web copies could not be
+            written is tried again (its failure was the output side's, not its own).
     """
 
     folder: str
@@ -101,6 +103,7 @@ class WatchOptions:
     settle: float = 2.0
     poll: float | None = None
     once: bool = False
+    retry_after: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "folder", os.path.abspath(os.path.expanduser(self.folder)))
@@ -525,6 +528,7 @@ class Watch:
                               (str(settings.output_dir()), settings.www_path,
                                str(ledger.path)) if d)
         self.failed: set[str] = set()
+        self.retry_at: dict[str, float] = {}              # output-side failures, when to retry
         self._stop_announced = False
 
         self.attempted: dict[str, tuple[int, int]] = {}   # version attempted or done
@@ -816,6 +820,11 @@ class Watch:
             self.attempted[path] = fp
         if outcome.status == ERROR:
             self.failed.add(path)
+            if outcome.extra.get("retry"):
+                # Output folder gone or disk full: the recording may be fine; try again.
+                delay = self.options.retry_after
+                self.retry_at[path] = time.monotonic() + delay
+                log.warning("%s: will try again in %g s", path, delay)
         else:
             self.failed.discard(path)
         if path in self.recheck:
@@ -919,6 +928,10 @@ class Watch:
                         if now >= next_rescan:
                             next_rescan = now + RESCAN_INTERVAL
                             self.rescan()
+                    for path in [p for p, t in self.retry_at.items() if t <= now]:
+                        del self.retry_at[path]
+                        self.attempted.pop(path, None)
+                        self.dirty.setdefault(path, None)
                     self._evaluate_due(now)
                     self._submit()
                     if opts.once and self._idle_once():

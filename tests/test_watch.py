@@ -521,3 +521,23 @@ def test_once_records_folders_and_dangling_links_named_like_recordings(tmp_path)
     p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
     assert rows(tmp_path / "ledger").height == 5
+
+
+def test_output_side_failures_are_retried_while_watching(tmp_path, watchers):
+    w = watchers(tmp_path, "--retry-after", "1").start()
+    first = drop(tmp_path / "staging", w.folder, "a.tiq", seed=1)
+    wait_for(lambda: count_ok(w.ledger) == 1, 60, "the first recording")
+    # The output share goes away: a file now stands where the folder was.
+    w.out.rename(tmp_path / "out.away")
+    w.out.write_text("not a folder")
+    second = drop(tmp_path / "staging", w.folder, "b.tiq", seed=2)
+    wait_for(lambda: "will try again in 1 s" in w.stderr, 60, "the retry notice")
+    assert f"{second}:" in w.stderr and "cannot write" in w.stderr
+    # The share comes back; the same version is tried again without a restart.
+    w.out.unlink()
+    (tmp_path / "out.away").rename(w.out)
+    wait_for(lambda: count_ok(w.ledger) == 2, 60, "the retried recording")
+    assert w.stop() == 0
+    statuses = rows(w.ledger, second).sort("finished")["status"].to_list()
+    assert statuses[0] == "error" and statuses[-1] == "ok" and statuses.count("ok") == 1
+    assert (w.out / "b.png").exists() and rows(w.ledger, first).height == 1

@@ -43,6 +43,10 @@ def watch(
     once: Annotated[bool, typer.Option(
         "--once", help="Process the backlog and exit (cron); incomplete recordings are "
                        "reported as pending.")] = False,
+    retry_after: Annotated[float, typer.Option(
+        "--retry-after", metavar="SECONDS", min=0.1,
+        help="Try a recording again this long after its products or web copies could not "
+             "be written (output folder gone, disk full).")] = 60.0,
     output: c.OutputOpt = None,
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
@@ -85,7 +89,7 @@ def watch(
 
         options = watchjob.WatchOptions(settings.folder_path, pattern=pattern,
                                         recursive=recursive, settle=settle, poll=poll,
-                                        once=once)
+                                        once=once, retry_after=retry_after)
         watchjob.check_options(options)
         c.check_cmap(settings)
         console = c.err_console()
