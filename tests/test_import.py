@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -11,7 +10,6 @@ from crunchctl.cli import app
 from conftest import small_args
 
 runner = CliRunner()
-LEGACY = Path(__file__).resolve().parents[2] / "shared" / "legacy"
 
 PROGRESS = {"completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
             "errors": ["'orbit_003'"], "no_data": ["'orbit_005'"], "last_index": 4,
@@ -72,15 +70,3 @@ def test_tracking_file_in_config_is_imported_on_first_use(tmp_path, make_tiq):
     r = run("process", rec, other, "--config", cfg, *small_args(tmp_path))
     assert "imported" not in r.stderr  # once only
     assert "skipped 2 already done" in r.stdout
-
-
-def test_the_shipped_legacy_files_import(tmp_path):
-    # The legacy files as users have them sit beside the checkout; fall back to their text.
-    for name in ("processed.toml", "generic_progress.json"):
-        src = LEGACY / name
-        text = src.read_text() if src.exists() else (
-            json.dumps(PROGRESS) if name.endswith("json")
-            else 'processed = ["/data/rsa510/20240417_130522.tiq"]\n')
-        (tmp_path / name).write_text(text)
-        r = run("import", tmp_path / name, "--ledger", tmp_path / "ledger")
-        assert r.exit_code == 0 and "imported" in r.stdout

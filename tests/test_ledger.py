@@ -23,6 +23,7 @@ from crunchctl.ledger import (
     import_legacy,
 )
 from crunchctl.outcome import Outcome
+from test_legacy import PROCESSED_TOML, PROGRESS_JSON
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000.0  # fixed clock for rows whose order matters
@@ -410,24 +411,6 @@ def test_reset_wins_over_a_row_from_a_clock_ahead(tmp_path):
 
 # ---------------------------------------------------------------------- legacy import
 
-PROCESSED_TOML = """\
-# The legacy tracking file: rewritten whole after every processed recording.
-processed = [
-    "/data/rsa510/20240417_130522.tiq",
-    "/data/rsa510/20240417_130742.tiq",
-    "/data/rsa510/20240417_131002.tiq",
-]
-"""
-
-PROGRESS_JSON = """\
-{
-  "completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
-  "errors": ["'orbit_003'"],
-  "no_data": ["'orbit_005'"],
-  "last_index": 4,
-  "schema_version": 1
-}
-"""
 
 
 def test_import_tracking_toml(tmp_path):

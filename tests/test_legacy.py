@@ -9,7 +9,7 @@ import pytest
 from crunchctl.errors import ConfigError
 from crunchctl.legacy import LegacyEntry, decode_repr_item, read_legacy
 
-# Copies of /work/shared/legacy/processed.toml and generic_progress.json, as users have them.
+# The legacy tracking file and progress JSON, as users have them.
 PROCESSED_TOML = """\
 # The legacy tracking file: rewritten whole after every processed recording.
 processed = [

@@ -134,9 +134,7 @@ def test_unwritable_output_is_reported_per_item(tmp_path, make_tiq):
 def test_legacy_config_runs_unchanged_and_cli_wins(tmp_path, make_tiq, monkeypatch):
     rec_dir = tmp_path / "rsa510"
     a = make_tiq("20240417_130522.tiq", folder=rec_dir, nframes=4)
-    legacy = (Path(__file__).parents[2] / "shared" / "legacy" / "config.toml")
-    text = legacy.read_text() if legacy.exists() else LEGACY_CONFIG
-    text = (text.replace("/data/rsa510/", str(rec_dir) + "/")
+    text = (LEGACY_CONFIG.replace("/data/rsa510/", str(rec_dir) + "/")
                 .replace("/data/crunch/processed.toml", str(tmp_path / "processed.toml"))
                 .replace("/data/crunch/out/", str(tmp_path / "legacy-out") + "/")
                 .replace("/var/www/html/schottky/", str(tmp_path / "www") + "/")
@@ -164,18 +162,20 @@ def test_legacy_config_runs_unchanged_and_cli_wins(tmp_path, make_tiq, monkeypat
         assert z["arr_2"].shape == (1, 512)
 
 
-LEGACY_CONFIG = """[paths]
-folder_path = "/data/rsa510/"
+# The legacy datacrunch.py configuration as operators have it, comments and all.
+LEGACY_CONFIG = """# A datacrunch.py configuration as operators have it today (all keys required by the legacy tool).
+[paths]
+folder_path = "/data/rsa510/"            # folder the recorder writes .tiq files into
 tracking_file_path = "/data/crunch/processed.toml"
-output_path = "/data/crunch/out/"
-www_path = "/var/www/html/schottky/"
+output_path = "/data/crunch/out/"        # the legacy tool concatenated this with the file name
+www_path = "/var/www/html/schottky/"     # web folder: <recorder folder name>.png, zoom_<...>.png
 
 [settings]
-lframes = 65536
-nframes = 94
-n_avg = 1
-num_threads = 10
-zoom_center = 0
+lframes = 65536     # FFT length (samples per frame)
+nframes = 94        # frames read from the start of each recording
+n_avg = 1           # average every n_avg frames for the zoom image
+num_threads = 10    # worker threads
+zoom_center = 0     # Hz, offset from the recording's centre frequency
 """
 
 

@@ -8,10 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from test_legacy import PROCESSED_TOML, PROGRESS_JSON
+
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-LEGACY = ROOT.parent / "shared" / "legacy"
 FAKE_HOME = "/home/me"
 
 
@@ -50,12 +51,8 @@ def test_every_readme_command_runs_and_prints_what_the_readme_shows(tmp_path):
     assert exe
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     (tmp_path / "legacy").mkdir()
-    for name, fallback in (("processed.toml", 'processed = ["/data/rsa510/a.tiq"]\n'),
-                           ("generic_progress.json",
-                            '{"completed_items": ["\'orbit_001\'"], "errors": [], '
-                            '"no_data": [], "last_index": 0, "schema_version": 1}')):
-        src = LEGACY / name
-        (tmp_path / "legacy" / name).write_text(src.read_text() if src.exists() else fallback)
+    (tmp_path / "legacy" / "processed.toml").write_text(PROCESSED_TOML)
+    (tmp_path / "legacy" / "generic_progress.json").write_text(PROGRESS_JSON)
     # A fresh user: default locations under HOME, as the README describes them.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("XDG_", "CRUNCHCTL_"))}

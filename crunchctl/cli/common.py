@@ -7,10 +7,8 @@ Light imports only (typer and the standard library) at module level: this runs o
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +106,8 @@ def out_console() -> Console:
 
 def print_json(doc: Any) -> None:
     """JSON on stdout, never through rich (no wrapping, no colour codes)."""
+    import json
+
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
@@ -117,6 +117,12 @@ def error_line(message: str) -> None:
 
 
 # ------------------------------------------------------------------------ error handling
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -132,7 +138,7 @@ def errors_to_exit(opts: Common, logs: LogSetup | None = None) -> Iterator[None]
         raise
     except CrunchError as e:
         if opts.verbose:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
@@ -146,7 +152,7 @@ def errors_to_exit(opts: Common, logs: LogSetup | None = None) -> Iterator[None]
         if logs is not None:
             logs.flush()
         if opts.verbose:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         where = f" The log file is {logs.path}." if logs is not None and logs.path else ""
         error_line(f"internal error: {type(e).__name__}: {e}. This is a bug in crunchctl; "
                    f"please report it to {REPORT_URL} with the output of the same command "
