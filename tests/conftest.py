@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,29 @@ def small_args(tmp_path: Path) -> list[str]:
     """CLI options that fit the small recordings and keep everything inside tmp_path."""
     return ["--lframes", "1024", "--zoom-span", "200000", "--output", str(tmp_path / "out"),
             "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "crunchctl.log")]
+
+
+def crunchctl_cmd() -> list[str]:
+    """The installed entry point, or ``python -m crunchctl`` where it is not on PATH."""
+    exe = shutil.which("crunchctl")
+    return [exe] if exe else [sys.executable, "-m", "crunchctl"]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment of a crunchctl child process: plain output, no user config."""
+    env = dict(os.environ)
+    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1", **extra)
+    env.pop("CRUNCHCTL_CONFIG", None)
+    return env
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it is true (returned) or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

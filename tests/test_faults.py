@@ -20,7 +20,6 @@ import errno
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,7 +36,7 @@ from crunchctl import synth
 from crunchctl.cli import app
 from crunchctl.ledger import Ledger
 from crunchctl.outcome import Outcome
-from conftest import small_args
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 PNG_TAIL = b"IEND\xaeB`\x82"  # the IEND chunk and its CRC: the last 8 bytes of a whole PNG
@@ -113,26 +112,10 @@ runner = CliRunner()
 # ----------------------------------------------------------------------------- helpers
 
 
-def crunchctl_cmd() -> list[str]:
-    exe = shutil.which("crunchctl")
-    return [exe] if exe else [sys.executable, "-m", "crunchctl"]
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1", **extra)
-    return env
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def live_in_group(pgid: int) -> list[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import child_env, crunchctl_cmd, wait_for
 from crunchctl import synth
 from crunchctl.config import Settings
 from crunchctl.errors import LedgerBusyError
@@ -27,33 +28,11 @@ from crunchctl.watchjob import (SettleTracker, WatchLock, WatchOptions, WatchSna
 
 HERE = Path(__file__).parent
 WRITER = HERE / "tiqwriter_proc.py"
+
 SPEC = synth.RecordingSpec(nframes=4, lframes=1024)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def crunchctl_cmd() -> list[str]:
-    exe = shutil.which("crunchctl")
-    return [exe] if exe else [sys.executable, "-m", "crunchctl"]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
-    env.pop("CRUNCHCTL_CONFIG", None)
-    return env
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def tiny_tiq(path: Path, seed: int = 1, nframes: int = 4) -> Path:
