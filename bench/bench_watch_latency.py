@@ -110,7 +110,7 @@ def processing_time(rec: Path, work: Path, runs: int) -> tuple[float, float]:
 def ledger_duration(ledger: Path, item: Path) -> float | None:
     import polars as pl
 
-    from crunchctl.ledger import Ledger
+    from crunchctl.ledger.store import Ledger
 
     rows = Ledger(ledger, create=False).scan().collect().filter(pl.col("item") == str(item))
     return rows["duration_s"][-1] if rows.height else None
@@ -183,7 +183,7 @@ def main() -> int:
     frames = args.frames or (32 if args.quick else 94)
     trials = args.trials or (1 if args.quick else 3)
 
-    from crunchctl import synth
+    from crunchctl.formats import synth
 
     work = Path(tempfile.mkdtemp(prefix="crunchctl-bench-watch-"))
     (work / "empty.toml").write_text("")

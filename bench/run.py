@@ -3,7 +3,7 @@
     python bench/run.py            # full run, under 10 minutes on 2 cores
     python bench/run.py --quick    # fewer repeats, no 1 GB case, under 2 minutes
 
-Generates a synthetic Int32 recording with ``crunchctl.synth.make_recording`` and makes the
+Generates a synthetic Int32 recording with ``crunchctl.formats.synth.make_recording`` and makes the
 big and the small recordings from its frames (all cached in
 ``/tmp/crunchctl-bench-recordings`` between runs; ``--fresh`` makes them again), then runs,
 each as a real child process:
@@ -242,7 +242,7 @@ def find_crunchctl() -> str:
 
 
 def _make(path: Path, nframes: int, seed: int) -> None:
-    from crunchctl.synth import RecordingSpec, make_recording
+    from crunchctl.formats.synth import RecordingSpec, make_recording
 
     tmp = path.with_name(path.name + ".part")
     make_recording(tmp, RecordingSpec(nframes=nframes, seed=seed))
@@ -256,7 +256,7 @@ def derive(src: Path, dst: Path, first_frame: int, nframes: int) -> None:
     machine; copying frames runs at page-cache speed). Frames are processed independently,
     so a recording made of another's frames is as realistic to every program measured.
     """
-    from crunchctl import tiq
+    from crunchctl.formats import tiq
 
     h = tiq.open_recording(src)
     have = h.nsamples // LFRAMES
@@ -280,7 +280,7 @@ def derive(src: Path, dst: Path, first_frame: int, nframes: int) -> None:
 def recordings(plan: Plan, cache: Path, fresh: bool) -> tuple[Path, Path | None, list[Path]]:
     """The single, big and many recordings, made once and kept in ``cache``.
 
-    The single recording comes from ``crunchctl.synth.make_recording``; the big one and
+    The single recording comes from ``crunchctl.formats.synth.make_recording``; the big one and
     the small ones are made of its frames (``derive``), which takes seconds, not minutes.
     """
     cache.mkdir(parents=True, exist_ok=True)
@@ -288,7 +288,7 @@ def recordings(plan: Plan, cache: Path, fresh: bool) -> tuple[Path, Path | None,
     made = 0
     single = cache / f"single_{plan.single_frames}.tiq"
     if fresh or not single.exists():
-        print(f"generating {single} ({size_of(plan.single_frames)}, crunchctl.synth) ...",
+        print(f"generating {single} ({size_of(plan.single_frames)}, crunchctl.formats.synth) ...",
               flush=True)
         _make(single, plan.single_frames, seed=1)
         made += 1

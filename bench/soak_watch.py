@@ -145,7 +145,7 @@ class DoneCounter:
 
 
 def make_pool(folder: Path, size: int) -> list[bytes]:
-    from crunchctl import synth
+    from crunchctl.formats import synth
 
     folder.mkdir(parents=True, exist_ok=True)
     pool = []
@@ -225,7 +225,7 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-    from crunchctl.ledger import Ledger
+    from crunchctl.ledger.store import Ledger
 
     reader = Ledger(ledger, create=False)
     rows = reader.scan().collect()

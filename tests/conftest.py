@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crunchctl.synth import Line, RecordingSpec, make_recording
+from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
 
 @pytest.fixture(autouse=True)

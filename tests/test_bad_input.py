@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crunchctl import synth
-from crunchctl.ledger import Ledger
+from crunchctl.formats import synth
+from crunchctl.ledger.store import Ledger
 
 PNG_TAIL = b"IEND\xaeB`\x82"
 PREFIX = len('<DataFile offset="000000000" ')

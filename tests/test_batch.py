@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from crunchctl import batch as core
+from crunchctl.batch import run as core
 from crunchctl.cli import app
 from crunchctl.config import resolve
 from crunchctl.errors import UsageError
-from crunchctl.figure import FigureOptions, color_bounds, render_figure
-from crunchctl.ledger import Ledger
-from crunchctl.loaders import RowError, load_npz, normalise
+from crunchctl.batch.figure import FigureOptions, color_bounds, render_figure
+from crunchctl.ledger.store import Ledger
+from crunchctl.batch.loaders import RowError, load_npz, normalise
 
 PLUGINS = Path(__file__).parent / "plugins"
 PLUGIN = PLUGINS / "batch_plugin.py"
@@ -348,7 +348,7 @@ def test_resume_skips_done_and_fresh_redoes(tmp_path):
 
 
 def test_legacy_progress_json_counts_as_done(tmp_path):
-    from crunchctl.ledger import import_legacy
+    from crunchctl.ledger.store import import_legacy
 
     legacy = tmp_path / "generic_progress.json"
     legacy.write_text(json.dumps({

@@ -66,12 +66,12 @@ def test_completion_offers_commands_options_and_choices():
 
 def test_unexpected_errors_say_how_to_report_and_where_the_log_is(tmp_path, make_tiq,
                                                                    monkeypatch):
-    import crunchctl.jobs
+    import crunchctl.run.recordings
 
     def boom(*a, **k):
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(crunchctl.jobs, "process_files", boom)
+    monkeypatch.setattr(crunchctl.run.recordings, "process_files", boom)
     log = tmp_path / "crunch.log"
     args = ["process", str(make_tiq("a.tiq", nframes=1)), "--ledger", str(tmp_path / "l"),
             "--log-file", str(log)]

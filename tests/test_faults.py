@@ -32,10 +32,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from crunchctl import synth
+from crunchctl.formats import synth
 from crunchctl.cli import app
-from crunchctl.ledger import Ledger
-from crunchctl.outcome import Outcome
+from crunchctl.ledger.store import Ledger
+from crunchctl.run.outcome import Outcome
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -75,7 +75,7 @@ _PATTERN = os.environ.get("CRUNCHCTL_TEST_ENOSPC")
 if _PATTERN:
     import builtins
 
-    import crunchctl.products as _products
+    import crunchctl.quicklook.products as _products
 
     class _FullDisk:
         def __init__(self, f):
@@ -285,8 +285,8 @@ def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):
     killed_writer = (
         "import os, signal, sys, time\n"
         "import polars as pl\n"
-        "from crunchctl.ledger import Ledger\n"
-        "from crunchctl.outcome import Outcome\n"
+        "from crunchctl.ledger.store import Ledger\n"
+        "from crunchctl.run.outcome import Outcome\n"
         "def half_then_die(self, file, *a, **k):\n"
         "    file.write(b'PAR1' + bytes(300))\n"
         "    file.flush()\n"
@@ -307,7 +307,7 @@ def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):
     # A writer that still runs keeps its temp file.
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        from crunchctl.ledger import _HOST_TAG
+        from crunchctl.ledger.store import _HOST_TAG
 
         alive = ledger / (f".part-20000101T000000.000000-{_HOST_TAG}-{sleeper.pid}-0123abcd"
                           f".parquet.tmp")
@@ -535,7 +535,7 @@ def test_full_disk_fails_the_items_it_hits_and_the_run_goes_on(tmp_path, plugin)
     assert_whole(out, ledger)
     # The ledger is consistent: once space is freed, exactly the two that failed are due.
     from crunchctl.config import resolve
-    from crunchctl.jobs import split_due
+    from crunchctl.run.recordings import split_due
 
     settings = resolve(None, {"lframes": 1024, "zoom_span": 200e3, "output_path": str(out)})
     due, done = split_due([str(p) for p in recs], settings, Ledger(ledger, create=False))
@@ -584,7 +584,7 @@ def test_full_disk_under_the_ledger_is_one_clear_error_and_leaves_no_file(
         tmp_path, make_tiq, monkeypatch):
     import builtins
 
-    import crunchctl.ledger as ledger_module
+    import crunchctl.ledger.store as ledger_module
 
     recs = [make_tiq(f"r{i}.tiq", nframes=2) for i in range(3)]
     ledger = tmp_path / "ledger"

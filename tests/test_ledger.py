@@ -1,4 +1,4 @@
-"""crunchctl.ledger on real Parquet files: appends, damage, concurrency, done-state, status."""
+"""crunchctl.ledger.store on real Parquet files: appends, damage, concurrency, done-state, status."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import pytest
 
 from crunchctl import __version__
 from crunchctl.errors import ConfigError, LedgerError
-from crunchctl.ledger import (
+from crunchctl.ledger.store import (
     COMPACT_AFTER_PARTS,
     SCHEMA,
     Ledger,
     default_ledger_path,
     import_legacy,
 )
-from crunchctl.outcome import Outcome
+from crunchctl.run.outcome import Outcome
 from test_legacy import PROCESSED_TOML, PROGRESS_JSON
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -191,8 +191,8 @@ def test_compaction_overlap_is_deduplicated(tmp_path):
 
 WRITER = """
 import sys, time
-from crunchctl.ledger import Ledger
-from crunchctl.outcome import Outcome
+from crunchctl.ledger.store import Ledger
+from crunchctl.run.outcome import Outcome
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with Ledger(path, flush_every=7) as led:
     for i in range(n):

@@ -1,4 +1,4 @@
-"""crunchctl.legacy: parsing the legacy tracking TOML and progress JSON (DESIGN section 5)."""
+"""crunchctl.ledger.legacy: parsing the legacy tracking TOML and progress JSON (DESIGN section 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crunchctl.errors import ConfigError
-from crunchctl.legacy import LegacyEntry, decode_repr_item, read_legacy
+from crunchctl.ledger.legacy import LegacyEntry, decode_repr_item, read_legacy
 
 # The legacy tracking file and progress JSON, as users have them.
 PROCESSED_TOML = """\

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl import spectrum, tiq
+from crunchctl.quicklook import spectrum
+from crunchctl.formats import tiq
 from crunchctl.errors import ItemError, TiqError
-from crunchctl.products import write_npz
+from crunchctl.quicklook.products import write_npz
 
 
 def _reference(h: tiq.TiqHeader, lframes: int, nframes: int, window_name: str) -> np.ndarray:
@@ -127,7 +128,7 @@ def test_write_npz_writes_what_np_savez_writes():
 
 
 def test_write_products_reports_a_failed_npz_and_writes_the_legacy_keys(tmp_path, make_tiq):
-    from crunchctl import pipeline
+    from crunchctl.quicklook import task as pipeline
     from crunchctl.config import Settings
 
     path = make_tiq("a.tiq", nframes=4)
@@ -176,7 +177,7 @@ def test_pool_max_equals_the_plain_reshape(shape, target):
 def test_reused_figures_draw_what_a_fresh_figure_draws():
     from PIL import Image
 
-    from crunchctl import render
+    from crunchctl.quicklook import render
 
     rng = np.random.default_rng(4)
 

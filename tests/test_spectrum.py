@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crunchctl import spectrum, tiq
+from crunchctl.quicklook import spectrum
+from crunchctl.formats import tiq
 
 
 def _legacy(path, lframes, nframes):
@@ -42,7 +43,7 @@ def test_axes_follow_the_design_formulas():
 
 
 def test_line_lands_at_its_frequency(make_tiq):
-    from crunchctl.synth import Line
+    from crunchctl.formats.synth import Line
 
     path = make_tiq("l.tiq", nframes=2, lframes=1024, lines=(Line(250e3, 1e-2),))
     h = tiq.open_recording(path)

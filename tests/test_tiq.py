@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl import tiq
+from crunchctl.formats import tiq
 from crunchctl.errors import IncompleteRecording, TiqError
-from crunchctl.synth import Line, RecordingSpec, make_recording
+from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
 
 def test_header_round_trip(make_tiq):

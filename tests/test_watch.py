@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from conftest import child_env, crunchctl_cmd, wait_for
-from crunchctl import synth
+from crunchctl.formats import synth
 from crunchctl.config import Settings
 from crunchctl.errors import LedgerBusyError
-from crunchctl.ledger import Ledger
-from crunchctl.watchjob import (SettleTracker, WatchLock, WatchOptions, WatchSnapshot,
+from crunchctl.ledger.store import Ledger
+from crunchctl.watch.session import (SettleTracker, WatchLock, WatchOptions, WatchSnapshot,
                                 check_options, pending_recordings, scan_folder, watches)
 
 HERE = Path(__file__).parent
@@ -220,7 +220,7 @@ def test_lock_refuses_a_second_watch_and_names_the_first(tmp_path):
 
 
 def test_pending_recordings_for_status(tmp_path):
-    from crunchctl.jobs import process_files
+    from crunchctl.run.recordings import process_files
 
     folder = tmp_path / "rec"
     done = tiny_tiq(folder / "done.tiq")
@@ -239,7 +239,7 @@ def test_live_panel_shows_counts_last_png_and_pending():
     from rich.console import Console
 
     from crunchctl.cli.watch import LivePanel
-    from crunchctl.outcome import Outcome
+    from crunchctl.run.outcome import Outcome
 
     console = Console(record=True, width=160, force_terminal=True, color_system=None)
     panel = LivePanel(console)

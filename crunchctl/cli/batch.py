@@ -99,7 +99,7 @@ def batch(
                     log_file=log_file)
     with c.errors_to_exit(opts):
         from crunchctl.errors import UsageError
-        from crunchctl.figure import FigureOptions, check_percentiles
+        from crunchctl.batch.figure import FigureOptions, check_percentiles
 
         settings = c.settings_for(opts, output_path=output, workers=workers,
                                   **c.numerics(lframes, nframes, n_avg, zoom_center,
@@ -109,7 +109,7 @@ def batch(
             pct = check_percentiles(percentiles)
         except ValueError as e:
             raise UsageError(f"--percentiles {e}") from None
-        from crunchctl import batch as core
+        from crunchctl.batch import run as core
 
         event_times = core.read_events(events) if events is not None else ()
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
@@ -138,7 +138,7 @@ def batch(
 
 def _run(core, item_list, items: str, options, opts, settings, console, flush_every: int,
          json_out: bool, logs) -> int:
-    from crunchctl import engine
+    from crunchctl.run import engine
 
     if not item_list:
         where = "stdin" if items == "-" else items

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crunchctl.config import Settings
-    from crunchctl.logs import LogSetup
+    from crunchctl.run.logs import LogSetup
 
 REPORT_URL = "the crunchctl issue tracker"
 
@@ -174,7 +174,7 @@ def settings_for(opts: Common, **overrides: Any) -> Settings:
 
 def start_logging(opts: Common, settings: Settings | None, console: Console | None,
                   *, flush_every: int = 10) -> LogSetup:
-    from crunchctl import logs
+    from crunchctl.run import logs
 
     log_file = settings.log_file if settings is not None else (
         str(opts.log_file) if opts.log_file else None)
@@ -197,7 +197,7 @@ def command_logs(opts: Common, settings: Settings | None, console: Console | Non
 def open_ledger(settings: Settings | None, opts: Common, *, create: bool = True,
                 flush_every: int = 50) -> Any:
     """The ledger named by --ledger, the config, CRUNCHCTL_STATE_DIR or platformdirs."""
-    from crunchctl.ledger import Ledger, default_ledger_path
+    from crunchctl.ledger.store import Ledger, default_ledger_path
 
     path = (settings.ledger_path if settings is not None and settings.ledger_path
             else (str(opts.ledger) if opts.ledger else None))
@@ -209,7 +209,7 @@ def import_tracking_file(ledger: Any, settings: Settings) -> None:
     """Import a legacy ``tracking_file_path`` on first use, once (DESIGN section 5)."""
     import logging
 
-    from crunchctl.ledger import import_legacy
+    from crunchctl.ledger.store import import_legacy
 
     path = settings.tracking_file_path
     if not path or not os.path.exists(path):

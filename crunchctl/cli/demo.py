@@ -49,7 +49,8 @@ def demo(
 def _run(folder: Path, frames: int, noise_only: bool, settings, opts, console) -> int:
     import time
 
-    from crunchctl import engine, jobs, synth
+    from crunchctl.run import engine, recordings as jobs
+    from crunchctl.formats import synth
 
     rec_dir = folder / "recordings" / "rsa510"
     rec_dir.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,8 @@ def import_(
     """
     opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
     with c.errors_to_exit(opts):
-        from crunchctl.legacy import read_legacy
-        from crunchctl.ledger import import_legacy
+        from crunchctl.ledger.legacy import read_legacy
+        from crunchctl.ledger.store import import_legacy
 
         settings = c.settings_for(opts)
         for path in legacy:

@@ -56,7 +56,7 @@ def process(
 
 
 def _run(files: list[Path], settings, opts, console, force: bool, json_out: bool) -> int:
-    from crunchctl import engine, jobs
+    from crunchctl.run import engine, recordings as jobs
 
     with c.open_ledger(settings, opts) as ledger:
         c.import_tracking_file(ledger, settings)

@@ -72,7 +72,7 @@ def status(
 
 def known_sources() -> list[str]:
     try:
-        from crunchctl.ledger import Ledger, default_ledger_path
+        from crunchctl.ledger.store import Ledger, default_ledger_path
 
         return sorted(Ledger(default_ledger_path(), create=False).sources())[:50]
     except Exception:  # noqa: BLE001 - completion must never fail
@@ -84,9 +84,9 @@ def _pending(led: Any, settings: Any, source: str | None) -> list[dict[str, str]
 
     "Done" here means done with any settings: status cannot know the watcher's settings.
     """
-    from crunchctl import watchjob
-    from crunchctl.outcome import KIND_IQ
-    from crunchctl.pipeline import fingerprint
+    from crunchctl.watch import session as watchjob
+    from crunchctl.run.outcome import KIND_IQ
+    from crunchctl.quicklook.task import fingerprint
 
     folders = {src[len("watch:"):] for src in led.sources() if src.startswith("watch:")}
     if settings.folder_path:

@@ -1,7 +1,7 @@
 """``crunchctl watch``: options in, one ``watchjob.run_watch`` call, a panel or log lines out.
 
 The rich live panel and the plain log lines are here; the loop, readiness and the lock are
-in ``crunchctl.watchjob`` (imported inside the command: ``--help`` stays fast).
+in ``crunchctl.watch.session`` (imported inside the command: ``--help`` stays fast).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from crunchctl.cli import common as c
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from crunchctl.outcome import Outcome
-    from crunchctl.watchjob import WatchSnapshot
+    from crunchctl.run.outcome import Outcome
+    from crunchctl.watch.session import WatchSnapshot
 
 
 def watch(
@@ -85,7 +85,7 @@ def watch(
         if not settings.folder_path:
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
-        from crunchctl import watchjob
+        from crunchctl.watch import session as watchjob
 
         options = watchjob.WatchOptions(settings.folder_path, pattern=pattern,
                                         recursive=recursive, settle=settle, poll=poll,
@@ -105,7 +105,8 @@ def watch(
 def _run(options: Any, settings: Any, opts: c.Common, console: Console) -> int:
     import signal
 
-    from crunchctl import engine, watchjob
+    from crunchctl.run import engine
+    from crunchctl.watch import session as watchjob
 
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
     with c.open_ledger(settings, opts, flush_every=1000) as ledger:

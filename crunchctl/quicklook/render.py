@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from crunchctl import spectrum
+from crunchctl.quicklook import spectrum
 
 FIG_SIZE = (12.0, 6.6)  # inches
 DPI = 130

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from crunchctl.errors import ConfigError
-from crunchctl.outcome import ERROR, NO_DATA, OK
+from crunchctl.run.outcome import ERROR, NO_DATA, OK
 
 if sys.version_info >= (3, 11):
     import tomllib

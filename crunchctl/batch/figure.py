@@ -17,7 +17,7 @@ from crunchctl.errors import ItemError
 if TYPE_CHECKING:
     import numpy as np
 
-    from crunchctl.loaders import Row
+    from crunchctl.batch.loaders import Row
 
 SCALES = ("linear", "log")
 # Layout in inches (fixed margins, no layout engine: one draw per figure, not two).
@@ -494,13 +494,13 @@ def _fmt_minutes(m: float) -> str:
 
 
 def _default_y() -> str:
-    from crunchctl.loaders import DEFAULT_Y_LABEL
+    from crunchctl.batch.loaders import DEFAULT_Y_LABEL
 
     return DEFAULT_Y_LABEL
 
 
 def _default_z() -> str:
-    from crunchctl.loaders import DEFAULT_Z_LABEL
+    from crunchctl.batch.loaders import DEFAULT_Z_LABEL
 
     return DEFAULT_Z_LABEL
 

@@ -17,15 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from crunchctl import engine
+from crunchctl.run import engine
 from crunchctl.errors import ItemError, UsageError
-from crunchctl.figure import FigureOptions
-from crunchctl.loaders import AUTO, BUILTINS, LoaderSpec
-from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+from crunchctl.batch.figure import FigureOptions
+from crunchctl.batch.loaders import AUTO, BUILTINS, LoaderSpec
+from crunchctl.run.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
-    from crunchctl.ledger import Ledger
+    from crunchctl.ledger.store import Ledger
 
 log = logging.getLogger("crunchctl.batch")
 
@@ -93,7 +93,7 @@ def read_events(path: str | os.PathLike) -> tuple[float, ...]:
     Raises:
         UsageError: the file cannot be read, or a line is not a time (line number given).
     """
-    from crunchctl.loaders import RowError, parse_time
+    from crunchctl.batch.loaders import RowError, parse_time
 
     lines = read_items(os.fspath(path), what="events file")
     events = []
@@ -119,7 +119,7 @@ def figure_names(items: Sequence[str]) -> dict[str, str]:
     Names depend only on the item list, so a resumed run names figures as the first did.
     Names differing only in case are made distinct too (case-insensitive file systems).
     """
-    from crunchctl.products import safe_name
+    from crunchctl.quicklook.products import safe_name
 
     taken: set[str] = set()
     folded: set[str] = set()
@@ -233,8 +233,8 @@ def run_item(task: BatchTask) -> Outcome:
     (the traceback rides along in ``extra["item_traceback"]`` for the log), nothing to draw
     gives ``no_data``.
     """
-    from crunchctl import figure, loaders
-    from crunchctl.products import atomic_write
+    from crunchctl.batch import figure, loaders
+    from crunchctl.quicklook.products import atomic_write
 
     started = time.time()
     name = task.loader.display
@@ -312,7 +312,7 @@ def resolve_loaders(items: Sequence[str], loader: str) -> dict[str, LoaderSpec]:
         UsageError: the loader cannot be imported or is not callable, or (``auto``) an item
             is neither ``.tiq`` nor ``.npz``.
     """
-    from crunchctl import loaders
+    from crunchctl.batch import loaders
 
     if loader != AUTO:
         spec = loaders.parse_spec(loader)
@@ -359,7 +359,7 @@ def run_batch(
         UsageError: the loader cannot be used or the output folder cannot be written
             (found before any item runs).
     """
-    from crunchctl.products import clean_stale_temps, ensure_output_dir
+    from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
     unique, duplicates = dedupe(items)
     for item in duplicates:

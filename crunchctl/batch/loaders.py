@@ -550,9 +550,9 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
         path: a ``.tiq`` recording.
         settings: lframes, nframes, window, n_avg, zoom_center, zoom_span.
     """
-    from crunchctl import pipeline, spectrum
+    from crunchctl.quicklook import task as pipeline, spectrum
     from crunchctl.errors import TiqError
-    from crunchctl.render import describe_resolution, fmt_hz
+    from crunchctl.quicklook.render import describe_resolution, fmt_hz
 
     spec = pipeline.compute(path, settings)
     header: Any = spec.header
@@ -664,8 +664,8 @@ def _legacy_row(arrays: dict, path: str) -> dict:
         center = float(arrays["center_frequency"])
     else:
         center = float(freqs[freqs.size // 2]) if freqs.size else 0.0
-    from crunchctl.render import fmt_hz
-    from crunchctl.tiq import parse_datetime
+    from crunchctl.quicklook.render import fmt_hz
+    from crunchctl.formats.tiq import parse_datetime
 
     # crunchctl's own NPZ products say when the recording started: events can then land.
     origin = None

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crunchctl import engine
+from crunchctl.run import engine
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError
-from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
-from crunchctl.pipeline import RecordingTask, fingerprint, process_recording
+from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.quicklook.task import RecordingTask, fingerprint, process_recording
 
 if TYPE_CHECKING:
-    from crunchctl.ledger import Ledger
+    from crunchctl.ledger.store import Ledger
 
 log = logging.getLogger("crunchctl.jobs")
 
@@ -55,7 +55,7 @@ class Publisher:
     def publish(self, outcome: Outcome) -> list[str]:
         if not self.www or outcome.status != OK or len(outcome.products) < 2:
             return []
-        from crunchctl.products import clean_stale_temps, publish_www
+        from crunchctl.quicklook.products import clean_stale_temps, publish_www
 
         if not self._cleaned:
             # Temp copies of a run killed mid-copy would stay in the web folder for good.
@@ -100,7 +100,7 @@ def normalise(paths: Iterable[str | os.PathLike]) -> list[str]:
 def make_tasks(paths: Sequence[str], settings: Settings, *, source: str,
                fft_workers: int = 1) -> list[RecordingTask]:
     """Tasks with collision-free product stems (DESIGN section 4)."""
-    from crunchctl.products import plan_stems
+    from crunchctl.quicklook.products import plan_stems
 
     stems = plan_stems(paths, settings.output_dir())
     return [RecordingTask(p, stems[p], settings, source, fft_workers) for p in paths]
@@ -145,7 +145,7 @@ def process_files(
     Raises:
         ItemError: the output folder cannot be created or written (nothing could succeed).
     """
-    from crunchctl.products import clean_stale_temps, ensure_output_dir
+    from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
     all_paths = normalise(paths)
     due, done = split_due(all_paths, settings, ledger, force=force)

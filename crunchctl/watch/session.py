@@ -45,14 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crunchctl import engine
+from crunchctl.run import engine
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, IncompleteRecording, ItemError, LedgerBusyError, \
     LedgerError, TiqError, UsageError
-from crunchctl.outcome import ERROR, Outcome
+from crunchctl.run.outcome import ERROR, Outcome
 
 if TYPE_CHECKING:
-    from crunchctl.ledger import Ledger
+    from crunchctl.ledger.store import Ledger
 
 log = logging.getLogger("crunchctl.watch")
 
@@ -186,7 +186,7 @@ def scan_folder(folder: str, pattern: str, recursive: bool) -> list[tuple[str, i
     records their error. Hidden files and folders are skipped; a folder that cannot be read is logged and
     skipped (a share outage must not stop the watch).
     """
-    from crunchctl.watcher import matches
+    from crunchctl.watch.observer import matches
 
     found: list[tuple[str, int, int]] = []
     stack = [folder]
@@ -253,7 +253,7 @@ def tiq_state(path: str) -> tuple[bool, str]:
     A file that is not a readable TIQ recording counts as complete: processing it records
     the error in the ledger (TIQ.md: each bad file gets a clear error).
     """
-    from crunchctl import tiq
+    from crunchctl.formats import tiq
 
     try:
         tiq.check_complete(tiq.read_header(path))
@@ -284,7 +284,7 @@ def pending_recordings(folder: str, pattern: str, recursive: bool, settings: Set
         ``.tiq`` shorter than its header says: still being written, or cut) or
         ``not done yet`` (new, changed, failed last time, or settings changed).
     """
-    from crunchctl.jobs import split_due
+    from crunchctl.run.recordings import split_due
 
     paths = [p for p, _, _ in scan_folder(os.path.abspath(folder), pattern, recursive)]
     due, _ = split_due(paths, settings, ledger)
@@ -491,7 +491,7 @@ class _Pending:
 
 
 def _new_pool(workers: int) -> engine.WorkerPool:
-    from crunchctl.pipeline import process_recording
+    from crunchctl.quicklook.task import process_recording
 
     return engine.WorkerPool(process_recording, workers)
 
@@ -510,7 +510,7 @@ class Watch:
     def __init__(self, options: WatchOptions, settings: Settings, ledger: Ledger,
                  reporter: WatchReporter | None = None,
                  flags: engine.StopFlags | None = None) -> None:
-        from crunchctl.jobs import Publisher
+        from crunchctl.run.recordings import Publisher
 
         self.options = options
         self.settings = settings
@@ -596,7 +596,7 @@ class Watch:
                    if p not in self.attempted and p not in self.inflight
                    and p not in self.ready and p not in self.pending]
         if unknown:
-            from crunchctl.jobs import split_due
+            from crunchctl.run.recordings import split_due
 
             try:
                 _, done = split_due(unknown, self.settings, self.ledger)
@@ -625,7 +625,7 @@ class Watch:
     # ------------------------------------------------------------------ readiness
 
     def _drain_events(self, timeout: float) -> None:
-        from crunchctl.watcher import DIR
+        from crunchctl.watch.observer import DIR
 
         try:
             kind, path = self.events.get(timeout=timeout) if timeout > 0 \
@@ -700,7 +700,7 @@ class Watch:
         if _stat.S_ISDIR(st.st_mode):
             if self.options.recursive:
                 self._scan_dir(path)
-            from crunchctl.watcher import matches
+            from crunchctl.watch.observer import matches
 
             if matches(os.path.basename(path), self.options.pattern):
                 self._bad_entry(path)  # a folder named like a recording
@@ -761,7 +761,7 @@ class Watch:
     # ------------------------------------------------------------------ submitting
 
     def _task(self, path: str, fft_workers: int) -> Any:
-        from crunchctl.jobs import make_tasks
+        from crunchctl.run.recordings import make_tasks
 
         task = make_tasks([path], self.settings, source=self.options.source,
                           fft_workers=fft_workers)[0]
@@ -872,8 +872,8 @@ class Watch:
                 watched (no inotify watches left).
             LedgerError: the ledger cannot be written at the end.
         """
-        from crunchctl.products import clean_stale_temps, ensure_output_dir
-        from crunchctl.watcher import FolderWatcher
+        from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
+        from crunchctl.watch.observer import FolderWatcher
 
         opts = self.options
         try:

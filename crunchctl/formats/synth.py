@@ -80,7 +80,7 @@ def make_recording(path: str | os.PathLike, spec: RecordingSpec | None = None,
     """
     import numpy as np
 
-    from crunchctl.tiq import TiqWriter
+    from crunchctl.formats.tiq import TiqWriter
 
     spec = spec or RecordingSpec()
     lines = spec.lines if spec.lines is not None else tuple(schottky_lines(spec.fs, spec.seed))

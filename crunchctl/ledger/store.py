@@ -65,7 +65,7 @@ import polars as pl
 
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
-from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, RESET, STATUSES, Outcome
+from crunchctl.run.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, RESET, STATUSES, Outcome
 
 log = logging.getLogger("crunchctl.ledger")
 
@@ -758,7 +758,7 @@ def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, 
     Raises:
         ConfigError: the legacy file cannot be read or parsed.
     """
-    from crunchctl.legacy import FORMAT_TOML, read_legacy
+    from crunchctl.ledger.legacy import FORMAT_TOML, read_legacy
 
     fmt, entries = read_legacy(legacy_file)
     source = f"import:{os.path.abspath(os.fspath(legacy_file))}"

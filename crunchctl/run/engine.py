@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from crunchctl.outcome import NO_DATA, OK, Outcome
+from crunchctl.run.outcome import NO_DATA, OK, Outcome
 
 log = logging.getLogger("crunchctl.engine")
 
@@ -123,7 +123,7 @@ def _context() -> mp.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         # Everything a recording task imports, so no worker pays it after the fork.
-        ctx.set_forkserver_preload(["crunchctl.pipeline", "crunchctl.render", "numpy",
+        ctx.set_forkserver_preload(["crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy",
                                     "scipy.fft", "matplotlib.figure",
                                     "matplotlib.backends.backend_agg"])
         return ctx

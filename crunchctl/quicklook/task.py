@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, OutputError
-from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     Raises:
         TiqError: the recording cannot be read, or holds fewer frames than asked for.
     """
-    from crunchctl import spectrum, tiq
+    from crunchctl.quicklook import spectrum
+    from crunchctl.formats import tiq
     from crunchctl.errors import TiqError
 
     header = tiq.open_recording(path)
@@ -106,9 +107,9 @@ def write_products(spec: Spectrogram, path: str, output: Path, stem: str,
     """
     import numpy as np
 
-    from crunchctl import render, spectrum
+    from crunchctl.quicklook import render, spectrum
     from crunchctl.errors import TiqError
-    from crunchctl.products import atomic_write, write_npz
+    from crunchctl.quicklook.products import atomic_write, write_npz
 
     header = spec.header
     full_png, zoom_png, npz = product_paths(output, stem)

@@ -1,0 +1,1 @@
+"""``crunchctl batch``: items through loaders into multi-row figures."""
