@@ -22,6 +22,8 @@ ENV_PREFIX = "CRUNCHCTL_"
 APP_NAME = "crunchctl"
 
 WINDOWS = ("rectangular", "hann", "hamming", "blackman")
+#: The products a recording can have, in their canonical order (see docs/products.md).
+PRODUCTS = ("png", "zoom", "npz", "spectrum")
 
 #: key -> (type, default, help). Types: int, float, str, "path", "window".
 KEYS: dict[str, tuple[Any, Any, str]] = {
@@ -42,10 +44,30 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "cmap": (str, "viridis", "matplotlib colour map of the quicklooks"),
     "workers": (int, None, "worker processes (default: the number of cores)"),
     "num_threads": (int, None, "legacy name of workers"),
+    "products": ("products", "png,zoom,npz", "products per recording, out of png, zoom, npz, spectrum"),
+    # recording formats (see docs/formats.md)
+    "format": (str, None, "force one recording format for every input (default: by extension)"),
+    "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
+    "center_frequency": (float, None, "centre frequency of raw and WAV IQ files, Hz (default 0)"),
+    "tdms_channels": (str, None, "TDMS I and Q channels as GROUP/I,GROUP/Q"),
+    "verify_checksum": (bool, False, "verify a SigMF recording's SHA-512 before reading it"),
+    # running elsewhere
+    "scheduler": (str, None, "Dask scheduler address, or 'local' for a LocalCluster"),
+    # the control-room page in the web folder
+    "www_history": (int, 24, "quicklooks kept per recorder folder in the page's history"),
+    "www_stale_after": (float, 15.0, "minutes after which a recorder's latest recording is stale"),
+    "www_refresh": (int, 10, "seconds between the page's refreshes"),
+    # watch
+    "incomplete_after": (float, None, "minutes without growth after which an incomplete recording is processed as it is"),
+    "quiet_after": (float, None, "minutes without a new recording after which watch warns"),
 }
 TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 
-_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads"}
+_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_history", "www_refresh"}
+_POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
+                   "www_stale_after": "a positive number of minutes",
+                   "incomplete_after": "a positive number of minutes",
+                   "quiet_after": "a positive number of minutes"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,18 @@ class Settings:
     window: str = "rectangular"
     cmap: str = "viridis"
     workers: int = 0
+    products: str = "png,zoom,npz"
+    format: str | None = None
+    sample_rate: float | None = None
+    center_frequency: float | None = None
+    tdms_channels: str | None = None
+    verify_checksum: bool = False
+    scheduler: str | None = None
+    www_history: int = 24
+    www_stale_after: float = 15.0
+    www_refresh: int = 10
+    incomplete_after: float | None = None
+    quiet_after: float | None = None
     config_file: str | None = None
 
     def output_dir(self) -> Path:
@@ -158,17 +192,41 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             value = str(value).lower()
             if value not in WINDOWS:
                 raise ValueError
+        elif kind is bool:
+            if isinstance(value, str):
+                text = value.strip().lower()
+                if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                value = text in ("1", "true", "yes", "on")
+            elif not isinstance(value, bool):
+                raise ValueError
+        elif kind == "products":
+            value = normalise_products(value)
         else:
             value = str(value)
     except (TypeError, ValueError):
-        expected = {int: "a whole number", float: "a number", "path": "a path",
-                    "window": "one of " + ", ".join(WINDOWS)}.get(kind, "text")
+        expected = {int: "a whole number", float: "a number", "path": "a path", bool: "true or false",
+                    "window": "one of " + ", ".join(WINDOWS),
+                    "products": "a comma list out of " + ", ".join(PRODUCTS)}.get(kind, "text")
         raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
         raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
-    if key == "zoom_span" and not value > 0:
-        raise ConfigError(f"{_label(key, value, where)}: expected a positive number of Hz")
+    if key in _POSITIVE_FLOAT and not value > 0:
+        raise ConfigError(f"{_label(key, value, where)}: expected {_POSITIVE_FLOAT[key]}")
     return value
+
+
+def normalise_products(value: Any) -> str:
+    """A products list (comma text or a sequence) in canonical order, e.g. ``"png,npz"``.
+
+    Raises:
+        ValueError: empty, or a name that is not one of :data:`PRODUCTS`.
+    """
+    names = value.split(",") if isinstance(value, str) else list(value)
+    chosen = {str(n).strip().lower() for n in names if str(n).strip()}
+    if not chosen or not chosen <= set(PRODUCTS):
+        raise ValueError
+    return ",".join(p for p in PRODUCTS if p in chosen)
 
 
 def resolve(config_file: str | os.PathLike | None = None,

@@ -1,6 +1,6 @@
 """The one error taxonomy of crunchctl.
 
-Every error carries the exit code the CLI maps it to (DESIGN section 2). Per-item errors
+Every error carries the exit code the CLI maps it to (docs/ARCHITECTURE.md, "Errors and exit codes"). Per-item errors
 (``ItemError`` and subclasses) are recorded in the ledger and never stop a run; the others
 stop the command with a one-line message.
 """
@@ -43,12 +43,16 @@ class OutputError(ItemError):
     """
 
 
-class TiqError(ItemError):
+class FormatError(ItemError):
+    """A recording that cannot be read in its format; the message names the file and the problem."""
+
+
+class TiqError(FormatError):
     """A ``.tiq`` file that cannot be read; the message names the file and the problem."""
 
 
-class IncompleteRecording(TiqError):
-    """A ``.tiq`` file shorter than its header promises (still being written, or cut)."""
+class IncompleteRecording(FormatError):
+    """A recording shorter than its header promises (still being written, or cut)."""
 
     def __init__(self, message: str, expected: int, actual: int) -> None:
         super().__init__(message)
