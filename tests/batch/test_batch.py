@@ -27,7 +27,7 @@ from crunchctl.batch.figure import FigureOptions, color_bounds, render_figure
 from crunchctl.ledger.store import Ledger
 from crunchctl.batch.loaders import RowError, load_npz, normalise
 
-PLUGINS = Path(__file__).parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 PLUGIN = PLUGINS / "batch_plugin.py"
 PNG = b"\x89PNG\r\n\x1a\n"
 

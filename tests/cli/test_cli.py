@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import crunchctl
 from crunchctl.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["process", "watch", "batch", "status", "reset", "import", "demo"]
 runner = CliRunner()
 

@@ -34,7 +34,7 @@ PNG_TAIL = b"IEND\xaeB`\x82"
 PREFIX = len('<DataFile offset="000000000" ')
 
 PLUGIN = '''\
-"""Loader for tests/test_bad_input.py: what users' loaders get wrong."""
+"""Loader for tests/faults/test_bad_input.py: what users' loaders get wrong."""
 import numpy as np
 
 

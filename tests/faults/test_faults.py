@@ -8,10 +8,10 @@ exactly once after a rerun, per-item errors that name the item, exit codes, no t
 file under a final name and no temp files left behind.
 
 Covered elsewhere, not repeated here: a second ``watch`` on the same folder and ledger is
-refused and names the first (tests/test_watch.py, in-process and CLI; here only host and
-since are added), ``status`` on a ledger with a junk file (tests/test_status.py), damaged
-files skipped and never compacted (tests/test_ledger.py), SIGINT then resume
-(tests/test_batch.py), SIGTERM then restart of a watch (tests/test_watch.py).
+refused and names the first (tests/watch/test_watch.py, in-process and CLI; here only host and
+since are added), ``status`` on a ledger with a junk file (tests/cli/test_status.py), damaged
+files skipped and never compacted (tests/ledger/test_store.py), SIGINT then resume
+(tests/batch/test_batch.py), SIGTERM then restart of a watch (tests/watch/test_watch.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 PNG_TAIL = b"IEND\xaeB`\x82"  # the IEND chunk and its CRC: the last 8 bytes of a whole PNG
 
 FAULT_PLUGIN = '''\
-"""Loader plugins for tests/test_faults.py."""
+"""Loader plugins for tests/faults/test_faults.py."""
 import os
 
 import numpy as np
@@ -66,7 +66,7 @@ def crash(item):
 # $CRUNCHCTL_TEST_ENOSPC fail with ENOSPC after a few KiB, in the main process, the
 # forkserver and so in every worker: a disk that fills up, for some files only.
 ENOSPC_HOOK = '''\
-"""Test hook (tests/test_faults.py): a full disk for some products."""
+"""Test hook (tests/faults/test_faults.py): a full disk for some products."""
 import errno
 import fnmatch
 import os
