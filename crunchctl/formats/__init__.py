@@ -1,1 +1,173 @@
-"""Recording formats: one module per format (readers and, for the demo, a writer)."""
+"""Recording formats: the registry that picks a reader for a file (docs/formats.md).
+
+One module per format; each registers here with one line (name, module, extensions).
+Modules are imported only when a file of theirs is read, so importing this is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+from crunchctl.errors import FormatError, IncompleteRecording, UsageError
+from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
+
+__all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
+           "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
+           "reader_for", "readiness", "registration"]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One format: its name, the module holding ``READER``, and the extensions it owns.
+
+    ``needs_sample_rate``: files of this format carry no sample rate (raw IQ), so watch
+    looks at them only when one is configured.
+    """
+
+    name: str
+    module: str
+    extensions: tuple[str, ...]
+    needs_sample_rate: bool = False
+
+
+_REGISTRY: dict[str, Registration] = {}
+
+
+def register(name: str, module: str, *extensions: str, needs_sample_rate: bool = False) -> None:
+    """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
+    _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
+                                   needs_sample_rate)
+
+
+# ------------------------------------------------------------------ the formats (one line each)
+register("tiq", "crunchctl.formats.tiq", ".tiq")
+
+
+# ---------------------------------------------------------------------------------- lookups
+
+
+def names() -> list[str]:
+    """Registered format names, in registration order."""
+    return list(_REGISTRY)
+
+
+def registration(name: str) -> Registration:
+    return _REGISTRY[name]
+
+
+def extensions() -> list[str]:
+    """Every registered extension (``.tiq``, ``.sigmf-meta``, ...)."""
+    return [e for reg in _REGISTRY.values() for e in reg.extensions]
+
+
+def check_name(name: str | None) -> str | None:
+    """A ``--format`` value, lower-cased; UsageError if no format has that name."""
+    if name is None or name == "":
+        return None
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise UsageError(f"unknown format {name!r}; crunchctl reads {', '.join(_REGISTRY)}")
+    return key
+
+
+def _by_extension(path: str) -> Registration | None:
+    low = os.path.basename(path).lower()
+    best: tuple[int, Registration] | None = None
+    for reg in _REGISTRY.values():
+        for ext in reg.extensions:
+            # The longest matching extension wins (``.sigmf-data`` over a shorter one).
+            if low.endswith(ext) and len(low) > len(ext) and (best is None or len(ext) > best[0]):
+                best = (len(ext), reg)
+    return best[1] if best else None
+
+
+def _load(reg: Registration) -> Reader:
+    module = importlib.import_module(reg.module)
+    return module.READER  # type: ignore[no-any-return]
+
+
+def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
+    """The reader for ``path``: ``forced`` (a format name) if given, else by extension.
+
+    Raises:
+        FormatError: the extension is not one crunchctl knows (the message lists them).
+        UsageError: ``forced`` names no registered format.
+    """
+    path = os.fspath(path)
+    if forced:
+        return _load(_REGISTRY[check_name(forced)])  # type: ignore[index]
+    reg = _by_extension(path)
+    if reg is None:
+        ext = os.path.splitext(path)[1] or "(none)"
+        raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
+                          f"reads {' '.join(extensions())}, or give --format NAME")
+    return _load(reg)
+
+
+def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
+    """The ledger item a file belongs to (a SigMF pair is one item: its data file).
+
+    Never raises and imports no reader module for extensions it does not know.
+    """
+    path = os.fspath(path)
+    low = path.lower()
+    if not forced or forced == "sigmf":
+        if low.endswith(".sigmf-meta") and "sigmf" in _REGISTRY:
+            return path[: -len(".sigmf-meta")] + ".sigmf-data"
+    return path
+
+
+def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
+                   forced: str | None = None) -> tuple[Reader, Header]:
+    """Pick the reader, probe the header, and check the recording is complete.
+
+    Raises:
+        FormatError: unknown format or unreadable file (one line naming the file).
+        IncompleteRecording: shorter than its header says.
+    """
+    options = options or ReadOptions()
+    reader = reader_for(path, forced)
+    header = reader.probe(os.fspath(path), options)
+    own_check = getattr(reader, "check_complete", None)
+    if own_check is not None:  # a reader may word the shortfall in its own terms
+        own_check(header)
+    elif header.complete_size is not None:
+        try:
+            size = os.stat(header.path).st_size
+        except OSError as e:
+            raise FormatError(f"{header.path}: cannot read: {e.strerror or e}") from None
+        if size < header.complete_size:
+            raise IncompleteRecording(
+                f"{header.path}: {size} bytes, but its header says a complete file has "
+                f"{header.complete_size}", expected=header.complete_size, actual=size)
+    return reader, header
+
+
+def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
+    """File-name patterns (fnmatch) of every registered format, for watch.
+
+    Formats without a sample rate of their own (raw IQ) only when one is configured.
+    """
+    options = options or ReadOptions()
+    out: list[str] = []
+    for reg in _REGISTRY.values():
+        if reg.needs_sample_rate and not options.sample_rate:
+            continue
+        out.extend("*" + e for e in reg.extensions)
+    return tuple(out)
+
+
+def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
+              forced: str | None = None) -> Readiness:
+    """Whether a recording is complete enough to process (watch calls this).
+
+    A file no reader claims counts as complete: processing it records the error.
+    """
+    path = os.fspath(path)
+    try:
+        reader = reader_for(path, forced)
+    except (FormatError, UsageError):
+        return Readiness(True, group=item_path(path, forced))
+    return reader.readiness(path, options or ReadOptions())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from crunchctl.errors import IncompleteRecording, TiqError
+from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
 
 if TYPE_CHECKING:
     import numpy as np
@@ -308,8 +309,10 @@ def iter_raw_frames(
     *,
     chunk_frames: int | None = None,
     target_bytes: int = 8 << 20,
+    start_frame: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Yield the first ``nframes`` frames unscaled, as (k, 2 * lframes) arrays of I, Q pairs.
+    """Yield ``nframes`` frames from ``start_frame`` unscaled, as (k, 2 * lframes) arrays of
+    I, Q pairs.
 
     The arrays have the file's number type and byte order (``header.dtype``); multiply by
     ``header.scaling`` for volts. Fast path for :func:`iter_frames` and the spectrogram:
@@ -323,9 +326,9 @@ def iter_raw_frames(
     """
     import numpy as np
 
-    if nframes * lframes > header.nsamples:
+    if (start_frame + nframes) * lframes > header.nsamples:
         raise TiqError(
-            f"{header.path}: asked for {nframes} frames of {lframes} samples but the file "
+            f"{header.path}: asked for {start_frame + nframes} frames of {lframes} samples but the file "
             f"holds {header.nsamples // lframes} whole frames ({header.nsamples} samples)"
         )
     if nframes <= 0:
@@ -340,13 +343,13 @@ def iter_raw_frames(
         raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
     with f:
         try:
-            f.seek(header.offset)
+            f.seek(header.offset + start_frame * lframes * header.bytes_per_sample)
         except OSError as e:
             raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
         for start in range(0, nframes, chunk_frames):
             k = min(chunk_frames, nframes - start)
             view = buf[:k]
-            _read_exactly(f, memoryview(view).cast("B"), header, start * lframes)
+            _read_exactly(f, memoryview(view).cast("B"), header, (start_frame + start) * lframes)
             yield view
 
 
@@ -544,3 +547,64 @@ def write_tiq(path: str | os.PathLike, chunks: Iterable[np.ndarray], *, nsamples
         if w.written != nsamples:
             raise ValueError(f"wrote {w.written} samples, header announces {nsamples}")
     return Path(path)
+
+
+# ------------------------------------------------------------------ the registry's reader
+
+
+class TiqReader:
+    """``.tiq`` through the reader contract (docs/formats.md): raw counts + volts per count.
+
+    Blocks are the file's own integers (or float32), interleaved I, Q, with
+    ``scale = Scaling``: the spectrum converts and scales them in one pass.
+    """
+
+    name = "tiq"
+    patterns = ("*.tiq",)
+
+    def probe(self, path: str, options: ReadOptions) -> Header:
+        t = read_header(path)
+        return Header(
+            path=t.path, format=self.name, sample_rate=t.fs, center_frequency=t.center,
+            nsamples=t.nsamples, acquisition_start=t.acquired_at(),
+            scaling=f"{t.scaling!r} V per count ({t.number_format})",
+            complete_size=t.expected_size,
+            info={"offset": t.offset, "number_format": t.number_format,
+                  "big_endian": t.big_endian, "volts_per_count": t.scaling,
+                  "datetime": t.datetime, "acq_bandwidth": t.acq_bandwidth, "span": t.span,
+                  "rbw": t.rbw, "rf_attenuation": t.rf_attenuation})
+
+    @staticmethod
+    def tiq_header(header: Header) -> TiqHeader:
+        i = header.info
+        return TiqHeader(path=header.path, offset=i["offset"], nsamples=header.nsamples,
+                         fs=header.sample_rate, scaling=i["volts_per_count"],
+                         number_format=i["number_format"], big_endian=i["big_endian"],
+                         center=header.center_frequency, acq_bandwidth=i.get("acq_bandwidth"),
+                         span=i.get("span"), rbw=i.get("rbw"),
+                         rf_attenuation=i.get("rf_attenuation"), datetime=i.get("datetime"))
+
+    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
+               lframes: int) -> Iterator[Block]:
+        t = self.tiq_header(header)
+        for raw in iter_raw_frames(t, lframes, count, start_frame=start):
+            yield Block(raw, t.scaling)
+
+    def check_complete(self, header: Header) -> None:
+        """IncompleteRecording with the TIQ wording (samples and bytes) if the data is short."""
+        check_complete(self.tiq_header(header))
+
+    def readiness(self, path: str, options: ReadOptions) -> Readiness:
+        try:
+            check_complete(read_header(path))
+        except IncompleteRecording as e:
+            reason = str(e)
+            if reason.startswith(path + ": "):
+                reason = reason[len(path) + 2:]
+            return Readiness(False, "incomplete: " + reason)
+        except TiqError:
+            return Readiness(True)  # processing records the error
+        return Readiness(True)
+
+
+READER = TiqReader()
