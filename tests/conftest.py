@@ -12,6 +12,12 @@ import pytest
 
 from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
+# Tests run the ``crunchctl`` of the Python that runs them (a virtual environment's
+# ``bin`` is not on PATH when pytest is started as ``.venv/bin/python -m pytest``).
+_BIN = os.path.dirname(sys.executable)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
 
 @pytest.fixture(autouse=True)
 def isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):

@@ -8,12 +8,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from test_legacy import PROCESSED_TOML, PROGRESS_JSON
+from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
 
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FAKE_HOME = "/home/me"
+FIRST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/crunchctl demo"
+TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install -e ".[test]" '
+                '&& .venv/bin/python -m pytest -q')
 
 
 def console_blocks() -> list[list[tuple[str, list[str]]]]:
@@ -39,9 +42,9 @@ def normalise(text: str, cwd: Path) -> str:
 def test_setup_commands_match_ci():
     text = README.read_text()
     sh = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
-    assert sh[0].strip() == 'python3 -m pip install -e . && crunchctl demo'
+    assert sh[0].strip() == FIRST_COMMAND
     test_cmd = sh[1].strip()
-    assert test_cmd == 'python3 -m pip install -e ".[test]" && python3 -m pytest -q'
+    assert test_cmd == TEST_COMMAND
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci.splitlines()
 

@@ -23,7 +23,7 @@ from crunchctl.ledger.store import (
     import_legacy,
 )
 from crunchctl.run.outcome import Outcome
-from test_legacy import PROCESSED_TOML, PROGRESS_JSON
+from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0  # fixed clock for rows whose order matters
