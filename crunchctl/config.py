@@ -63,6 +63,11 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
 }
 TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 
+#: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
+#: gigabytes per frame.
+LFRAMES_MIN = 16
+LFRAMES_MAX = 1 << 24
+
 _POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_history", "www_refresh"}
 _POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
                    "www_stale_after": "a positive number of minutes",
@@ -101,6 +106,8 @@ class Settings:
     incomplete_after: float | None = None
     quiet_after: float | None = None
     config_file: str | None = None
+    #: (key, where its value came from) for every setting not left at its default
+    origins: tuple[tuple[str, str], ...] = ()
 
     def output_dir(self) -> Path:
         return Path(self.output_path or "crunchctl-out").absolute()
@@ -213,7 +220,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
     if key in _POSITIVE_FLOAT and not value > 0:
         raise ConfigError(f"{_label(key, value, where)}: expected {_POSITIVE_FLOAT[key]}")
+    if key == "lframes" and not LFRAMES_MIN <= value <= LFRAMES_MAX:
+        raise ConfigError(f"{_label(key, value, where)}: expected a frame length from "
+                          f"{LFRAMES_MIN} to {LFRAMES_MAX} samples")
     return value
+
+
+def notes(settings: Settings) -> list[str]:
+    """One-line notes on settings that work but are probably not what was meant."""
+    out = []
+    lf = settings.lframes
+    if lf & (lf - 1):
+        lower = 1 << (lf.bit_length() - 1)
+        out.append(f"lframes {lf} is not a power of two: it works, but the FFT is faster "
+                   f"with {lower} or {lower * 2}")
+    cores = os.cpu_count() or 1
+    if settings.workers > cores:
+        out.append(f"{settings.workers} workers on a machine with {cores} cores: they share "
+                   f"the cores, so more workers than cores is rarely faster")
+    return out
 
 
 def normalise_products(value: Any) -> str:
@@ -245,6 +270,7 @@ def resolve(config_file: str | os.PathLike | None = None,
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     used_file: str | None = None
     path = Path(config_file) if config_file else None
     if path is None:
@@ -255,19 +281,37 @@ def resolve(config_file: str | os.PathLike | None = None,
         used_file = str(path)
         for key, value in read_config_file(path).items():
             values[key] = _coerce(key, value, str(path))
+            origin[key] = f"config file {path}"
     for key in KEYS:
         env_name = ENV_PREFIX + key.upper()
         if env_name in environ and environ[env_name] != "":
             values[key] = _coerce(key, environ[env_name], f"environment {env_name}")
+            origin[key] = f"environment {env_name}"
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, "command line")
+            origin[key] = "command line"
     # Legacy num_threads maps to workers unless workers itself was given somewhere.
     legacy_threads = values.pop("num_threads", None)
     if values.get("workers") is None and legacy_threads is not None:
         values["workers"] = legacy_threads
+        origin["workers"] = origin.get("num_threads", "") + " (num_threads)"
     if values.get("workers") is None:
         values["workers"] = os.cpu_count() or 1
+        origin["workers"] = "the number of cores"
     fields = {f.name for f in dataclasses.fields(Settings)}
     clean = {k: v for k, v in values.items() if k in fields and v is not None}
-    return Settings(config_file=used_file, **clean)
+    origins = tuple(sorted((k, origin[k]) for k in clean if k in origin))
+    return Settings(config_file=used_file, origins=origins, **clean)
+
+
+def describe(settings: Settings) -> list[str]:
+    """``key = value  (where it came from)`` for every setting, for ``-vv`` logs."""
+    origin = dict(settings.origins)
+    lines = []
+    for f in dataclasses.fields(Settings):
+        if f.name in ("origins", "config_file"):
+            continue
+        lines.append(f"{f.name} = {getattr(settings, f.name)!r}  "
+                     f"({origin.get(f.name, 'default')})")
+    return lines
