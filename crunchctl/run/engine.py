@@ -1,37 +1,29 @@
-"""The run engine: a work queue, worker processes, outcomes, progress and signals.
+"""The run engine: feeds tasks to an executor under the stop/cancel flags, counts outcomes.
 
-Every command that processes items goes through here. The engine knows nothing of
-recordings or figures: it runs a picklable task function on picklable tasks, each task
-having ``item`` and ``failure(message, started)``, and reports ``Outcome`` records through
-callbacks. It never touches the ledger; the caller records outcomes.
+Every command that processes items goes through :class:`Dispatcher` (``run_tasks`` drives
+it over a list; ``watch`` feeds it as recordings become ready). The engine knows nothing of
+recordings or figures and never touches the ledger: the caller records outcomes. Where
+tasks run is chosen by ``executor.make_executor``; signal and exit-code rules are in
+docs/ARCHITECTURE.md, "Rules every command follows".
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from crunchctl.run.outcome import NO_DATA, OK, Outcome
+from crunchctl.run.executor import Executor, TaskFn, make_executor
+from crunchctl.run.outcome import ERROR, NO_DATA, OK, Outcome
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
 
 log = logging.getLogger("crunchctl.engine")
-
-
-class Task(Protocol):
-    item: str
-
-    def failure(self, message: str, started: float) -> Outcome: ...
-
-
-TaskFn = Callable[[Any], Outcome]
 
 
 class Reporter:
@@ -71,6 +63,8 @@ class RunSummary:
     finished: float | None = None
     interrupted_by: int | None = None
     not_started: int = 0
+    #: Items whose latest outcome in this run is an error (a watch retries some).
+    failed_items: set[str] = field(default_factory=set)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status == OK:
@@ -79,6 +73,10 @@ class RunSummary:
             self.no_data += 1
         else:
             self.error += 1
+        if outcome.status == ERROR:
+            self.failed_items.add(outcome.item)
+        else:
+            self.failed_items.discard(outcome.item)
 
     @property
     def elapsed(self) -> float:
@@ -86,159 +84,8 @@ class RunSummary:
 
     @property
     def failed(self) -> bool:
-        return self.error > 0
-
-
-# ----------------------------------------------------------------------------- workers
-
-
-def _worker_main(conn: Connection, fn: TaskFn) -> None:
-    # Workers leave signals to the main process: it decides whether in-flight work finishes.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        started = time.time()
-        try:
-            outcome = fn(task)
-        except BaseException as e:  # noqa: BLE001 - a task must never take its worker down
-            tb = traceback.format_exc()
-            outcome = task.failure(f"{task.item}: internal error: {type(e).__name__}: {e}",
-                                   started)
-            outcome.extra["traceback"] = tb
-        try:
-            conn.send(outcome)
-        except (BrokenPipeError, OSError):
-            return
-
-
-def _context() -> mp.context.BaseContext:
-    # Fork is unsafe once threads run (observer, live display); forkserver forks workers
-    # from a clean server that has already imported the numerics.
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        # Everything a recording task imports, so no worker pays it after the fork.
-        ctx.set_forkserver_preload(["crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy",
-                                    "scipy.fft", "matplotlib.figure",
-                                    "matplotlib.backends.backend_agg"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-class _Worker:
-    def __init__(self, ctx: mp.context.BaseContext, fn: TaskFn) -> None:
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
-        self.proc.start()
-        child.close()
-        self.task: Any = None
-        self.started = 0.0
-
-
-class WorkerPool:
-    """A fixed number of worker processes, one task each at a time.
-
-    Unlike ``ProcessPoolExecutor``, a worker that dies takes only its own task with it: that
-    task becomes an ``error`` outcome saying the worker died, and a fresh worker replaces it.
-    """
-
-    def __init__(self, fn: TaskFn, workers: int) -> None:
-        self.fn = fn
-        self.size = max(1, workers)
-        self._ctx = _context()
-        self._workers = [_Worker(self._ctx, fn) for _ in range(self.size)]
-
-    @property
-    def idle(self) -> int:
-        return sum(1 for w in self._workers if w.task is None)
-
-    @property
-    def busy(self) -> int:
-        return self.size - self.idle
-
-    def running(self) -> list[Any]:
-        return [w.task for w in self._workers if w.task is not None]
-
-    def submit(self, task: Any) -> None:
-        for w in self._workers:
-            if w.task is None:
-                w.task, w.started = task, time.time()
-                try:
-                    w.conn.send(task)
-                except (BrokenPipeError, OSError):
-                    pass  # the death is noticed by collect()
-                return
-        raise RuntimeError("no idle worker")
-
-    def collect(self, timeout: float | None) -> list[tuple[Any, Outcome]]:
-        """Wait up to ``timeout`` s for finished tasks; return (task, outcome) pairs."""
-        busy = [w for w in self._workers if w.task is not None]
-        if not busy:
-            return []
-        handles: list[Any] = [w.conn for w in busy] + [w.proc.sentinel for w in busy]
-        ready = wait(handles, timeout)
-        results: list[tuple[Any, Outcome]] = []
-        for i, w in enumerate(list(self._workers)):
-            if w.task is None:
-                continue
-            if w.conn in ready:
-                try:
-                    outcome = w.conn.recv()
-                except (EOFError, OSError):
-                    outcome = None
-                if outcome is not None:
-                    results.append((w.task, outcome))
-                    w.task = None
-                    continue
-            if w.proc.sentinel in ready or not w.proc.is_alive():
-                w.proc.join(timeout=1)
-                code = w.proc.exitcode
-                how = (f"killed by signal {signal.Signals(-code).name}" if code and code < 0
-                       else f"exit code {code}")
-                results.append((w.task, w.task.failure(
-                    f"{w.task.item}: worker process died while processing it ({how})",
-                    w.started)))
-                w.conn.close()
-                self._workers[i] = _Worker(self._ctx, self.fn)
-        return results
-
-    def cancel(self) -> list[Any]:
-        """Kill workers that are busy; return their tasks (not finished)."""
-        cancelled = []
-        for i, w in enumerate(self._workers):
-            if w.task is not None:
-                cancelled.append(w.task)
-                w.proc.kill()
-                w.proc.join(timeout=5)
-                w.conn.close()
-                w.task = None
-                self._workers[i] = _Worker(self._ctx, self.fn)
-        return cancelled
-
-    def close(self) -> None:
-        for w in self._workers:
-            try:
-                w.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        deadline = time.time() + 5
-        for w in self._workers:
-            w.proc.join(timeout=max(0.1, deadline - time.time()))
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join(timeout=1)
-            w.conn.close()
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Some item's latest outcome is an error."""
+        return bool(self.failed_items)
 
 
 # ------------------------------------------------------------------------------ signals
@@ -277,20 +124,82 @@ class signals_to_flags:  # noqa: N801 - used as a context manager, reads like a 
             signal.signal(sig, old)
 
 
+
+
+def exit_code(summary: RunSummary) -> int:
+    """The exit code of a run: 130 after Ctrl-C, else 1 if an item failed, else 0.
+
+    SIGTERM (systemd stop, kill) is a clean stop like the end of the work list.
+    """
+    if summary.interrupted_by == signal.SIGINT:
+        return 130
+    return 1 if summary.failed else 0
+
+
 # ---------------------------------------------------------------------------------- run
 
 
-def run_inline(task: Any, fn: TaskFn) -> Outcome:
-    """Run one task in this process, with the same error wrapping as a worker."""
-    started = time.time()
-    try:
-        return fn(task)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as e:  # noqa: BLE001
-        outcome = task.failure(f"{task.item}: internal error: {type(e).__name__}: {e}", started)
-        outcome.extra["traceback"] = traceback.format_exc()
-        return outcome
+class Dispatcher:
+    """Submits tasks to an executor and finishes their outcomes, under the stop/cancel flags.
+
+    Args:
+        executor: where tasks run (from ``make_executor``).
+        on_outcome: called in this process for each (task, outcome), in completion order,
+            after the outcome is counted in ``summary`` (record it, publish it).
+        flags: stop = take no new work; cancel = kill in-flight work.
+        summary: counts of this run.
+        on_cancel: called for each task killed by a cancel (it has no outcome).
+    """
+
+    def __init__(self, executor: Executor, on_outcome: Callable[[Any, Outcome], None], *,
+                 flags: StopFlags, summary: RunSummary,
+                 on_cancel: Callable[[Any], None] | None = None) -> None:
+        self.executor = executor
+        self.on_outcome = on_outcome
+        self.on_cancel = on_cancel
+        self.flags = flags
+        self.summary = summary
+
+    @property
+    def accepting(self) -> bool:
+        """A task can be submitted now: not stopping, and the executor has room."""
+        return not self.flags.stop.is_set() and self.executor.idle > 0
+
+    @property
+    def busy(self) -> int:
+        return self.executor.busy
+
+    def submit(self, task: Any) -> None:
+        self.executor.submit(task)
+
+    def collect(self, timeout: float | None) -> int:
+        """Cancel in-flight work if asked, wait up to ``timeout`` s for outcomes, finish them.
+
+        Returns:
+            How many outcomes were finished.
+        """
+        if self.flags.cancel.is_set():
+            for task in self.executor.cancel():
+                self.summary.not_started += 1
+                log.warning("%s: cancelled", task.item)
+                if self.on_cancel is not None:
+                    self.on_cancel(task)
+        if not self.executor.busy:
+            return 0
+        done = self.executor.collect(timeout)
+        for task, outcome in done:
+            tb = outcome.extra.pop("traceback", None)
+            if tb:
+                log.error("%s\n%s", outcome.error, tb.rstrip())
+            self.summary.add(outcome)
+            self.on_outcome(task, outcome)
+        return len(done)
+
+    def close(self) -> None:
+        self.executor.close()
+        self.summary.finished = time.time()
+        if self.flags.stop.is_set():
+            self.summary.interrupted_by = self.flags.signal or signal.SIGINT
 
 
 def run_tasks(
@@ -303,18 +212,20 @@ def run_tasks(
     flags: StopFlags | None = None,
     total: int | None = None,
     inline: bool = False,
+    settings: Settings | None = None,
 ) -> RunSummary:
     """Run ``fn`` over ``tasks`` and hand every outcome to ``on_outcome``, in completion order.
 
     Args:
         tasks: the work list (consumed lazily).
         fn: top-level task function (picklable by reference).
-        workers: worker processes.
+        workers: tasks at once.
         on_outcome: called in this process for each outcome (record it, publish it).
         reporter: progress callbacks.
         flags: stop/cancel flags (set by signal handlers or another thread).
         total: number of tasks, for the progress bar, if known.
-        inline: run in this process, one task after another (no worker processes).
+        inline: a lone task that may run in this process (no worker processes).
+        settings: passed to ``make_executor`` (a configured scheduler runs tasks on Dask).
 
     Returns:
         The run's summary; ``interrupted_by`` is set when the flags stopped it early.
@@ -323,54 +234,34 @@ def run_tasks(
     flags = flags or StopFlags()
     summary = RunSummary()
     reporter.start(total)
-    it = iter(tasks)
 
     def finish(task: Any, outcome: Outcome) -> None:
-        tb = outcome.extra.pop("traceback", None)
-        if tb:
-            log.error("%s\n%s", outcome.error, tb.rstrip())
-        summary.add(outcome)
         on_outcome(outcome)
         reporter.item_done(outcome)
 
+    it = iter(tasks)
+    exhausted = False
+    dispatcher: Dispatcher | None = None
     try:
-        if inline:
-            for task in it:
-                if flags.stop.is_set():
-                    summary.not_started += 1 + sum(1 for _ in it)
+        dispatcher = Dispatcher(make_executor(fn, settings, workers=workers, inline=inline),
+                                finish, flags=flags, summary=summary)
+        while True:
+            while not exhausted and dispatcher.accepting:
+                task = next(it, None)
+                if task is None:
+                    exhausted = True
                     break
+                dispatcher.submit(task)
                 reporter.item_started(task)
-                finish(task, run_inline(task, fn))
-        else:
-            with WorkerPool(fn, workers) as pool:
-                exhausted = False
-                while True:
-                    if flags.cancel.is_set():
-                        for task in pool.cancel():
-                            summary.not_started += 1
-                            log.warning("%s: cancelled", task.item)
-                    if not flags.stop.is_set():
-                        while not exhausted and pool.idle:
-                            try:
-                                task = next(it)
-                            except StopIteration:
-                                exhausted = True
-                                break
-                            pool.submit(task)
-                            reporter.item_started(task)
-                    if pool.busy == 0 and (exhausted or flags.stop.is_set()):
-                        break
-                    for task, outcome in pool.collect(timeout=0.25):
-                        finish(task, outcome)
-                if flags.stop.is_set() and not exhausted:
-                    summary.not_started += sum(1 for _ in it)
+            if dispatcher.busy == 0 and (exhausted or flags.stop.is_set()):
+                break
+            dispatcher.collect(timeout=0.25)
+        if not exhausted:
+            summary.not_started += sum(1 for _ in it)
     finally:
-        summary.finished = time.time()
-        if flags.stop.is_set():
-            summary.interrupted_by = flags.signal or signal.SIGINT
+        if dispatcher is not None:
+            dispatcher.close()
+        else:
+            summary.finished = time.time()
         reporter.close()
     return summary
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1

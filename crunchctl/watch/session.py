@@ -1,7 +1,7 @@
 """The core of ``crunchctl watch`` (DESIGN section 6, issue 4): backlog, readiness, workers.
 
 Turns paths (from a folder scan or the observer in ``watcher``) into tasks once their
-recording is complete, feeds them to an ``engine.WorkerPool``, records every outcome in the
+recording is complete, feeds them to an executor (``run.executor.make_executor``), records every outcome in the
 ledger and publishes web copies. Also owns the single-watcher lock and
 :func:`pending_recordings` for ``status``. Leaves watchdog to ``watcher``, rich to the CLI,
 Parquet to ``ledger``.
@@ -490,10 +490,11 @@ class _Pending:
     checks: int = 0
 
 
-def _new_pool(workers: int) -> engine.WorkerPool:
+def _new_pool(settings: Settings) -> Any:
     from crunchctl.quicklook.task import process_recording
+    from crunchctl.run.executor import make_executor
 
-    return engine.WorkerPool(process_recording, workers)
+    return make_executor(process_recording, settings)
 
 
 class Watch:
@@ -521,7 +522,7 @@ class Watch:
         self.publisher = Publisher(settings.www_path)
         self.events: queue.Queue = queue.Queue()
         self.watcher: Any = None
-        self.pool: engine.WorkerPool | None = None
+        self.pool: Any = None
         # Never take our own products for recordings (a --pattern '*' with the output
         # folder inside the watched one would loop).
         self.excluded = tuple(os.path.join(os.path.abspath(d), "") for d in
@@ -776,7 +777,7 @@ class Watch:
     def _submit(self) -> None:
         while self.ready and not self.flags.stop.is_set():
             if self.pool is None:
-                self.pool = _new_pool(self.settings.workers)
+                self.pool = _new_pool(self.settings)
             if not self.pool.idle:
                 return
             path, fp = next(iter(self.ready.items()))
@@ -891,7 +892,7 @@ class Watch:
                 raise ConfigError(f"{opts.folder}: cannot watch the folder: "
                                   f"{e.strerror or e} (--poll SECONDS needs no file-system "
                                   f"events)") from None
-            self.pool = _new_pool(self.settings.workers)  # warm workers: lower latency
+            self.pool = _new_pool(self.settings)  # warm workers: lower latency
         self.rescan()
         self.reporter.start(self.snapshot())
         log.info("watching %s (%s, pattern %s%s), backlog %d", opts.folder,

@@ -1,0 +1,146 @@
+"""The executor seam: what the engine and ``watch`` need from whatever runs tasks, and the
+one factory that chooses it (the local process pool, one task in this process, or Dask).
+
+Every command gets its executor from :func:`make_executor`; nothing else constructs one.
+See docs/ARCHITECTURE.md, "Rules every command follows".
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from crunchctl.run.outcome import Outcome
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+
+
+class Task(Protocol):
+    """What an executor runs: small, picklable, with an identity and a failure outcome."""
+
+    @property
+    def item(self) -> str: ...
+
+    def failure(self, message: str, started: float) -> Outcome: ...
+
+
+#: A top-level (picklable by reference) function turning one task into its outcome.
+TaskFn = Callable[[Any], Outcome]
+
+
+class Executor(Protocol):
+    """Runs tasks somewhere and hands back their outcomes; never raises for a task.
+
+    A task that raises or whose worker dies comes back as ``task.failure(...)`` (an
+    ``error`` outcome); the executor goes on with fresh workers.
+    """
+
+    @property
+    def idle(self) -> int:
+        """Tasks that can be submitted now without queueing."""
+
+    @property
+    def busy(self) -> int:
+        """Tasks submitted and not yet collected or cancelled."""
+
+    def running(self) -> list[Any]:
+        """The tasks submitted and not yet collected."""
+
+    def submit(self, task: Any) -> None:
+        """Start a task; only call while ``idle`` > 0."""
+
+    def collect(self, timeout: float | None) -> list[tuple[Any, Outcome]]:
+        """Wait up to ``timeout`` s for finished tasks; return (task, outcome) pairs."""
+
+    def cancel(self) -> list[Any]:
+        """Stop every running task at once; return those tasks (they have no outcome)."""
+
+    def close(self) -> None:
+        """Release workers; running tasks are abandoned."""
+
+
+def run_inline(task: Any, fn: TaskFn) -> Outcome:
+    """Run one task in this process, with the same error wrapping as a worker."""
+    started = time.time()
+    try:
+        return fn(task)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one task's bug is that task's error
+        outcome = task.failure(f"{task.item}: internal error: {type(e).__name__}: {e}", started)
+        outcome.extra["traceback"] = traceback.format_exc()
+        return outcome
+
+
+class InlineExecutor:
+    """One task at a time in this process (a lone recording: no worker start-up cost).
+
+    ``collect`` runs the submitted task; it cannot be cancelled from outside, so the
+    signal handler cancels it by raising ``KeyboardInterrupt`` (see ``signals_to_flags``).
+    """
+
+    def __init__(self, fn: TaskFn) -> None:
+        self.fn = fn
+        self._task: Any = None
+
+    @property
+    def idle(self) -> int:
+        return 0 if self._task is not None else 1
+
+    @property
+    def busy(self) -> int:
+        return 1 - self.idle
+
+    def running(self) -> list[Any]:
+        return [] if self._task is None else [self._task]
+
+    def submit(self, task: Any) -> None:
+        if self._task is not None:
+            raise RuntimeError("the inline executor runs one task at a time")
+        self._task = task
+
+    def collect(self, timeout: float | None) -> list[tuple[Any, Outcome]]:
+        task, self._task = self._task, None
+        return [] if task is None else [(task, run_inline(task, self.fn))]
+
+    def cancel(self) -> list[Any]:
+        task, self._task = self._task, None
+        return [] if task is None else [task]
+
+    def close(self) -> None:
+        self._task = None
+
+
+def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int | None = None,
+                  inline: bool = False) -> Executor:
+    """The executor of a run: the single place that chooses where tasks run.
+
+    Args:
+        fn: the task function (top level, picklable by reference).
+        settings: resolved settings; ``settings.scheduler`` set sends tasks to Dask
+            (``crunchctl.run.dask.DaskExecutor(fn, settings, workers=...)``).
+        workers: tasks at once [default: ``settings.workers``, else 1].
+        inline: a lone task that may run in this process (ignored with a scheduler).
+
+    Raises:
+        ConfigError: a scheduler is configured but the Dask executor cannot be used.
+    """
+    if workers is None:
+        workers = settings.workers if settings is not None and settings.workers else 1
+    if settings is not None and settings.scheduler:
+        try:
+            from crunchctl.run.dask import DaskExecutor
+        except ImportError as e:
+            from crunchctl.errors import ConfigError
+
+            raise ConfigError(f"scheduler {settings.scheduler!r}: the Dask executor cannot "
+                              f"be loaded ({e})") from None
+        return DaskExecutor(fn, settings, workers=workers)
+    if inline:
+        return InlineExecutor(fn)
+    from crunchctl.run.local import LocalPool
+
+    return LocalPool(fn, workers)
