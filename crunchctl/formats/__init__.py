@@ -43,6 +43,11 @@ def register(name: str, module: str, *extensions: str, needs_sample_rate: bool =
 
 # ------------------------------------------------------------------ the formats (one line each)
 register("tiq", "crunchctl.formats.tiq", ".tiq")
+register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf")
+register("tdms", "crunchctl.formats.tdms", ".tdms")
+register("wav", "crunchctl.formats.wav", ".wav")
+register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
+         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8", needs_sample_rate=True)
 
 
 # ---------------------------------------------------------------------------------- lookups

@@ -118,8 +118,11 @@ class Readiness:
         reason: why not complete, for the pending list (one line).
         group: the ledger item this file belongs to (SigMF: the ``.sigmf-data`` path for
             both files); None means the path itself.
+        files: every file whose size and mtime must stay unchanged for the settle time
+            (SigMF: meta and data); empty means the path itself.
     """
 
     complete: bool | None
     reason: str = ""
     group: str | None = None
+    files: tuple[str, ...] = ()

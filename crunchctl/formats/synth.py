@@ -1,7 +1,7 @@
 """Realistic synthetic recordings: Schottky-like lines drifting over a noise floor.
 
-Used by ``crunchctl demo``, the tests and the benchmarks. Writes through the TIQ writer in
-chunks, so a recording of any size is made with a small, bounded amount of memory.
+Used by ``crunchctl demo``, the tests and the benchmarks. Writes ``.tiq`` (and the same
+signal in every other format) in chunks, so any size takes a small, bounded amount of memory.
 """
 
 from __future__ import annotations
@@ -69,6 +69,36 @@ class RecordingSpec:
         return self.nframes * self.lframes + self.extra_samples
 
 
+def signal_chunks(spec: RecordingSpec, chunk_samples: int = 1 << 20):
+    """The synthetic signal in volts, complex128 chunks of at most ``chunk_samples``."""
+    import numpy as np
+
+    lines = spec.lines if spec.lines is not None else tuple(schottky_lines(spec.fs, spec.seed))
+    rng = np.random.default_rng(spec.seed)
+    phases = rng.uniform(0, 2 * np.pi, len(lines))
+    for start in range(0, spec.nsamples, chunk_samples):
+        n = min(chunk_samples, spec.nsamples - start)
+        t = (start + np.arange(n, dtype=np.float64)) / spec.fs
+        x = rng.standard_normal(2 * n).view(np.complex128) * spec.noise_rms
+        for line, phase0 in zip(lines, phases):
+            # Linear drift: phase = 2 pi (f0 t + drift t^2 / 2).
+            phase = 2 * np.pi * (line.offset * t + 0.5 * line.drift * t * t) + phase0
+            x += line.amplitude * np.exp(1j * phase)
+        yield x
+
+
+def _scaling(spec: RecordingSpec, int16: bool) -> float:
+    if spec.scaling is not None:
+        return spec.scaling
+    # Noise of ~3000 counts leaves ample head room for the lines in 16 and 32 bits.
+    return spec.noise_rms / (300.0 if int16 else 3000.0)
+
+
+def _acquired(spec: RecordingSpec) -> _dt.datetime:
+    return spec.acquired or _dt.datetime(2024, 4, 17, 13, 5, 22, 123456,
+                                         tzinfo=_dt.timezone(_dt.timedelta(hours=2)))
+
+
 def make_recording(path: str | os.PathLike, spec: RecordingSpec | None = None,
                    *, chunk_samples: int = 1 << 20) -> Path:
     """Write a realistic ``.tiq`` recording and return its path.
@@ -78,31 +108,109 @@ def make_recording(path: str | os.PathLike, spec: RecordingSpec | None = None,
         spec: sizes and content; the demo recording by default.
         chunk_samples: samples generated and written at a time (bounds memory).
     """
-    import numpy as np
-
     from crunchctl.formats.tiq import TiqWriter
 
     spec = spec or RecordingSpec()
-    lines = spec.lines if spec.lines is not None else tuple(schottky_lines(spec.fs, spec.seed))
-    scaling = spec.scaling
-    if scaling is None:
-        # Noise of ~3000 counts leaves ample head room for the lines in 16 and 32 bits.
-        scaling = spec.noise_rms / (300.0 if spec.number_format == "Int16" else 3000.0)
-    acquired = spec.acquired or _dt.datetime(2024, 4, 17, 13, 5, 22, 123456,
-                                              tzinfo=_dt.timezone(_dt.timedelta(hours=2)))
-    rng = np.random.default_rng(spec.seed)
-    phases = rng.uniform(0, 2 * np.pi, len(lines))
+    scaling = _scaling(spec, spec.number_format == "Int16")
     with TiqWriter(path, nsamples=spec.nsamples, fs=spec.fs, center=spec.center,
                    scaling=scaling, number_format=spec.number_format,
-                   big_endian=spec.big_endian, acquired=acquired,
+                   big_endian=spec.big_endian, acquired=_acquired(spec),
                    **spec.header_fields) as w:
-        for start in range(0, spec.nsamples, chunk_samples):
-            n = min(chunk_samples, spec.nsamples - start)
-            t = (start + np.arange(n, dtype=np.float64)) / spec.fs
-            x = rng.standard_normal(2 * n).view(np.complex128) * spec.noise_rms
-            for line, phase0 in zip(lines, phases):
-                # Linear drift: phase = 2 pi (f0 t + drift t^2 / 2).
-                phase = 2 * np.pi * (line.offset * t + 0.5 * line.drift * t * t) + phase0
-                x += line.amplitude * np.exp(1j * phase)
+        for x in signal_chunks(spec, chunk_samples):
             w.write(x)
     return Path(path)
+
+
+def _pairs(x, dtype, scaling: float):
+    """Complex volts -> interleaved I, Q of ``dtype`` (counts = volts / scaling for ints)."""
+    import numpy as np
+
+    pairs = np.empty(2 * x.size, dtype=np.float64)
+    pairs[0::2] = x.real
+    pairs[1::2] = x.imag
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return pairs.astype(dtype)
+    pairs /= scaling
+    np.rint(pairs, out=pairs)
+    info = np.iinfo(dtype)
+    np.clip(pairs, info.min, info.max, out=pairs)
+    return pairs.astype(dtype)
+
+
+def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | None = None,
+                      *, chunk_samples: int = 1 << 20, records: int = 8) -> Path:
+    """Write the same synthetic signal as :func:`make_recording` in another format.
+
+    ``fmt``: ``tiq``; ``sigmf`` (ci16_le, ``path`` is the ``.sigmf-data``); ``tdms`` (the
+    lab layout, int16, ``records`` records each with its gain); ``wav`` (int16 stereo);
+    ``raw`` (by ``path``'s extension: ``.cf32`` float32 volts, ``.cs16`` int16 counts).
+    Integer formats store the signal as int16 counts of ``scaling`` volts; their readers
+    give full scale = 1, so their powers differ from the ``.tiq`` ones by a constant factor.
+    """
+    import numpy as np
+
+    spec = spec or RecordingSpec()
+    path = Path(path)
+    scaling = _scaling(spec, True)
+    chunks = signal_chunks(spec, chunk_samples)
+    if fmt == "tiq":
+        return make_recording(path, spec, chunk_samples=chunk_samples)
+    if fmt == "raw":
+        dtype = "<f4" if path.suffix.lower() in (".cf32", ".fc32", ".cfile") else "<i2"
+        with open(path, "wb") as f:
+            for x in chunks:
+                f.write(_pairs(x, dtype, scaling).tobytes())
+        return path
+    if fmt == "wav":
+        import struct
+
+        data_bytes = spec.nsamples * 4
+        with open(path, "wb") as f:
+            f.write(b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE")
+            f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, int(spec.fs), int(spec.fs) * 4,
+                                          4, 16))
+            f.write(b"data" + struct.pack("<I", data_bytes))
+            for x in chunks:
+                f.write(_pairs(x, "<i2", scaling).tobytes())
+        return path
+    if fmt == "sigmf":
+        from sigmf import SigMFFile
+
+        data = path.with_suffix(".sigmf-data")
+        with open(data, "wb") as f:
+            for x in chunks:
+                f.write(_pairs(x, "<i2", scaling).tobytes())
+        meta = SigMFFile(data_file=str(data), skip_checksum=True, global_info={
+            "core:datatype": "ci16_le", "core:sample_rate": spec.fs,
+            "core:description": "crunchctl synthetic Schottky-like lines"})
+        meta.add_capture(0, {"core:frequency": spec.center,
+                             "core:datetime": _acquired(spec).astimezone(_dt.timezone.utc)
+                             .strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        meta.tofile(str(path.with_suffix(".sigmf-meta")), skip_validate=False)
+        return data
+    if fmt == "tdms":
+        from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
+
+        per_record = -(-spec.nsamples // records)
+        root = RootObject(properties={
+            "IQRate": float(spec.fs), "IQCarrierFrequency": float(spec.center),
+            "RFAttentuation": 0.0, "NSamplesPerRecord": np.int64(per_record),
+            "NRecordsPerFile": np.int64(records)})
+        start_us = int(_acquired(spec).timestamp() * 1e6)
+        signal = signal_chunks(spec, per_record)
+        with TdmsWriter(str(path)) as w:
+            for r, x in enumerate(signal):
+                # Alternate two gains (a gain switch mid-file), counts follow.
+                gain = scaling * (1.0 if r % 2 == 0 else 2.0)
+                iq = _pairs(x, "<i2", gain)
+                stamp = np.array([start_us + int(r * per_record / spec.fs * 1e6)],
+                                 dtype="datetime64[us]")
+                w.write_segment([root, GroupObject("RecordData"),
+                                 ChannelObject("RecordData", "I", iq[0::2].copy()),
+                                 ChannelObject("RecordData", "Q", iq[1::2].copy()),
+                                 GroupObject("RecordHeader"),
+                                 ChannelObject("RecordHeader", "gain", np.array([gain])),
+                                 ChannelObject("RecordHeader", "absolute timestamp", stamp)])
+        return path
+    raise ValueError(f"unknown format {fmt!r}")

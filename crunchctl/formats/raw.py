@@ -1,0 +1,94 @@
+"""Headerless raw IQ files (``.cf32``, ``.cs16``, ``.cu8``, ...), typed by extension as
+inspectrum and GNU Radio do; sample rate and centre come from the settings (docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from crunchctl.errors import FormatError
+from crunchctl.formats import _io
+from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+
+#: extension -> (numpy type of one component, full scale, zero point)
+#: Signed integers: full scale 2^(bits-1); unsigned bytes are centred at 127.5 (RTL-SDR).
+TYPES: dict[str, tuple[str, float, float]] = {
+    ".cf32": ("<f4", 1.0, 0.0), ".fc32": ("<f4", 1.0, 0.0), ".cfile": ("<f4", 1.0, 0.0),
+    ".cf64": ("<f8", 1.0, 0.0), ".fc64": ("<f8", 1.0, 0.0),
+    ".cs32": ("<i4", 2.0**31, 0.0), ".sc32": ("<i4", 2.0**31, 0.0),
+    ".cs16": ("<i2", 2.0**15, 0.0), ".sc16": ("<i2", 2.0**15, 0.0),
+    ".cs8": ("i1", 2.0**7, 0.0), ".sc8": ("i1", 2.0**7, 0.0),
+    ".cu8": ("u1", 127.5, 127.5), ".uc8": ("u1", 127.5, 127.5),
+}
+EXTENSIONS = tuple(TYPES)
+
+
+def _type_of(path: str) -> tuple[str, str, float, float]:
+    low = path.lower()
+    for ext, (component, full, zero) in TYPES.items():
+        if low.endswith(ext):
+            return ext, component, full, zero
+    raise FormatError(f"{path}: raw IQ type unknown: name the file with one of "
+                      f"{' '.join(EXTENSIONS)}")
+
+
+class RawReader:
+    """Raw interleaved I, Q; integer blocks go to the spectrum as they are, with 1/full scale."""
+
+    name = "raw"
+    patterns = tuple("*" + e for e in EXTENSIONS)
+
+    def probe(self, path: str, options: ReadOptions) -> Header:
+        import numpy as np
+
+        ext, component, full, zero = _type_of(path)
+        size = _io.file_size(path, "raw IQ recording")
+        if not options.sample_rate:
+            raise FormatError(f"{path}: raw IQ has no header: give its sample rate with "
+                              f"--sample-rate HZ (config key sample_rate)")
+        _io.require_nonempty(path, size)
+        sample_bytes = 2 * np.dtype(component).itemsize
+        nsamples, partial = divmod(size, sample_bytes)
+        warnings = []
+        if partial:
+            warnings.append(_io.warn(path, f"ignoring a trailing partial sample ({partial} of "
+                                           f"{sample_bytes} bytes)"))
+        center = options.center_frequency
+        if center is None:
+            center = 0.0
+        scaling = "as stored (float)" if full == 1.0 else (
+            f"full scale = 1: (count - {zero:g}) / {full:g}" if zero else
+            f"full scale = 1: count / {full:g}")
+        return Header(path=path, format=self.name, sample_rate=float(options.sample_rate),
+                      center_frequency=float(center), nsamples=nsamples,
+                      acquisition_start=None, scaling=f"{scaling} ({ext[1:]})",
+                      complete_size=None,
+                      info={"component": component, "full_scale": full, "zero": zero,
+                            "warnings": warnings})
+
+    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
+               lframes: int) -> Iterator[Block]:
+        import numpy as np
+
+        info = header.info
+        scale = 1.0 / info["full_scale"]
+        zero = info["zero"]
+        out = None
+        for raw in _io.iter_interleaved(header.path, 0, info["component"], header.nsamples,
+                                        start, count, lframes):
+            if not zero:
+                yield Block(raw, scale)
+                continue
+            if out is None or out.shape[0] < raw.shape[0]:
+                out = np.empty(raw.shape, dtype=np.float32)
+            view = out[: raw.shape[0]]
+            np.subtract(raw, np.float32(zero), out=view, dtype=np.float32)
+            yield Block(view, scale)
+
+    def readiness(self, path: str, options: ReadOptions) -> Readiness:
+        # Nothing in the file says how long it will be: only a quiet settle time can tell.
+        return Readiness(None)
+
+
+READER = RawReader()
