@@ -1,8 +1,8 @@
-"""Multi-row spectrogram figures for ``crunchctl batch`` (DESIGN section 7).
+"""Multi-row spectrogram figures for ``crunchctl batch`` (docs/products.md, "Batch figures").
 
 One row per dataset, a shared x axis, a colour bar per row, event lines and an optional
 right-hand zoom column; matplotlib's object API (Figure + Agg, no pyplot), so it is safe
-in worker processes. Takes checked ``loaders.Row`` objects and writes a PNG to a file
+in worker processes. Takes checked ``rows.Row`` objects and writes a PNG to a file
 object; it knows nothing of items, the ledger or file names.
 """
 
@@ -12,12 +12,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from crunchctl.errors import ItemError
+from crunchctl.batch.rows import DEFAULT_Y_LABEL, DEFAULT_Z_LABEL, Row
+from crunchctl.errors import ItemError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from crunchctl.batch.loaders import Row
 
 SCALES = ("linear", "log")
 # Layout in inches (fixed margins, no layout engine: one draw per figure, not two).
@@ -51,6 +50,9 @@ class FigureOptions:
             None for no zoom column.
         events: event times (UNIX seconds) drawn as vertical lines on every figure.
         dpi: resolution of the PNG.
+
+    Raises:
+        UsageError: a value no figure can be drawn with, named by its command-line option.
     """
 
     y_min: float | None = None
@@ -65,8 +67,40 @@ class FigureOptions:
     events: tuple[float, ...] = ()
     dpi: int = 100
 
+    def __post_init__(self) -> None:
+        for lo, hi, what in ((self.y_min, self.y_max, "--y-min/--y-max"),
+                             (self.z_min, self.z_max, "--z-min/--z-max")):
+            if lo is not None and hi is not None and not hi > lo:
+                raise UsageError(f"{what}: {lo:g} is not below {hi:g}")
+        for value, what in ((self.y_scale, "--y-scale"), (self.z_scale, "--z-scale")):
+            if value not in SCALES:
+                raise UsageError(f"{what} {value!r}: expected {' or '.join(SCALES)}")
+        lo, hi = self.percentiles
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi <= 100):
+            raise UsageError(f"--percentiles {lo:g},{hi:g}: expected 0 <= LO < HI <= 100")
+        if self.zoom_minutes is not None and not self.zoom_minutes > 0:
+            raise UsageError(f"--zoom-minutes {self.zoom_minutes:g}: expected a positive "
+                             f"number of minutes")
+        if not self.dpi > 0:
+            raise UsageError(f"--dpi {self.dpi}: expected a positive resolution")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def parse_percentiles(text: str) -> tuple[float, float]:
+    """``--percentiles LO,HI`` as two numbers (``FigureOptions`` checks their range).
+
+    Raises:
+        UsageError: not two numbers.
+    """
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--percentiles {text!r}: expected two numbers LO,HI such as "
+                         f"1,99") from None
+    return lo, hi
 
 
 class FigureError(ItemError):
@@ -89,35 +123,38 @@ def centres_to_edges(c: np.ndarray, log: bool = False) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def pool_nanmax(a: np.ndarray, axis: int, target: int) -> tuple[np.ndarray, int]:
-    """Max-pool ``a`` along ``axis`` to at most ``target`` cells, ignoring NaN.
+def pool_cells(a: np.ndarray, edges: np.ndarray, axis: int,
+               target: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool ``a`` along ``axis`` to at most ``target`` cells, ignoring NaN; returns the
+    pooled array and its cell edges (the quicklooks' pooling, ``spectrum.pool_max``)."""
+    import numpy as np
 
-    Like ``spectrum.pool_max`` (a line one bin wide survives the reduction to screen
-    resolution), but a cell is NaN only when all its inputs are. Returns the pooled array
-    and the pooling factor.
+    from crunchctl.quicklook.spectrum import pool_axis, pool_max
+
+    n = a.shape[axis]
+    pooled = pool_max(a, axis, target, ignore_nan=True)
+    return pooled, np.append(pool_axis(edges[:-1], n, target), edges[-1])
+
+
+def pool_y(a: np.ndarray, edges: np.ndarray, target: int,
+           log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool rows (axis 0) to about ``target`` pixels; returns (pooled, edges).
+
+    On a linear axis rows are pooled in equal groups; on a log axis by the pixel each row
+    lands on, so the decades packed with rows are pooled and sparse ones are left alone.
     """
     import numpy as np
 
-    n = a.shape[axis]
+    if not log:
+        return pool_cells(a, edges, 0, target)
+    n = a.shape[0]
     if target <= 0 or n <= target:
-        return a, 1
-    factor = -(-n // target)
-    pad = (-n) % factor
-    a = np.moveaxis(a, axis, -1)
-    if pad:
-        a = np.concatenate([a, np.full(a.shape[:-1] + (pad,), np.nan, dtype=a.dtype)], axis=-1)
-    cells = a.reshape(*a.shape[:-1], a.shape[-1] // factor, factor)
-    return np.moveaxis(np.fmax.reduce(cells, axis=-1), -1, axis), factor
-
-
-def pool_edges(edges: np.ndarray, factor: int) -> np.ndarray:
-    """Edges of the cells made by :func:`pool_nanmax` with that factor."""
-    import numpy as np
-
-    if factor <= 1:
-        return edges
-    n = edges.size - 1
-    return np.append(edges[0:n:factor], edges[n])
+        return a, edges
+    d = np.log10(edges)
+    centre = (d[:-1] + d[1:]) / 2
+    pixel = np.floor((centre - d[0]) / (d[-1] - d[0]) * target).astype(np.int64)
+    starts = np.flatnonzero(np.diff(pixel, prepend=-1))
+    return np.fmax.reduceat(a, starts, axis=0), np.append(edges[starts], edges[-1])
 
 
 def color_bounds(values: np.ndarray, percentiles: tuple[float, float], *, log: bool,
@@ -130,18 +167,18 @@ def color_bounds(values: np.ndarray, percentiles: tuple[float, float], *, log: b
     """
     import numpy as np
 
+    from crunchctl.quicklook.render import finite_percentiles
+
     v = values[np.isfinite(values)]
     if log:
         v = v[v > 0]
     if v.size == 0:
         return None
-    if v.size > 400_000:  # a regular subsample is plenty for percentiles
-        v = v[:: v.size // 200_000]
     given = (lo is not None, hi is not None)
     if lo is None or hi is None:
-        plo, phi = np.percentile(v, percentiles)
-        lo = float(plo) if lo is None else lo
-        hi = float(phi) if hi is None else hi
+        plo, phi = finite_percentiles(v, percentiles)  # type: ignore[misc]
+        lo = plo if lo is None else lo
+        hi = phi if hi is None else hi
     if log and lo <= 0:
         lo = float(v.min())
     if not hi > lo:
@@ -158,28 +195,6 @@ def color_bounds(values: np.ndarray, percentiles: tuple[float, float], *, log: b
     return float(lo), float(hi)
 
 
-def pool_y(a: np.ndarray, edges: np.ndarray, target: int,
-           log: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Max-pool rows (axis 0) to about ``target`` pixels; returns (pooled, edges).
-
-    On a linear axis rows are pooled in equal groups; on a log axis by the pixel each row
-    lands on, so the decades packed with rows are pooled and sparse ones are left alone.
-    """
-    import numpy as np
-
-    if not log:
-        pooled, factor = pool_nanmax(a, 0, target)
-        return pooled, pool_edges(edges, factor)
-    n = a.shape[0]
-    if target <= 0 or n <= target:
-        return a, edges
-    d = np.log10(edges)
-    centre = (d[:-1] + d[1:]) / 2
-    pixel = np.floor((centre - d[0]) / (d[-1] - d[0]) * target).astype(np.int64)
-    starts = np.flatnonzero(np.diff(pixel, prepend=-1))
-    return np.fmax.reduceat(a, starts, axis=0), np.append(edges[starts], edges[-1])
-
-
 def _uniform(edges: np.ndarray) -> bool:
     import numpy as np
 
@@ -187,7 +202,7 @@ def _uniform(edges: np.ndarray) -> bool:
     return bool(d.size and np.allclose(d, d[0], rtol=1e-3, atol=0))
 
 
-# ---------------------------------------------------------------------------- drawing
+# ------------------------------------------------------------------------ rows to cells
 
 
 @dataclass
@@ -288,13 +303,194 @@ def _cut_x(p: _Prepared, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray] 
     return p.xe[i0:i1 + 1], p.data[:, i0:i1]
 
 
+# ---------------------------------------------------------------------------- drawing
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Sizes of a figure of ``n`` rows, in inches, and the axes rectangles in it."""
+
+    n: int
+    zoom: bool
+    dpi: int
+
+    @property
+    def width(self) -> float:
+        return MAIN_WIDTH_IN + (ZOOM_WIDTH_IN + ZOOM_GAP_IN if self.zoom else 0.0)
+
+    @property
+    def height(self) -> float:
+        return HEADER_IN + FOOTER_IN + (ROW_TITLE_IN + AXES_HEIGHT_IN) * self.n
+
+    @property
+    def main_width(self) -> float:
+        return MAIN_WIDTH_IN - LEFT_IN - RIGHT_IN
+
+    @property
+    def zoom_left(self) -> float:
+        return LEFT_IN + self.main_width + ZOOM_GAP_IN
+
+    @property
+    def cbar_left(self) -> float:
+        return (LEFT_IN + self.main_width + (ZOOM_GAP_IN + ZOOM_WIDTH_IN if self.zoom else 0.0)
+                + CBAR_GAP_IN)
+
+    def pixels(self, inches: float) -> int:
+        return int(inches * self.dpi)
+
+    def rect(self, left_in: float, width_in: float, i: int) -> tuple[float, float, float, float]:
+        """Figure-fraction rectangle of row ``i`` from ``left_in`` on, ``width_in`` wide."""
+        top = HEADER_IN + ROW_TITLE_IN + i * (ROW_TITLE_IN + AXES_HEIGHT_IN)
+        bottom = self.height - top - AXES_HEIGHT_IN
+        w, h = self.width, self.height
+        return (left_in / w, bottom / h, width_in / w, AXES_HEIGHT_IN / h)
+
+
+@dataclass(frozen=True)
+class _XRange:
+    """The shared x range, the events inside it and the zoom column's range (or None)."""
+
+    lo: float
+    hi: float
+    events: list[float]
+    zoom: tuple[float, float] | None
+
+
+def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
+             warnings: list[str]) -> _XRange:
+    lo = min(float(p.xe[0]) for p in prepared)
+    hi = max(float(p.xe[-1]) for p in prepared)
+    all_events = sorted({e for p in prepared for e in p.events})
+    visible = [e for e in all_events if lo <= e <= hi]
+    if len(visible) < len(all_events):
+        warnings.append(f"{len(all_events) - len(visible)} of {len(all_events)} event(s) "
+                        f"outside the x range, not drawn")
+    zoom = None
+    if options.zoom_minutes:
+        half = options.zoom_minutes * 60.0 / 2 / (_DAY if time_axis else 1.0)
+        if visible:
+            zoom = (visible[0] - half, visible[-1] + half)
+        else:
+            warnings.append("no event inside the x range: zoom column left out")
+    return _XRange(lo, hi, visible, zoom)
+
+
+def _norm(img: np.ndarray, bounds: tuple[float, float],
+          zlog: bool) -> tuple[Any, np.ndarray, str, bool]:
+    """(norm, image to draw, colour bar extension, values <= 0 present on a log scale)."""
+    import numpy as np
+    from matplotlib.colors import LogNorm, Normalize
+
+    lo, hi = bounds
+    finite = np.isfinite(img)
+    nonpos = False
+    if zlog:
+        norm: Any = LogNorm(lo, hi, clip=False)
+        below = finite & (img <= 0)
+        nonpos = bool(below.any())
+        under = nonpos or bool((finite & (img < lo)).any())
+        # Zeros and negatives have no logarithm: drawn in the lowest colour.
+        img = np.where(below, lo * 0.5, img)
+    else:
+        norm = Normalize(lo, hi, clip=False)
+        under = bool((img[finite] < lo).any())
+    over = bool((img[np.isfinite(img)] > hi).any())
+    extend = {(True, True): "both", (True, False): "min",
+              (False, True): "max"}.get((under, over), "neither")
+    return norm, img, extend, nonpos
+
+
+def _colorbar(fig: Any, layout: _Layout, i: int, mesh: Any, p: _Prepared,
+              bounds: tuple[float, float], extend: str) -> None:
+    cb = fig.colorbar(mesh, cax=fig.add_axes(layout.rect(layout.cbar_left, CBAR_WIDTH_IN, i)),
+                      extend=extend)
+    lo, hi = bounds
+    if p.zlog and hi / lo < 100:
+        # Under two decades matplotlib labels minor ticks in long scientific form.
+        from matplotlib.ticker import FuncFormatter
+
+        short = FuncFormatter(lambda v, _: f"{v:.3g}")
+        cb.ax.yaxis.set_major_formatter(short)
+        cb.ax.yaxis.set_minor_formatter(short)
+    cb.set_label(p.row.z_label or DEFAULT_Z_LABEL, fontsize=9)
+    cb.ax.tick_params(labelsize=8)
+
+
+def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, xr: _XRange, cmap: Any,
+                 norm: Any, bounds: tuple[float, float] | None) -> None:
+    import numpy as np
+
+    assert xr.zoom is not None
+    if bounds is not None:
+        cut = _cut_x(p, *xr.zoom)
+        if cut is not None:
+            zxe, zdata = cut
+            zimg, zye = pool_y(zdata, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
+            zimg, zxe = pool_cells(zimg, zxe, 1, layout.pixels(ZOOM_WIDTH_IN))
+            if p.zlog:
+                zimg = np.where(np.isfinite(zimg) & (zimg <= 0), bounds[0] * 0.5, zimg)
+            _draw(zax, zxe, zye, zimg, cmap, norm, p.ylog)
+    zax.set_xlim(*xr.zoom)
+    zax.tick_params(labelleft=False, labelsize=8)
+    for e in p.events:
+        if xr.zoom[0] <= e <= xr.zoom[1]:
+            _event_line(zax, e)
+
+
+def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOptions,
+              cmap: Any, xr: _XRange, sharex: Any, warnings: list[str]) -> tuple[Any, Any]:
+    """Row ``i``: its spectrogram, colour bar, events and zoom; returns (axes, zoom axes)."""
+    import numpy as np
+
+    row = p.row
+    ax = fig.add_axes(layout.rect(LEFT_IN, layout.main_width, i), sharex=sharex)
+    zax = (fig.add_axes(layout.rect(layout.zoom_left, ZOOM_WIDTH_IN, i), sharey=ax)
+           if xr.zoom else None)
+    img, ye = pool_y(p.data, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
+    img, xe = pool_cells(img, p.xe, 1, layout.pixels(layout.main_width))
+    z_lo = row.z_min if row.z_min is not None else options.z_min
+    z_hi = row.z_max if row.z_max is not None else options.z_max
+    bounds = None if p.note else color_bounds(img, options.percentiles, log=p.zlog,
+                                              lo=z_lo, hi=z_hi)
+    note = p.note
+    if bounds is None and note is None:
+        note = ("no finite values (all NaN)" if not np.isfinite(row.data).any()
+                else "no positive values for a log colour scale")
+    if note:
+        warnings.append(f"{'row ' + repr(row.label) if row.label else f'row {i + 1}'}: "
+                        f"{note}")
+    ax.set_yscale("log" if p.ylog else "linear")
+    ax.set_ylim(*p.ylim)
+    ax.set_title(row.label or f"row {i + 1}", loc="left", fontsize=10)
+    ax.set_ylabel(row.y_label or DEFAULT_Y_LABEL, fontsize=9)
+    norm = None
+    if bounds is not None:
+        norm, img, extend, nonpos = _norm(img, bounds, p.zlog)
+        if nonpos:
+            ax.set_title("values <= 0 in the lowest colour", loc="right", fontsize=8,
+                         color="0.35")
+        _colorbar(fig, layout, i, _draw(ax, xe, ye, img, cmap, norm, p.ylog), p, bounds,
+                  extend)
+    if zax is not None:
+        _zoom_column(zax, layout, p, xr, cmap, norm, bounds)
+    if note:
+        ax.set_facecolor(NO_DATA_COLOR)
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
+                fontsize=11, color="0.2")
+    for e in p.events:
+        if xr.lo <= e <= xr.hi:
+            _event_line(ax, e)
+    ax.tick_params(labelsize=8)
+    return ax, zax
+
+
 def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str = "",
                   options: FigureOptions = FigureOptions()) -> list[str]:
     """Draw one multi-row figure and write it as PNG to ``out``.
 
     Args:
         out: binary file object.
-        rows: checked rows (see ``loaders.normalise``); at least one.
+        rows: checked rows (see ``rows.check_rows``); at least one.
         title: first title line (the item).
         subtitle: second title line (loader, counts).
         options: global bounds, scales, colour map, events, zoom.
@@ -305,11 +501,8 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     Raises:
         FigureError: the rows cannot share a figure.
     """
-    import numpy as np
     from matplotlib import colormaps
-    from matplotlib import dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
 
     if not rows:
@@ -322,157 +515,62 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     prepared = [_prepare(r, options, warnings) for r in rows]
     for r in rows:
         warnings.extend(r.warnings)
-
-    x_lo = min(float(p.xe[0]) for p in prepared)
-    x_hi = max(float(p.xe[-1]) for p in prepared)
-    all_events = sorted({e for p in prepared for e in p.events})
-    visible = [e for e in all_events if x_lo <= e <= x_hi]
-    if len(visible) < len(all_events):
-        warnings.append(f"{len(all_events) - len(visible)} of {len(all_events)} event(s) "
-                        f"outside the x range, not drawn")
-    zoom: tuple[float, float] | None = None
-    if options.zoom_minutes:
-        half = options.zoom_minutes * 60.0 / 2 / (_DAY if time_axis else 1.0)
-        if visible:
-            zoom = (visible[0] - half, visible[-1] + half)
-        else:
-            warnings.append("no event inside the x range: zoom column left out")
-
-    n = len(rows)
-    width = MAIN_WIDTH_IN + (ZOOM_WIDTH_IN + ZOOM_GAP_IN if zoom else 0.0)
-    height = HEADER_IN + FOOTER_IN + (ROW_TITLE_IN + AXES_HEIGHT_IN) * n
-    dpi = options.dpi
-    fig = Figure(figsize=(width, height), dpi=dpi)
+    xr = _x_range(prepared, options, time_axis, warnings)
+    layout = _Layout(len(rows), xr.zoom is not None, options.dpi)
+    fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
     FigureCanvasAgg(fig)
-    main_w = MAIN_WIDTH_IN - LEFT_IN - RIGHT_IN
-    main_px = int(main_w * dpi)
-    zoom_px = int(ZOOM_WIDTH_IN * dpi)
-    row_px = int(AXES_HEIGHT_IN * dpi)
-
-    def rect(left_in: float, width_in: float, i: int) -> tuple[float, float, float, float]:
-        top = HEADER_IN + ROW_TITLE_IN + i * (ROW_TITLE_IN + AXES_HEIGHT_IN)
-        bottom = height - top - AXES_HEIGHT_IN
-        return (left_in / width, bottom / height, width_in / width, AXES_HEIGHT_IN / height)
-
-    cbar_left = LEFT_IN + main_w + (ZOOM_GAP_IN + ZOOM_WIDTH_IN if zoom else 0.0) + CBAR_GAP_IN
-
     base = colormaps[options.cmap]
     cmap = base.with_extremes(under=base(0.0), bad=NO_DATA_COLOR)
-    first_ax = None
+
     axes = []
     for i, p in enumerate(prepared):
-        row = p.row
-        ax = fig.add_axes(rect(LEFT_IN, main_w, i), sharex=first_ax)
-        first_ax = first_ax or ax
-        axes.append(ax)
-        zax = (fig.add_axes(rect(LEFT_IN + main_w + ZOOM_GAP_IN, ZOOM_WIDTH_IN, i), sharey=ax)
-               if zoom else None)
+        ax, zax = _draw_row(fig, layout, i, p, options, cmap, xr,
+                            axes[0][0] if axes else None, warnings)
+        axes.append((ax, zax))
+    _x_axes(axes, rows, xr, options, time_axis)
+    _header(fig, layout, title, subtitle, len(xr.events))
+    fig.savefig(out, format="png", dpi=options.dpi)
+    return warnings
 
-        img, ye = pool_y(p.data, p.ye, row_px, p.ylog)
-        img, fx = pool_nanmax(img, 1, main_px)
-        xe = pool_edges(p.xe, fx)
-        z_lo = row.z_min if row.z_min is not None else options.z_min
-        z_hi = row.z_max if row.z_max is not None else options.z_max
-        bounds = None if p.note else color_bounds(img, options.percentiles, log=p.zlog,
-                                                  lo=z_lo, hi=z_hi)
-        note = p.note
-        if bounds is None and note is None:
-            if not np.isfinite(row.data).any():
-                note = "no finite values (all NaN)"
-            else:
-                note = "no positive values for a log colour scale"
-        if note:
-            warnings.append(f"{'row ' + repr(row.label) if row.label else f'row {i + 1}'}: "
-                            f"{note}")
-        ax.set_yscale("log" if p.ylog else "linear")
-        ax.set_ylim(*p.ylim)
-        ax.set_title(row.label or f"row {i + 1}", loc="left", fontsize=10)
-        ax.set_ylabel(row.y_label or _default_y(), fontsize=9)
-        if bounds is not None:
-            lo, hi = bounds
-            under = False
-            if p.zlog:
-                norm: Any = LogNorm(lo, hi, clip=False)
-                finite = np.isfinite(img)
-                nonpos = finite & (img <= 0)
-                under = bool(nonpos.any() or (finite & (img < lo)).any())
-                # Zeros and negatives have no logarithm: drawn in the lowest colour.
-                img = np.where(nonpos, lo * 0.5, img)
-                if nonpos.any():
-                    ax.set_title("values <= 0 in the lowest colour", loc="right", fontsize=8,
-                                 color="0.35")
-            else:
-                norm = Normalize(lo, hi, clip=False)
-                under = bool((img[np.isfinite(img)] < lo).any())
-            over = bool((img[np.isfinite(img)] > hi).any())
-            mesh = _draw(ax, xe, ye, img, cmap, norm, p.ylog)
-            extend = {(True, True): "both", (True, False): "min",
-                      (False, True): "max"}.get((under, over), "neither")
-            cax = fig.add_axes(rect(cbar_left, CBAR_WIDTH_IN, i))
-            cb = fig.colorbar(mesh, cax=cax, extend=extend)
-            if p.zlog and hi / lo < 100:
-                # Under two decades matplotlib labels minor ticks in long scientific form.
-                from matplotlib.ticker import FuncFormatter
 
-                short = FuncFormatter(lambda v, _: f"{v:.3g}")
-                cb.ax.yaxis.set_major_formatter(short)
-                cb.ax.yaxis.set_minor_formatter(short)
-            cb.set_label(row.z_label or _default_z(), fontsize=9)
-            cb.ax.tick_params(labelsize=8)
-            if zax is not None and zoom is not None:
-                cut = _cut_x(p, *zoom)
-                if cut is not None:
-                    zxe, zdata = cut
-                    zimg, zye = pool_y(zdata, p.ye, row_px, p.ylog)
-                    zimg, fzx = pool_nanmax(zimg, 1, zoom_px)
-                    if p.zlog:
-                        zimg = np.where(np.isfinite(zimg) & (zimg <= 0), lo * 0.5, zimg)
-                    _draw(zax, pool_edges(zxe, fzx), zye, zimg, cmap, norm,
-                          p.ylog)
-        if note:
-            ax.set_facecolor(NO_DATA_COLOR)
-            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
-                    fontsize=11, color="0.2")
-        for e in p.events:
-            if x_lo <= e <= x_hi:
-                _event_line(ax, e)
-        ax.tick_params(labelsize=8)
-        if i < n - 1:
+def _x_axes(axes: list[tuple[Any, Any]], rows: list[Row], xr: _XRange,
+            options: FigureOptions, time_axis: bool) -> None:
+    """Tick labels on the bottom row only, the zoom column's title, the x label and range."""
+    from matplotlib import dates as mdates
+
+    for i, (ax, zax) in enumerate(axes):
+        last = i == len(axes) - 1
+        if not last:
             ax.tick_params(labelbottom=False)
-        if zax is not None and zoom is not None:
-            zax.set_xlim(*zoom)
-            zax.tick_params(labelleft=False, labelsize=8)
-            for e in p.events:
-                if zoom[0] <= e <= zoom[1]:
-                    _event_line(zax, e)
-            if i == 0:
-                what = "the event" if len(visible) == 1 else "the events"
-                zax.set_title(f"zoom: {what} \u00b1 {_fmt_minutes((options.zoom_minutes or 0) / 2)}",
-                              loc="left", fontsize=10)
-            if i < n - 1:
-                zax.tick_params(labelbottom=False)
-            if time_axis:
-                _date_axis(zax, mdates)
-
-    assert first_ax is not None
-    first_ax.set_xlim(x_lo, x_hi)
-    bottom = axes[-1]
+        if zax is None:
+            continue
+        if i == 0:
+            what = "the event" if len(xr.events) == 1 else "the events"
+            zax.set_title(f"zoom: {what} \u00b1 {_fmt_minutes((options.zoom_minutes or 0) / 2)}",
+                          loc="left", fontsize=10)
+        if not last:
+            zax.tick_params(labelbottom=False)
+        if time_axis:
+            _date_axis(zax, mdates)
+    first, bottom = axes[0][0], axes[-1][0]
+    first.set_xlim(xr.lo, xr.hi)
     x_label = next((r.x_label for r in rows if r.x_label), None)
     bottom.set_xlabel(x_label or ("time (UTC)" if time_axis else "Time (s)"), fontsize=9)
     if time_axis:
-        _date_axis(first_ax, mdates)
+        _date_axis(first, mdates)
     else:
-        first_ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+        first.ticklabel_format(axis="x", useOffset=False, style="plain")
+
+
+def _header(fig: Any, layout: _Layout, title: str, subtitle: str, n_events: int) -> None:
     if len(title) > 140:  # long paths: the end says most
         title = "…" + title[-139:]
-    if visible:
-        n_ev = len(visible)
-        subtitle += f"{', ' if subtitle else ''}{n_ev} event{'s' if n_ev != 1 else ''} (dashed red)"
+    if n_events:
+        subtitle += (f"{', ' if subtitle else ''}{n_events} event{'s' if n_events != 1 else ''}"
+                     f" (dashed red)")
     head = title if not subtitle else f"{title}\n{subtitle}"
-    fig.text(0.12 / width, 1 - 0.1 / height, head, ha="left", va="top", fontsize=11,
-             fontweight="bold", linespacing=1.3)
-    fig.savefig(out, format="png", dpi=dpi)
-    return warnings
+    fig.text(0.12 / layout.width, 1 - 0.1 / layout.height, head, ha="left", va="top",
+             fontsize=11, fontweight="bold", linespacing=1.3)
 
 
 def _event_line(ax: Any, x: float) -> None:
@@ -491,31 +589,3 @@ def _fmt_minutes(m: float) -> str:
     if m >= 1:
         return f"{m:g} min"
     return f"{m * 60:g} s"
-
-
-def _default_y() -> str:
-    from crunchctl.batch.loaders import DEFAULT_Y_LABEL
-
-    return DEFAULT_Y_LABEL
-
-
-def _default_z() -> str:
-    from crunchctl.batch.loaders import DEFAULT_Z_LABEL
-
-    return DEFAULT_Z_LABEL
-
-
-def check_percentiles(text: str) -> tuple[float, float]:
-    """Parse ``--percentiles LO,HI`` (0 <= LO < HI <= 100).
-
-    Raises:
-        ValueError: with a message saying what was expected.
-    """
-    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"{text!r}: expected two numbers LO,HI such as 1,99") from None
-    if not (0 <= lo < hi <= 100) or not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{text!r}: expected 0 <= LO < HI <= 100")
-    return lo, hi

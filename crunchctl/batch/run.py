@@ -1,8 +1,9 @@
-"""``crunchctl batch`` core: items in, one multi-row figure per item out (DESIGN section 7).
+"""``crunchctl batch`` core: items in, one multi-row figure per item out (docs/products.md).
 
 Reads items files, decides what is due via the ledger, names figures, runs the engine over
-``BatchTask``s and records every outcome. Loading lives in ``loaders.py`` and drawing in
-``figure.py``; this module never prints (progress goes to a ``Reporter``, messages to logs).
+``BatchTask``s and records every outcome. Loading lives in ``loaders.py`` (checked by
+``rows.py``) and drawing in ``figure.py``; this module never prints (progress goes to a
+``Reporter``, messages to logs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from crunchctl.run import engine
 from crunchctl.errors import ItemError, UsageError
 from crunchctl.batch.figure import FigureOptions
-from crunchctl.batch.loaders import AUTO, BUILTINS, LoaderSpec
+from crunchctl.batch.plugins import AUTO, BUILTINS, LoaderSpec
 from crunchctl.run.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _IQ_KEYS = ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window")
 
 
 def read_items(spec: str, stdin: IO[str] | None = None, *, what: str = "items file") -> list[str]:
-    """The items of an items file, or of stdin for ``-`` (DESIGN section 7).
+    """The items of an items file, or of stdin for ``-``.
 
     One item per line; blank lines and lines starting with ``#`` are ignored; a UTF-8 BOM,
     Windows line endings and surrounding white space are stripped. Order and duplicates are
@@ -93,7 +94,7 @@ def read_events(path: str | os.PathLike) -> tuple[float, ...]:
     Raises:
         UsageError: the file cannot be read, or a line is not a time (line number given).
     """
-    from crunchctl.batch.loaders import RowError, parse_time
+    from crunchctl.batch.rows import RowError, parse_time
 
     lines = read_items(os.fspath(path), what="events file")
     events = []
@@ -134,8 +135,11 @@ def figure_names(items: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def fingerprint(item: str) -> tuple[int | None, int | None]:
-    """(size, mtime_ns) when the item is an existing file, else (None, None)."""
+def file_size_and_mtime(item: str) -> tuple[int | None, int | None]:
+    """(size, mtime_ns) when the item is an existing regular file, else (None, None).
+
+    Items that are not files (ids a plugin understands) have no such state to compare.
+    """
     try:
         st = os.stat(item)
     except (OSError, ValueError):
@@ -233,7 +237,7 @@ def run_item(task: BatchTask) -> Outcome:
     (the traceback rides along in ``extra["item_traceback"]`` for the log), nothing to draw
     gives ``no_data``.
     """
-    from crunchctl.batch import figure, loaders
+    from crunchctl.batch import figure, loaders, rows as contract
     from crunchctl.quicklook.products import atomic_write
 
     started = time.time()
@@ -254,7 +258,7 @@ def run_item(task: BatchTask) -> Outcome:
         out.extra["item_traceback"] = traceback.format_exc()
         return out
     try:
-        rows = loaders.normalise(raw, task.item)
+        rows = contract.check_rows(raw, task.item)
     except ItemError as e:
         return task.failure(_named(task, str(e)), started)
     if not rows:
@@ -294,7 +298,7 @@ def run_item(task: BatchTask) -> Outcome:
 class BatchResult:
     """What a batch run did."""
 
-    summary: engine.RunSummary
+    summary: engine.RunSummary = field(default_factory=engine.RunSummary)
     items: int = 0
     output: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
@@ -312,10 +316,10 @@ def resolve_loaders(items: Sequence[str], loader: str) -> dict[str, LoaderSpec]:
         UsageError: the loader cannot be imported or is not callable, or (``auto``) an item
             is neither ``.tiq`` nor ``.npz``.
     """
-    from crunchctl.batch import loaders
+    from crunchctl.batch import loaders, plugins
 
     if loader != AUTO:
-        spec = loaders.parse_spec(loader)
+        spec = plugins.parse_spec(loader)
         loaders.load_function(spec)
         return dict.fromkeys(items, spec)
     chosen: dict[str, LoaderSpec] = {}
@@ -374,12 +378,12 @@ def run_batch(
     names = figure_names(unique)
     digests = {spec: settings_digest(spec, options.figure, output, options.settings)
                for spec in set(specs.values())}
-    prints = {item: fingerprint(item) for item in unique}
+    stats = {item: file_size_and_mtime(item) for item in unique}
 
     done: set[str] = set()
     if ledger is not None and not options.fresh:
         for spec, digest in digests.items():
-            candidates = [(i, *prints[i]) for i in unique if specs[i] == spec]
+            candidates = [(i, *stats[i]) for i in unique if specs[i] == spec]
             done |= ledger.done_items(KIND_BATCH, candidates, digest)
     due = [i for i in unique if i not in done]
     result.skipped = [i for i in unique if i in done]
@@ -400,7 +404,7 @@ def run_batch(
 
     tasks = [BatchTask(item, os.path.abspath(item), os.path.join(output, names[item] + ".png"),
                        specs[item], options.figure, options.settings, options.source,
-                       digests[specs[item]], *prints[item]) for item in due]
+                       digests[specs[item]], *stats[item]) for item in due]
 
     def handle(outcome: Outcome) -> None:
         tb = outcome.extra.pop("item_traceback", None)
@@ -420,14 +424,14 @@ def run_batch(
             ledger.record(outcome)
 
     # A lone item runs in this process, except with a plugin: user code that crashes
-    # (segfault, os._exit) must take only its worker down, not the run (issue 8); the
+    # (segfault, os._exit) must take only its worker down, not the run; the
     # lone due item of a --resume is often exactly the one that crashed last time.
     inline = len(tasks) == 1 and tasks[0].loader.kind in BUILTINS
     workers = max(1, min(options.workers, len(tasks)))
     try:
         summary = engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
                                    reporter=reporter, flags=flags, total=len(tasks),
-                                   inline=inline)
+                                   inline=inline, settings=options.settings)
     finally:
         if ledger is not None:
             ledger.flush()

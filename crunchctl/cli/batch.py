@@ -1,4 +1,4 @@
-"""``crunchctl batch``: options in, one ``batch.run_batch`` call, a summary table out."""
+"""``crunchctl batch``: options in, one ``batch.run.run_batch`` call, a summary table out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli import options as opt, output
+from crunchctl.cli.app import (command_logs, common, engine_run, errors_to_exit, exit_code_for,
+                               settings_for)
 
 
 class Scale(str, Enum):
@@ -28,8 +30,14 @@ def batch(
         "--loader", "-l", show_default=False,
         help="iq, npz, package.module:function or path/to/file.py:function "
              "[default: iq for .tiq items, npz for .npz items].")] = None,
-    output: c.OutputOpt = None,
-    workers: c.WorkersOpt = None,
+    output_dir: opt.OutputOpt = None,
+    workers: opt.WorkersOpt = None,
+    scheduler: opt.SchedulerOpt = None,
+    fmt: opt.FormatOpt = None,
+    sample_rate: opt.SampleRateOpt = None,
+    center: opt.CenterOpt = None,
+    tdms_channels: opt.TdmsChannelsOpt = None,
+    verify_checksum: opt.VerifyChecksumOpt = None,
     resume: Annotated[bool, typer.Option(
         "--resume/--fresh",
         help="--resume skips items already done with the same settings; --fresh redoes "
@@ -59,7 +67,7 @@ def batch(
     percentiles: Annotated[str, typer.Option(
         "--percentiles", help="Colour bounds LO,HI as percentiles of the values, for rows "
                               "without bounds.", rich_help_panel=_FIG)] = "1,99",
-    cmap: c.CmapOpt = None,
+    cmap: opt.CmapOpt = None,
     events: Annotated[Optional[Path], typer.Option(
         "--events", help="Event times, one per line (UNIX seconds or ISO 8601), drawn as "
                          "vertical lines.", dir_okay=False, show_default=False,
@@ -70,18 +78,18 @@ def batch(
         rich_help_panel=_FIG)] = None,
     dpi: Annotated[int, typer.Option(
         "--dpi", min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
-    lframes: c.LframesOpt = None,
-    nframes: c.NframesOpt = None,
-    n_avg: c.NavgOpt = None,
-    zoom_center: c.ZoomCenterOpt = None,
-    zoom_span: c.ZoomSpanOpt = None,
-    window: c.WindowOpt = None,
-    json_out: c.JsonOpt = False,
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    log_file: c.LogFileOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    lframes: opt.LframesOpt = None,
+    nframes: opt.NframesOpt = None,
+    n_avg: opt.NavgOpt = None,
+    zoom_center: opt.ZoomCenterOpt = None,
+    zoom_span: opt.ZoomSpanOpt = None,
+    window: opt.WindowOpt = None,
+    json_out: opt.JsonOpt = False,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    log_file: opt.LogFileOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """One multi-row spectrogram figure per item, resumably: <output>/<item>.png.
 
@@ -95,103 +103,51 @@ def batch(
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/
     """
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                    log_file=log_file)
-    with c.errors_to_exit(opts):
-        from crunchctl.errors import UsageError
-        from crunchctl.batch.figure import FigureOptions, check_percentiles
-
-        settings = c.settings_for(opts, output_path=output, workers=workers,
-                                  **c.numerics(lframes, nframes, n_avg, zoom_center,
-                                               zoom_span, window, cmap))
-        c.check_cmap(settings)
-        try:
-            pct = check_percentiles(percentiles)
-        except ValueError as e:
-            raise UsageError(f"--percentiles {e}") from None
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                      log_file=log_file)
+    with errors_to_exit(opts):
         from crunchctl.batch import run as core
+        from crunchctl.batch.figure import FigureOptions, parse_percentiles
 
-        event_times = core.read_events(events) if events is not None else ()
+        settings = settings_for(opts, output_path=output_dir, workers=workers,
+                                scheduler=scheduler,
+                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                     verify_checksum),
+                                    **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                   zoom_span, window, cmap))
+        opt.check_cmap(settings)
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
-                               cmap=settings.cmap, percentiles=pct,
-                               zoom_minutes=zoom_minutes, events=event_times, dpi=dpi)
-        if zoom_minutes is not None and not zoom_minutes > 0:
-            raise UsageError(f"--zoom-minutes {zoom_minutes:g}: expected a positive number "
-                             f"of minutes")
-        for lo, hi, what in ((y_min, y_max, "--y-min/--y-max"),
-                             (z_min, z_max, "--z-min/--z-max")):
-            if lo is not None and hi is not None and not hi > lo:
-                raise UsageError(f"{what}: {lo:g} is not below {hi:g}")
+                               cmap=settings.cmap, percentiles=parse_percentiles(percentiles),
+                               zoom_minutes=zoom_minutes, dpi=dpi,
+                               events=core.read_events(events) if events is not None else ())
+        options = core.BatchOptions(
+            output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,
+            settings=settings, workers=settings.workers, fresh=not resume,
+            source=core.items_source(items))
         item_list = core.read_items(items)
-        console = c.err_console()
-        with c.command_logs(opts, settings, console,
-                            flush_every=log_flush_every or flush_every) as logs:
-            options = core.BatchOptions(
-                output=str(settings.output_dir()), loader=loader or "auto",
-                figure=figure, settings=settings, workers=settings.workers,
-                fresh=not resume, source=core.items_source(items))
-            code = _run(core, item_list, items, options, opts, settings, console,
-                        flush_every, json_out, logs)
-        raise typer.Exit(code)
-
-
-def _run(core, item_list, items: str, options, opts, settings, console, flush_every: int,
-         json_out: bool, logs) -> int:
-    from crunchctl.run import engine
-
-    if not item_list:
-        where = "stdin" if items == "-" else items
-        if json_out:
-            c.print_json(core.as_json(core.BatchResult(engine.RunSummary(),
-                                                       output=options.output)))
+        if not item_list:
+            result = core.BatchResult(output=options.output)
         else:
-            typer.echo(f"nothing to do: {where} lists no items")
-        return 0
-    with c.open_ledger(settings, opts, flush_every=flush_every) as ledger:
-        reporter = c.reporter_for(console, "batch", opts)
-        with engine.signals_to_flags(engine.StopFlags(), raise_on_cancel=True) as flags:
-            result = core.run_batch(item_list, options, ledger=ledger, reporter=reporter,
-                                    flags=flags)
-    if result.summary.interrupted_by is not None:
-        logs.flush()
+            console = output.err_console()
+            with command_logs(opts, settings, console,
+                                  flush_every=log_flush_every or flush_every), \
+                    engine_run(opts, settings, console, "batch",
+                                   flush_every=flush_every) as (led, reporter, flags):
+                result = core.run_batch(item_list, options, ledger=led, reporter=reporter,
+                                        flags=flags)
+        _print(result, items, json_out)
+        raise typer.Exit(exit_code_for(result.summary))
+
+
+def _print(result, items: str, json_out: bool) -> None:
+    from crunchctl.batch import run as core
+
     if json_out:
-        c.print_json(core.as_json(result))
+        output.print_json(core.as_json(result))
+    elif not result.items:
+        typer.echo(f"nothing to do: {'stdin' if items == '-' else items} lists no items")
     else:
-        _print_summary(core, result)
-    return c.exit_code_for(result.summary)
-
-
-def _print_summary(core, result) -> None:
-    import sys
-
-    rows = core.summary_rows(result)
-    failed = result.by_status("error")
-    no_data = result.by_status("no_data")
-    if sys.stdout.isatty():
-        from rich.table import Table
-
-        table = Table(title="crunchctl batch", show_header=False, title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        for label, value in rows:
-            table.add_row(label, value)
-        console = c.out_console()
-        console.print(table)
-        for title, outs in (("failed", failed), ("no data", no_data)):
-            if outs:
-                console.print(f"[bold]{title}:[/bold]")
-                for o in outs[:10]:
-                    console.print(f"  {o.error}", markup=False)
-                if len(outs) > 10:
-                    console.print(f"  ... and {len(outs) - 10} more (crunchctl status --errors)")
-        return
-    width = max(len(label) for label, _ in rows)
-    lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    for title, outs in (("failed", failed), ("no data", no_data)):
-        if outs:
-            lines.append(f"{title}:")
-            lines.extend(f"  {o.error}" for o in outs[:10])
-            if len(outs) > 10:
-                lines.append(f"  ... and {len(outs) - 10} more (crunchctl status --errors)")
-    typer.echo("\n".join(lines))
+        output.print_summary("crunchctl batch", core.summary_rows(result),
+                             [("failed", [o.error for o in result.by_status("error")]),
+                              ("no data", [o.error for o in result.by_status("no_data")])])

@@ -7,8 +7,6 @@ wide stays visible and drawing stays cheap.
 
 from __future__ import annotations
 
-import math
-import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -64,14 +62,25 @@ def fmt_seconds(value: float) -> str:
     return f"{value * 1e6:.3g} µs"
 
 
-def color_bounds(img: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
-    """Robust colour bounds of an image: percentiles of its finite values."""
-    finite = img[np.isfinite(img)]
+def finite_percentiles(values: np.ndarray,
+                       percentiles: tuple[float, float]) -> tuple[float, float] | None:
+    """Two percentiles of the finite values (a regular subsample of big arrays); None if
+    there is no finite value."""
+    finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return 0.0, 1.0
+        return None
     if finite.size > 400_000:  # a regular subsample is plenty for percentiles
         finite = finite[:: finite.size // 200_000]
     lo, hi = np.percentile(finite, percentiles)
+    return float(lo), float(hi)
+
+
+def color_bounds(img: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """Robust colour bounds of an image: percentiles of its finite values."""
+    bounds = finite_percentiles(img, percentiles)
+    if bounds is None:
+        return 0.0, 1.0
+    lo, hi = bounds
     if not hi > lo:
         hi = lo + (abs(lo) * 0.01 if lo else 1.0)
     return float(lo), float(hi)
@@ -218,8 +227,3 @@ def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | N
     if pooled and pooled > 1:
         parts.append(f"display max of {pooled} bins per column")
     return ", ".join(parts)
-
-
-def pooled_factor(n: int, width_px: int | None = None) -> int:
-    width_px = width_px or int(FIG_SIZE[0] * DPI * _AX_RECT[2])
-    return max(1, math.ceil(n / width_px))

@@ -1,6 +1,6 @@
 """Spectrogram numerics: frames to power, axes, averaging, zoom selection, pooling.
 
-Pure functions on arrays (DESIGN section 4): no paths, clocks or printing.
+Pure functions on arrays: no paths, clocks or printing.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-WINDOWS = ("rectangular", "hann", "hamming", "blackman")
+from crunchctl.config import WINDOWS
 
 _fft_impl = None
 
@@ -189,11 +189,12 @@ def zoom_slice(freqs: np.ndarray, center: float, span: float) -> slice:
     return slice(lo, max(lo, hi))
 
 
-def pool_max(a: np.ndarray, axis: int, target: int) -> np.ndarray:
+def pool_max(a: np.ndarray, axis: int, target: int, *, ignore_nan: bool = False) -> np.ndarray:
     """Max-pool ``a`` along ``axis`` down to at most about ``target`` cells.
 
     A line one bin wide stays at full height in its pooled cell, so it stays visible after
-    the reduction to screen resolution.
+    the reduction to screen resolution. With ``ignore_nan`` a cell is NaN only when all its
+    inputs are (batch data marks missing cells with NaN).
     """
     n = a.shape[axis]
     if target <= 0 or n <= target:
@@ -201,7 +202,8 @@ def pool_max(a: np.ndarray, axis: int, target: int) -> np.ndarray:
     factor = -(-n // target)
     # Cells of ``factor`` elements, the last one shorter if n is not a multiple of it.
     # reduceat is about twice as fast as a reshape and max over a short inner axis.
-    return np.maximum.reduceat(a, np.arange(0, n, factor), axis=axis)
+    reduce = np.fmax if ignore_nan else np.maximum
+    return reduce.reduceat(a, np.arange(0, n, factor), axis=axis)
 
 
 def pool_axis(x: np.ndarray, n: int, target: int) -> np.ndarray:

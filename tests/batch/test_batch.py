@@ -25,7 +25,8 @@ from crunchctl.config import resolve
 from crunchctl.errors import UsageError
 from crunchctl.batch.figure import FigureOptions, color_bounds, render_figure
 from crunchctl.ledger.store import Ledger
-from crunchctl.batch.loaders import RowError, load_npz, normalise
+from crunchctl.batch.loaders import load_npz
+from crunchctl.batch.rows import RowError, check_rows
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 PLUGIN = PLUGINS / "batch_plugin.py"
@@ -156,22 +157,22 @@ def test_auto_loader_needs_known_suffixes(tmp_path):
 def test_rows_are_checked_with_messages_naming_item_and_key():
     x, y = np.arange(10.0), np.arange(5.0)
     with pytest.raises(RowError, match=r"orb: row 1 \(broken\): 'data' has shape \(7, 3\)"):
-        normalise([{"x": x, "y": y, "data": np.zeros((7, 3)), "label": "broken"}], "orb")
+        check_rows([{"x": x, "y": y, "data": np.zeros((7, 3)), "label": "broken"}], "orb")
     with pytest.raises(RowError, match="orb: row 2: missing key 'y'"):
-        normalise([{"x": x, "y": y, "data": np.zeros((5, 10))}, {"x": x, "data": 1}], "orb")
+        check_rows([{"x": x, "y": y, "data": np.zeros((5, 10))}, {"x": x, "data": 1}], "orb")
     with pytest.raises(RowError, match="give 'collapse_axis'"):
-        normalise({"x": x, "y": y, "data": np.zeros((5, 10, 3))}, "orb")
+        check_rows({"x": x, "y": y, "data": np.zeros((5, 10, 3))}, "orb")
     with pytest.raises(RowError, match="'y_min' = 'low': expected a number"):
-        normalise([{"x": x, "y": y, "data": np.zeros((5, 10)), "y_min": "low"}], "orb")
+        check_rows([{"x": x, "y": y, "data": np.zeros((5, 10)), "y_min": "low"}], "orb")
     with pytest.raises(RowError, match="returned int"):
-        normalise(42, "orb")
+        check_rows(42, "orb")
     # (len(x), len(y)) is taken as transposed; 3-D collapses; decreasing axes are flipped.
-    (row,) = normalise([{"x": x, "y": y, "data": np.ones((10, 5))}], "orb")
+    (row,) = check_rows([{"x": x, "y": y, "data": np.ones((10, 5))}], "orb")
     assert row.data.shape == (5, 10)
-    (row,) = normalise([{"x": x, "y": y[::-1], "data": np.ones((5, 10, 3)),
+    (row,) = check_rows([{"x": x, "y": y[::-1], "data": np.ones((5, 10, 3)),
                          "collapse_axis": 2}], "orb")
     assert row.data.shape == (5, 10) and (row.data == 3).all() and row.y[0] == 0
-    assert normalise(None, "orb") == [] and normalise([], "orb") == []
+    assert check_rows(None, "orb") == [] and check_rows([], "orb") == []
 
 
 def test_plugin_rows_errors_and_no_data(tmp_path):
@@ -237,7 +238,7 @@ def test_npz_item_in_the_legacy_layout(tmp_path):
     power[:, 300] = 1e-2
     npz = tmp_path / "legacy run.npz"
     np.savez(npz, freqs[np.newaxis, :], times[:, np.newaxis], power)  # arr_0, arr_1, arr_2
-    (row,) = normalise(load_npz(str(npz)), str(npz))
+    (row,) = check_rows(load_npz(str(npz)), str(npz))
     assert row.data.shape == (512, 20)  # frequency up y, time along x
     assert row.y[256] == 0.0 and row.y_label == "frequency offset (kHz)"
     assert "245 MHz" in row.label
@@ -255,7 +256,7 @@ def test_npz_xy_data_rows_and_3d(tmp_path):
              data_1=np.ones((8, 30)) * 2, label_1="second", y_label="E")
     np.savez(tmp_path / "cube.npz", x=x, y=y, data=np.ones((3, 8, 30)))
     np.savez(tmp_path / "other.npz", a=x)
-    multi = normalise(load_npz(str(tmp_path / "multi.npz")), "multi")
+    multi = check_rows(load_npz(str(tmp_path / "multi.npz")), "multi")
     assert [r.label for r in multi] == ["", "second"] and multi[1].y_label == "E"
     assert len(load_npz(str(tmp_path / "cube.npz"))) == 3
     result = core.run_batch([str(tmp_path / n) for n in ("multi.npz", "cube.npz",
@@ -296,7 +297,7 @@ def test_overrides_events_and_zoom_render(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGINS))
     import batch_plugin
 
-    rows = normalise(batch_plugin.two_rows("orbit_9"), "orbit_9")
+    rows = check_rows(batch_plugin.two_rows("orbit_9"), "orbit_9")
     assert rows[0].y_min == 150.0 and rows[1].z_min == 1.0 and rows[0].x_is_time
     import io
 
@@ -348,7 +349,7 @@ def test_resume_skips_done_and_fresh_redoes(tmp_path):
 
 
 def test_legacy_progress_json_counts_as_done(tmp_path):
-    from crunchctl.ledger.store import import_legacy
+    from crunchctl.ledger.legacy import import_legacy
 
     legacy = tmp_path / "generic_progress.json"
     legacy.write_text(json.dumps({

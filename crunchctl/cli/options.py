@@ -1,0 +1,137 @@
+"""The options several commands share, declared once as ``Annotated`` aliases.
+
+A command module names its options with these aliases; options only one command has are
+declared in that command's module. Light imports only: this runs on every ``--help``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from crunchctl.config import WINDOWS
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+
+SPECTROGRAM = "Spectrogram"  # help panel of the numerics options
+CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "jet", "gray")
+
+# ----------------------------------------------------------------- every command
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="Config file (TOML; a legacy datacrunch config works unchanged).",
+    envvar="CRUNCHCTL_CONFIG", dir_okay=False, show_default=False)]
+LedgerOpt = Annotated[Optional[Path], typer.Option(
+    "--ledger", help="Ledger folder [default: the user's state dir].", show_default=False)]
+LogFileOpt = Annotated[Optional[Path], typer.Option(
+    "--log-file", help="Log file [default: the user's log dir].", dir_okay=False,
+    show_default=False)]
+VerboseOpt = Annotated[int, typer.Option(
+    "--verbose", "-v", count=True, help="More output; -v shows tracebacks, -vv debug.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+# ------------------------------------------------------------- commands that write
+OutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Folder for the products [default: ./crunchctl-out].",
+    file_okay=False, show_default=False)]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", "-j", help="Worker processes [default: number of cores].", show_default=False)]
+WwwOpt = Annotated[Optional[Path], typer.Option(
+    "--www", help="Web folder: <folder>.png and zoom_<folder>.png after each recording.",
+    file_okay=False, show_default=False)]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
+    "scheduler file (.json), or 'local' for --workers local Dask processes. Workers need "
+    "the same paths (a shared file system).", show_default=False)]
+
+# ----------------------------------------------------------------------- numerics
+LframesOpt = Annotated[Optional[int], typer.Option(
+    "--lframes", help="FFT length, samples per frame [default: 65536].", show_default=False,
+    rich_help_panel=SPECTROGRAM)]
+NframesOpt = Annotated[Optional[int], typer.Option(
+    "--nframes", help="Frames read from the start of each recording [default: all].",
+    show_default=False, rich_help_panel=SPECTROGRAM)]
+NavgOpt = Annotated[Optional[int], typer.Option(
+    "--n-avg", help="Average every N frames for the zoom image [default: 1].",
+    show_default=False, rich_help_panel=SPECTROGRAM)]
+ZoomCenterOpt = Annotated[Optional[float], typer.Option(
+    "--zoom-center", help="Zoom centre, Hz offset from the recording's centre [default: 0].",
+    show_default=False, rich_help_panel=SPECTROGRAM)]
+ZoomSpanOpt = Annotated[Optional[float], typer.Option(
+    "--zoom-span", help="Zoom span, Hz [default: 1e6].", show_default=False,
+    rich_help_panel=SPECTROGRAM)]
+WindowOpt = Annotated[Optional[str], typer.Option(
+    "--window", help="FFT window: rectangular (legacy numbers), hann, hamming, blackman.",
+    show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(WINDOWS))]
+CmapOpt = Annotated[Optional[str], typer.Option(
+    "--cmap", help="Matplotlib colour map of the quicklooks [default: viridis].",
+    show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
+
+
+def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,
+             zoom_center: float | None, zoom_span: float | None, window: str | None,
+             cmap: str | None) -> dict[str, Any]:
+    """The numerics options as settings overrides (None: not given on the command line)."""
+    return {"lframes": lframes, "nframes": nframes, "n_avg": n_avg, "zoom_center": zoom_center,
+            "zoom_span": zoom_span, "window": window, "cmap": cmap}
+
+
+def check_cmap(settings: Settings) -> None:
+    """A colour map matplotlib does not know is a usage error, found before any work."""
+    import matplotlib
+
+    from crunchctl.errors import ConfigError
+
+    if settings.cmap not in matplotlib.colormaps:
+        raise ConfigError(f"cmap {settings.cmap!r}: not a matplotlib colour map "
+                          f"(for example viridis, magma, inferno, jet)")
+
+
+# ------------------------------------------------------------- recording formats
+FORMATS = "Recording formats"  # help panel (docs/formats.md)
+
+
+def _format_names() -> list[str]:
+    from crunchctl import formats
+
+    return formats.names()
+
+
+def _check_format(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from crunchctl import formats
+
+    if value.strip().lower() not in formats.names():
+        raise typer.BadParameter(f"unknown format {value!r}; choose one of "
+                                 f"{', '.join(formats.names())}")
+    return value.strip().lower()
+
+
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw) "
+    "[default: by extension].", show_default=False, rich_help_panel=FORMATS,
+    callback=_check_format, autocompletion=_format_names)]
+SampleRateOpt = Annotated[Optional[float], typer.Option(
+    "--sample-rate", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
+    show_default=False, rich_help_panel=FORMATS)]
+CenterOpt = Annotated[Optional[float], typer.Option(
+    "--center", help="Centre frequency of raw and WAV IQ files, Hz [default: 0].",
+    show_default=False, rich_help_panel=FORMATS)]
+TdmsChannelsOpt = Annotated[Optional[str], typer.Option(
+    "--tdms-channels", help="TDMS I and Q channels as GROUP/I,GROUP/Q "
+    "[default: RecordData/I,RecordData/Q].", show_default=False, rich_help_panel=FORMATS)]
+VerifyChecksumOpt = Annotated[Optional[bool], typer.Option(
+    "--verify-checksum/--no-verify-checksum", help="Verify a SigMF recording's SHA-512 "
+    "before reading it (reads the whole file) [default: no].", show_default=False,
+    rich_help_panel=FORMATS)]
+
+
+def format_options(fmt: str | None, sample_rate: float | None, center: float | None,
+                   tdms_channels: str | None, verify_checksum: bool | None) -> dict[str, Any]:
+    """The format options as settings overrides (None: not given on the command line)."""
+    return {"format": fmt, "sample_rate": sample_rate, "center_frequency": center,
+            "tdms_channels": tdms_channels, "verify_checksum": verify_checksum}

@@ -1,0 +1,200 @@
+"""What commands print: consoles, JSON, summary tables and progress, rich or plain.
+
+Plain (no colours, bars or panels) when stderr is not a terminal or NO_COLOR / TERM=dumb
+is set, so log collectors get one timestamped line per item. rich is imported only when
+something is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: Lines of a failure list shown at the end of a run; the rest is in ``crunchctl status``.
+SHOWN_FAILURES = 10
+
+
+def plain_output() -> bool:
+    """No colours, bars or panels: stderr is not a terminal, or NO_COLOR / TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return True
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+def err_console() -> Console:
+    """The console on stderr that logs, progress bars and panels share."""
+    from rich.console import Console
+
+    plain = plain_output()
+    return Console(stderr=True, no_color=plain, highlight=False,
+                   force_terminal=False if plain else None, soft_wrap=plain)
+
+
+def out_console() -> Console:
+    """The console on stdout for tables."""
+    from rich.console import Console
+
+    plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    # Off a terminal nothing knows the width; rich would assume 80 and fold long paths.
+    width = None if sys.stdout.isatty() else 200
+    return Console(no_color=plain, highlight=False, soft_wrap=plain, width=width,
+                   force_terminal=False if plain else None)
+
+
+def print_json(doc: Any) -> None:
+    """JSON on stdout, never through rich (no wrapping, no colour codes)."""
+    import json
+
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error_line(message: str) -> None:
+    """The one line a command that stops prints on stderr."""
+    typer.echo(f"Error: {message}", err=True)
+
+
+def print_summary(title: str, rows: Sequence[tuple[str, str]],
+                  lists: Sequence[tuple[str, Sequence[str]]] = ()) -> None:
+    """An end-of-run table on stdout, then titled lists (at most ``SHOWN_FAILURES`` lines).
+
+    A rich table on a terminal; aligned ``label  value`` lines otherwise (scripts, pipes).
+    """
+    more = "  ... and {} more (crunchctl status --errors)"
+    if sys.stdout.isatty():
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for label, value in rows:
+            table.add_row(label, value)
+        console = out_console()
+        console.print(table)
+        for name, lines in lists:
+            if lines:
+                console.print(f"[bold]{name}:[/bold]")
+                for line in lines[:SHOWN_FAILURES]:
+                    console.print(f"  {line}", markup=False)
+                if len(lines) > SHOWN_FAILURES:
+                    console.print(more.format(len(lines) - SHOWN_FAILURES))
+        return
+    width = max(len(label) for label, _ in rows)
+    out = [f"{label:<{width}}  {value}" for label, value in rows]
+    for name, lines in lists:
+        if lines:
+            out.append(f"{name}:")
+            out.extend(f"  {line}" for line in lines[:SHOWN_FAILURES])
+            if len(lines) > SHOWN_FAILURES:
+                out.append(more.format(len(lines) - SHOWN_FAILURES))
+    typer.echo("\n".join(out))
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+class _Counter:
+    """What both reporters share: the engine's reporter calls, counting finished items."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.total: int | None = None
+        self.done = 0
+        self.failed = 0
+        self._t0 = time.time()
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+
+    def item_started(self, task: Any) -> None:
+        pass
+
+    def item_done(self, outcome: Any) -> None:
+        self.done += 1
+        if outcome.status == "error":
+            self.failed += 1
+        self.show(outcome)
+
+    def show(self, outcome: Any) -> None:
+        raise NotImplementedError
+
+    def message(self, text: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter(_Counter):
+    """A rich progress bar on stderr: done/total, items per second, ETA, the last item."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                   TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        super().__init__(label)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), TextColumn("{task.fields[last]}", style="dim"),
+            console=console, transient=False, refresh_per_second=8)
+        self.task_id: Any = None
+
+    def start(self, total: int | None) -> None:
+        super().start(total)
+        self.progress.start()
+        self.task_id = self.progress.add_task(self.label, total=total, rate="", last="")
+
+    def show(self, outcome: Any) -> None:
+        rate = self.done / max(1e-9, time.time() - self._t0)
+        name = Path(outcome.item).name if os.sep in outcome.item else outcome.item
+        if self.task_id is not None:
+            self.progress.update(self.task_id, advance=1, rate=f"{rate:.2f}/s",
+                                 last=f"{outcome.status} {name}")
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+class PlainReporter(_Counter):
+    """One plain, timestamped line per item on stderr, for log collectors."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        super().__init__(label)
+        self.quiet = quiet
+
+    def show(self, outcome: Any) -> None:
+        if self.quiet or outcome.status == "error":
+            return  # errors are logged on stderr already
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        of = f"/{self.total}" if self.total else ""
+        typer.echo(f"{stamp} {self.label} [{self.done}{of}] {outcome.status} {outcome.item} "
+                   f"({outcome.duration:.2f} s)", err=True)
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            typer.echo(text, err=True)
+
+
+def reporter_for(console: Console, label: str, quiet: bool) -> RichReporter | PlainReporter:
+    """A progress bar on a terminal, plain lines otherwise or with ``--quiet``."""
+    if plain_output() or quiet:
+        return PlainReporter(label, quiet=quiet)
+    return RichReporter(console, label)
