@@ -1,4 +1,4 @@
-"""Benchmark of the ledger at scale (DESIGN section 5: "it stays fast at a million rows").
+"""Benchmark of the ledger at scale (the aim: it stays fast at a million rows).
 
 Builds a ledger of N rows in a temporary folder the way the commands write it: outcomes go
 through ``Ledger.record_many`` in batches of 5,000 rows per flush (not 50: that would make

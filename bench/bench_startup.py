@@ -3,7 +3,7 @@
 Usage: python bench/bench_startup.py [--runs N]
 
 Prints medians of N runs each (interleaved, so machine noise hits all alike) and the
-ratio; the target is crunchctl --help < 1.5 x python -c "import typer" (issue 6).
+ratio; the target is crunchctl --help < 1.5 x python -c "import typer".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python bench/bench_watch_latency.py            # 94-frame demo recording (50 MB), 3 trials
     python bench/bench_watch_latency.py --quick    # 32 frames (17 MB), 1 trial per mode
 
-Target (issue 4): latency <= the recording's processing time + 1 s, with file-system events
+Target: latency <= the recording's processing time + 1 s, with file-system events
 and with ``--poll 1``.
 
 Steps, all with real child processes of the installed entry point and everything in a temp

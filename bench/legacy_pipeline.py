@@ -1,4 +1,4 @@
-"""The legacy pipeline, re-implemented from issue 7 as the benchmark's baseline.
+"""The legacy pipeline, re-implemented as the benchmark's baseline.
 
 One recording per (fresh) process, exactly as the old tools did it:
 

@@ -1,4 +1,4 @@
-"""Benchmark: ``crunchctl process`` against the legacy pipeline and the floor (issue 7).
+"""Benchmark: ``crunchctl process`` against the legacy pipeline and the floor.
 
     python bench/run.py            # full run, under 10 minutes on 2 cores
     python bench/run.py --quick    # fewer repeats, no 1 GB case, under 2 minutes
@@ -471,7 +471,7 @@ def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="crunchctl vs legacy vs floor (issue 7)")
+    ap = argparse.ArgumentParser(description="crunchctl vs legacy vs floor")
     ap.add_argument("--quick", action="store_true",
                     help="fewer repeats, no 1 GB case (< 2 min)")
     ap.add_argument("--repeats", type=int, help="repeats of the single-file case")

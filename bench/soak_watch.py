@@ -1,4 +1,4 @@
-"""Soak: ``crunchctl watch`` with 2 workers fed thousands of small recordings (issue 8).
+"""Soak: ``crunchctl watch`` with 2 workers fed thousands of small recordings.
 
     python bench/soak_watch.py             # 2,000 recordings (about 8 minutes on 2 cores)
     python bench/soak_watch.py --quick     # 300 recordings (about a minute)

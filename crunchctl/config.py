@@ -1,6 +1,6 @@
 """Settings: defaults, the config file, environment variables and command-line overrides.
 
-Precedence (DESIGN section 3): command line > environment (``CRUNCHCTL_<KEY>``) > config
+Precedence: command line > environment (``CRUNCHCTL_<KEY>``) > config
 file > defaults. A legacy datacrunch config (``[paths]`` and ``[settings]``) loads unchanged.
 No heavy imports here: the CLI reads settings before any numerics run.
 """
@@ -120,9 +120,6 @@ class Settings:
         shaping["format"] = 1
         raw = json.dumps(shaping, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
-
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
 
 
 def default_config_path() -> Path:

@@ -1,8 +1,8 @@
 """The one error taxonomy of crunchctl.
 
-Every error carries the exit code the CLI maps it to (docs/ARCHITECTURE.md, "Errors and exit codes"). Per-item errors
-(``ItemError`` and subclasses) are recorded in the ledger and never stop a run; the others
-stop the command with a one-line message.
+Every error carries the exit code the CLI maps it to (docs/ARCHITECTURE.md, "Errors and
+exit codes"). Per-item errors (``ItemError`` and subclasses) are recorded in the ledger and
+never stop a run; the others stop the command with a one-line message.
 """
 
 from __future__ import annotations
@@ -58,9 +58,3 @@ class IncompleteRecording(FormatError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
-
-
-class Interrupted(CrunchError):
-    """The run was stopped by SIGINT after flushing its state."""
-
-    exit_code = 130

@@ -1,7 +1,9 @@
-"""Reading and writing Tektronix ``.tiq`` IQ recordings (see TIQ.md).
+"""Reading and writing Tektronix ``.tiq`` IQ recordings (docs/formats.md).
 
-Owns the file format only: header parsing, completeness checks, frame reads through a memory
-map, and a streaming writer. Knows nothing of spectrograms, products or the ledger.
+Owns the file format only: header parsing, completeness checks, frame reads with plain
+``readinto`` calls into a reused buffer (a memory map only for the small reads of
+``read_samples``), and a streaming writer. Knows nothing of spectrograms, products or the
+ledger.
 """
 
 from __future__ import annotations

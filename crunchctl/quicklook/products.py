@@ -1,7 +1,7 @@
 """Writing products: atomic files, product names, the web-folder copies.
 
 Every final file appears by ``os.replace`` of a temp file in the same folder, so a crash
-never leaves a truncated file under a final name (DESIGN section 4).
+never leaves a truncated file under a final name (docs/products.md).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
 
     Raises:
         ItemError: the file cannot be written (folder gone or not writable, disk full):
-            the message names the file, not the temp file (issue 8).
+            the message names the file, not the temp file, since that is the
+            name the user knows.
     """
     final = Path(final)
     tmp = _tmp_name(final)
@@ -207,7 +208,7 @@ def safe_name(item: str, taken: set[str] | None = None) -> str:
 def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str, zoom_png: str) -> list[str]:
     """Replace ``<www>/<folder>.png`` and ``<www>/zoom_<folder>.png`` atomically.
 
-    ``<folder>`` is the name of the folder the recording came from (DESIGN section 4).
+    ``<folder>`` is the name of the folder the recording came from (docs/products.md).
     """
     www = Path(www)
     folder = Path(source).resolve().parent.name or "root"

@@ -1,8 +1,8 @@
 """Logging: a buffered log file for every run, and console lines on stderr.
 
 The file handler sits behind a ``MemoryHandler``: records are written every ``flush_every``
-records, at once for errors, every ``flush_interval`` seconds, and at the end (DESIGN
-section 9). Only the CLI calls :func:`setup`; library code just uses named loggers.
+records, at once for errors, every ``flush_interval`` seconds, and at the end, so a crash
+loses at most a few records and a long run does not write a line per item. Only the CLI calls :func:`setup`; library code just uses named loggers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ FILE_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 def default_log_file() -> Path:
     from platformdirs import PlatformDirs
 
-    return PlatformDirs("crunchctl", appauthor=False).user_log_path / "crunchctl.log"
+    from crunchctl.config import APP_NAME
+
+    return PlatformDirs(APP_NAME, appauthor=False).user_log_path / f"{APP_NAME}.log"
 
 
 class LogSetup:

@@ -13,9 +13,8 @@ OK = "ok"
 ERROR = "error"
 NO_DATA = "no_data"
 RESET = "reset"
-IMPORTED = "ok"  # imported legacy entries count as done (DESIGN section 5)
 
-#: Statuses an item can have in the ledger. ``reset`` forgets done-state (DESIGN section 8).
+#: Statuses an item can have in the ledger. ``reset`` forgets done-state (docs/ledger.md).
 STATUSES = (OK, ERROR, NO_DATA, RESET)
 
 #: ``kind`` scopes done-state: recordings are shared by ``process`` and ``watch``; batch

@@ -1,7 +1,7 @@
 """``crunchctl batch``: items files, loaders, figures, the ledger, resume and Ctrl-C.
 
 Plugins live in tests/plugins/batch_plugin.py. Figures are drawn at a low dpi to keep the
-file fast; what they show is checked by eye (see the report of issue 5), here only that
+file fast; what they show is checked by eye when the drawing changes, here only that
 they exist, are whole PNGs and that nothing raised.
 """
 

@@ -1,4 +1,4 @@
-"""Bad input (issue 8): one table of every bad recording and batch input, one test over it.
+"""Bad input: one table of every bad recording and batch input, one test over it.
 
 All recordings of the table go through ONE ``crunchctl process`` run together with good
 ones, all batch items through ONE ``crunchctl batch`` run (items file with a BOM, Windows
@@ -195,7 +195,7 @@ def check_empty_items_file(runs: Runs, item: str, row: dict | None) -> None:
 
 @dataclass(frozen=True)
 class Case:
-    what: str  # the bad input, as the issue or TIQ.md names it
+    what: str  # the bad input, as docs/formats.md names it
     run: str  # "process", "batch" or "empty items"
     item: str  # file name in the recordings folder, or the batch item
     status: str | None  # the item's status in the ledger (None: no item at all)
@@ -205,7 +205,7 @@ class Case:
 
 
 CASES = [
-    # TIQ.md, "What bad files look like"
+    # docs/formats.md lists what bad TIQ files look like
     Case("zero-length file", "process", "empty.tiq", "error", ("empty file (0 bytes)",),
          make_empty),
     Case("header cut in the middle", "process", "cut.tiq", "error",
@@ -223,7 +223,7 @@ CASES = [
          ("not a TIQ recording",), make_not_tiq),
     Case("unreadable file", "process", "locked.tiq", "error",
          ("cannot read: Permission denied",), make_unreadable),
-    # issue 8
+    # odd but valid headers, and batch inputs
     Case("header with XML entities and comments", "process", "entities.tiq", "ok", (),
          make_entities_and_comments, check_numbers_read_through_entities),
     Case("offset not nine digits", "process", "offset4096.tiq", "error",

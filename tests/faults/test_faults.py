@@ -1,4 +1,4 @@
-"""Faults a night of beam time must survive (issue 8), with real processes, signals and files.
+"""Faults a night of beam time must survive, with real processes, signals and files.
 
 Each test runs the installed ``crunchctl`` as child processes (or the engine's real worker
 processes) on tiny recordings or plugin items in ``tmp_path``, hurts it the way real life

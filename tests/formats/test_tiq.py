@@ -1,4 +1,4 @@
-"""The TIQ reader and writer against TIQ.md, including every bad-file case it lists."""
+"""The TIQ reader and writer against docs/formats.md, including every bad-file case it lists."""
 
 from __future__ import annotations
 

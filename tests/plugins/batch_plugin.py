@@ -1,4 +1,4 @@
-"""Batch loader plugins for tests/test_batch.py (DESIGN section 7).
+"""Batch loader plugins for tests/batch/test_batch.py (docs/products.md, "Batch figures").
 
 Each function takes an item string and returns rows (dicts with x, y, data ...), nothing,
 or raises: the shapes users' own loaders have.

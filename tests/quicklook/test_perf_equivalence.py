@@ -1,4 +1,4 @@
-"""The fast paths of issue 7 compute and write exactly what the plain ones do (small arrays)."""
+"""The fast paths (fused conversion and FFT, plain reads, fast PNG) compute and write exactly what the plain ones do (small arrays)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spectrogram numerics against a straightforward float64 reference (TIQ.md, last section)."""
+"""Spectrogram numerics against a straightforward float64 reference (docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""crunchctl watch (issue 4, DESIGN section 6): real folders, a real observer, real processes.
+"""crunchctl watch: real folders, a real observer, real processes.
 
 Most tests run the installed ``crunchctl watch`` as a child process on a folder in
 ``tmp_path`` (ledger, products and web folder there too) and read the ledger to check that
@@ -496,7 +496,7 @@ def test_once_records_folders_and_dangling_links_named_like_recordings(tmp_path)
     status = dict(zip(r["item"].to_list(), r["status"].to_list()))
     assert status == {str(good): "ok", str(folder / "dir.tiq"): "error",
                       str(folder / "dangling.tiq"): "error"}
-    # Failed entries are tried again on the next run (DESIGN section 5), once each.
+    # Failed entries are tried again on the next run (docs/ledger.md), once each.
     p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
     assert rows(tmp_path / "ledger").height == 5
