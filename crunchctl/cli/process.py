@@ -19,6 +19,7 @@ def process(
     output: c.OutputOpt = None,
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
+    scheduler: c.SchedulerOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
     lframes: c.LframesOpt = None,
@@ -46,6 +47,7 @@ def process(
                     log_file=log_file)
     with c.errors_to_exit(opts):
         settings = c.settings_for(opts, output_path=output, www_path=www, workers=workers,
+                                  scheduler=scheduler,
                                   **c.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
         c.check_cmap(settings)

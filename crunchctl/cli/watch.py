@@ -50,6 +50,7 @@ def watch(
     output: c.OutputOpt = None,
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
+    scheduler: c.SchedulerOpt = None,
     lframes: c.LframesOpt = None,
     nframes: c.NframesOpt = None,
     n_avg: c.NavgOpt = None,
@@ -79,7 +80,7 @@ def watch(
         from crunchctl.errors import UsageError
 
         settings = c.settings_for(opts, folder_path=folder, output_path=output, www_path=www,
-                                  workers=workers,
+                                  workers=workers, scheduler=scheduler,
                                   **c.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
         if not settings.folder_path:
