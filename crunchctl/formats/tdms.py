@@ -201,25 +201,29 @@ class TdmsReader:
                     if len(i_part) < n or len(q_part) < n:
                         raise FormatError(f"{header.path}: TDMS channels ended while reading "
                                           f"samples {a} to {a + n}")
-                    if pairs is None or pairs.shape[0] < n or pairs.dtype != i_part.dtype:
-                        pairs = np.empty((n, 2), dtype=np.result_type(i_part, q_part))
-                    p = pairs[:n]
-                    p[:, 0] = i_part
-                    p[:, 1] = q_part
                     r0, r1 = a // per_record, (a + n - 1) // per_record
                     g = gains[r0 : r1 + 1]
                     if np.all(g == g[0]):
-                        # One gain over the chunk: the spectrum scales while converting.
+                        # One gain over the chunk: interleave the counts; the spectrum
+                        # scales while converting (the cheapest pass).
+                        if pairs is None or pairs.shape[0] < n or pairs.dtype != i_part.dtype:
+                            pairs = np.empty((n, 2), dtype=np.result_type(i_part, q_part))
+                        p = pairs[:n]
+                        p[:, 0] = i_part
+                        p[:, 1] = q_part
                         yield Block(p.reshape(k, 2 * lframes), float(g[0]))
                         continue
-                    # Records with different gains: each sample gets its own record's.
+                    # Records with different gains: each sample gets its own record's,
+                    # scaled while interleaving (one pass per channel).
                     bounds = np.clip(np.arange(r0 + 1, r1 + 1) * per_record - a, 0, n)
                     counts = np.diff(np.concatenate(([0], bounds, [n])))
                     per_sample = np.repeat(g.astype(np.float32), counts)
                     if scaled is None or scaled.shape[0] < n:
                         scaled = np.empty((n, 2), dtype=np.float32)
                     s = scaled[:n]
-                    np.multiply(p, per_sample[:, None], out=s, dtype=np.float32,
+                    np.multiply(i_part, per_sample, out=s[:, 0], dtype=np.float32,
+                                casting="unsafe")
+                    np.multiply(q_part, per_sample, out=s[:, 1], dtype=np.float32,
                                 casting="unsafe")
                     yield Block(s.reshape(k, 2 * lframes), 1.0)
         except FormatError:
