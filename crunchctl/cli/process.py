@@ -20,6 +20,11 @@ def process(
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
     scheduler: c.SchedulerOpt = None,
+    fmt: c.FormatOpt = None,
+    sample_rate: c.SampleRateOpt = None,
+    center: c.CenterOpt = None,
+    tdms_channels: c.TdmsChannelsOpt = None,
+    verify_checksum: c.VerifyChecksumOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
     lframes: c.LframesOpt = None,
@@ -48,6 +53,8 @@ def process(
     with c.errors_to_exit(opts):
         settings = c.settings_for(opts, output_path=output, www_path=www, workers=workers,
                                   scheduler=scheduler,
+                                  **c.format_options(fmt, sample_rate, center, tdms_channels,
+                                                     verify_checksum),
                                   **c.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
         c.check_cmap(settings)

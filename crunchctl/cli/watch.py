@@ -51,6 +51,11 @@ def watch(
     www: c.WwwOpt = None,
     workers: c.WorkersOpt = None,
     scheduler: c.SchedulerOpt = None,
+    fmt: c.FormatOpt = None,
+    sample_rate: c.SampleRateOpt = None,
+    center: c.CenterOpt = None,
+    tdms_channels: c.TdmsChannelsOpt = None,
+    verify_checksum: c.VerifyChecksumOpt = None,
     lframes: c.LframesOpt = None,
     nframes: c.NframesOpt = None,
     n_avg: c.NavgOpt = None,
@@ -81,6 +86,8 @@ def watch(
 
         settings = c.settings_for(opts, folder_path=folder, output_path=output, www_path=www,
                                   workers=workers, scheduler=scheduler,
+                                  **c.format_options(fmt, sample_rate, center, tdms_channels,
+                                                     verify_checksum),
                                   **c.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
         if not settings.folder_path:
