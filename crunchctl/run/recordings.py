@@ -90,10 +90,13 @@ class Publisher:
 
 
 def normalise(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Absolute paths, duplicates removed, order kept."""
+    """Absolute paths, duplicates removed, order kept; the two files of a SigMF pair are
+    one recording (docs/formats.md)."""
+    from crunchctl.formats import item_path
+
     seen: dict[str, None] = {}
     for p in paths:
-        seen.setdefault(os.path.abspath(os.fspath(p)), None)
+        seen.setdefault(os.path.abspath(item_path(os.fspath(p))), None)
     return list(seen)
 
 
