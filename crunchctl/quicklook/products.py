@@ -66,31 +66,11 @@ def write_npz(f: BinaryIO, arrays: Mapping[str, Any]) -> None:
 
     Same archive layout (``<name>.npy`` members, stored, zip64), same ``.npy`` headers, but
     the array bytes go from the array's memory straight to the file in slices: no copy of
-    a large spectrogram is made (``np.savez`` copies through ``tobytes``).
+    a large array is made (``np.savez`` copies through ``tobytes``).
     """
-    import zipfile
+    from crunchctl.quicklook import npzstream
 
-    import numpy as np
-    from numpy.lib import format as npformat
-
-    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, value in arrays.items():
-            a = np.asanyarray(value)
-            if a.dtype.hasobject:
-                raise ValueError(f"{name}: object arrays are not written")
-            if not (a.flags.c_contiguous or a.flags.f_contiguous):
-                a = np.ascontiguousarray(a)
-            header = npformat.header_data_from_array_1_0(a)  # says fortran_order if F
-            body = a.T if header["fortran_order"] else a  # C-contiguous either way
-            with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                try:
-                    npformat.write_array_header_1_0(member, header)
-                except ValueError:  # header over 64 KiB: numpy's own fallback
-                    npformat.write_array_header_2_0(member, header)
-                data = memoryview(body.reshape(-1).view(np.uint8)) if a.size else b""
-                step = 32 << 20  # few slices: each is a GIL hand-over when run in a thread
-                for i in range(0, len(data), step):
-                    member.write(data[i : i + step])
+    npzstream.write_npz(f, dict(arrays))
 
 
 def atomic_copy(src: str | os.PathLike, final: str | os.PathLike) -> None:

@@ -7,6 +7,7 @@ wide stays visible and drawing stays cheap.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -86,6 +87,12 @@ def color_bounds(img: np.ndarray, percentiles: tuple[float, float]) -> tuple[flo
     return float(lo), float(hi)
 
 
+def image_size(style: Style = Style()) -> tuple[int, int]:
+    """Pixels of the axes, (width, height): the size the array is max-pooled to."""
+    return (int(FIG_SIZE[0] * style.dpi * _AX_RECT[2]),
+            int(FIG_SIZE[1] * style.dpi * _AX_RECT[3]))
+
+
 def render_spectrogram(
     out: BinaryIO,
     power: np.ndarray,
@@ -109,15 +116,35 @@ def render_spectrogram(
         relative_to: if given, the x axis shows the offset from this frequency.
         style: colour map, dB or linear, percentiles, dpi.
     """
+    width_px, height_px = image_size(style)
+    img = spectrum.pool_max(power, 1, width_px)
+    img = spectrum.pool_max(img, 0, height_px)
+    render_pooled(out, img, freqs, times, title=title, subtitle=subtitle,
+                  relative_to=relative_to, style=style)
+
+
+def render_pooled(
+    out: BinaryIO,
+    img: np.ndarray,
+    freqs: np.ndarray,
+    times: np.ndarray,
+    *,
+    title: str,
+    subtitle: str = "",
+    relative_to: float | None = None,
+    style: Style = Style(),
+) -> None:
+    """Like :func:`render_spectrogram`, from the spectrogram already max-pooled to
+    :func:`image_size` (along frequency, then time, as ``spectrum.pool_max`` does).
+
+    ``freqs`` and ``times`` are the axes of the full-resolution spectrogram: the picture
+    is the same as :func:`render_spectrogram` draws from the full array. The pooled image
+    is not modified.
+    """
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
-    width_px = int(FIG_SIZE[0] * style.dpi * _AX_RECT[2])
-    height_px = int(FIG_SIZE[1] * style.dpi * _AX_RECT[3])
-
-    n_t, n_f = power.shape
-    img = spectrum.pool_max(power, 1, width_px)
-    img = spectrum.pool_max(img, 0, height_px)
+    n_t, n_f = len(times), len(freqs)
     if style.db:
         with np.errstate(divide="ignore", invalid="ignore"):
             img = 10.0 * np.log10(img, dtype=np.float32)

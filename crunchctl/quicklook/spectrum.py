@@ -111,42 +111,77 @@ def power_spectrogram_raw(
                         workers=workers, raw=True)
 
 
+class FramePower:
+    """Frames to power one chunk at a time: the one transform every path uses.
+
+    ``data`` is real interleaved I, Q pairs, shape (k, 2 * lframes), of any number type, or
+    complex, shape (k, lframes); the samples are ``data * scale``. Conversion, scaling,
+    window and fftshift are one pass over the chunk into a reused complex64 buffer; the
+    result is |FFT|^2, fft-shifted, float32, shape (k, lframes). Rows are independent, so
+    the numbers do not depend on how the frames are cut into chunks.
+    """
+
+    def __init__(self, lframes: int, window_name: str = "rectangular", workers: int = 1) -> None:
+        self.lframes = lframes
+        self.window_name = window_name
+        self.workers = workers
+        window(window_name, 2)  # an unknown window fails here, before any reading
+        self._weights: dict[float, tuple[np.ndarray, bool]] = {}
+        self._work: np.ndarray | None = None
+
+    def weights(self, scale: float) -> tuple[np.ndarray, bool]:
+        w = self._weights.get(scale)
+        if w is None:
+            if len(self._weights) > 64:  # per-block gains: keep the cache small
+                self._weights.clear()
+            w = self._weights[scale] = _weights(self.lframes, self.window_name, scale)
+        return w
+
+    def __call__(self, data: np.ndarray, scale: float = 1.0,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        lframes = self.lframes
+        data = np.asarray(data)
+        k = data.shape[0]
+        if np.iscomplexobj(data):
+            data = np.ascontiguousarray(data).reshape(k, lframes)
+            pairs = data.view(data.real.dtype)
+        else:
+            pairs = data.reshape(k, 2 * lframes)
+        weights, shifted = self.weights(float(scale))
+        if self._work is None or self._work.shape[0] < k:
+            self._work = np.empty((k, lframes), dtype=np.complex64)
+        buf = self._work[:k]
+        # int/float -> float32 volts x window x (-1)^n, straight into the FFT buffer.
+        np.multiply(pairs, weights, out=buf.view(np.float32), dtype=np.float32,
+                    casting="unsafe")
+        spec = _fft_rows(buf, self.workers)
+        comps = spec.view(np.float32)
+        np.square(comps, out=comps)
+        dest = np.empty((k, lframes), dtype=np.float32) if out is None else out
+        if shifted:
+            np.add(comps[:, 0::2], comps[:, 1::2], out=dest)
+        else:  # odd length: shift by copying the two halves
+            # fftshift: output bin j holds input bin (j - L//2) mod L.
+            half = lframes // 2
+            rest = lframes - half
+            np.add(comps[:, 2 * rest :: 2], comps[:, 2 * rest + 1 :: 2], out=dest[:, :half])
+            np.add(comps[:, : 2 * rest : 2], comps[:, 1 : 2 * rest : 2], out=dest[:, half:])
+        return dest
+
+
 def _spectrogram(chunks: Iterable[np.ndarray], nframes: int, lframes: int, *, scale: float,
                  window_name: str, workers: int, raw: bool) -> np.ndarray:
-    weights, shifted = _weights(lframes, window_name, scale)
+    transform = FramePower(lframes, window_name, workers)
     out = np.empty((nframes, lframes), dtype=np.float32)
-    half = lframes // 2
-    rest = lframes - half
-    work: np.ndarray | None = None
     row = 0
     for chunk in chunks:
         chunk = np.asarray(chunk)
         k = chunk.shape[0]
         if row + k > nframes:
             raise ValueError(f"got more than {nframes} frames")
-        if raw:
-            pairs = chunk.reshape(k, 2 * lframes)
-        else:
-            if not np.iscomplexobj(chunk):
-                chunk = chunk.astype(np.complex64)
-            chunk = np.ascontiguousarray(chunk).reshape(k, lframes)
-            pairs = chunk.view(chunk.real.dtype)
-        if work is None or work.shape[0] < k:
-            work = np.empty((k, lframes), dtype=np.complex64)
-        buf = work[:k]
-        # int/float -> float32 volts x window x (-1)^n, straight into the FFT buffer.
-        np.multiply(pairs, weights, out=buf.view(np.float32), dtype=np.float32,
-                    casting="unsafe")
-        spec = _fft_rows(buf, workers)
-        comps = spec.view(np.float32)
-        np.square(comps, out=comps)
-        dest = out[row : row + k]
-        if shifted:
-            np.add(comps[:, 0::2], comps[:, 1::2], out=dest)
-        else:  # odd length: shift by copying the two halves
-            # fftshift: output bin j holds input bin (j - L//2) mod L.
-            np.add(comps[:, 2 * rest :: 2], comps[:, 2 * rest + 1 :: 2], out=dest[:, :half])
-            np.add(comps[:, : 2 * rest : 2], comps[:, 1 : 2 * rest : 2], out=dest[:, half:])
+        if not raw and not np.iscomplexobj(chunk):
+            chunk = chunk.astype(np.complex64)
+        transform(chunk, scale if raw else 1.0, out=out[row : row + k])
         row += k
     if row != nframes:
         raise ValueError(f"got {row} frames, expected {nframes}")

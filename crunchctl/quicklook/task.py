@@ -1,4 +1,4 @@
-"""One recording in, three products out: the work a worker process does for process/watch.
+"""One recording in, its products out (streamed): the work a worker does for process/watch.
 
 ``process_recording`` is the task function the run engine calls; it never raises for a bad
 recording, it returns an error ``Outcome`` with a one-line message instead.
@@ -7,7 +7,6 @@ recording, it returns an error ``Outcome`` with a one-line message instead.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,9 +46,97 @@ def fingerprint(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns
 
 
+#: File name ending of each product after the recording's stem (docs/products.md).
+PRODUCT_ENDINGS = {"png": ".png", "zoom": "_zoom.png", "npz": ".npz",
+                   "spectrum": "_spectrum.npz"}
+
+
+def product_path(output: Path, stem: str, kind: str) -> Path:
+    """Where product ``kind`` (png, zoom, npz, spectrum) of the recording ``stem`` goes."""
+    return output / f"{stem}{PRODUCT_ENDINGS[kind]}"
+
+
 def product_paths(output: Path, stem: str) -> tuple[Path, Path, Path]:
-    """The three products of a recording: full PNG, zoom PNG, NPZ."""
-    return output / f"{stem}.png", output / f"{stem}_zoom.png", output / f"{stem}.npz"
+    """The full PNG, zoom PNG and NPZ of a recording."""
+    return (product_path(output, stem, "png"), product_path(output, stem, "zoom"),
+            product_path(output, stem, "npz"))
+
+
+def wanted_products(settings: Settings) -> tuple[str, ...]:
+    """The products the settings ask for, in canonical order (png, zoom, npz, spectrum)."""
+    from crunchctl.config import PRODUCTS, normalise_products
+
+    chosen = set(normalise_products(settings.products).split(","))
+    return tuple(p for p in PRODUCTS if p in chosen)
+
+
+@dataclass
+class Recording:
+    """An opened recording with the frames the settings take from it."""
+
+    path: str
+    reader: object  # formats.base.Reader
+    header: object  # formats.base.Header
+    options: object  # formats.base.ReadOptions
+    nframes: int
+    lframes: int
+
+    @property
+    def center(self) -> float:
+        return float(self.header.center_frequency)  # type: ignore[attr-defined]
+
+    @property
+    def fs(self) -> float:
+        return float(self.header.sample_rate)  # type: ignore[attr-defined]
+
+    def freqs(self) -> object:
+        from crunchctl.quicklook import spectrum
+
+        return spectrum.frequency_axis(self.center, self.fs, self.lframes)
+
+    def times(self) -> object:
+        from crunchctl.quicklook import spectrum
+
+        return spectrum.time_axis(self.nframes, self.lframes, self.fs)
+
+    def blocks(self) -> object:
+        return self.reader.blocks(self.header, self.options, 0, self.nframes,  # type: ignore[attr-defined]
+                                  self.lframes)
+
+    def acquisition_text(self) -> str:
+        """The acquisition start as the NPZ stores it: the header's own text where the
+        format keeps one (``.tiq``), else ISO 8601; empty if unknown."""
+        h = self.header
+        raw = h.info.get("datetime") if h.info else None  # type: ignore[attr-defined]
+        if raw:
+            return str(raw)
+        when = h.acquisition_start  # type: ignore[attr-defined]
+        return when.isoformat() if when is not None else ""
+
+
+def open_for(path: str, settings: Settings) -> Recording:
+    """Open a recording through the format registry and check it holds the frames asked for.
+
+    Raises:
+        FormatError: unknown format, unreadable or incomplete file, or fewer frames than
+            asked for (one line naming the file).
+    """
+    from crunchctl import formats
+    from crunchctl.errors import FormatError
+    from crunchctl.formats.base import ReadOptions
+
+    options = ReadOptions.from_settings(settings)
+    reader, header = formats.open_recording(path, options, settings.format)
+    lframes = settings.lframes
+    whole = header.nsamples // lframes
+    nframes = settings.nframes if settings.nframes is not None else whole
+    if nframes > whole:
+        raise FormatError(f"{path}: asked for {nframes} frames of {lframes} samples but the "
+                          f"file holds only {whole} whole frames ({header.nsamples} samples)")
+    if nframes == 0:
+        raise FormatError(f"{path}: holds {header.nsamples} samples, fewer than one frame of "
+                          f"{lframes}")
+    return Recording(path, reader, header, options, nframes, lframes)
 
 
 @dataclass
@@ -59,131 +146,168 @@ class Spectrogram:
     power: object  # np.ndarray (nframes, lframes) float32
     freqs: object  # np.ndarray (lframes,) float64, absolute Hz
     times: object  # np.ndarray (nframes,) float64, s
-    header: object  # tiq.TiqHeader
+    header: object  # formats.base.Header
     nframes: int
     lframes: int
 
 
 def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogram:
-    """Read a recording and compute its power spectrogram per the settings.
+    """Read a recording and compute its whole power spectrogram in memory (the batch
+    loader's entry; the quicklook streams instead, see :func:`make_products`).
 
     Raises:
-        TiqError: the recording cannot be read, or holds fewer frames than asked for.
+        FormatError: the recording cannot be read, or holds fewer frames than asked for.
     """
-    from crunchctl.quicklook import spectrum
-    from crunchctl.formats import tiq
-    from crunchctl.errors import TiqError
+    import numpy as np
 
-    header = tiq.open_recording(path)
-    lframes = settings.lframes
-    whole = header.nsamples // lframes
-    nframes = settings.nframes if settings.nframes is not None else whole
-    if nframes > whole:
-        raise TiqError(f"{path}: asked for {nframes} frames of {lframes} samples but the "
-                       f"file holds only {whole} whole frames ({header.nsamples} samples)")
-    if nframes == 0:
-        raise TiqError(f"{path}: holds {header.nsamples} samples, fewer than one frame of "
-                       f"{lframes}")
-    chunks = tiq.iter_raw_frames(header, lframes, nframes)
-    power = spectrum.power_spectrogram_raw(chunks, nframes, lframes, scale=header.scaling,
-                                           window_name=settings.window, workers=fft_workers)
-    freqs = spectrum.frequency_axis(header.center, header.fs, lframes)
-    times = spectrum.time_axis(nframes, lframes, header.fs)
-    return Spectrogram(power, freqs, times, header, nframes, lframes)
+    from crunchctl.quicklook.stream import stream_power
+
+    rec = open_for(path, settings)
+    power = np.empty((rec.nframes, rec.lframes), dtype=np.float32)
+    row = 0
+
+    def keep(chunk: np.ndarray) -> None:
+        nonlocal row
+        power[row : row + chunk.shape[0]] = chunk
+        row += chunk.shape[0]
+
+    _stream(rec, settings, keep, fft_workers=fft_workers, threaded=False)
+    return Spectrogram(power, rec.freqs(), rec.times(), rec.header, rec.nframes, rec.lframes)
+
+
+def _stream(rec: Recording, settings: Settings, consume: Callable[..., None], *,
+            fft_workers: int, threaded: bool) -> None:
+    from crunchctl.errors import FormatError
+    from crunchctl.quicklook.stream import stream_power
+
+    try:
+        stream_power(rec.blocks(), rec.nframes, rec.lframes, consume,  # type: ignore[arg-type]
+                     window_name=settings.window, workers=fft_workers, threaded=threaded)
+    except ValueError as e:  # the reader yielded fewer or more frames than it announced
+        raise FormatError(f"{rec.path}: {e}") from None
 
 
 def title_for(path: str, header: object) -> str:
-    acquired = header.acquired_at()  # type: ignore[attr-defined]
+    acquired = header.acquisition_start  # type: ignore[attr-defined]
     when = acquired.isoformat(sep=" ", timespec="milliseconds") if acquired else "time unknown"
     return f"{Path(path).name}   {when}"
 
 
-def write_products(spec: Spectrogram, path: str, output: Path, stem: str,
-                   settings: Settings) -> list[str]:
-    """Write ``<stem>.png``, ``<stem>_zoom.png`` and ``<stem>.npz`` atomically.
+#: What the NPZ's ``keys`` entry says about its arrays.
+NPZ_KEYS = ("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
+            "arr_2: power |FFT|^2 (N x L, V^2 per bin, float32)")
 
-    The NPZ is written by a helper thread while the images are drawn (writing is mostly
-    crc32 and copies into the page cache, which run without the GIL).
-    """
+
+def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
+    """The self-describing scalar entries of the NPZ and spectrum products."""
     import numpy as np
 
-    from crunchctl.quicklook import render, spectrum
-    from crunchctl.errors import TiqError
-    from crunchctl.quicklook.products import atomic_write, write_npz
-
-    header = spec.header
-    full_png, zoom_png, npz = product_paths(output, stem)
-    zoom_centre = header.center + settings.zoom_center  # type: ignore[attr-defined]
-    sl = spectrum.zoom_slice(spec.freqs, zoom_centre, settings.zoom_span)
-    if sl.stop - sl.start < 2:
-        raise TiqError(
-            f"{path}: zoom window {render.fmt_hz(settings.zoom_span)} around "
-            f"{render.fmt_hz(zoom_centre)} lies outside the recording's span "
-            f"({render.fmt_hz(spec.freqs[0])} to {render.fmt_hz(spec.freqs[-1])})")
-
-    arrays = dict(
-        arr_0=spec.freqs[np.newaxis, :],
-        arr_1=spec.times[:, np.newaxis],
-        arr_2=spec.power,
-        source=np.str_(path),
-        center_frequency=np.float64(header.center),  # type: ignore[attr-defined]
-        sampling_frequency=np.float64(header.fs),  # type: ignore[attr-defined]
-        lframes=np.int64(spec.lframes),
-        nframes=np.int64(spec.nframes),
+    return dict(
+        source=np.str_(rec.path),
+        format=np.str_(rec.header.format),  # type: ignore[attr-defined]
+        center_frequency=np.float64(rec.center),
+        sampling_frequency=np.float64(rec.fs),
+        lframes=np.int64(rec.lframes),
+        nframes=np.int64(rec.nframes),
         window=np.str_(settings.window),
-        acquisition_start=np.str_(header.datetime or ""),  # type: ignore[attr-defined]
-        keys=np.str_("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
-                     "arr_2: power |FFT|^2 (N x L, V^2 per bin, float32)"),
+        acquisition_start=np.str_(rec.acquisition_text()),
     )
 
-    def write_arrays() -> None:
-        with atomic_write(npz) as f:
-            write_npz(f, arrays)
 
-    npz_writer = _Background(write_arrays)
-    try:
-        style = render.Style(cmap=settings.cmap)
-        title = title_for(path, header)
-        res = render.describe_resolution(header.fs, spec.lframes)  # type: ignore[attr-defined]
-        info = f"centre {render.fmt_hz(header.center)}, {res}"  # type: ignore[attr-defined]
-        with atomic_write(full_png) as f:
-            render.render_spectrogram(f, spec.power, spec.freqs, spec.times, title=title,
-                                      subtitle=info, style=style)
+def make_products(path: str, output: Path, stem: str, settings: Settings, *,
+                  fft_workers: int = 1, threaded: bool = True) -> tuple[list[str], Recording]:
+    """Stream one recording into the products the settings ask for; return their paths
+    (canonical order) and the opened recording.
 
-        averaged = spectrum.average_frames(spec.power[:, sl], settings.n_avg)
-        ztimes = spectrum.time_axis(spec.nframes, spec.lframes, header.fs, settings.n_avg)[
-            : averaged.shape[0]]
-        zres = render.describe_resolution(header.fs, spec.lframes, settings.n_avg)
-        with atomic_write(zoom_png) as f:
-            render.render_spectrogram(
-                f, averaged, spec.freqs[sl], ztimes, title=title + "   (zoom)",
-                subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
-                relative_to=zoom_centre, style=style)
-    finally:
-        npz_writer.result()  # wait for it even when drawing failed; its error counts too
-    return [str(full_png), str(zoom_png), str(npz)]
+    Frames are read and transformed in chunks; each chunk goes to the NPZ (its ``arr_2``
+    rows), to the max-pooled full image, to the zoom averager and to the mean spectrum,
+    then is dropped. Every file is written under a temp name and renamed when complete
+    (after the stream for the NPZ, so a failure leaves no product half-written).
 
+    Raises:
+        FormatError: unreadable recording, or a zoom span outside it.
+        OutputError: a product cannot be written.
+    """
+    import contextlib
 
-class _Background:
-    """Run ``fn`` in a thread now; ``result()`` waits and re-raises its exception here."""
+    import numpy as np
 
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
-                                        name="crunchctl-npz")
-        self._thread.start()
+    from crunchctl.quicklook import render, zoom as zoommod
+    from crunchctl.quicklook.npzstream import NpzStream
+    from crunchctl.quicklook.products import atomic_write, write_npz
+    from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
 
-    def _run(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
-            self._error = e
+    wanted = wanted_products(settings)
+    rec = open_for(path, settings)
+    freqs, times = rec.freqs(), rec.times()
+    style = render.Style(cmap=settings.cmap)
+    width, height = render.image_size(style)
+    window = None
+    if "zoom" in wanted:  # checked before any reading: a bad span fails fast
+        window = zoommod.zoom_window(path, freqs, rec.center, zoom_center=settings.zoom_center,
+                                     zoom_span=settings.zoom_span, n_avg=settings.n_avg,
+                                     nframes=rec.nframes)
 
-    def result(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+    full = MaxPooler(rec.nframes, rec.lframes, height, width) if "png" in wanted else None
+    averager = zoommod.ZoomAverager(window) if window is not None else None
+    zoomed = (MaxPooler(window.rows, window.stop - window.start, height, width)
+              if window is not None else None)
+    mean = MeanSpectrum(rec.lframes) if "spectrum" in wanted else None
+    described = _describe(rec, settings)
+
+    with contextlib.ExitStack() as files:
+        rows = None
+        npz = None
+        if "npz" in wanted:
+            f = files.enter_context(atomic_write(product_path(output, stem, "npz")))
+            npz = NpzStream(f)
+            files.callback(npz.abort)  # after close(): nothing left to do
+            npz.add("arr_0", freqs[np.newaxis, :])
+            npz.add("arr_1", times[:, np.newaxis])
+            rows = npz.begin("arr_2", np.float32, (rec.nframes, rec.lframes))
+
+        def consume(power: np.ndarray) -> None:
+            if rows is not None:
+                rows.write(power)
+            if full is not None:
+                full.add(power)
+            if averager is not None and zoomed is not None:
+                done = averager.add(power)
+                if done is not None:
+                    zoomed.add(done)
+            if mean is not None:
+                mean.add(power)
+
+        _stream(rec, settings, consume, fft_workers=fft_workers, threaded=threaded)
+
+        if npz is not None:
+            npz.end()
+            for key, value in described.items():
+                npz.add(key, value)
+            npz.add("keys", np.str_(NPZ_KEYS))
+            npz.close()
+        title = title_for(path, rec.header)
+        if full is not None:
+            res = render.describe_resolution(rec.fs, rec.lframes)
+            with atomic_write(product_path(output, stem, "png")) as f:
+                render.render_pooled(f, full.result(), freqs, times, title=title,
+                                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}",
+                                     style=style)
+        if averager is not None and zoomed is not None and window is not None:
+            last = averager.finish()
+            if last is not None:
+                zoomed.add(last)
+            zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
+            with atomic_write(product_path(output, stem, "zoom")) as f:
+                render.render_pooled(
+                    f, zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
+                    title=title + "   (zoom)",
+                    subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
+                    relative_to=window.centre, style=style)
+        if mean is not None:
+            with atomic_write(product_path(output, stem, "spectrum")) as f:
+                write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
+    return [str(product_path(output, stem, kind)) for kind in wanted], rec
 
 
 def process_recording(task: RecordingTask) -> Outcome:
@@ -192,11 +316,11 @@ def process_recording(task: RecordingTask) -> Outcome:
     try:
         size, mtime = fingerprint(task.path)
         output = task.settings.output_dir()
-        spec = compute(task.path, task.settings, fft_workers=task.fft_workers)
-        products = write_products(spec, task.path, output, task.stem, task.settings)
+        products, rec = make_products(task.path, output, task.stem, task.settings,
+                                      fft_workers=task.fft_workers)
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
                        task.settings.product_digest(), products, None,
-                       {"nframes": spec.nframes, "center": spec.header.center})  # type: ignore[attr-defined]
+                       {"nframes": rec.nframes, "center": rec.center})
     except ItemError as e:
         message = str(e)
         if not message.startswith(task.path):

@@ -127,28 +127,6 @@ def test_write_npz_writes_what_np_savez_writes():
         assert str(z["source"]) == "/data/a b/é.tiq"
 
 
-def test_write_products_reports_a_failed_npz_and_writes_the_legacy_keys(tmp_path, make_tiq):
-    from crunchctl.quicklook import task as pipeline
-    from crunchctl.config import Settings
-
-    path = make_tiq("a.tiq", nframes=4)
-    settings = Settings(output_path=str(tmp_path / "out"), lframes=1024, zoom_span=2e5)
-    spec = pipeline.compute(str(path), settings)
-    out = tmp_path / "out"
-    out.mkdir()
-    products = pipeline.write_products(spec, str(path), out, "a", settings)
-    assert [Path(p).name for p in products] == ["a.png", "a_zoom.png", "a.npz"]
-    with np.load(out / "a.npz") as z:
-        assert z["arr_0"].shape == (1, 1024) and z["arr_0"].dtype == np.float64
-        assert z["arr_1"].shape == (4, 1) and z["arr_2"].dtype == np.float32
-        np.testing.assert_array_equal(z["arr_2"], spec.power)
-    # The NPZ is written by a helper thread: its failure must still fail the recording.
-    (out / "b.npz").mkdir()
-    with pytest.raises((OSError, ItemError), match="b.npz"):
-        pipeline.write_products(spec, str(path), out, "b", settings)
-    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
-
-
 def _pool_reference(a: np.ndarray, axis: int, target: int) -> np.ndarray:
     """Max-pooling written out: full cells by reshape, then the shorter last cell."""
     n = a.shape[axis]
