@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli.app import common, errors_to_exit, open_ledger, settings_for
+from crunchctl.cli import options as opt
 
 
 def import_(
@@ -15,24 +16,23 @@ def import_(
     legacy: Annotated[list[Path], typer.Argument(
         help="Legacy files: datacrunch tracking TOML (processed = [...]) or batch progress JSON.",
         show_default=False, metavar="LEGACY...", dir_okay=False)],
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Import legacy state so finished work is not redone; importing twice adds nothing.
 
     Example: crunchctl import /data/crunch/processed.toml generic_progress.json
     """
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with c.errors_to_exit(opts):
-        from crunchctl.ledger.legacy import read_legacy
-        from crunchctl.ledger.store import import_legacy
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
+    with errors_to_exit(opts):
+        from crunchctl.ledger.legacy import import_legacy, read_legacy
 
-        settings = c.settings_for(opts)
+        settings = settings_for(opts)
         for path in legacy:
             read_legacy(path)  # every file is checked before anything is written
-        with c.open_ledger(settings, opts) as led:
+        with open_ledger(settings, opts) as led:
             for path in legacy:
                 added, present = import_legacy(led, path)
                 typer.echo(f"{path}: imported {added} entries"

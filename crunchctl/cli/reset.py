@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli.app import common, errors_to_exit, settings_for
+from crunchctl.cli import options as opt
 from crunchctl.cli.status import known_sources
 
 
@@ -25,10 +26,10 @@ def reset(
     all_items: Annotated[bool, typer.Option("--all", help="Every item.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be reset; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Forget done-state of the selected items so the next run processes them again.
 
@@ -38,36 +39,42 @@ def reset(
     """
     from crunchctl.errors import UsageError
 
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with c.errors_to_exit(opts):
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
+    with errors_to_exit(opts):
         statuses = list(status or [])
         if errors:
             statuses.append("error")
         if not (statuses or item or source or all_items):
             raise UsageError("say what to reset: --errors, --status, --item, --source or --all")
-        settings = c.settings_for(opts)
-        led = c.open_ledger(settings, opts, create=False)
-        rows = led.select_for_reset(statuses=statuses or None, item_glob=item, source=source,
-                                    all_items=all_items)
-        n = rows.height
+        from crunchctl.ledger.store import open_for_reading
+
+        settings = settings_for(opts)
+        led = open_for_reading(settings.ledger_path)
+        targets = led.select_for_reset(statuses=statuses or None, item_glob=item,
+                                       source=source, all_items=all_items)
+        n = len(targets)
         if n == 0:
             typer.echo("nothing to reset")
             raise typer.Exit(0)
-        items = rows.get_column("item").to_list()
         if dry_run:
-            for kind, it, st in zip(rows.get_column("kind"), items, rows.get_column("status")):
-                typer.echo(f"would reset {kind} {it} ({st})")
-            typer.echo(f"{n} item{'s' if n != 1 else ''} would be reset (dry run)")
+            for t in targets:
+                typer.echo(f"would reset {t.kind} {t.item} ({t.status})")
+            typer.echo(f"{_items(n)} would be reset (dry run)")
             raise typer.Exit(0)
         if not yes:
             if not sys.stdin.isatty():
-                raise UsageError(f"{n} item{'s' if n != 1 else ''} would be reset; add --yes to confirm when not "
+                raise UsageError(f"{_items(n)} would be reset; add --yes to confirm when not "
                                  f"on a terminal (or --dry-run to list them)")
-            for it in items[:20]:
-                typer.echo(f"  {it}")
+            for t in targets[:20]:
+                typer.echo(f"  {t.item}")
             if n > 20:
                 typer.echo(f"  ... and {n - 20} more")
-            typer.confirm(f"Reset {n} item{'s' if n != 1 else ''}?", abort=True)
-        done = led.reset(rows)
-        typer.echo(f"reset {done} item{'s' if done != 1 else ''}; they will be processed "
-                   f"on the next run")
+            if not typer.confirm(f"Reset {_items(n)}?"):
+                typer.echo("nothing reset")
+                raise typer.Exit(0)
+        done = led.reset(targets)
+        typer.echo(f"reset {_items(done)}; they will be processed on the next run")
+
+
+def _items(n: int) -> str:
+    return f"{n} item{'s' if n != 1 else ''}"

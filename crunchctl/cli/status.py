@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Annotated, Any, Optional
+import os
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli.app import common, errors_to_exit, settings_for
+from crunchctl.cli import options as opt
+from crunchctl.cli import output
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+_MAX_PENDING = 50
 
 
 def parse_since(text: str | None) -> float | None:
@@ -45,29 +54,35 @@ def status(
                          " a glob works too).", show_default=False,
         autocompletion=lambda: known_sources())] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only items whose latest status is error.")] = False,
-    json_out: c.JsonOpt = False,
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    list_items: Annotated[bool, typer.Option(
+        "--list", help="List each matching item: latest status, when, how long, products, "
+                       "error.")] = False,
+    json_out: opt.JsonOpt = False,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Show what is done, failed and pending: totals, sources, throughput, latest errors.
 
     Example: crunchctl status --since 6h --errors
     """
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with c.errors_to_exit(opts):
-        settings = c.settings_for(opts)
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
+    with errors_to_exit(opts):
+        from crunchctl.ledger.status import document
+        from crunchctl.ledger.store import open_for_reading
+
+        settings = settings_for(opts)
         since_ts = parse_since(since)
-        led = c.open_ledger(settings, opts, create=False)
-        doc = led.status(since=since_ts, item_glob=item, source=source, errors_only=errors)
-        doc["pending"] = _pending(led, settings, source)
-        for w in doc.get("warnings", []):
-            typer.echo(f"Warning: {w}", err=True)
-        if json_out:
-            c.print_json(doc)
-        else:
-            _render(doc)
+        doc = document(open_for_reading(settings.ledger_path), settings, since=since_ts,
+                       item_glob=item, source=source, errors_only=errors,
+                       list_items=list_items)
+    for w in doc["warnings"]:
+        typer.echo(f"Warning: {w}", err=True)
+    if json_out:
+        output.print_json(doc)
+    else:
+        render(doc, output.out_console())
 
 
 def known_sources() -> list[str]:
@@ -79,40 +94,16 @@ def known_sources() -> list[str]:
         return []
 
 
-def _pending(led: Any, settings: Any, source: str | None) -> list[dict[str, str]]:
-    """Recordings in watched folders that are not done yet (DESIGN section 8).
-
-    "Done" here means done with any settings: status cannot know the watcher's settings.
-    """
-    from crunchctl.watch import session as watchjob
-    from crunchctl.run.outcome import KIND_IQ
-    from crunchctl.quicklook.task import fingerprint
-
-    folders = {src[len("watch:"):] for src in led.sources() if src.startswith("watch:")}
-    if settings.folder_path:
-        folders.add(settings.folder_path)
-    out = []
-    for folder in sorted(folders):
-        if source and source not in ("watch", f"watch:{folder}"):
-            continue
-        try:
-            paths = [p for p, _, _ in watchjob.scan_folder(folder, "*.tiq", False)]
-        except OSError:
-            continue
-        done = led.done_items(KIND_IQ, [(p, *fingerprint(p)) for p in paths], None)
-        for p in paths:
-            if p not in done:
-                complete, reason = watchjob.tiq_state(p)
-                out.append({"folder": folder, "item": p,
-                            "reason": reason if not complete else "not done yet"})
-    return out
+# ---------------------------------------------------------------------------- rendering
 
 
-def _render(doc: dict[str, Any]) -> None:
+def render(doc: dict[str, Any], console: Console) -> None:
+    """The status document as tables. Off a terminal nothing is cut or wrapped (a grep
+    for a file name finds it); on a terminal file names stay whole and only the folder
+    part of a long path is shortened."""
     from rich import box
     from rich.table import Table
 
-    console = c.out_console()
     console.print(f"Ledger {doc['ledger']}: {doc['items']} items, {doc['rows']} attempts")
     if not doc["rows"]:
         console.print("Nothing recorded yet (or nothing matches the filters).")
@@ -126,31 +117,97 @@ def _render(doc: dict[str, Any]) -> None:
                       str(doc["attempts_by_status"].get(st, 0)))
         console.print(t)
         statuses = sorted({s for v in doc["by_source"].values() for s in v})
-        t = Table(box=box.SIMPLE, title="By source", title_justify="left")
-        t.add_column("source", overflow="fold")
-        for st in statuses:
-            t.add_column(st, justify="right")
-        for src, counts in sorted(doc["by_source"].items()):
-            t.add_row(src, *(str(counts.get(s, 0)) for s in statuses))
-        console.print(t)
+        rows = [(src, *(str(counts.get(s, 0)) for s in statuses))
+                for src, counts in sorted(doc["by_source"].items())]
+        _path_table(console, "By source", ("source", *statuses), rows, path_col=0,
+                    counts=True)
         rate = doc.get("throughput_per_hour")
         console.print(f"First activity {doc.get('first_activity')}, last activity "
                       f"{doc.get('last_activity')}" +
                       (f", throughput {rate:.1f} ok per hour" if rate else ""))
     if doc.get("latest_errors"):
-        t = Table(box=box.SIMPLE, title="Latest errors", title_justify="left")
-        t.add_column("when")
-        t.add_column("item", overflow="fold")
-        t.add_column("error", overflow="fold")
-        for e in doc["latest_errors"]:
-            t.add_row(str(e["finished"]), e["item"], e.get("error") or "")
-        console.print(t)
+        rows = [(_when(e["finished"]), e["item"], e.get("error") or "")
+                for e in doc["latest_errors"]]
+        _path_table(console, "Latest errors", ("when", "item", "error"), rows, path_col=1)
     if doc.get("pending"):
-        t = Table(box=box.SIMPLE, title="Pending in watched folders", title_justify="left")
-        t.add_column("recording", overflow="fold")
-        t.add_column("why", overflow="fold")
-        for p in doc["pending"][:50]:
-            t.add_row(p["item"], p["reason"])
-        if len(doc["pending"]) > 50:
-            t.add_row(f"... and {len(doc['pending']) - 50} more", "")
-        console.print(t)
+        shown = doc["pending"][:_MAX_PENDING]
+        rows = [(p["item"], p["reason"]) for p in shown]
+        _path_table(console, "Pending in watched folders", ("recording", "why"), rows,
+                    path_col=0)
+        if len(doc["pending"]) > _MAX_PENDING:
+            console.print(f"... and {len(doc['pending']) - _MAX_PENDING} more")
+    if doc.get("list"):
+        rows = [(e["item"], e["status"], _when(e["finished"]), _seconds(e["duration_s"]),
+                 " ".join(os.path.basename(p) for p in e["products"]), e.get("error") or "")
+                for e in doc["list"]]
+        _path_table(console, "Items", ("item", "status", "when", "took", "products", "error"),
+                    rows, path_col=0)
+
+
+def _path_table(console: Console, title: str, headers: tuple[str, ...],
+                rows: list[tuple[str, ...]], path_col: int, counts: bool = False) -> None:
+    """A table whose ``path_col`` holds paths: never cut inside a file name. With
+    ``counts`` the other columns are numbers (right-aligned)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    if console.is_terminal:
+        # What the other columns need (long text folds at 24), 3 per column for padding
+        # and rule: the rest is for the paths.
+        other = sum(min(max(len(x) for x in (headers[i], *(r[i] for r in rows))), 24)
+                    for i in range(len(headers)) if i != path_col)
+        budget = console.width - other - 3 * len(headers) - 1
+        rows = [r[:path_col] + (shorten_path(r[path_col], budget),) + r[path_col + 1:]
+                for r in rows]
+    t = Table(box=box.SIMPLE, title=title, title_justify="left")
+    for i, h in enumerate(headers):
+        if i == path_col:
+            t.add_column(h, no_wrap=True, min_width=max(len(r[i]) for r in rows))
+        else:
+            t.add_column(h, overflow="fold", justify="right" if counts else "left")
+    for r in rows:
+        t.add_row(*(Text(x) for x in r))  # Text: a name with [brackets] is not markup
+    if console.is_terminal and _min_width(console, t) > console.width:
+        # Too narrow for a table that keeps the names whole: one block per row instead.
+        console.print(Text(title))
+        for r in rows:
+            console.print(Text(r[path_col]), no_wrap=True, crop=False, overflow="ignore")
+            console.print(Text("    " + "  ".join(x for i, x in enumerate(r)
+                                                  if i != path_col and x)))
+        return
+    if not console.is_terminal:
+        # Off a terminal nobody reads the width: make it what the table needs.
+        console.width = max(console.width, _width(console, t).maximum)
+    console.print(t)
+
+
+def _width(console: Console, table: Table) -> Any:
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10**6), table)
+
+
+def _min_width(console: Console, table: Table) -> int:
+    return _width(console, table).minimum
+
+
+def shorten_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters where possible, shortening only the folder
+    part (``…/rsa510/20240417_130522.tiq``); the file name always stays whole."""
+    if len(path) <= width:
+        return path
+    name = os.path.basename(path) or path
+    if len(name) + 2 > width:
+        return "…" + os.sep + name if name != path else name
+    tail = path[len(path) - width + 1:]
+    # Start the kept part at a folder boundary (there is one: before the name).
+    return "…" + tail[max(0, tail.find(os.sep)):]
+
+
+def _when(iso: str | None) -> str:
+    return (iso or "")[:19].replace("T", " ")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f} s"

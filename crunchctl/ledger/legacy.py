@@ -1,27 +1,39 @@
-"""Parsing of the legacy tools' state files (DESIGN section 5): no polars, no ledger.
-
-Owns reading the legacy watcher's TOML tracking file (``processed = [paths...]``) and the
-legacy batch plotter's progress JSON. Turning entries into ledger rows is ``ledger.import_legacy``.
+"""The legacy tools' state files: parsing them, importing them into a ledger, and the
+import-on-first-use of a config's ``tracking_file_path`` (docs/ledger.md, "Legacy import").
+Parsing needs no polars; the import goes through ``Ledger``'s public methods only.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crunchctl.errors import ConfigError
-from crunchctl.run.outcome import ERROR, NO_DATA, OK
+from crunchctl.run.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
+
+if TYPE_CHECKING:
+    from crunchctl.ledger.store import Ledger
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+log = logging.getLogger("crunchctl.ledger")
+
 FORMAT_TOML = "tracking-toml"
 FORMAT_JSON = "progress-json"
+
+#: settings_digest of imported rows: they count as done whatever the settings.
+LEGACY_DIGEST = "legacy"
+#: ``error`` text of imported error entries (the legacy file keeps no message).
+IMPORT_ERROR_TEXT = "imported from legacy progress file"
 
 #: ``schema_version`` values of the progress JSON this module understands.
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -64,6 +76,87 @@ def read_legacy(path: str | os.PathLike) -> tuple[str, list[LegacyEntry]]:
     if text.lstrip().startswith("{"):
         return FORMAT_JSON, _parse_progress_json(name, text)
     return FORMAT_TOML, _parse_tracking_toml(name, text)
+
+
+def import_source(path: str | os.PathLike) -> str:
+    """The ``source`` of rows imported from ``path``: ``import:<absolute path>``."""
+    return f"import:{os.path.abspath(os.fspath(path))}"
+
+
+def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, int]:
+    """Import a legacy state file as ``ok``/``error``/``no_data`` rows, in one flush.
+
+    The TOML tracking file gives ``iq`` items (absolute paths, fingerprint taken now when
+    the file exists); the progress JSON gives ``batch`` items. Rows have settings digest
+    ``legacy`` (done whatever the settings), no products, and source ``import:<abs path>``.
+    An item listed more than once gets one row (ok beats no_data beats error).
+
+    Returns:
+        ``(added, already_present)``: items already imported from this file are skipped.
+
+    Raises:
+        ConfigError: the legacy file cannot be read or parsed.
+        LedgerError: the ledger cannot be written.
+    """
+    import polars as pl
+
+    fmt, entries = read_legacy(legacy_file)
+    source = import_source(legacy_file)
+    kind = KIND_IQ if fmt == FORMAT_TOML else KIND_BATCH
+    rank = {ERROR: 0, NO_DATA: 1, OK: 2}
+    chosen: dict[str, str] = {}
+    for entry in entries:
+        item = os.path.abspath(entry.item) if kind == KIND_IQ else entry.item
+        if rank.get(entry.status, -1) >= rank.get(chosen.get(item, ""), -1):
+            chosen[item] = entry.status
+    where = (pl.col("source") == source) & (pl.col("kind") == kind)
+    present = set(ledger.read(["item"], where, dedup=False)["item"].to_list())
+    now = time.time()
+    new = []
+    for item, status in chosen.items():
+        if item in present:
+            continue
+        size = mtime_ns = None
+        if kind == KIND_IQ:
+            try:
+                st = os.stat(item)
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            except OSError:
+                pass
+        new.append(Outcome(
+            item=item, kind=kind, source=source, status=status, started=now, finished=now,
+            size=size, mtime_ns=mtime_ns, settings_digest=LEGACY_DIGEST, products=[],
+            error=IMPORT_ERROR_TEXT if status == ERROR else None,
+        ))
+    ledger.append(new)
+    return len(new), len(chosen) - len(new)
+
+
+def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None:
+    """Import a config's legacy ``tracking_file_path`` the first time a ledger meets it.
+
+    A file already imported (its source is in the ledger) is not read again. A file that
+    does not exist is said once, in a warning naming it, and nothing is imported: without
+    it, every recording the legacy tool finished will be processed again.
+
+    Returns:
+        The number of entries imported, or None when nothing was read.
+
+    Raises:
+        ConfigError: the file exists but cannot be parsed.
+    """
+    if not tracking_file:
+        return None
+    if not os.path.exists(tracking_file):
+        log.warning("legacy tracking file %s (tracking_file_path) does not exist: nothing "
+                    "imported, so recordings the legacy tool finished will be processed "
+                    "again", tracking_file)
+        return None
+    if ledger.has_source(import_source(tracking_file)):
+        return None
+    added, _ = import_legacy(ledger, tracking_file)
+    log.warning("imported %d entries from the legacy tracking file %s", added, tracking_file)
+    return added
 
 
 def decode_repr_item(text: str) -> str:

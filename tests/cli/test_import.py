@@ -70,3 +70,29 @@ def test_tracking_file_in_config_is_imported_on_first_use(tmp_path, make_tiq):
     r = run("process", rec, other, "--config", cfg, *small_args(tmp_path))
     assert "imported" not in r.stderr  # once only
     assert "skipped 2 already done" in r.stdout
+
+
+def test_missing_tracking_file_in_config_is_said_once(tmp_path, make_tiq):
+    rec = make_tiq("20240417_130522.tiq", folder=tmp_path / "rsa510", nframes=1)
+    missing = tmp_path / "old" / "processed.toml"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\ntracking_file_path = "{missing}"\n')
+    r = run("process", rec, "--config", cfg, *small_args(tmp_path))
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.count(str(missing)) == 1
+    [line] = [ln for ln in r.stderr.splitlines() if str(missing) in ln]
+    assert "does not exist" in line and "nothing imported" in line
+    doc = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json").stdout)
+    assert not any(src.startswith("import:") for src in doc["by_source"])
+
+
+def test_throughput_leaves_out_an_import(tmp_path, make_tiq):
+    prog = tmp_path / "generic_progress.json"
+    prog.write_text(json.dumps(PROGRESS))
+    led = ["--ledger", tmp_path / "ledger"]
+    assert run("import", prog, *led).exit_code == 0
+    doc = json.loads(run("status", *led, "--json").stdout)
+    assert doc["rows"] == 5 and doc["throughput_per_hour"] is None
+    run("process", make_tiq("a.tiq", nframes=1), *small_args(tmp_path))
+    doc = json.loads(run("status", *led, "--json").stdout)
+    assert doc["rows"] == 6 and doc["throughput_per_hour"] is None  # one real attempt only

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
+import time
 
 from typer.testing import CliRunner
 
 from crunchctl.cli import app
-from conftest import small_args
+from conftest import child_env, crunchctl_cmd, small_args
 
 runner = CliRunner()
 
@@ -56,3 +60,52 @@ def test_reset_needs_a_selection_and_confirmation(tmp_path, make_tiq):
     assert st["by_status"]["ok"] == 1
     r = run("reset", "--status", "no_data", "--ledger", tmp_path / "ledger", "--yes")
     assert r.exit_code == 0 and "nothing to reset" in r.stdout
+
+
+def test_reset_of_a_ledger_that_does_not_exist_is_a_usage_error(tmp_path):
+    r = run("reset", "--all", "--yes", "--ledger", tmp_path / "typo")
+    assert r.exit_code == 2 and f"ledger folder {tmp_path / 'typo'} does not exist" in r.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def _on_a_terminal(args: list[str], answer: bytes, timeout: float = 60.0) -> tuple[int, str]:
+    """Run crunchctl with stdin, stdout and stderr on a pseudo-terminal; answer its prompt."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(crunchctl_cmd() + args, stdin=slave, stdout=slave, stderr=slave,
+                            env=child_env(), close_fds=True)
+    os.close(slave)
+    out, answered, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not answered and b"[y/N]" in out:
+                os.write(master, answer)
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(timeout=10), out.decode(errors="replace").replace("\r\n", "\n")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_reset_answered_no_on_a_terminal_resets_nothing(tmp_path, make_tiq):
+    run("process", make_tiq("a.tiq", nframes=1), *small_args(tmp_path))
+    led = ["--ledger", str(tmp_path / "ledger")]
+    code, out = _on_a_terminal(["reset", "--all", *led], b"n\n")
+    assert "Reset 1 item? [y/N]" in out
+    assert code == 0 and "nothing reset" in out and "Aborted" not in out
+    st = json.loads(run("status", *led, "--json").stdout)
+    assert st["by_status"]["ok"] == 1 and st["by_status"]["reset"] == 0
+    code, out = _on_a_terminal(["reset", "--all", *led], b"y\n")
+    assert code == 0 and "reset 1 item" in out
+    assert json.loads(run("status", *led, "--json").stdout)["by_status"]["reset"] == 1
