@@ -1,0 +1,1 @@
+"""The control-room page in the web folder: ``status.json``, ``index.html`` and ``history/``."""

@@ -1,0 +1,264 @@
+"""Keeping the control-room page current: run outcomes in, status.json and index.html out.
+
+``WebPage`` is driven by the publisher of ``process`` and ``watch``: :meth:`WebPage.note`
+after each recording, :meth:`WebPage.tick` from the watch loop (heartbeat), and
+:meth:`WebPage.close` at the end of a run. It never raises: the page failing to be written
+is logged, and processing goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crunchctl import __version__
+from crunchctl.www import history, page, status_doc
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+    from crunchctl.ledger.store import Ledger
+    from crunchctl.run.outcome import Outcome
+
+log = logging.getLogger("crunchctl.www")
+
+#: A watch rewrites status.json at least this often, even when idle, s.
+HEARTBEAT_S = 10.0
+#: After a new outcome, status.json is rewritten at most this often (a fast backlog), s.
+DIRTY_GAP_S = 2.0
+_COMMANDS = ("process", "watch", "demo", "batch")
+
+
+def _command() -> str:
+    for arg in sys.argv[1:]:
+        if arg in _COMMANDS:
+            return f"crunchctl {arg}"
+    return "crunchctl"
+
+
+def _watches(ledger_path: Path) -> list[dict[str, Any]]:
+    """The watches known to the ledger (their records say whether they still run)."""
+    from crunchctl.watch.record import known_watches
+
+    return [{**w, "since": w.get("since") or w.get("started")} for w in known_watches(ledger_path)]
+
+
+class WebPage:
+    """The page of one web folder, as one process sees it.
+
+    Args:
+        www: the web folder.
+        settings: ``www_history``, ``www_stale_after`` and ``www_refresh`` are used.
+        ledger: counts and errors come from its latest row per recording; None for only
+            this run's outcomes.
+    """
+
+    def __init__(self, www: str | os.PathLike, settings: Settings,
+                 ledger: Ledger | None = None) -> None:
+        self.www = Path(www)
+        self.settings = settings
+        self.ledger = ledger
+        self.keep = max(1, int(settings.www_history))
+        self._recorders: dict[str, dict[str, Any]] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # this run's outcomes by item
+        self._own: set[str] = set()  # history files this process wrote (relative paths)
+        self._dirty = True
+        self._last_write = -1e18
+        self._warned: set[str] = set()
+        self._cleaned = False
+        self.writes = 0
+        prev = status_doc.load(self.www / status_doc.STATUS_NAME)
+        if prev:
+            self._merge_recorders(prev)
+
+    # ------------------------------------------------------------------ hooks
+
+    def note(self, outcome: Outcome, published: list[str]) -> None:
+        """Take one finished recording (any status); its images go into the history."""
+        try:
+            self._note(outcome, published)
+        except Exception as e:  # noqa: BLE001 - the page must never stop a run
+            self._warn(f"{self.www}: control-room page: cannot add {outcome.item}: {e}")
+        self._dirty = True
+        self._maybe_write(DIRTY_GAP_S)
+
+    def tick(self) -> None:
+        """Called often by a watch: rewrite when something changed or the heartbeat is due."""
+        self._maybe_write(DIRTY_GAP_S if self._dirty else HEARTBEAT_S)
+
+    def close(self) -> None:
+        """The run ends: write the final status (the heartbeat then ages in the page)."""
+        self.write(final=True)
+
+    # ------------------------------------------------------------------ state
+
+    def _note(self, outcome: Outcome, published: list[str]) -> None:
+        from crunchctl.run.outcome import KIND_IQ, OK
+
+        if outcome.kind != KIND_IQ:
+            return
+        item = outcome.item
+        folder = history.folder_key(item)
+        rec = self._recorder(folder)
+        rec["paths"].add(os.path.dirname(item))
+        self._rows[item] = {"item": item, "status": outcome.status,
+                            "finished": outcome.finished, "error": outcome.error}
+        if outcome.status != OK:
+            return
+        full, zoom = history.split_pngs(outcome.products)
+        if not (full or zoom):
+            return
+        acquired = status_doc.acquisition_start(item, outcome.products)
+        probe = status_doc.make_entry(item, processed=outcome.finished, acquired=acquired,
+                                      images={})
+        hist = rec["history"]
+        newest_first = published != []  # what the fixed-name copies now show
+        if (len(hist) >= self.keep and not newest_first
+                and status_doc.sort_key(probe) < status_doc.sort_key(hist[-1])):
+            return  # older than everything kept: no copies that would be removed at once
+        images = history.add(self.www, folder, item, full, zoom)
+        self._own.update(v for v in images.values() if v)
+        entry = status_doc.make_entry(item, processed=outcome.finished, acquired=acquired,
+                                      images=images)
+        rec["history"] = status_doc.merge_history(hist, [entry], keep=self.keep)
+        if published:
+            rec["latest"] = entry
+
+    def _recorder(self, folder: str) -> dict[str, Any]:
+        rec = self._recorders.get(folder)
+        if rec is None:
+            rec = {"folder": folder, "paths": set(), "latest": None, "history": []}
+            self._recorders[folder] = rec
+            history.history_dir(self.www, folder).mkdir(parents=True, exist_ok=True)
+        return rec
+
+    def _merge_recorders(self, doc: dict[str, Any]) -> None:
+        """Take recorders another run (or another process) listed; ours win on conflicts.
+
+        A recorder whose ``history/<folder>/`` was deleted is dropped: that is how a
+        retired recorder's card is removed.
+        """
+        for r in doc.get("recorders", []):
+            folder = r.get("folder")
+            if not isinstance(folder, str) or not folder or "/" in folder or folder in (".", ".."):
+                continue
+            if not history.history_dir(self.www, folder).is_dir():
+                self._recorders.pop(folder, None)
+                continue
+            rec = self._recorders.setdefault(
+                folder, {"folder": folder, "paths": set(), "latest": None, "history": []})
+            rec["paths"].update(p for p in r.get("paths") or [] if isinstance(p, str))
+            rec["history"] = status_doc.merge_history(rec["history"], r.get("history") or [],
+                                                      keep=self.keep)
+            theirs = r.get("latest")
+            mine = rec["latest"]
+            if isinstance(theirs, dict) and (
+                    mine is None
+                    or (theirs.get("processed_unix") or 0) > (mine.get("processed_unix") or 0)):
+                rec["latest"] = theirs
+
+    # ------------------------------------------------------------------ writing
+
+    def _maybe_write(self, gap: float) -> None:
+        if time.monotonic() - self._last_write >= gap:
+            self.write()
+
+    def write(self, *, final: bool = False) -> dict[str, Any] | None:
+        """Rewrite status.json, index.html and trim the history now; the document or None."""
+        self._last_write = time.monotonic()
+        try:
+            doc = self._write(final)
+        except Exception as e:  # noqa: BLE001 - web folder gone, disk full, ledger busy
+            self._warn(f"{self.www}: control-room page not updated: {e}")
+            return None
+        self._dirty = False
+        self.writes += 1
+        return doc
+
+    def _write(self, final: bool) -> dict[str, Any]:
+        from crunchctl.quicklook.products import clean_stale_temps
+
+        self.www.mkdir(parents=True, exist_ok=True)
+        status_path = self.www / status_doc.STATUS_NAME
+        prev = status_doc.load(status_path)
+        if prev:
+            self._merge_recorders(prev)  # another process may have added recorders
+        for folder in list(self._recorders):
+            if not history.history_dir(self.www, folder).is_dir():
+                # Deleted by hand while we run: recreate only if this run saw recordings.
+                if self._recorders[folder]["paths"] and self._has_rows(folder):
+                    history.history_dir(self.www, folder).mkdir(parents=True, exist_ok=True)
+                else:
+                    del self._recorders[folder]
+        if not self._cleaned:
+            self._cleaned = True
+            for folder in self._recorders:
+                clean_stale_temps(history.history_dir(self.www, folder))
+        now = time.time()
+        doc = status_doc.build(
+            self._recorders.values(), self._ledger_rows(),
+            settings={"refresh_s": int(self.settings.www_refresh),
+                      "stale_after_min": float(self.settings.www_stale_after),
+                      "history": self.keep},
+            heartbeat=self._heartbeat(now, final),
+        )
+        status_doc.write_json(status_path, doc)
+        page.write_index(self.www, doc)
+        for r in doc["recorders"]:
+            keep = [e.get(k) for e in r["history"] for k in ("image", "zoom_image", "thumb")]
+            if r.get("latest"):
+                keep += [r["latest"].get(k) for k in ("image", "zoom_image", "thumb")]
+            history.trim(self.www, r["folder"], [k for k in keep if k], self._own, now=now)
+        return doc
+
+    def _has_rows(self, folder: str) -> bool:
+        return any(history.folder_key(i) == folder for i in self._rows)
+
+    def _ledger_rows(self) -> list[dict[str, Any]]:
+        """The latest attempt per recording: the ledger's, overridden by this run's newer."""
+        rows: dict[str, dict[str, Any]] = {}
+        if self.ledger is not None:
+            try:
+                frame = self.ledger.latest("iq", columns=["status", "error"])
+            except TypeError:  # a ledger without column selection reads every column
+                frame = self.ledger.latest("iq")
+            for r in frame.select("item", "status", "finished", "error").iter_rows(named=True):
+                r["finished"] = status_doc.unix(r["finished"])
+                rows[r["item"]] = r
+        for item, mine in self._rows.items():
+            old = rows.get(item)
+            if old is None or (old["finished"] or 0) <= mine["finished"] + 1e-6:
+                rows[item] = mine
+        return list(rows.values())
+
+    def _heartbeat(self, now: float, final: bool) -> dict[str, Any]:
+        watchers = []
+        if self.ledger is not None:
+            try:
+                for w in _watches(self.ledger.path):
+                    if not w.get("running"):
+                        continue
+                    if final and w.get("pid") == os.getpid():
+                        continue  # our own watch, ending now
+                    watchers.append({k: w.get(k) for k in ("folder", "host", "pid", "since")})
+            except Exception as e:  # noqa: BLE001 - without lock files: no watcher known
+                self._warn(f"control-room page: cannot tell which watches run: {e}")
+        return {
+            "written_unix": round(now, 3),
+            "writer": _command(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "version": __version__,
+            "final": final,
+            "watcher_running": bool(watchers),
+            "watchers": watchers,
+        }
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
