@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli import options as opt
+from crunchctl.cli.app import (Common, command_logs, common, engine_run, errors_to_exit,
+                               exit_code_for, settings_for)
+from crunchctl.cli.output import err_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crunchctl.config import Settings
 
 
 def demo(
@@ -20,13 +28,13 @@ def demo(
         min=1)] = 94,
     noise_only: Annotated[bool, typer.Option(
         "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
-    workers: c.WorkersOpt = None,
-    ledger: c.LedgerOpt = None,
-    log_file: c.LogFileOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    workers: opt.WorkersOpt = None,
+    ledger: opt.LedgerOpt = None,
+    log_file: opt.LogFileOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
-    """Make a realistic recording and run the main job on it.
+    """Make a realistic recording and process it the way process and watch do.
 
     The recording (Int32 .tiq, 245 MHz centre, 3.125 MS/s, Schottky-like lines drifting
     over a noise floor) goes to DIR/recordings/rsa510/, the products to DIR/products/, the
@@ -34,23 +42,24 @@ def demo(
 
     Example: crunchctl demo --dir /tmp/crunch-demo
     """
-    opts = c.common(ctx, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file)
-    with c.errors_to_exit(opts):
+    opts = common(ctx, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file)
+    with errors_to_exit(opts):
         folder = folder.absolute()
-        settings = c.settings_for(
+        settings = settings_for(
             opts, output_path=folder / "products", www_path=folder / "www", workers=workers,
             ledger_path=str(opts.ledger or folder / "ledger"))
-        console = c.err_console()
-        with c.command_logs(opts, settings, console):
+        console = err_console()
+        with command_logs(opts, settings, console):
             code = _run(folder, frames, noise_only, settings, opts, console)
         raise typer.Exit(code)
 
 
-def _run(folder: Path, frames: int, noise_only: bool, settings, opts, console) -> int:
+def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: Common,
+         console: Console) -> int:
     import time
 
-    from crunchctl.run import engine, recordings as jobs
     from crunchctl.formats import synth
+    from crunchctl.run import recordings
 
     rec_dir = folder / "recordings" / "rsa510"
     rec_dir.mkdir(parents=True, exist_ok=True)
@@ -65,12 +74,10 @@ def _run(folder: Path, frames: int, noise_only: bool, settings, opts, console) -
     typer.echo(f"recording: {path}  ({size_mb:.1f} MB, {frames} frames of {spec.lframes} "
                f"samples, centre {spec.center / 1e6:g} MHz, {spec.fs / 1e6:g} MS/s; "
                f"made in {time.time() - t0:.1f} s)")
-    with c.open_ledger(settings, opts) as ledger:
-        reporter = c.reporter_for(console, "demo", opts)
-        with engine.signals_to_flags(engine.StopFlags(), raise_on_cancel=True) as flags:
-            result = jobs.process_files([path], settings, ledger=ledger, force=True,
-                                        reporter=reporter, flags=flags, source="demo")
-    typer.echo(jobs.describe(result))
+    with engine_run(opts, settings, console, "demo") as (ledger, reporter, flags):
+        result = recordings.process_files([path], settings, ledger=ledger, force=True,
+                                          reporter=reporter, flags=flags, source="demo")
+    typer.echo(recordings.describe(result.summary))
     for o in result.outcomes:
         if o.status == "ok":
             typer.echo("products:")
@@ -80,5 +87,8 @@ def _run(folder: Path, frames: int, noise_only: bool, settings, opts, console) -
         typer.echo("web folder:")
         for p in result.published:
             typer.echo(f"  {p}")
+    page = Path(settings.www_path or "") / "index.html"
+    if settings.www_path and page.exists():
+        typer.echo(f"control-room page: {page.as_uri()}")
     typer.echo(f"ledger: {ledger.path}   (try: crunchctl status --ledger {ledger.path})")
-    return c.exit_code_for(result.summary)
+    return exit_code_for(result.summary)

@@ -1,82 +1,92 @@
-"""``crunchctl process``: options in, one ``jobs.process_files`` call, a summary out."""
+"""``crunchctl process``: options in, one ``recordings.process_files`` call, a summary out."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli import options as opt
+from crunchctl.cli.app import (Common, command_logs, common, engine_run, errors_to_exit,
+                               exit_code_for, settings_for)
+from crunchctl.cli.output import err_console, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crunchctl.config import Settings
 
 
 def process(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(
-        help="Recordings (.tiq) to process.", show_default=False, metavar="FILE...",
-        # An unreadable file is that file's error, not a usage error for all (issue 8).
+        help="Recordings to process (.tiq, SigMF, TDMS, WAV, raw IQ).", show_default=False,
+        metavar="FILE...",
+        # An unreadable file is that file's error, not a usage error for all.
         readable=False)],
-    output: c.OutputOpt = None,
-    www: c.WwwOpt = None,
-    workers: c.WorkersOpt = None,
-    scheduler: c.SchedulerOpt = None,
-    fmt: c.FormatOpt = None,
-    sample_rate: c.SampleRateOpt = None,
-    center: c.CenterOpt = None,
-    tdms_channels: c.TdmsChannelsOpt = None,
-    verify_checksum: c.VerifyChecksumOpt = None,
+    output: opt.OutputOpt = None,
+    www: opt.WwwOpt = None,
+    workers: opt.WorkersOpt = None,
+    scheduler: opt.SchedulerOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
-    lframes: c.LframesOpt = None,
-    nframes: c.NframesOpt = None,
-    n_avg: c.NavgOpt = None,
-    zoom_center: c.ZoomCenterOpt = None,
-    zoom_span: c.ZoomSpanOpt = None,
-    window: c.WindowOpt = None,
-    cmap: c.CmapOpt = None,
-    json_out: c.JsonOpt = False,
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    log_file: c.LogFileOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    fmt: opt.FormatOpt = None,
+    sample_rate: opt.SampleRateOpt = None,
+    center: opt.CenterOpt = None,
+    tdms_channels: opt.TdmsChannelsOpt = None,
+    verify_checksum: opt.VerifyChecksumOpt = None,
+    lframes: opt.LframesOpt = None,
+    nframes: opt.NframesOpt = None,
+    n_avg: opt.NavgOpt = None,
+    zoom_center: opt.ZoomCenterOpt = None,
+    zoom_span: opt.ZoomSpanOpt = None,
+    window: opt.WindowOpt = None,
+    cmap: opt.CmapOpt = None,
+    json_out: opt.JsonOpt = False,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    log_file: opt.LogFileOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Process recordings now: <stem>.png, <stem>_zoom.png and <stem>.npz for each.
 
     Recordings the ledger says are done (same file, same settings, products present) are
-    skipped; --force processes them again.
+    skipped; --force processes them again. An output folder that cannot be written stops
+    the command before any recording runs (exit 2).
 
     Example: crunchctl process /data/rsa510/*.tiq --output out/ --lframes 65536
     """
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                    log_file=log_file)
-    with c.errors_to_exit(opts):
-        settings = c.settings_for(opts, output_path=output, www_path=www, workers=workers,
-                                  scheduler=scheduler,
-                                  **c.format_options(fmt, sample_rate, center, tdms_channels,
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                  log_file=log_file)
+    with errors_to_exit(opts):
+        settings = settings_for(opts, output_path=output, www_path=www, workers=workers,
+                                scheduler=scheduler,
+                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                      verify_checksum),
-                                  **c.numerics(lframes, nframes, n_avg, zoom_center,
+                                **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
-        c.check_cmap(settings)
-        console = c.err_console()
-        with c.command_logs(opts, settings, console):
+        opt.check_cmap(settings)
+        console = err_console()
+        with command_logs(opts, settings, console):
             code = _run(files, settings, opts, console, force, json_out)
         raise typer.Exit(code)
 
 
-def _run(files: list[Path], settings, opts, console, force: bool, json_out: bool) -> int:
-    from crunchctl.run import engine, recordings as jobs
+def _run(files: list[Path], settings: Settings, opts: Common, console: Console, force: bool,
+         json_out: bool) -> int:
+    from crunchctl.ledger.legacy import import_on_first_use
+    from crunchctl.run import recordings
 
-    with c.open_ledger(settings, opts) as ledger:
-        c.import_tracking_file(ledger, settings)
-        reporter = c.reporter_for(console, "process", opts)
-        with engine.signals_to_flags(engine.StopFlags(), raise_on_cancel=True) as flags:
-            result = jobs.process_files(files, settings, ledger=ledger, force=force,
-                                        reporter=reporter, flags=flags)
+    with engine_run(opts, settings, console, "process") as (ledger, reporter, flags):
+        import_on_first_use(ledger, settings.tracking_file_path)
+        result = recordings.process_files(files, settings, ledger=ledger, force=force,
+                                          reporter=reporter, flags=flags)
     if json_out:
-        c.print_json(jobs.as_json(result))
+        print_json(recordings.as_json(result))
     else:
-        typer.echo(jobs.describe(result))
+        typer.echo(recordings.describe(result.summary))
         if result.outcomes and result.summary.ok:
             typer.echo(f"products in {settings.output_dir()}")
-    return c.exit_code_for(result.summary)
+    return exit_code_for(result.summary)

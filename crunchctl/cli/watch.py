@@ -1,7 +1,6 @@
-"""``crunchctl watch``: options in, one ``watchjob.run_watch`` call, a panel or log lines out.
-
-The rich live panel and the plain log lines are here; the loop, readiness and the lock are
-in ``crunchctl.watch.session`` (imported inside the command: ``--help`` stays fast).
+"""``crunchctl watch``: options in, one ``watch.session.run_watch`` call, a panel or log lines
+out. The loop, readiness and the lock are in ``crunchctl.watch`` (imported inside the
+command: ``--help`` stays fast).
 """
 
 from __future__ import annotations
@@ -13,13 +12,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli import common as c
+from crunchctl.cli import options as opt
+from crunchctl.cli.app import (Common, common, errors_to_exit, exit_code_for, open_ledger,
+                               settings_for, start_logging)
+from crunchctl.cli.output import err_console, plain_output
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from crunchctl.config import Settings
     from crunchctl.run.outcome import Outcome
-    from crunchctl.watch.session import WatchSnapshot
+    from crunchctl.watch.options import WatchOptions
+    from crunchctl.watch.report import WatchSnapshot
 
 
 def watch(
@@ -29,12 +33,14 @@ def watch(
         show_default=False, file_okay=False, metavar="FOLDER")] = None,
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
-    pattern: Annotated[str, typer.Option(
-        "--pattern", help="File-name pattern of recordings (case-insensitive).")] = "*.tiq",
+    pattern: Annotated[Optional[list[str]], typer.Option(
+        "--pattern", help="File-name pattern of recordings (case-insensitive); repeat it "
+                          "for several [default: *.tiq].", show_default=False)] = None,
     settle: Annotated[float, typer.Option(
         "--settle", metavar="SECONDS", min=0.0,
-        help="Files other than .tiq are ready once size and mtime are unchanged this long "
-             "(.tiq files are ready when their header says they are complete).")] = 2.0,
+        help="Files whose format cannot prove them complete (raw IQ, unknown names) are "
+             "ready once size and mtime are unchanged this long (.tiq files are ready when "
+             "their header says they are complete).")] = 2.0,
     poll: Annotated[Optional[float], typer.Option(
         "--poll", metavar="SECONDS", min=0.01,
         help="Poll the folder at this interval instead of file-system events (network "
@@ -47,27 +53,27 @@ def watch(
         "--retry-after", metavar="SECONDS", min=0.1,
         help="Try a recording again this long after its products or web copies could not "
              "be written (output folder gone, disk full).")] = 60.0,
-    output: c.OutputOpt = None,
-    www: c.WwwOpt = None,
-    workers: c.WorkersOpt = None,
-    scheduler: c.SchedulerOpt = None,
-    fmt: c.FormatOpt = None,
-    sample_rate: c.SampleRateOpt = None,
-    center: c.CenterOpt = None,
-    tdms_channels: c.TdmsChannelsOpt = None,
-    verify_checksum: c.VerifyChecksumOpt = None,
-    lframes: c.LframesOpt = None,
-    nframes: c.NframesOpt = None,
-    n_avg: c.NavgOpt = None,
-    zoom_center: c.ZoomCenterOpt = None,
-    zoom_span: c.ZoomSpanOpt = None,
-    window: c.WindowOpt = None,
-    cmap: c.CmapOpt = None,
-    config: c.ConfigOpt = None,
-    ledger: c.LedgerOpt = None,
-    log_file: c.LogFileOpt = None,
-    verbose: c.VerboseOpt = 0,
-    quiet: c.QuietOpt = False,
+    output: opt.OutputOpt = None,
+    www: opt.WwwOpt = None,
+    workers: opt.WorkersOpt = None,
+    scheduler: opt.SchedulerOpt = None,
+    fmt: opt.FormatOpt = None,
+    sample_rate: opt.SampleRateOpt = None,
+    center: opt.CenterOpt = None,
+    tdms_channels: opt.TdmsChannelsOpt = None,
+    verify_checksum: opt.VerifyChecksumOpt = None,
+    lframes: opt.LframesOpt = None,
+    nframes: opt.NframesOpt = None,
+    n_avg: opt.NavgOpt = None,
+    zoom_center: opt.ZoomCenterOpt = None,
+    zoom_span: opt.ZoomSpanOpt = None,
+    window: opt.WindowOpt = None,
+    cmap: opt.CmapOpt = None,
+    config: opt.ConfigOpt = None,
+    ledger: opt.LedgerOpt = None,
+    log_file: opt.LogFileOpt = None,
+    verbose: opt.VerboseOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Process the backlog, then every new or changed recording, as it is complete.
 
@@ -75,34 +81,36 @@ def watch(
     processed once the bytes its header announces are all there; a recording is processed
     once per version and again when it changes. Ctrl-C or SIGTERM: no new work, recordings
     in progress finish (Ctrl-C again cancels them), the ledger is flushed; exit 130 after
-    Ctrl-C, 0 after SIGTERM. One watch per folder and ledger: a second one refuses to start.
+    Ctrl-C, after SIGTERM 0 (1 if a recording's latest attempt failed). One watch per
+    folder and ledger: a second one refuses to start.
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
-    opts = c.common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                    log_file=log_file)
-    with c.errors_to_exit(opts):
+    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                  log_file=log_file)
+    with errors_to_exit(opts):
         from crunchctl.errors import UsageError
 
-        settings = c.settings_for(opts, folder_path=folder, output_path=output, www_path=www,
-                                  workers=workers, scheduler=scheduler,
-                                  **c.format_options(fmt, sample_rate, center, tdms_channels,
+        settings = settings_for(opts, folder_path=folder, output_path=output, www_path=www,
+                                workers=workers, scheduler=scheduler,
+                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                      verify_checksum),
-                                  **c.numerics(lframes, nframes, n_avg, zoom_center,
+                                **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                zoom_span, window, cmap))
         if not settings.folder_path:
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
-        from crunchctl.watch import session as watchjob
+        from crunchctl.watch.options import WatchOptions, check_options
+        from crunchctl.watch.readiness import DEFAULT_PATTERNS
 
-        options = watchjob.WatchOptions(settings.folder_path, pattern=pattern,
-                                        recursive=recursive, settle=settle, poll=poll,
-                                        once=once, retry_after=retry_after)
-        watchjob.check_options(options)
-        c.check_cmap(settings)
-        console = c.err_console()
-        logs = c.start_logging(opts, settings, console)
-        with c.errors_to_exit(opts, logs):
+        options = WatchOptions(settings.folder_path, patterns=tuple(pattern or DEFAULT_PATTERNS),
+                               recursive=recursive, settle=settle, poll=poll, once=once,
+                               retry_after=retry_after)
+        check_options(options)
+        opt.check_cmap(settings)
+        console = err_console()
+        logs = start_logging(opts, settings, console)
+        with errors_to_exit(opts, logs):
             try:
                 code = _run(options, settings, opts, console)
             finally:
@@ -110,42 +118,28 @@ def watch(
         raise typer.Exit(code)
 
 
-def _run(options: Any, settings: Any, opts: c.Common, console: Console) -> int:
+def _run(options: WatchOptions, settings: Settings, opts: Common, console: Console) -> int:
     import signal
 
+    from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.run import engine
-    from crunchctl.watch import session as watchjob
+    from crunchctl.run.recordings import describe
+    from crunchctl.watch.session import run_watch
 
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
-    with c.open_ledger(settings, opts, flush_every=1000) as ledger:
-        c.import_tracking_file(ledger, settings)
-        reporter: watchjob.WatchReporter
-        if opts.quiet or c.plain_output():
-            reporter = PlainLines(quiet=opts.quiet)
-        else:
-            reporter = LivePanel(console)
+    with open_ledger(settings, opts, flush_every=1000) as ledger:
+        import_on_first_use(ledger, settings.tracking_file_path)
+        reporter: Any = PlainLines(quiet=opts.quiet) if opts.quiet or plain_output() \
+            else LivePanel(console)
         with engine.signals_to_flags(engine.StopFlags()) as flags:
-            result = watchjob.run_watch(options, settings, ledger, reporter=reporter,
-                                        flags=flags)
+            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags)
     s = result.summary
-    parts = [f"processed {s.ok}", f"failed {s.error}"]
-    if s.no_data:
-        parts.append(f"no data {s.no_data}")
-    if s.skipped:
-        parts.append(f"skipped {s.skipped} already done")
-    if s.not_started:
-        parts.append(f"not started {s.not_started}")
-    parts.append(f"pending {len(result.pending)}")
     how = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped (SIGTERM)"}.get(
         s.interrupted_by, "done" if options.once else "stopped")  # type: ignore[arg-type]
-    typer.echo(f"watch {how}: " + ", ".join(parts) + f" in {s.elapsed:.1f} s")
+    typer.echo(f"watch {how}: " + describe(s, f"pending {len(result.pending)}"))
     for path, reason in result.pending:
         typer.echo(f"pending: {path}: {reason}")
-    if s.interrupted_by == signal.SIGINT:
-        return 130
-    if s.interrupted_by is not None:
-        return 0  # SIGTERM (systemd stop): a clean stop (DESIGN section 2)
-    return 1 if options.once and s.error else 0
+    return exit_code_for(s)
 
 
 # ------------------------------------------------------------------------------ output
@@ -176,9 +170,6 @@ class PlainLines:
     def update(self, snap: WatchSnapshot) -> None:
         pass
 
-    def item_started(self, path: str) -> None:
-        pass
-
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
         if outcome.status == "error":
             return  # logged on stderr already
@@ -198,7 +189,7 @@ class PlainLines:
 
 
 class LivePanel:
-    """A rich live panel on stderr, refreshed four times a second (ECOSYSTEM section 4).
+    """A rich live panel on stderr, refreshed four times a second.
 
     Shares the console with the log handler, so warnings print above the panel.
     """
@@ -219,9 +210,6 @@ class LivePanel:
 
     def update(self, snap: WatchSnapshot) -> None:
         self.snap = snap
-
-    def item_started(self, path: str) -> None:
-        pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
         pass

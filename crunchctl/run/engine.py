@@ -213,6 +213,7 @@ def run_tasks(
     total: int | None = None,
     inline: bool = False,
     settings: Settings | None = None,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
     """Run ``fn`` over ``tasks`` and hand every outcome to ``on_outcome``, in completion order.
 
@@ -226,13 +227,14 @@ def run_tasks(
         total: number of tasks, for the progress bar, if known.
         inline: a lone task that may run in this process (no worker processes).
         settings: passed to ``make_executor`` (a configured scheduler runs tasks on Dask).
+        summary: counts to add to (a new summary if None).
 
     Returns:
         The run's summary; ``interrupted_by`` is set when the flags stopped it early.
     """
     reporter = reporter or Reporter()
     flags = flags or StopFlags()
-    summary = RunSummary()
+    summary = summary if summary is not None else RunSummary()
     reporter.start(total)
 
     def finish(task: Any, outcome: Outcome) -> None:

@@ -1,7 +1,10 @@
-"""Processing recordings: the one body behind ``process``, ``watch``'s backlog and ``demo``.
+"""Process these recordings, record, publish: the one path behind ``process``, ``demo`` and
+``watch`` (docs/ARCHITECTURE.md).
 
-Decides what is due (via the ledger), names products, runs the engine, records outcomes
-and publishes web copies. No printing: progress goes to a ``Reporter``, messages to logs.
+:class:`RecordingRun` plans which recordings are due (the ledger's done-state), makes their
+tasks with collision-free product stems, and finishes each outcome (web copies, ledger row,
+log line). ``process`` drives it as one batch through :func:`process_files`; ``watch``
+feeds it recordings as they become ready. No printing: messages go to the logs.
 """
 
 from __future__ import annotations
@@ -9,35 +12,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crunchctl.run import engine
 from crunchctl.config import Settings
-from crunchctl.errors import ItemError
+from crunchctl.errors import ItemError, LedgerError, UsageError
+from crunchctl.run import engine
 from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
-from crunchctl.quicklook.task import RecordingTask, fingerprint, process_recording
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
+    from crunchctl.quicklook.task import RecordingTask
 
-log = logging.getLogger("crunchctl.jobs")
+log = logging.getLogger("crunchctl.recordings")
 
-
-@dataclass
-class ProcessResult:
-    """What a processing run did."""
-
-    summary: engine.RunSummary
-    outcomes: list[Outcome] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    published: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == ERROR]
+#: Longest delay between an outcome and its ledger flush in a long run (watch), s.
+FLUSH_INTERVAL = 0.5
 
 
 class Publisher:
@@ -47,10 +39,16 @@ class Publisher:
     keeps showing the newest (by mtime) of each source folder.
     """
 
-    def __init__(self, www: str | None) -> None:
+    def __init__(self, www: str | None, settings: Settings | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.www = www
         self._newest: dict[str, int] = {}
         self._cleaned = False
+        self.page = None  # the control-room page (crunchctl/www), given settings
+        if www and settings is not None:
+            from crunchctl.www.site import WebPage
+
+            self.page = WebPage(www, settings, ledger)
 
     def publish(self, outcome: Outcome) -> list[str]:
         if not self.www or outcome.status != OK or len(outcome.products) < 2:
@@ -72,7 +70,7 @@ class Publisher:
     def publish_and_log(self, outcome: Outcome) -> list[str]:
         """Publish an outcome's PNGs and log it; a failed web copy makes it an error.
 
-        The products themselves stay; the recording is tried again on the next run.
+        The products themselves stay; the recording is tried again (a watch retries it).
         """
         published: list[str] = []
         if outcome.status == OK:
@@ -86,10 +84,17 @@ class Publisher:
             log.error("%s", outcome.error)
         else:
             log.info("%s: %s in %.2f s", outcome.item, outcome.status, outcome.duration)
+        if self.page is not None:
+            self.page.note(outcome, published)
         return published
 
+    def tick(self, *, final: bool = False) -> None:
+        """Keep the page's status current: heartbeat while running, final state at the end."""
+        if self.page is not None:
+            self.page.close() if final else self.page.tick()
 
-def normalise(paths: Iterable[str | os.PathLike]) -> list[str]:
+
+def unique_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Absolute paths, duplicates removed, order kept; the two files of a SigMF pair are
     one recording (docs/formats.md)."""
     from crunchctl.formats import item_path
@@ -100,23 +105,138 @@ def normalise(paths: Iterable[str | os.PathLike]) -> list[str]:
     return list(seen)
 
 
-def make_tasks(paths: Sequence[str], settings: Settings, *, source: str,
-               fft_workers: int = 1) -> list[RecordingTask]:
-    """Tasks with collision-free product stems (DESIGN section 4)."""
-    from crunchctl.quicklook.products import plan_stems
+def prepare_output(settings: Settings) -> Path:
+    """Check the output folder once, before any recording runs (docs/ARCHITECTURE.md).
 
-    stems = plan_stems(paths, settings.output_dir())
-    return [RecordingTask(p, stems[p], settings, source, fft_workers) for p in paths]
+    Creates it if needed and removes temp files of runs that died.
+
+    Raises:
+        UsageError: it cannot be created or written (one line naming it; exit 2).
+    """
+    from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
+
+    output = settings.output_dir()
+    try:
+        ensure_output_dir(output)
+    except ItemError as e:
+        raise UsageError(str(e)) from None
+    clean_stale_temps(output)
+    return output
 
 
 def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
               *, force: bool = False) -> tuple[list[str], list[str]]:
-    """(due, done) among ``paths`` per the ledger's done-state rules (DESIGN section 5)."""
+    """(due, done) among ``paths`` per the ledger's done-state rules (docs/ledger.md)."""
+    from crunchctl.quicklook.task import fingerprint
+
     if ledger is None or force:
         return list(paths), []
     candidates = [(p, *fingerprint(p)) for p in paths]
-    done = ledger.done_items(KIND_IQ, candidates, settings.product_digest())
+    done = ledger.done_items(KIND_IQ, candidates, settings.product_digest(),
+                             products=settings.products)
     return [p for p in paths if p not in done], [p for p in paths if p in done]
+
+
+class RecordingRun:
+    """Plans, names and finishes the recordings of one command run.
+
+    Args:
+        settings: resolved settings (output, www, numerics).
+        ledger: where outcomes are recorded and done-state is read; None for neither.
+        source: the ledger's source column (``process``, ``demo``, ``watch:<folder>``).
+        keep_outcomes: keep every outcome in :attr:`outcomes` (a batch run reports them;
+            a watch runs for months and keeps counts only).
+    """
+
+    def __init__(self, settings: Settings, ledger: Ledger | None, *, source: str,
+                 keep_outcomes: bool = True) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.source = source
+        self.keep_outcomes = keep_outcomes
+        self.summary = engine.RunSummary()
+        self.publisher = Publisher(settings.www_path, settings, ledger)
+        self.outcomes: list[Outcome] = []
+        self.skipped: list[str] = []
+        self.published: list[str] = []
+        self._stem_owner: dict[str, str] = {}  # plain stem -> first recording that had it
+        self._unflushed = False
+        self._last_flush = 0.0
+
+    def plan(self, paths: Sequence[str], *, force: bool = False) -> list[str]:
+        """The recordings among ``paths`` that are due; the done ones are counted as skipped.
+
+        Raises:
+            LedgerError: the ledger cannot be read.
+        """
+        due, done = split_due(paths, self.settings, self.ledger, force=force)
+        for p in done:
+            log.debug("%s: already done, skipped", p)
+        if done:
+            log.info("%d recordings already done, skipped", len(done))
+        self.summary.skipped += len(done)
+        if self.keep_outcomes:
+            self.skipped.extend(done)
+        return due
+
+    def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
+        """Tasks whose product stems collide with no other recording of this run."""
+        from crunchctl.quicklook.products import plan_stems
+        from crunchctl.quicklook.task import RecordingTask
+
+        owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
+        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir())
+        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers)
+                for p in paths]
+
+    def finish(self, outcome: Outcome) -> list[str]:
+        """Publish, log and record one outcome; return the web copies written."""
+        published = self.publisher.publish_and_log(outcome)
+        if self.ledger is not None:
+            try:
+                self.ledger.record(outcome)
+            except LedgerError as e:  # the row stays buffered; the run must not stop
+                log.error("%s; the rows stay buffered and are written later", e)
+            self._unflushed = True
+        if self.keep_outcomes:
+            self.outcomes.append(outcome)
+            self.published.extend(published)
+        return published
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write buffered ledger rows: at most every ``FLUSH_INTERVAL`` s, always if final.
+
+        Raises:
+            LedgerError: the final flush failed (earlier failures are logged and retried).
+        """
+        now = time.monotonic()
+        self.publisher.tick(final=final)  # the page's heartbeat rides on the periodic flush
+        if self.ledger is None or not self._unflushed or (
+                not final and now - self._last_flush < FLUSH_INTERVAL):
+            return
+        self._last_flush = now
+        try:
+            self.ledger.flush()
+        except LedgerError as e:
+            if final:
+                raise
+            log.error("%s; the rows stay buffered and are written later", e)
+        else:
+            self._unflushed = False
+
+    def next_flush(self) -> float | None:
+        """Monotonic time of the next due flush, None if nothing waits."""
+        return self._last_flush + FLUSH_INTERVAL if self._unflushed else None
+
+
+@dataclass
+class ProcessResult:
+    """What a processing run did."""
+
+    summary: engine.RunSummary
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
 
 
 def process_files(
@@ -128,7 +248,6 @@ def process_files(
     source: str = "process",
     reporter: engine.Reporter | None = None,
     flags: engine.StopFlags | None = None,
-    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> ProcessResult:
     """Process recordings into products, skipping those the ledger says are done.
 
@@ -137,84 +256,49 @@ def process_files(
         settings: resolved settings (output folder, numerics, workers, www).
         ledger: where outcomes are recorded and done-state is read; None for neither.
         force: process even recordings that are done.
-        source: the ledger's source column (``process``, ``watch:<folder>``, ...).
+        source: the ledger's source column (``process``, ``demo``).
         reporter: progress callbacks.
         flags: stop/cancel flags for signal handling.
-        on_outcome: extra per-outcome callback (the watch panel).
 
     Returns:
-        The outcomes, the skipped items and the run summary.
+        The outcomes, the skipped items, the web copies and the run summary.
 
     Raises:
-        ItemError: the output folder cannot be created or written (nothing could succeed).
+        UsageError: the output folder cannot be created or written (before any item runs).
     """
-    from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
+    from crunchctl.quicklook.task import process_recording
 
-    all_paths = normalise(paths)
-    due, done = split_due(all_paths, settings, ledger, force=force)
-    for p in done:
-        log.info("%s: already done, skipped", p)
-    output = settings.output_dir()
-    result = ProcessResult(engine.RunSummary(), skipped=done)
+    prepare_output(settings)
+    run = RecordingRun(settings, ledger, source=source)
+    due = run.plan(unique_paths(paths), force=force)
+    result = ProcessResult(run.summary, run.outcomes, run.skipped, run.published)
     if not due:
-        result.summary.skipped = len(done)
-        result.summary.finished = time.time()
+        run.publisher.tick(final=True)  # the page's heartbeat: this run happened
+        run.summary.finished = time.time()
         return result
-    try:
-        ensure_output_dir(output)
-        clean_stale_temps(output)
-    except ItemError as e:
-        # Every due item fails the same way; record each so status shows them.
-        log.error("%s (%d recording%s not processed)", e, len(due), "" if len(due) == 1 else "s")
-        now = time.time()
-        for p in due:
-            o = Outcome(p, KIND_IQ, source, ERROR, now, now, *fingerprint(p),
-                        settings.product_digest(), [], str(e))
-            result.outcomes.append(o)
-            result.summary.add(o)
-            if ledger is not None:
-                ledger.record(o)
-            if reporter is not None:
-                reporter.item_done(o)
-        result.summary.skipped = len(done)
-        result.summary.finished = time.time()
-        return result
-
+    # A lone recording runs in this process and gets every core for its FFT.
     inline = len(due) == 1
-    workers = max(1, min(settings.workers, len(due)))
-    fft_workers = (os.cpu_count() or 1) if inline else 1
-    tasks = make_tasks(due, settings, source=source, fft_workers=fft_workers)
-    publisher = Publisher(settings.www_path)
-
-    def handle(outcome: Outcome) -> None:
-        result.published.extend(publisher.publish_and_log(outcome))
-        result.outcomes.append(outcome)
-        if ledger is not None:
-            ledger.record(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
-
+    tasks = run.tasks(due, fft_workers=(os.cpu_count() or 1) if inline else 1)
     try:
-        summary = engine.run_tasks(tasks, process_recording, workers=workers, on_outcome=handle,
-                                   reporter=reporter, flags=flags, total=len(tasks),
-                                   inline=inline)
+        engine.run_tasks(tasks, process_recording, workers=max(1, min(settings.workers, len(due))),
+                         on_outcome=run.finish, reporter=reporter, flags=flags,
+                         total=len(tasks), inline=inline, settings=settings,
+                         summary=run.summary)
     finally:
-        if ledger is not None:
-            ledger.flush()
-    summary.skipped = len(done)
-    result.summary = summary
+        run.flush(final=True)
     return result
 
 
-def describe(result: ProcessResult) -> str:
-    """The one-line summary printed at the end of a run."""
-    s = result.summary
-    parts = [f"processed {s.ok}", f"failed {s.error}"]
-    if s.skipped:
-        parts.append(f"skipped {s.skipped} already done")
-    if s.not_started:
-        parts.append(f"not started {s.not_started}")
-    return ", ".join(parts) + f" in {s.elapsed:.1f} s"
+def describe(summary: engine.RunSummary, *extra: str) -> str:
+    """The one-line summary printed at the end of a run (``extra`` parts go last)."""
+    parts = [f"processed {summary.ok}", f"failed {summary.error}"]
+    if summary.no_data:
+        parts.append(f"no data {summary.no_data}")
+    if summary.skipped:
+        parts.append(f"skipped {summary.skipped} already done")
+    if summary.not_started:
+        parts.append(f"not started {summary.not_started}")
+    return ", ".join([*parts, *extra]) + f" in {summary.elapsed:.1f} s"
 
 
 def as_json(result: ProcessResult) -> dict[str, Any]:

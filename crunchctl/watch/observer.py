@@ -2,17 +2,19 @@
 
 Owns observer setup (inotify & co., or polling for network shares), an event handler that
 only enqueues paths, and the liveness check that restarts a dead observer. It never
-decides whether a recording is ready or done: that is ``watchjob``'s business.
+decides whether a recording is ready or done: that is ``queue.py``'s business.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import queue
 import time
+from collections.abc import Sequence
 from typing import Any
+
+from crunchctl.watch.scan import matches
 
 log = logging.getLogger("crunchctl.watcher")
 
@@ -25,21 +27,12 @@ RESTART_BACKOFF = 1.0
 RESTART_BACKOFF_MAX = 30.0
 
 
-def matches(name: str, pattern: str) -> bool:
-    """Whether a file name matches the watch pattern.
-
-    Case-insensitive (recorders on Windows shares write ``.TIQ`` too); hidden files
-    (``.name``, e.g. macOS ``._name.tiq`` resource forks, rsync temporaries) never match.
-    """
-    return not name.startswith(".") and fnmatch.fnmatchcase(name.lower(), pattern.lower())
-
-
-def _make_handler(sink: queue.Queue, pattern: str, recursive: bool) -> Any:
+def _make_handler(sink: queue.Queue, patterns: Sequence[str], recursive: bool) -> Any:
     from watchdog.events import FileSystemEventHandler
 
     class _Handler(FileSystemEventHandler):
         """Puts matching paths on the queue. Never raises: an exception here kills the
-        observer thread (gorakhargosh/watchdog#427)."""
+        observer thread for good."""
 
         def on_any_event(self, event: Any) -> None:
             try:
@@ -56,7 +49,7 @@ def _make_handler(sink: queue.Queue, pattern: str, recursive: bool) -> Any:
                         # may come with no events of their own.
                         if recursive and kind in ("created", "moved"):
                             sink.put((DIR, p))
-                    elif matches(os.path.basename(p), pattern):
+                    elif matches(os.path.basename(p), patterns):
                         sink.put((FILE, p))
             except Exception:  # noqa: BLE001
                 log.exception("watch event handler failed on %r", event)
@@ -69,7 +62,7 @@ class FolderWatcher:
 
     Args:
         folder: the folder to watch (absolute).
-        pattern: file-name pattern (fnmatch, case-insensitive), e.g. ``*.tiq``.
+        patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``("*.tiq",)``.
         recursive: watch sub-folders too.
         poll: None for the platform's native observer (inotify, FSEvents, ...); seconds for
             a polling observer that stat-walks the folder at that interval (network shares
@@ -77,10 +70,10 @@ class FolderWatcher:
         sink: the queue the handler puts paths on.
     """
 
-    def __init__(self, folder: str, pattern: str, recursive: bool, poll: float | None,
+    def __init__(self, folder: str, patterns: Sequence[str], recursive: bool, poll: float | None,
                  sink: queue.Queue) -> None:
         self.folder = folder
-        self.pattern = pattern
+        self.patterns = tuple(patterns)
         self.recursive = recursive
         self.poll = poll
         self.sink = sink
@@ -102,7 +95,7 @@ class FolderWatcher:
             from watchdog.observers import Observer
 
             obs = Observer()
-        obs.schedule(_make_handler(self.sink, self.pattern, self.recursive), self.folder,
+        obs.schedule(_make_handler(self.sink, self.patterns, self.recursive), self.folder,
                      recursive=self.recursive)
         obs.daemon = True
         return obs

@@ -117,7 +117,9 @@ def test_too_many_frames_names_both_numbers(tmp_path, make_tiq):
     assert f"{a}: asked for 5 frames of 1024 samples but the file holds only 3" in r.stderr
 
 
-def test_unwritable_output_is_reported_per_item(tmp_path, make_tiq):
+def test_unwritable_output_stops_before_any_recording_runs(tmp_path, make_tiq):
+    """One rule for every command: an output folder that cannot be created or written is
+    one line naming it and exit 2, checked before any item runs (nothing is recorded)."""
     a = make_tiq("a.tiq", nframes=1)
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output folder should be")
@@ -126,9 +128,10 @@ def test_unwritable_output_is_reported_per_item(tmp_path, make_tiq):
     assert "is a file" in r.stderr
     below = blocker / "sub"
     r = run("process", a, *small_args(tmp_path), "--output", below)
-    assert r.exit_code == 1
-    assert f"{below}: cannot create the output folder" in r.stderr
-    assert "failed 1" in r.stdout
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (f"Error: {below}: cannot create the output folder: "
+                                f"Not a directory")
+    assert not (tmp_path / "ledger").exists() or not list((tmp_path / "ledger").rglob("*.parquet"))
 
 
 def test_legacy_config_runs_unchanged_and_cli_wins(tmp_path, make_tiq, monkeypatch):

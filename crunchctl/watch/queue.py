@@ -1,0 +1,261 @@
+"""The recordings a watch knows about, and which of them are ready, in what order.
+
+Paths come in (events, scans, timers) as *dirty*; :meth:`RecordingQueue.evaluate` moves each
+to *waiting* (incomplete, settling: re-checked on a timer) or *ready* (oldest first); the
+session takes ready ones, marks them *in flight*, and reports back when they finish. A
+version (size, mtime) is attempted once per session; a new version is processed again.
+
+Readiness: a recording its format proves complete (``.tiq``: every byte its header
+announces) must then keep its size and mtime for ``readiness.QUIET`` seconds; one its format
+cannot judge must keep them for ``settle`` seconds; one seen incomplete is re-checked by a
+cheap stat every ``RECHECK_MIN`` seconds while it grows, backing off to ``RECHECK_MAX``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat as _stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crunchctl.watch.readiness import (QUIET, RECHECK_MAX, RECHECK_MIN, SettleTracker,
+                                       readiness, written_long_ago)
+from crunchctl.watch.scan import Version, entry_version, matches, scan_folder
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+    from crunchctl.watch.options import WatchOptions
+
+log = logging.getLogger("crunchctl.watch")
+
+#: Events for one path are evaluated at most this often (a writer fires thousands).
+MIN_GAP = 0.05
+#: Paths evaluated per loop turn (a big backlog must not delay the first submission).
+EVAL_BATCH = 256
+NEVER = math.inf
+#: Reasons of recordings that are as good as queued (not shown as pending).
+_QUIET_REASONS = ("complete", "settling")
+
+
+@dataclass
+class Waiting:
+    """A recording that is not ready yet, and when to look at it again."""
+
+    version: Version
+    reason: str
+    next_check: float
+    interval: float = RECHECK_MIN
+    last_check: float = 0.0
+    checks: int = 0
+
+
+class RecordingQueue:
+    """Per-path state of one watch: dirty, waiting, ready, in flight, attempted.
+
+    Args:
+        options: patterns, recursion, settle time, once.
+        settings: the run's settings (formats read with them).
+        wanted: whether a path belongs to this watch (not our own products).
+        on_waiting: called when a recording starts waiting for a reason worth showing.
+    """
+
+    def __init__(self, options: WatchOptions, settings: Settings, *,
+                 wanted: Callable[[str], bool],
+                 on_waiting: Callable[[str, str], None]) -> None:
+        self.options = options
+        self.settings = settings
+        self.wanted = wanted
+        self.on_waiting = on_waiting
+        self.attempted: dict[str, Version] = {}   # version attempted or done
+        self.ready: dict[str, Version] = {}       # insertion order = work order
+        self.inflight: dict[str, Version] = {}
+        self.recheck: set[str] = set()            # changed while in flight
+        self.waiting: dict[str, Waiting] = {}
+        self.dirty: dict[str, None] = {}          # to evaluate now, ordered
+        self.quiet = SettleTracker(0.0 if options.once else QUIET)
+        self.settle = SettleTracker(options.settle)
+
+    # ------------------------------------------------------------------ in
+
+    def mark(self, path: str) -> None:
+        """Look at ``path`` on the next turn."""
+        self.dirty.setdefault(path, None)
+
+    def known(self, path: str) -> bool:
+        return (path in self.attempted or path in self.inflight or path in self.ready
+                or path in self.waiting)
+
+    def scan_dir(self, folder: str) -> None:
+        for p, _, _ in scan_folder(folder, self.options.patterns, self.options.recursive):
+            if self.wanted(p):
+                self.mark(p)
+
+    # ------------------------------------------------------------------ evaluating
+
+    def evaluate_due(self, now: float) -> None:
+        """Evaluate waiting recordings whose timer is due and up to ``EVAL_BATCH`` dirty ones."""
+        for path, entry in list(self.waiting.items()):
+            if entry.next_check <= now:
+                self.mark(path)
+        for _ in range(min(EVAL_BATCH, len(self.dirty))):
+            path = next(iter(self.dirty))
+            del self.dirty[path]
+            self.evaluate(path, now)
+
+    def evaluate(self, path: str, now: float) -> None:
+        """Decide what to do with a path that had an event, a scan hit or a timer."""
+        prev = self.waiting.get(path)
+        if prev is not None and now < prev.last_check + MIN_GAP:
+            # Coalesce a writer's stream of events: look again a little later.
+            prev.next_check = min(prev.next_check, prev.last_check + MIN_GAP)
+            return
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if os.path.islink(path):  # a dangling link named like a recording: its error
+                self._bad_entry(path)  # goes to the ledger
+            else:
+                self.forget(path)
+            return
+        except OSError as e:
+            self._wait(path, (-1, -1), f"cannot read: {e.strerror or e}", now, None)
+            return
+        if _stat.S_ISDIR(st.st_mode):
+            if self.options.recursive:
+                self.scan_dir(path)
+            if matches(os.path.basename(path), self.options.patterns):
+                self._bad_entry(path)  # a folder named like a recording
+            return
+        if not _stat.S_ISREG(st.st_mode):
+            return
+        if path in self.inflight:
+            self.recheck.add(path)
+            return
+        version = (st.st_size, st.st_mtime_ns)
+        if self.attempted.get(path) == version:
+            self.forget(path)  # this version was done already: a repeated event
+            return
+        if self.ready.get(path) == version:
+            return
+        self.ready.pop(path, None)
+        state = readiness(path, self.settings)
+        if state.complete is False:
+            self.quiet.forget(path)
+            self._wait(path, version, state.reason or "incomplete", now, None)
+            return
+        tracker = self.quiet if state.complete else self.settle
+        settled = tracker.observe(path, version[0], version[1], now)
+        if not settled and tracker is self.quiet:
+            # Last written longer ago than the quiet time: no copy tool is about to touch it.
+            settled = written_long_ago(version[1], time.time())
+        if settled:
+            tracker.forget(path)
+            self.waiting.pop(path, None)
+            self.ready[path] = version
+        else:
+            what = "complete, checking it stays unchanged" if tracker is self.quiet \
+                else f"settling ({self.options.settle:g} s unchanged needed)"
+            self._wait(path, version, what, now, tracker.due(path))
+
+    def _bad_entry(self, path: str) -> None:
+        """Queue a path that is not a regular file once, so processing records its error."""
+        version = entry_version(path)
+        if version is None:
+            return
+        if self.attempted.get(path) != version and path not in self.inflight:
+            self.waiting.pop(path, None)
+            self.ready[path] = version
+
+    def _wait(self, path: str, version: Version, reason: str, now: float,
+              settle_due: float | None) -> None:
+        prev = self.waiting.get(path)
+        if not reason.startswith(_QUIET_REASONS) and (
+                prev is None or prev.reason.startswith(_QUIET_REASONS)):
+            log.info("%s: waiting, %s", path, reason)
+            self.on_waiting(path, reason)
+        if prev is None:
+            entry = Waiting(version, reason, now, RECHECK_MIN, now, 1)
+        else:
+            entry = prev
+            entry.interval = (RECHECK_MIN if entry.version != version
+                              else min(RECHECK_MAX, entry.interval * 2))
+            entry.version, entry.reason = version, reason
+            entry.last_check = now
+            entry.checks += 1
+        # --once judges what is there now: incomplete recordings and files that kept
+        # changing over one settle interval are reported as pending, not waited for.
+        final = self.options.once and (reason.startswith("incomplete") or entry.checks >= 2)
+        if final:
+            entry.next_check = NEVER
+        elif settle_due is not None:
+            entry.next_check = max(settle_due, now + 0.001)
+        else:
+            entry.next_check = now + entry.interval
+        self.waiting[path] = entry
+
+    def forget(self, path: str) -> None:
+        self.waiting.pop(path, None)
+        self.ready.pop(path, None)
+        self.quiet.forget(path)
+        self.settle.forget(path)
+
+    # ------------------------------------------------------------------ out
+
+    def take_ready(self) -> tuple[str, Version] | None:
+        """The oldest ready recording still as it was judged (changed ones are re-evaluated)."""
+        while self.ready:
+            path, version = next(iter(self.ready.items()))
+            del self.ready[path]
+            if entry_version(path) == version:
+                return path, version
+            self.mark(path)  # changed or gone since it was judged ready
+        return None
+
+    def started(self, path: str, version: Version) -> None:
+        self.inflight[path] = version
+        self.attempted[path] = version
+
+    def finished(self, path: str, version: Version | None) -> None:
+        """A recording's outcome is in; ``version`` is the one the worker actually read."""
+        version = self.inflight.pop(path, None) if version is None else version
+        self.inflight.pop(path, None)
+        if version is not None:
+            self.attempted[path] = version
+        if path in self.recheck:
+            self.recheck.discard(path)
+            self.mark(path)
+
+    def cancelled(self, path: str) -> None:
+        self.inflight.pop(path, None)
+        self.attempted.pop(path, None)
+
+    def retry(self, path: str) -> None:
+        """Try this recording again even if its version was attempted."""
+        self.attempted.pop(path, None)
+        self.mark(path)
+
+    # ------------------------------------------------------------------ views
+
+    def pending(self) -> list[tuple[str, str]]:
+        """(path, reason) of recordings waiting for a reason worth showing."""
+        return [(p, e.reason) for p, e in self.waiting.items()
+                if not e.reason.startswith("complete")]
+
+    def queued(self) -> int:
+        """Ready, about to be looked at, or complete and in their short quiet check."""
+        quiet = sum(1 for e in self.waiting.values() if e.reason.startswith("complete"))
+        return len(self.ready) + quiet + len(self.dirty)
+
+    def next_timer(self, now: float, horizon: float) -> float:
+        if self.dirty:
+            return now
+        return min([horizon, *(e.next_check for e in self.waiting.values())])
+
+    def drained(self) -> bool:
+        """Nothing left to evaluate, submit or wait for (``--once`` is done)."""
+        return (not self.dirty and not self.ready and not self.inflight
+                and all(e.next_check == NEVER for e in self.waiting.values()))

@@ -1,0 +1,145 @@
+"""What each watch says about itself, for ``status``: one small JSON file per watched folder
+in the ledger folder (``<ledger>/watches/<key>.json``), written atomically, kept after the
+watch ends (``running`` false). :func:`known_watches` reads them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("crunchctl.watch")
+
+#: Seconds between heartbeats of a running watch.
+HEARTBEAT = 5.0
+#: A record from another host whose heartbeat is older than this is not running any more.
+STALE_AFTER = 60.0
+FOLDER = "watches"
+
+
+def watch_key(folder: str) -> str:
+    """A short stable name for a watched folder (its real path hashed)."""
+    return hashlib.sha1(os.path.realpath(folder).encode()).hexdigest()[:12]
+
+
+def record_path(ledger_dir: str | os.PathLike, folder: str) -> Path:
+    return Path(ledger_dir) / FOLDER / f"{watch_key(folder)}.json"
+
+
+def now_iso(ts: float | None = None) -> str:
+    when = _dt.datetime.fromtimestamp(time.time() if ts is None else ts).astimezone()
+    return when.isoformat(timespec="seconds")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A record's JSON, or {} if it is missing or damaged."""
+    try:
+        doc = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+class WatchRecord:
+    """The record of one running watch: written at start, on heartbeats and at the end.
+
+    A record that cannot be written is logged once and otherwise ignored: ``status`` is
+    worse off, the watch itself is not.
+    """
+
+    def __init__(self, ledger_dir: str | os.PathLike, folder: str, patterns: Sequence[str],
+                 recursive: bool) -> None:
+        self.path = record_path(ledger_dir, folder)
+        self.doc: dict[str, Any] = {
+            "folder": folder, "patterns": list(patterns), "recursive": recursive,
+            "pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
+            "running": True, "last_event": None, "queue": 0, "heartbeat": now_iso(),
+            "stopped": None}
+        self._next_beat = 0.0
+        self._warned = False
+
+    def _write(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.doc) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not self._warned:
+                self._warned = True
+                log.warning("cannot write the watch record %s: %s", self.path,
+                            e.strerror or e)
+
+    def start(self) -> None:
+        self._write()
+        self._next_beat = time.monotonic() + HEARTBEAT
+
+    def beat(self, *, queue: int, last_event: float | None, force: bool = False) -> None:
+        """Refresh the heartbeat (at most every ``HEARTBEAT`` seconds unless ``force``)."""
+        now = time.monotonic()
+        if not force and now < self._next_beat:
+            return
+        self._next_beat = now + HEARTBEAT
+        self.doc.update(queue=queue, heartbeat=now_iso(),
+                        last_event=None if last_event is None else now_iso(last_event))
+        self._write()
+
+    def stop(self) -> None:
+        self.doc.update(running=False, stopped=now_iso(), heartbeat=now_iso())
+        self._write()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running(doc: dict[str, Any], host: str, now: float) -> bool:
+    if not doc.get("running"):
+        return False
+    pid = doc.get("pid")
+    if doc.get("host") == host:
+        return isinstance(pid, int) and _pid_alive(pid)
+    try:  # another machine: trust a fresh heartbeat only
+        beat = _dt.datetime.fromisoformat(str(doc.get("heartbeat"))).timestamp()
+    except ValueError:
+        return False
+    return now - beat < STALE_AFTER
+
+
+def known_watches(ledger_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every watch that has used the ledger in ``ledger_path``, sorted by folder.
+
+    Returns:
+        One dict per watched folder: ``folder``, ``patterns``, ``recursive``, ``pid``,
+        ``host``, ``started``, ``last_event``, ``queue``, ``heartbeat``, ``stopped`` and
+        ``running`` (checked now: the process is alive on this host, or, for another
+        host, its heartbeat is recent); a watch that was killed shows ``running`` false.
+    """
+    host, now = socket.gethostname(), time.time()
+    out = []
+    for path in sorted((Path(ledger_path) / FOLDER).glob("*.json")):
+        doc = read_record(path)
+        if not isinstance(doc.get("folder"), str):
+            continue
+        doc["patterns"] = [str(p) for p in doc.get("patterns") or ()] or ["*.tiq"]
+        doc["recursive"] = bool(doc.get("recursive"))
+        doc["running"] = _running(doc, host, now)
+        out.append(doc)
+    return sorted(out, key=lambda d: d["folder"])

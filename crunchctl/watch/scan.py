@@ -1,0 +1,121 @@
+"""Looking at a watched folder without watchdog: matching names, listing recordings oldest
+first, and which of them are pending (not done), for ``watch``'s backlog and ``status``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import stat as _stat
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+    from crunchctl.ledger.store import Ledger
+
+log = logging.getLogger("crunchctl.watch")
+
+#: One file version: (size, mtime_ns).
+Version = tuple[int, int]
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a file name matches one of the watch patterns.
+
+    Case-insensitive (recorders on Windows shares write ``.TIQ`` too); hidden files
+    (``.name``, e.g. macOS ``._name.tiq`` resource forks, rsync temporaries) never match.
+    """
+    if name.startswith("."):
+        return False
+    low = name.lower()
+    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+
+
+def scan_folder(folder: str, patterns: Sequence[str],
+                recursive: bool) -> list[tuple[str, int, int]]:
+    """Matching files under ``folder`` as (path, size, mtime_ns), oldest first.
+
+    Folders and dangling links whose names match are listed too (size 0), so processing
+    records their error. Hidden files and folders are skipped; a folder that cannot be
+    read is logged and skipped (a share outage must not stop the watch).
+    """
+    found: list[tuple[str, int, int]] = []
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = list(it)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            log.warning("%s: cannot list the folder: %s", here, e.strerror or e)
+            continue
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir and recursive and not entry.name.startswith("."):
+                    stack.append(entry.path)
+                if not matches(entry.name, patterns):
+                    continue
+                if is_dir:
+                    version: Version | None = (0, entry.stat(follow_symlinks=False).st_mtime_ns)
+                elif entry.is_symlink() or _stat.S_ISREG(entry.stat().st_mode):
+                    version = entry_version(entry.path)
+                else:
+                    continue  # a pipe or device named like a recording: reading could block
+            except OSError:
+                continue
+            if version is not None:
+                found.append((entry.path, *version))
+    found.sort(key=lambda f: (f[2], f[0]))
+    return found
+
+
+def entry_version(path: str) -> Version | None:
+    """(size, mtime_ns) of a regular file; (0, mtime_ns) of a folder, a dangling link or
+    anything else named like a recording (processing records its error); None if gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        try:
+            return (0, os.lstat(path).st_mtime_ns)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    return (st.st_size if _stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns)
+
+
+def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
+                       ledger: Ledger | None, settings: Settings | None = None,
+                       ) -> list[tuple[str, str]]:
+    """Recordings in a watched folder that are not done, with the reason, oldest first.
+
+    Nothing about pending recordings is stored: this looks at the folder and asks the
+    ledger which recordings are done.
+
+    Args:
+        folder: the watched folder.
+        patterns: the watch's file-name patterns.
+        recursive: include sub-folders.
+        ledger: the ledger; None treats every recording as not done.
+        settings: the watch's settings: done means done with them; None means done with
+            any settings (``status`` cannot know a watcher's settings).
+
+    Returns:
+        ``(path, reason)`` per recording not done: the format's reason (``incomplete: ...``:
+        still being written, or cut) or ``not done yet`` (new, changed, failed, or
+        settings changed).
+    """
+    from crunchctl.run.outcome import KIND_IQ
+    from crunchctl.watch.readiness import pending_reason
+
+    files = scan_folder(os.path.abspath(folder), patterns, recursive)
+    done: set[str] = set()
+    if ledger is not None and files:
+        digest = settings.product_digest() if settings is not None else None
+        done = set(ledger.done_items(KIND_IQ, files, digest))
+    return [(p, pending_reason(p, settings)) for p, _, _ in files if p not in done]
