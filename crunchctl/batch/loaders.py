@@ -88,34 +88,28 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
         path: a ``.tiq`` recording.
         settings: lframes, nframes, window, n_avg, zoom_center, zoom_span.
     """
-    from crunchctl.quicklook import task as pipeline, spectrum
-    from crunchctl.errors import TiqError
+    from crunchctl.quicklook import task as pipeline, zoom
     from crunchctl.quicklook.render import describe_resolution, fmt_hz
 
     spec = pipeline.compute(path, settings)
-    header: Any = spec.header
-    acquired = header.acquired_at()
+    header: Any = spec.header  # formats.base.Header
+    fs, center = header.sample_rate, header.center_frequency
+    acquired = header.acquisition_start
     origin = acquired.timestamp() if acquired else None
-    res = describe_resolution(header.fs, spec.lframes)
+    res = describe_resolution(fs, spec.lframes)
     when = (f", acquired {acquired.isoformat(sep=' ', timespec='milliseconds')}" if acquired
             else "")
-    frame = spec.lframes / header.fs
-    rows = [_iq_row(spec.power, spec.freqs, spec.times, center=header.center, origin=origin,
-                    frame=frame, label=f"full span {fmt_hz(header.fs)} around {fmt_hz(header.center)}, "
+    frame = spec.lframes / fs
+    rows = [_iq_row(spec.power, spec.freqs, spec.times, center=center, origin=origin,
+                    frame=frame, label=f"full span {fmt_hz(fs)} around {fmt_hz(center)}, "
                           f"{res}{when}")]
-    zoom_centre = header.center + settings.zoom_center
-    sl = spectrum.zoom_slice(spec.freqs, zoom_centre, settings.zoom_span)
-    if sl.stop - sl.start < 2:
-        raise TiqError(f"{path}: zoom window {fmt_hz(settings.zoom_span)} around "
-                       f"{fmt_hz(zoom_centre)} lies outside the recording's span")
-    averaged = spectrum.average_frames(spec.power[:, sl], settings.n_avg)
-    ztimes = spectrum.time_axis(spec.nframes, spec.lframes, header.fs, settings.n_avg)[
-        : averaged.shape[0]]
-    zres = describe_resolution(header.fs, spec.lframes, settings.n_avg)
-    rows.append(_iq_row(averaged, spec.freqs[sl], ztimes, center=header.center,
-                        origin=origin, frame=frame * max(1, settings.n_avg),
+    # The quicklook's own zoom computation (span, averaging), on the whole array.
+    z = zoom.zoom_of(path, spec.power, spec.freqs, center, fs, settings)
+    zres = describe_resolution(fs, spec.lframes, z.window.n_avg)
+    rows.append(_iq_row(z.power, z.freqs, z.times, center=center,
+                        origin=origin, frame=frame * z.window.n_avg,
                         label=f"zoom {fmt_hz(settings.zoom_span)} around "
-                              f"{fmt_hz(zoom_centre)}, {zres}"))
+                              f"{fmt_hz(z.window.centre)}, {zres}"))
     return rows
 
 
