@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -140,7 +140,7 @@ def batch(
         raise typer.Exit(exit_code_for(result.summary))
 
 
-def _print(result, items: str, json_out: bool) -> None:
+def _print(result: Any, items: str, json_out: bool) -> None:
     from crunchctl.batch import run as core
 
     if json_out:

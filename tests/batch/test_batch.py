@@ -8,6 +8,7 @@ they exist, are whole PNGs and that nothing raised.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,8 @@ from crunchctl.batch import run as core
 from crunchctl.cli import app
 from crunchctl.config import resolve
 from crunchctl.errors import UsageError
-from crunchctl.batch.figure import FigureOptions, color_bounds, render_figure
+from crunchctl.batch.figure import (FigureOptions, color_bounds, parse_percentiles, pool_cells,
+                                    render_figure)
 from crunchctl.ledger.store import Ledger
 from crunchctl.batch.loaders import load_npz
 from crunchctl.batch.rows import RowError, check_rows
@@ -276,6 +278,36 @@ def test_iq_item_gives_full_and_zoom_rows(tmp_path, make_tiq):
     assert o.status == "ok", o.error
     assert o.extra["rows"] == 2 and o.size == rec.stat().st_size
     assert Path(o.products[0]).name == core.figure_names([str(rec)])[str(rec)] + ".png"
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(zoom_minutes=0.0), "--zoom-minutes 0: expected a positive number of minutes"),
+    (dict(y_min=5.0, y_max=1.0), "--y-min/--y-max: 5 is not below 1"),
+    (dict(z_min=2.0, z_max=2.0), "--z-min/--z-max: 2 is not below 2"),
+    (dict(percentiles=(50.0, 10.0)), "--percentiles 50,10: expected 0 <= LO < HI <= 100"),
+    (dict(z_scale="cubic"), "--z-scale 'cubic': expected linear or log"),
+])
+def test_figure_options_refuse_what_no_figure_can_show(kw, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        FigureOptions(**kw)
+
+
+def test_bad_figure_options_exit_2_before_any_item(tmp_path):
+    items = items_file(tmp_path, ["orbit_001"])
+    for bad in (["--zoom-minutes", "-1"], ["--percentiles", "1,x"], ["--y-min", "3", "--y-max", "3"]):
+        r = run("batch", items, "--loader", f"{PLUGIN}:two_rows", *bad, *common(tmp_path))
+        assert r.exit_code == 2 and r.stderr.startswith("Error: --"), (bad, r.output)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ledger").exists()
+    assert parse_percentiles(" 2, 98 ") == (2.0, 98.0)
+
+
+def test_pooling_ignores_nan_unless_a_whole_cell_is_nan():
+    a = np.array([[np.nan, 1.0, np.nan, np.nan, 5.0, np.nan, 7.0]])
+    pooled, edges = pool_cells(a, np.arange(8.0), 1, 3)  # cells of 3, 3, 1 values
+    assert pooled.tolist()[0][:2] == [1.0, 5.0] and pooled[0, 2] == 7.0
+    b = np.array([[np.nan, np.nan, np.nan, 2.0]])
+    pooled, edges = pool_cells(b, np.arange(5.0), 1, 2)
+    assert np.isnan(pooled[0, 0]) and pooled[0, 1] == 2.0 and edges.tolist() == [0, 2, 4]
 
 
 def test_log_scales_with_zeros_and_negatives(tmp_path):
