@@ -1,0 +1,335 @@
+"""The control-room page in a real headless Chromium, as real ``process``/``watch`` runs make it.
+
+No browser is downloaded: Debian's ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` are
+driven by Selenium, and a missing one fails the tests saying what to install (``.ci/run``
+installs them). Pages come from ``file://`` or a web server on 127.0.0.1 started here.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def _require_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"browser tests need Debian's chromium and chromium-driver packages "
+                    f"(missing: {', '.join(missing)}); install them with "
+                    f"'apt-get install chromium chromium-driver' (.ci/run does this)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.fail("browser tests need selenium: pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="module")
+def chrome():
+    """One headless Chromium per test module, with a fresh profile, loopback only."""
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="crunchctl-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,800",
+                 f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(chrome):
+    """The module's browser on a blank page with an empty console log, blank again after."""
+    chrome.get("about:blank")
+    chrome.get_log("browser")
+    chrome.set_window_size(1280, 800)
+    yield chrome
+    chrome.get("about:blank")  # a page left open would poll a server that is gone
+    chrome.get_log("browser")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def serve():
+    """``serve(folder)`` -> ``http://127.0.0.1:<port>/``: the folder served as a web server would."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_Quiet, directory=os.fspath(folder))
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+XSS = "<img src=x onerror=alert(1)>.tiq"
+BAD = "<svg onload=alert(2)>.tiq"
+REFRESH = "1"  # www_refresh for these tests, s
+
+
+def _process(tmp_path: Path, files: list[Path], www: Path,
+             refresh: str = REFRESH) -> subprocess.CompletedProcess:
+    r = subprocess.run([*crunchctl_cmd(), "process", *map(str, files), *small_args(tmp_path),
+                        "--www", str(www), "--workers", "1"],
+                       env=child_env(CRUNCHCTL_WWW_REFRESH=refresh), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode in (0, 1), r.stderr
+    return r
+
+
+def _severe(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _images_loaded(driver) -> list[str]:
+    """Wait for every image with a src to finish; return the ones that did not load."""
+    script = ("return Array.from(document.images).filter(i => i.getAttribute('src'))"
+              ".map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])")
+    wait_for(lambda: all(c for _, c, _ in driver.execute_script(script)), 15, "images to load")
+    return [src for src, _, w in driver.execute_script(script) if not w > 0]
+
+
+def _card(driver, folder: str):
+    from selenium.webdriver.common.by import By
+
+    for card in driver.find_elements(By.CSS_SELECTOR, "article.card"):
+        if card.get_attribute("data-folder") == folder:
+            return card
+    raise AssertionError(f"no card for {folder!r}")
+
+
+def _text(driver, css: str, folder: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return _card(driver, folder).find_element(By.CSS_SELECTOR, css).text
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_stops(
+        tmp_path, make_tiq, browser, serve):
+    from selenium.webdriver.common.by import By
+
+    chrome = browser
+    rec = tmp_path / "rec"
+    www = tmp_path / "www"
+    files = [make_tiq("a1.tiq", folder=rec / "rsa510"), make_tiq("b1.tiq", folder=rec / "dev2")]
+    bad = rec / "dev2" / "broken.tiq"
+    bad.write_bytes(b"not a recording")
+    _process(tmp_path, [*files, bad], www)
+    doc = json.loads((www / "status.json").read_text())
+
+    chrome.set_window_size(1280, 800)
+    chrome.get(serve(www) + "index.html")
+    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+             == "fetch", 10, "the page script")
+    names = [e.text for e in chrome.find_elements(By.CSS_SELECTOR, "article.card h2")]
+    assert names == ["dev2", "rsa510"]
+    for r in doc["recorders"]:
+        latest = r["latest"]
+        assert _text(chrome, ".file", r["folder"]) == latest["file"]
+        assert _utc(latest["acquired_unix"]) in _text(chrome, ".meta", r["folder"])
+        counts = _text(chrome, ".counts", r["folder"]).split()
+        assert counts == [str(r["counts"]["done"]), "done", str(r["counts"]["failed"]), "failed",
+                          str(r["counts"]["pending"]), "pending"]
+        assert _text(chrome, ".badge", r["folder"]) in ("LIVE", "STALE")
+        assert "ago" in _text(chrome, ".age", r["folder"]) or "just now" in _text(
+            chrome, ".age", r["folder"])
+    assert doc["totals"] == {"done": 2, "failed": 1, "pending": 0}
+    assert chrome.find_element(By.ID, "totals").text.split() == ["2", "done", "1", "failed",
+                                                                  "0", "pending"]
+    assert "broken.tiq" in chrome.find_element(By.ID, "errors").text
+    assert _images_loaded(chrome) == []
+    assert len(chrome.find_elements(By.CSS_SELECTOR, ".strip img")) == 2
+    assert not chrome.find_element(By.ID, "banner").is_displayed()
+    assert _severe(chrome) == []
+
+    # A recording processed while the page is open appears without a reload.
+    chrome.execute_script("window.__same_page = 42")
+    old_src = _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    _process(tmp_path, [make_tiq("a2.tiq", folder=rec / "rsa510")], www)
+    wait_for(lambda: _text(chrome, ".file", "rsa510") == "a2.tiq", 15, "the new recording")
+    assert chrome.execute_script("return window.__same_page") == 42
+    new_src = _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    assert new_src != old_src and "rsa510.png?v=" in new_src  # reloaded: it changed
+    dev2_src = _card(chrome, "dev2").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    assert dev2_src.endswith(f"dev2.png?v={doc['recorders'][0]['latest']['version']}")  # kept
+    assert len(_card(chrome, "rsa510").find_elements(By.CSS_SELECTOR, ".strip img")) == 2
+    assert _images_loaded(chrome) == []
+    assert _severe(chrome) == []
+
+    # crunchctl stopped writing: once the heartbeat is over 2 minutes old, the banner shows.
+    status = www / "status.json"
+    doc = json.loads(status.read_text())
+    doc["heartbeat"]["written_unix"] = time.time() - 600
+    tmp = www / ".status.json.test"
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, status)
+    banner = chrome.find_element(By.ID, "banner")
+    wait_for(banner.is_displayed, 10, "the banner")
+    assert "crunchctl is not running or cannot write here" in banner.text
+    assert "10 min ago" in banner.text
+
+    # Paused, the page no longer picks up changes; resumed, it does.
+    pause = chrome.find_element(By.ID, "pause")
+    pause.click()
+    assert pause.get_attribute("aria-pressed") == "true"
+    doc["heartbeat"]["written_unix"] = time.time()
+    doc["totals"]["done"] = 77
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, status)
+    time.sleep(2.5)
+    assert chrome.find_element(By.ID, "totals").text.split()[0] == "3"
+    pause.click()
+    wait_for(lambda: chrome.find_element(By.ID, "totals").text.split()[0] == "77", 10,
+             "the update after resuming")
+    assert not banner.is_displayed()
+
+    # Phone width: nothing wider than the screen.
+    chrome.set_window_size(390, 800)
+    time.sleep(0.3)
+    width, inner = chrome.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= inner
+    assert _severe(chrome) == []
+    chrome.set_window_size(1280, 800)
+
+
+def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
+        tmp_path, make_tiq, browser):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    chrome = browser
+    folder = tmp_path / "rec" / "rsa510"
+    www = tmp_path / "www"
+    good = make_tiq(XSS, folder=folder)
+    (folder / BAD).write_bytes(b"<script>alert(3)</script>")
+    _process(tmp_path, [good, folder / BAD], www, refresh="3")
+
+    chrome.get((www / "index.html").as_uri())
+    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+             == "reload", 10, "the page script")
+    # Paused (within the first refresh interval), it stays put while it is looked at; the
+    # pause survives the page's reloads (it is kept in the browser's storage).
+    chrome.find_element(By.ID, "pause").click()
+    chrome.refresh()
+    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+             == "reload", 10, "the page script")
+    assert chrome.find_element(By.ID, "pause").get_attribute("aria-pressed") == "true"
+    assert _text(chrome, ".file", "rsa510") == XSS
+    assert BAD in chrome.find_element(By.ID, "errors").text
+    assert BAD in _text(chrome, ".errs", "rsa510")
+    chrome.find_element(By.CSS_SELECTOR, ".strip button").click()
+    assert XSS in chrome.find_element(By.ID, "lb-title").text
+    chrome.find_element(By.ID, "lb-close").click()
+    with pytest.raises(NoAlertPresentException):
+        chrome.switch_to.alert.text  # noqa: B018 - raises when no alert ran
+    injected = chrome.execute_script(
+        "return document.querySelectorAll('svg, script:not([id]):not([src]) ~ script, "
+        "img[src=\"x\"]').length")
+    assert injected == 0
+    assert _images_loaded(chrome) == []
+    assert _severe(chrome) == []
+
+    # fetch() of file:// is blocked: the page reloads itself instead, on the same interval.
+    chrome.execute_script("window.__same_page = 1")
+    chrome.find_element(By.ID, "pause").click()  # resume
+    wait_for(lambda: chrome.execute_script("return window.__same_page") is None, 10,
+             "the page to reload itself")
+    assert _text(chrome, ".file", "rsa510") == XSS
+    with pytest.raises(NoAlertPresentException):
+        chrome.switch_to.alert.text  # noqa: B018
+    assert _severe(chrome) == []
+
+
+@pytest.mark.slow  # a watch start, a recording, then an idle heartbeat (~10 s)
+def test_watch_keeps_the_page_current_and_beats_while_idle(tmp_path, make_tiq, browser, serve):
+    from selenium.webdriver.common.by import By
+
+    chrome = browser
+    folder = tmp_path / "rec" / "rsa510"
+    www = tmp_path / "www"
+    make_tiq("first.tiq", folder=folder)
+    proc = subprocess.Popen(
+        [*crunchctl_cmd(), "watch", str(folder), *small_args(tmp_path), "--www", str(www),
+         "--workers", "1"],
+        env=child_env(CRUNCHCTL_WWW_REFRESH=REFRESH), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        status = www / "status.json"
+
+        def latest_file():
+            try:
+                doc = json.loads(status.read_text())
+                return doc["recorders"][0]["latest"]["file"], doc
+            except (OSError, ValueError, IndexError, KeyError, TypeError):
+                return None, None
+
+        wait_for(lambda: latest_file()[0] == "first.tiq", 60, "the backlog on the page")
+        doc = latest_file()[1]
+        assert doc["heartbeat"]["watcher_running"] is True
+        assert doc["heartbeat"]["writer"] == "crunchctl watch"
+        chrome.get(serve(www) + "index.html")
+        wait_for(lambda: _text(chrome, ".file", "rsa510") == "first.tiq", 10, "the page")
+        chrome.execute_script("window.__same_page = 7")
+        tmp = make_tiq("second.tiq", folder=tmp_path / "staging")
+        os.replace(tmp, folder / "second.tiq")
+        wait_for(lambda: _text(chrome, ".file", "rsa510") == "second.tiq", 30,
+                 "the new recording on the open page")
+        assert chrome.execute_script("return window.__same_page") == 7
+        assert "watcher running" in chrome.find_element(By.ID, "hb").text
+        assert _images_loaded(chrome) == []
+        assert _severe(chrome) == []
+        # Idle: the heartbeat is still rewritten (at most every 10 s).
+        beat = json.loads(status.read_text())["heartbeat"]["written_unix"]
+        wait_for(lambda: json.loads(status.read_text())["heartbeat"]["written_unix"] > beat + 5,
+                 15, "an idle heartbeat")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    final = json.loads((www / "status.json").read_text())
+    assert final["heartbeat"]["final"] is True and final["heartbeat"]["watcher_running"] is False
