@@ -46,7 +46,7 @@ def reset(
             statuses.append("error")
         if not (statuses or item or source or all_items):
             raise UsageError("say what to reset: --errors, --status, --item, --source or --all")
-        from crunchctl.ledger.store import open_for_reading
+        from crunchctl.ledger import open_for_reading
 
         settings = settings_for(opts)
         led = open_for_reading(settings.ledger_path)

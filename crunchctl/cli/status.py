@@ -70,7 +70,7 @@ def status(
     opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
     with errors_to_exit(opts):
         from crunchctl.ledger.status import document
-        from crunchctl.ledger.store import open_for_reading
+        from crunchctl.ledger import open_for_reading
 
         settings = settings_for(opts)
         since_ts = parse_since(since)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import logging
 import os
 import pathlib
@@ -24,7 +23,7 @@ import polars as pl
 
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
-from crunchctl.ledger import query
+from crunchctl.ledger import default_ledger_path, files, query  # noqa: F401 (re-exported)
 from crunchctl.ledger.query import UTC_US as _UTC_US
 from crunchctl.ledger.query import ResetTarget
 from crunchctl.run.outcome import RESET, Outcome
@@ -65,7 +64,6 @@ COMPACT_AFTER_PARTS = 32
 #: O(log rows) times, and there are O(log rows) compact files).
 _TIER_RATIO = 1.0
 _READ_RETRIES = 10
-_READ_LOCK_WAIT_S = 30.0
 _STALE_TMP_S = 3600.0
 # ``.part-<stamp>-<host tag>-<pid>-<uuid8>.parquet.tmp``: who wrote a part file's temporary.
 _PART_TMP_RE = re.compile(r"^\.part-[0-9T.]+-([A-Za-z0-9._]+)-(\d+)-[0-9a-f]{8}\.parquet\.tmp$")
@@ -95,45 +93,10 @@ def _stamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
 
 
-def default_ledger_path() -> pathlib.Path:
-    """Where the ledger lives when none is named.
-
-    Returns:
-        ``$CRUNCHCTL_STATE_DIR/ledger`` when that variable is set and not empty, else
-        ``<platformdirs user_state_path>/ledger``. Nothing is created.
-    """
-    state = os.environ.get("CRUNCHCTL_STATE_DIR", "").strip()
-    if state:
-        return pathlib.Path(state).expanduser() / "ledger"
-    from platformdirs import PlatformDirs
-
-    from crunchctl.config import APP_NAME
-
-    return PlatformDirs(APP_NAME, appauthor=False).user_state_path / "ledger"
-
-
-def open_for_reading(named: str | os.PathLike | None) -> Ledger:
-    """The ledger a read-only command (status, reset) looks at; nothing is created.
-
-    A named folder (``--ledger``, ``ledger_path``) must exist: a typo must not read as an
-    empty ledger. The default folder may be missing (nothing recorded yet).
-
-    Raises:
-        LedgerError: the named folder does not exist, or is a file.
-    """
-    if named is None or not os.fspath(named):
-        return Ledger(default_ledger_path(), create=False)
-    led = Ledger(named, create=False)
-    if not led.path.exists():
-        raise LedgerError(f"ledger folder {led.path} does not exist (check --ledger or "
-                          f"ledger_path)")
-    return led
-
-
 class Ledger:
     """A ledger folder: buffered appends, reads that tolerate damage and concurrent writers.
 
-    Use it as a context manager (or call ``close``): buffered rows are written on exit.
+    Use it as a context manager (or call ``flush``): buffered rows are written on exit.
 
     Args:
         path: the ledger folder.
@@ -159,9 +122,17 @@ class Ledger:
         self._damaged: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when found
         self._swept = False  # dead writers' temporaries removed (first flush)
         if self.path.exists() and not self.path.is_dir():
-            raise LedgerError(f"ledger path {self.path} is a file, not a folder")
+            raise self._folder_error(NotADirectoryError(), "use")
         if create:
             self._ensure_folder()
+
+    def _folder_error(self, exc: OSError, doing: str) -> LedgerError:
+        # mkdir says FileExistsError for a file at the path itself (NotADirectoryError:
+        # a file higher up, so the folder cannot be created); a listing NotADirectoryError.
+        if isinstance(exc, FileExistsError) or (
+                isinstance(exc, NotADirectoryError) and doing != "create"):
+            return LedgerError(f"ledger path {self.path} is a file, not a folder")
+        return LedgerError(f"cannot {doing} ledger folder {self.path}: {exc.strerror or exc}")
 
     # ------------------------------------------------------------------ writing
 
@@ -180,13 +151,7 @@ class Ledger:
 
     def append(self, outcomes: Iterable[Outcome]) -> int:
         """Write these rows (and anything buffered) now, in one file: all land or none.
-
-        Returns:
-            The number of rows given.
-
-        Raises:
-            LedgerError: the file cannot be written (the rows stay buffered).
-        """
+        Returns how many were given; raises LedgerError as ``flush`` does."""
         rows = [_row(o) for o in outcomes]
         if rows:
             with self._lock:
@@ -202,10 +167,6 @@ class Ledger:
         """
         with self._lock:
             self._flush_locked()
-
-    def close(self) -> None:
-        """Flush; the ledger can still be used afterwards."""
-        self.flush()
 
     def __enter__(self) -> Ledger:
         return self
@@ -241,12 +202,8 @@ class Ledger:
     def _ensure_folder(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise LedgerError(f"ledger path {self.path} is a file, not a folder") from None
         except OSError as exc:
-            raise LedgerError(
-                f"cannot create ledger folder {self.path}: {exc.strerror or exc}"
-            ) from None
+            raise self._folder_error(exc, "create") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise LedgerError(f"ledger folder {self.path} is not writable")
 
@@ -261,19 +218,19 @@ class Ledger:
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
         except OSError as exc:
-            _unlink_quietly(tmp)
+            files.unlink_quietly(tmp)
             raise LedgerError(f"cannot write ledger file {final}: {exc.strerror or exc}") from None
         except pl.exceptions.PolarsError as exc:
             # polars reports a failed write of the file (a full disk: ENOSPC) as a
             # ComputeError "... underlying IO error: <reason>", not as OSError.
-            _unlink_quietly(tmp)
+            files.unlink_quietly(tmp)
             text = " ".join(str(exc).split())
             reason = text.split("underlying IO error: ", 1)[-1][:200]
             raise LedgerError(f"cannot write ledger file {final}: {reason}") from None
         except BaseException:
-            _unlink_quietly(tmp)
+            files.unlink_quietly(tmp)
             raise
-        _fsync_dir(self.path)
+        files.fsync_dir(self.path)
         return final
 
     # ------------------------------------------------------------------ compaction
@@ -294,17 +251,11 @@ class Ledger:
             return
         lock_path = self.path / _LOCK_NAME
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            with files.exclusive_lock(lock_path, wait=wait) as held:
+                if held:  # else another process is compacting
+                    self._compact_locked(full)
         except OSError as exc:
             raise LedgerError(f"cannot open {lock_path}: {exc.strerror or exc}") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                return  # another process is compacting
-            self._compact_locked(full)
-        finally:
-            os.close(fd)  # releases the flock
 
     def _compact_locked(self, full: bool) -> None:
         self._remove_stale_tmp()
@@ -335,8 +286,8 @@ class Ledger:
         name = f"{_COMPACT_PREFIX}{_stamp()}-{uuid.uuid4().hex[:8]}{_SUFFIX}"
         self._write_atomic(frame, name)
         for p in read_ok:  # damaged inputs were not read, so they are not deleted
-            _unlink_quietly(p)
-        _fsync_dir(self.path)
+            files.unlink_quietly(p)
+        files.fsync_dir(self.path)
         log.debug("ledger %s: compacted %d files into %s", self.path, len(read_ok), name)
 
     def _remove_stale_tmp(self) -> None:
@@ -344,11 +295,10 @@ class Ledger:
         process of this host) is gone: nobody will ever rename them."""
         cutoff = time.time() - _STALE_TMP_S
         with contextlib.suppress(OSError), os.scandir(self.path) as it:
-            for entry in it:
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        if entry.stat().st_mtime < cutoff or _dead_writer(entry.name):
-                            os.unlink(entry.path)
+            for e in it:
+                if e.name.startswith(".") and e.name.endswith(".tmp") and (
+                        e.stat().st_mtime < cutoff or _dead_writer(e.name)):
+                    files.unlink_quietly(e.path)
 
     # ------------------------------------------------------------------ reading files
 
@@ -367,12 +317,8 @@ class Ledger:
                             found.append((pathlib.Path(entry.path), entry.stat().st_size))
         except FileNotFoundError:
             return []
-        except NotADirectoryError:
-            raise LedgerError(f"ledger path {self.path} is a file, not a folder") from None
         except OSError as exc:
-            raise LedgerError(
-                f"cannot read ledger folder {self.path}: {exc.strerror or exc}"
-            ) from None
+            raise self._folder_error(exc, "read") from None
         found.sort()
         return found
 
@@ -392,7 +338,7 @@ class Ledger:
             self._damaged[str(path)] = (st.st_size, st.st_mtime_ns)
         except OSError:
             return
-        message = f"ledger file {path} is damaged ({_damage_reason(path, exc)}): skipped"
+        message = f"ledger file {path} is damaged ({files.damage_reason(path, exc)}): skipped"
         if message not in self.warnings:
             self.warnings.append(message)
             log.warning("%s", message)
@@ -422,39 +368,9 @@ class Ledger:
             return empty, read_ok
         return pl.concat(frames, how="vertical", rechunk=False), read_ok
 
-    @contextlib.contextmanager
-    def _read_lock(self) -> Iterator[bool]:
-        """Shared flock on ``.compact.lock`` while listing and reading: no compaction can
-        delete files under a reader. Yields False (lock-free, retrying reads) when the lock
-        file cannot be opened (read-only folder) or a compaction holds it too long."""
-        lock_path = self.path / _LOCK_NAME
-        fd = None
-        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
-            try:
-                fd = os.open(lock_path, flags, 0o666)
-                break
-            except OSError:
-                continue
-        if fd is None:
-            yield False
-            return
-        try:
-            deadline = time.monotonic() + _READ_LOCK_WAIT_S
-            locked = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    locked = True
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.01)
-                except OSError:
-                    break
-            yield locked
-        finally:
-            os.close(fd)
+    def _read_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """No compaction deletes files under a reader (see ``files.shared_lock``)."""
+        return files.shared_lock(self.path / _LOCK_NAME)
 
     def _read_consistent(
         self, columns: list[str] | None, predicate: pl.Expr | None, locked: bool
@@ -580,7 +496,7 @@ class Ledger:
                           check_products)
 
     def status(self, **filters: Any) -> dict[str, Any]:
-        """Totals for ``crunchctl status``; see ``crunchctl.ledger.status.summary``."""
+        """Totals for ``crunchctl status`` (``crunchctl.ledger.status.summary``)."""
         from crunchctl.ledger.status import summary
 
         return summary(self, **filters)
@@ -680,56 +596,7 @@ def _dedup(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("row_id").is_null() | pl.col("row_id").is_first_distinct())
 
 
-def _damage_reason(path: pathlib.Path, exc: BaseException) -> str:
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            fh.seek(max(0, size - 4))
-            tail = fh.read(4)
-    except OSError as err:
-        return f"cannot read: {err.strerror or err}"
-    if size == 0:
-        return "empty file"
-    if head != b"PAR1":
-        return "not a Parquet file"
-    if tail != b"PAR1":
-        return "truncated"
-    text = " ".join(str(exc).split())
-    return text[:160] or type(exc).__name__
-
-
 def _dead_writer(tmp_name: str) -> bool:
     """Whether a part file's temporary was left by a process of this host that is gone."""
     m = _PART_TMP_RE.match(tmp_name)
-    if m is None or m.group(1) != _HOST_TAG:
-        return False
-    pid = int(m.group(2))
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, someone else's
-        return False
-    return False
-
-
-def _unlink_quietly(path: os.PathLike) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    # Makes the rename durable (crash safety); some file systems refuse, which is fine.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return m is not None and m.group(1) == _HOST_TAG and files.pid_gone(int(m.group(2)))
