@@ -88,6 +88,36 @@ def _utc(value: Any) -> _dt.datetime | None:
     return _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=int(us))
 
 
+class _RecordWindow:
+    """Whole records of I and Q, read once each.
+
+    npTDMS reads a channel in whole raw-data chunks (one record per segment in the lab's
+    layout) even for a short slice, so slicing block by block would read every record
+    again for each block inside it. Records up to ``MAX_RECORD_BYTES`` are therefore read
+    whole and kept until the blocks move past them; larger ones are sliced directly.
+    """
+
+    MAX_RECORD_BYTES = 64 << 20
+
+    def __init__(self, chan_i: Any, chan_q: Any, per_record: int, nsamples: int) -> None:
+        self.chan_i, self.chan_q = chan_i, chan_q
+        self.per_record, self.nsamples = per_record, nsamples
+        self.whole = per_record * 2 * max(chan_i.dtype.itemsize, 1) <= self.MAX_RECORD_BYTES
+        self.start, self.i, self.q = 0, None, None
+
+    def take(self, a: int, n: int) -> tuple[Any, Any]:
+        if not self.whole:
+            return self.chan_i.read_data(a, n), self.chan_q.read_data(a, n)
+        if self.i is None or a < self.start or a + n > self.start + len(self.i):
+            first = (a // self.per_record) * self.per_record
+            last = min(self.nsamples, -(-(a + n) // self.per_record) * self.per_record)
+            self.start = first
+            self.i = self.chan_i.read_data(first, last - first)
+            self.q = self.chan_q.read_data(first, last - first)
+        lo = a - self.start
+        return self.i[lo : lo + n], self.q[lo : lo + n]
+
+
 class TdmsReader:
     """TDMS through ``TdmsFile.open`` (lazy): only the slices asked for are read."""
 
@@ -192,12 +222,11 @@ class TdmsReader:
         scaled = None
         try:
             with TdmsFile.open(header.path) as f:
-                chan_i, chan_q = f[gi][ci], f[gq][cq]
+                window = _RecordWindow(f[gi][ci], f[gq][cq], per_record, header.nsamples)
                 for first in range(start, start + count, chunk):
                     k = min(chunk, start + count - first)
                     a, n = first * lframes, k * lframes
-                    i_part = chan_i.read_data(a, n)
-                    q_part = chan_q.read_data(a, n)
+                    i_part, q_part = window.take(a, n)
                     if len(i_part) < n or len(q_part) < n:
                         raise FormatError(f"{header.path}: TDMS channels ended while reading "
                                           f"samples {a} to {a + n}")

@@ -66,3 +66,58 @@ def slow_write(path: Path, data: bytes, pieces: int = 6, pause: float = 0.4) -> 
             f.write(data[i : i + step])
             f.flush()
             time.sleep(pause)
+
+
+class Watcher:
+    """A real ``crunchctl watch`` child on ``base/rec`` with its own ledger and output."""
+
+    def __init__(self, base: Path, *extra: str) -> None:
+        self.base = base
+        self.folder = base / "rec"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ledger = base / "ledger"
+        self.extra = extra
+        self.proc = None
+
+    def start(self) -> "Watcher":
+        import subprocess
+
+        from conftest import child_env, crunchctl_cmd, wait_for
+
+        self.stderr_path = self.base / "watch.err"
+        self.proc = subprocess.Popen(
+            [*crunchctl_cmd(), "watch", str(self.folder), "--ledger", str(self.ledger),
+             "--output", str(self.base / "out"), "--log-file", str(self.base / "watch.log"),
+             "--lframes", str(L), "--zoom-span", "200000", "-j", "1", *self.extra],
+            stdout=open(self.base / "watch.out", "w"), stderr=open(self.stderr_path, "w"),
+            env=child_env(), cwd=self.base)
+        wait_for(lambda: "watching " in self.stderr or self.proc.poll() is not None, 30,
+                 "the watcher to start")
+        assert self.proc.poll() is None, self.stderr
+        return self
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def rows(self) -> list[dict]:
+        from crunchctl.ledger.store import Ledger
+
+        if not self.ledger.exists():
+            return []
+        try:
+            frame = Ledger(self.ledger, create=False).scan().collect()
+        except Exception:  # noqa: BLE001 - no part file yet
+            return []
+        return [r for r in frame.to_dicts() if r["kind"] == "iq"]
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait(10)
