@@ -29,6 +29,7 @@ def demo(
     noise_only: Annotated[bool, typer.Option(
         "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
     workers: opt.WorkersOpt = None,
+    products: opt.ProductsOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
     verbose: opt.VerboseOpt = 0,
@@ -47,7 +48,7 @@ def demo(
         folder = folder.absolute()
         settings = settings_for(
             opts, output_path=folder / "products", www_path=folder / "www", workers=workers,
-            ledger_path=str(opts.ledger or folder / "ledger"))
+            products=products, ledger_path=str(opts.ledger or folder / "ledger"))
         console = err_console()
         with command_logs(opts, settings, console):
             code = _run(folder, frames, noise_only, settings, opts, console)

@@ -69,6 +69,11 @@ WindowOpt = Annotated[Optional[str], typer.Option(
 CmapOpt = Annotated[Optional[str], typer.Option(
     "--cmap", help="Matplotlib colour map of the quicklooks [default: viridis].",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
+ProductsOpt = Annotated[Optional[str], typer.Option(
+    "--products", help="Products per recording, a comma list out of png, zoom, npz, spectrum "
+    "[default: png,zoom,npz].", show_default=False, rich_help_panel=SPECTROGRAM,
+    autocompletion=lambda: ["png,zoom,npz", "png,zoom", "png,zoom,spectrum",
+                            "png,zoom,npz,spectrum", "spectrum"])]
 
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,

@@ -43,6 +43,7 @@ def process(
     zoom_span: opt.ZoomSpanOpt = None,
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
+    products: opt.ProductsOpt = None,
     json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -50,7 +51,8 @@ def process(
     verbose: opt.VerboseOpt = 0,
     quiet: opt.QuietOpt = False,
 ) -> None:
-    """Process recordings now: <stem>.png, <stem>_zoom.png and <stem>.npz for each.
+    """Process recordings now: <stem>.png, <stem>_zoom.png and <stem>.npz for each
+    (--products chooses; spectrum adds <stem>_spectrum.npz, the mean power spectrum).
 
     Recordings the ledger says are done (same file, same settings, products present) are
     skipped; --force processes them again. An output folder that cannot be written stops
@@ -62,7 +64,7 @@ def process(
                   log_file=log_file)
     with errors_to_exit(opts):
         settings = settings_for(opts, output_path=output, www_path=www, workers=workers,
-                                scheduler=scheduler,
+                                scheduler=scheduler, products=products,
                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                      verify_checksum),
                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,

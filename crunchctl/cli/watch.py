@@ -69,6 +69,7 @@ def watch(
     zoom_span: opt.ZoomSpanOpt = None,
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
+    products: opt.ProductsOpt = None,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -92,7 +93,7 @@ def watch(
         from crunchctl.errors import UsageError
 
         settings = settings_for(opts, folder_path=folder, output_path=output, www_path=www,
-                                workers=workers, scheduler=scheduler,
+                                workers=workers, scheduler=scheduler, products=products,
                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                      verify_checksum),
                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
@@ -101,9 +102,11 @@ def watch(
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
         from crunchctl.watch.options import WatchOptions, check_options
-        from crunchctl.watch.readiness import DEFAULT_PATTERNS
+        from crunchctl import formats  # every registered format by default (docs/formats.md)
+        from crunchctl.formats.base import ReadOptions
 
-        options = WatchOptions(settings.folder_path, patterns=tuple(pattern or DEFAULT_PATTERNS),
+        default = formats.patterns(ReadOptions.from_settings(settings))
+        options = WatchOptions(settings.folder_path, patterns=tuple(pattern or default),
                                recursive=recursive, settle=settle, poll=poll, once=once,
                                retry_after=retry_after)
         check_options(options)

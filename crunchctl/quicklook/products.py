@@ -149,8 +149,10 @@ def plan_stems(sources: Iterable[str], output: str | os.PathLike) -> dict[str, s
         stem = path.stem
         owner = taken.get(stem)
         if owner is None:
-            existing = output / f"{stem}.npz"
-            claimed = _claims_of(existing) if existing.exists() else None
+            # The NPZ says whose products these are (the spectrum NPZ when no NPZ was asked).
+            claimed = next((_claims_of(existing) for existing in
+                            (output / f"{stem}.npz", output / f"{stem}_spectrum.npz")
+                            if existing.exists()), None)
             if claimed is None or claimed == src:
                 taken[stem] = src
                 plan[src] = stem
@@ -185,19 +187,45 @@ def safe_name(item: str, taken: set[str] | None = None) -> str:
     return base
 
 
-def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str, zoom_png: str) -> list[str]:
-    """Replace ``<www>/<folder>.png`` and ``<www>/zoom_<folder>.png`` atomically.
+def quicklook_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str | None]:
+    """The full and zoom PNGs among a recording's products (None where not made).
+
+    Products are named ``<stem><ending>`` with the recording's stem, or that stem followed
+    by ``__<folder>-<hash>``; knowing the stem tells ``x_zoom.png`` (the full picture of
+    ``x_zoom.tiq``) from the zoom picture of ``x.tiq``.
+    """
+    stem = Path(item).stem
+    png = zoom = None
+    for path in products:
+        name = os.path.basename(path)
+        if not name.endswith(".png"):
+            continue
+        head = name[: -len("_zoom.png")] if name.endswith("_zoom.png") else None
+        if head is not None and (head == stem or head.startswith(stem + "__")):
+            zoom = zoom or path
+        else:
+            png = png or path
+    return png, zoom
+
+
+def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str | None,
+                zoom_png: str | None) -> list[str]:
+    """Replace ``<www>/<folder>.png`` and ``<www>/zoom_<folder>.png`` atomically (each only
+    if that picture was made; None skips it).
 
     ``<folder>`` is the name of the folder the recording came from (docs/products.md).
     """
+    if png is None and zoom_png is None:
+        return []
     www = Path(www)
     folder = Path(source).resolve().parent.name or "root"
     try:
         www.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{www}: cannot create the web folder: {e.strerror or e}") from None
-    full = www / f"{folder}.png"
-    zoom = www / f"zoom_{folder}.png"
-    atomic_copy(png, full)
-    atomic_copy(zoom_png, zoom)
-    return [str(full), str(zoom)]
+    published = []
+    for src, final in ((png, www / f"{folder}.png"), (zoom_png, www / f"zoom_{folder}.png")):
+        if src is not None:
+            atomic_copy(src, final)
+            published.append(str(final))
+    return published

@@ -51,9 +51,13 @@ class Publisher:
             self.page = WebPage(www, settings, ledger)
 
     def publish(self, outcome: Outcome) -> list[str]:
-        if not self.www or outcome.status != OK or len(outcome.products) < 2:
+        if not self.www or outcome.status != OK:
             return []
-        from crunchctl.quicklook.products import clean_stale_temps, publish_www
+        from crunchctl.quicklook.products import clean_stale_temps, publish_www, quicklook_pngs
+
+        png, zoom_png = quicklook_pngs(outcome.item, outcome.products)  # --products may omit them
+        if png is None and zoom_png is None:
+            return []
 
         if not self._cleaned:
             # Temp copies of a run killed mid-copy would stay in the web folder for good.
@@ -65,7 +69,7 @@ class Publisher:
         if mtime < self._newest.get(folder, -1):
             return []
         self._newest[folder] = mtime
-        return publish_www(self.www, outcome.item, outcome.products[0], outcome.products[1])
+        return publish_www(self.www, outcome.item, png, zoom_png)
 
     def publish_and_log(self, outcome: Outcome) -> list[str]:
         """Publish an outcome's PNGs and log it; a failed web copy makes it an error.
