@@ -425,8 +425,8 @@ def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, xr: _XRange, cmap: Any
         cut = _cut_x(p, *xr.zoom)
         if cut is not None:
             zxe, zdata = cut
-            zimg, zye = pool_y(zdata, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
-            zimg, zxe = pool_cells(zimg, zxe, 1, layout.pixels(ZOOM_WIDTH_IN))
+            zimg, zxe = pool_cells(zdata, zxe, 1, layout.pixels(ZOOM_WIDTH_IN))
+            zimg, zye = pool_y(zimg, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
             if p.zlog:
                 zimg = np.where(np.isfinite(zimg) & (zimg <= 0), bounds[0] * 0.5, zimg)
             _draw(zax, zxe, zye, zimg, cmap, norm, p.ylog)
@@ -446,8 +446,9 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
     ax = fig.add_axes(layout.rect(LEFT_IN, layout.main_width, i), sharex=sharex)
     zax = (fig.add_axes(layout.rect(layout.zoom_left, ZOOM_WIDTH_IN, i), sharey=ax)
            if xr.zoom else None)
-    img, ye = pool_y(p.data, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
-    img, xe = pool_cells(img, p.xe, 1, layout.pixels(layout.main_width))
+    # x first: it is the long axis, and max-pooling gives the same cells in either order.
+    img, xe = pool_cells(p.data, p.xe, 1, layout.pixels(layout.main_width))
+    img, ye = pool_y(img, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
     z_lo = row.z_min if row.z_min is not None else options.z_min
     z_hi = row.z_max if row.z_max is not None else options.z_max
     bounds = None if p.note else color_bounds(img, options.percentiles, log=p.zlog,
