@@ -82,8 +82,11 @@ class RecordingQueue:
     # ------------------------------------------------------------------ in
 
     def mark(self, path: str) -> None:
-        """Look at ``path`` on the next turn."""
-        self.dirty.setdefault(path, None)
+        """Look at ``path`` on the next turn (a SigMF meta file: its pair's data file, the
+        one ledger item of the pair, docs/formats.md)."""
+        from crunchctl.formats import item_path
+
+        self.dirty.setdefault(item_path(path, self.settings.format), None)
 
     def known(self, path: str) -> bool:
         return (path in self.attempted or path in self.inflight or path in self.ready

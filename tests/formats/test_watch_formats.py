@@ -101,8 +101,6 @@ def test_raw_files_are_not_watched_without_a_sample_rate(tmp_path: Path, watcher
     assert "*.cf32" in formats.patterns(ReadOptions(sample_rate=FS))
     w = watcher()
     (w.folder / "a.cf32").write_bytes(_pairs_f32(test_signal(N)))
-    shutil.copy(tmp_path.parent / "w" / "rec" / "a.cf32", w.folder / "b.cf32") \
-        if False else None
     src = tmp_path / "src"
     src.mkdir()
     write_sigmf(src, "s", test_signal(N), "cf32_le")
