@@ -42,6 +42,9 @@ def document(
                   errors_only=errors_only)
     del doc["warnings"]
     doc["pending"] = pending(ledger, settings, source)
+    from crunchctl.watch.record import known_watches
+
+    doc["watches"] = known_watches(ledger.path)  # with ``running`` checked now
     if list_items:
         doc["list"] = item_list(ledger, since=since, item_glob=item_glob, source=source,
                                 errors_only=errors_only)
@@ -154,16 +157,15 @@ def _not_done_in_watched_folders(ledger: Ledger, settings: Settings | None,
     """Recordings of the folders watches recorded (and the config's ``folder_path``) that
     are not done at all: status cannot know a watcher's settings, so any settings count.
     """
+    from crunchctl.watch.record import watched_folders
     from crunchctl.watch.scan import pending_recordings
 
-    folders = {src[len("watch:"):] for src in ledger.sources() if src.startswith("watch:")}
-    if settings is not None and settings.folder_path:
-        folders.add(settings.folder_path)
     out = []
-    for folder in sorted(folders):
+    for folder, patterns, recursive in watched_folders(
+            ledger.path, ledger.sources(), settings.folder_path if settings else None):
         if source and not query.source_matches(source, f"watch:{folder}"):
             continue
-        for path, reason in pending_recordings(folder, ("*.tiq",), False, ledger, None):
+        for path, reason in pending_recordings(folder, patterns, recursive, ledger, None):
             out.append({"folder": folder, "item": path, "reason": reason})
     return out
 

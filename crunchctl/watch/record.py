@@ -143,3 +143,26 @@ def known_watches(ledger_path: str | os.PathLike) -> list[dict[str, Any]]:
         doc["running"] = _running(doc, host, now)
         out.append(doc)
     return sorted(out, key=lambda d: d["folder"])
+
+
+def watched_folders(ledger_path: str | os.PathLike, sources: Sequence[str],
+                    folder_path: str | None = None) -> list[tuple[str, tuple[str, ...], bool]]:
+    """(folder, patterns, recursive) of every folder watched with a ledger, sorted.
+
+    From the watches' records, then folders that only the ledger's ``watch:<folder>``
+    sources name (recorded before watches kept records) and the config's ``folder_path``,
+    those two with the default patterns, not recursive.
+    """
+    from crunchctl.watch.readiness import DEFAULT_PATTERNS
+
+    found: dict[str, tuple[str, ...]] = {}
+    recursive: dict[str, bool] = {}
+    for doc in known_watches(ledger_path):
+        found[doc["folder"]] = tuple(doc["patterns"])
+        recursive[doc["folder"]] = doc["recursive"]
+    extra = [s[len("watch:"):] for s in sources if s.startswith("watch:")]
+    for folder in [*extra, *([folder_path] if folder_path else [])]:
+        folder = os.path.abspath(folder)
+        found.setdefault(folder, DEFAULT_PATTERNS)
+        recursive.setdefault(folder, False)
+    return [(f, found[f], recursive[f]) for f in sorted(found)]
