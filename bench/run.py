@@ -420,7 +420,7 @@ def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
     ratio(f"{sizes['single']}: crunchctl cpu / floor cpu (info)", ccpu / fcpu, "-", None)
     bm = m("crunchctl", "big", "maxrss")
     if bm is not None:
-        ratio(f"{sizes['big']}: crunchctl peak GiB", bm / GIB, "< 1", bm < GIB)
+        ratio(f"{sizes['big']}: crunchctl peak MiB", bm / MB, "<= 300", bm <= 300 * MB)
         blm = m("legacy", "big", "maxrss")
         if blm is not None:
             ratio(f"{sizes['big']}: legacy peak GiB (info)", blm / GIB, "-", None)
