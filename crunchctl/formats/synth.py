@@ -214,3 +214,30 @@ def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | N
                                  ChannelObject("RecordHeader", "absolute timestamp", stamp)])
         return path
     raise ValueError(f"unknown format {fmt!r}")
+
+
+#: The demo signal in every format: (writer format, file name).
+ALL_FORMATS = (("tiq", "demo_tiq.tiq"), ("sigmf", "demo_sigmf.sigmf-data"),
+               ("tdms", "demo_tdms.tdms"), ("wav", "demo_wav.wav"), ("raw", "demo_cs16.cs16"),
+               ("raw", "demo_cf32.cf32"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m crunchctl.formats.synth FOLDER [--frames N]``: the demo signal written in
+    every format into FOLDER (raw files need ``--sample-rate 3.125e6 --center 245e6``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m crunchctl.formats.synth",
+                                 description=main.__doc__.splitlines()[0] if main.__doc__ else "")
+    ap.add_argument("folder")
+    ap.add_argument("--frames", type=int, default=DEMO_NFRAMES)
+    args = ap.parse_args(argv)
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = RecordingSpec(nframes=args.frames)
+    for fmt, name in ALL_FORMATS:
+        print(make_recording_as(folder / name, fmt, spec))
+
+
+if __name__ == "__main__":
+    main()
