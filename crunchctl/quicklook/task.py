@@ -205,6 +205,7 @@ def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
     return dict(
         source=np.str_(rec.path),
         format=np.str_(rec.header.format),  # type: ignore[attr-defined]
+        scaling=np.str_(rec.header.scaling),  # type: ignore[attr-defined]  (docs/formats.md)
         center_frequency=np.float64(rec.center),
         sampling_frequency=np.float64(rec.fs),
         lframes=np.int64(rec.lframes),
