@@ -453,6 +453,33 @@ class Ledger:
             columns = [*columns, "kind", "item", "finished", "seq"]
         return query.latest(self.read(columns, where, dedup=False))
 
+    def folder_latest(self, folders: Sequence[str], *, kind: str = "iq",
+                      errors: int = 5) -> dict[str, dict[str, Any]]:
+        """The latest attempt of every item directly in ``folders``, per folder (the
+        control-room page's counts), as plain Python values.
+
+        Returns:
+            ``{folder: {"items": {item: latest status}, "errors": [...]}}`` for each folder
+            that has items; ``errors`` holds the newest ``errors`` items whose latest status
+            is ``error``, as ``{"item", "error", "finished"}`` (UNIX seconds).
+        """
+        if not folders:
+            return {}
+        parent = pl.col("item").str.replace(r"/[^/]*$", "")
+        frame = self.latest(kind, where=parent.is_in(list(folders)), columns=["status", "error"])
+        frame = frame.with_columns(parent.alias("_folder"))
+        out: dict[str, dict[str, Any]] = {}
+        for (folder,), part in frame.group_by("_folder"):
+            failed = (part.filter(pl.col("status") == "error")
+                      .sort(["finished", "seq"], descending=True, nulls_last=True).head(errors))
+            out[folder] = {
+                "items": dict(zip(part["item"].to_list(), part["status"].to_list())),
+                "errors": [{"item": r["item"], "error": r["error"],
+                            "finished": r["finished"].timestamp() if r["finished"] else None}
+                           for r in failed.iter_rows(named=True)],
+            }
+        return out
+
     def has_source(self, source: str) -> bool:
         """Whether any row has exactly this ``source`` (a legacy import happens once)."""
         return self.read(["source"], pl.col("source") == source, dedup=False).height > 0

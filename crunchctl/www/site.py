@@ -30,6 +30,9 @@ log = logging.getLogger("crunchctl.www")
 HEARTBEAT_S = 10.0
 #: After a new outcome, status.json is rewritten at most this often (a fast backlog), s.
 DIRTY_GAP_S = 2.0
+#: An idle heartbeat reuses the ledger's counts read less than this long ago (another
+#: process may have added rows; reading a big ledger takes a while), s.
+LEDGER_REREAD_S = 60.0
 _COMMANDS = ("process", "watch", "demo", "batch")
 
 
@@ -70,6 +73,7 @@ class WebPage:
         self._last_write = -1e18
         self._warned: set[str] = set()
         self._cleaned = False
+        self._ledger_cache: tuple[float, list[str], dict[str, Any]] = (-1e18, [], {})
         self.writes = 0
         prev = status_doc.load(self.www / status_doc.STATUS_NAME)
         if prev:
@@ -170,6 +174,8 @@ class WebPage:
     def write(self, *, final: bool = False) -> dict[str, Any] | None:
         """Rewrite status.json, index.html and trim the history now; the document or None."""
         self._last_write = time.monotonic()
+        if final:
+            self._ledger_cache = (-1e18, [], {})  # the last word: read the ledger again
         try:
             doc = self._write(final)
         except Exception as e:  # noqa: BLE001 - web folder gone, disk full, ledger busy
@@ -200,7 +206,7 @@ class WebPage:
                 clean_stale_temps(history.history_dir(self.www, folder))
         now = time.time()
         doc = status_doc.build(
-            self._recorders.values(), self._ledger_rows(),
+            self._recorders.values(), self._folders(),
             settings={"refresh_s": int(self.settings.www_refresh),
                       "stale_after_min": float(self.settings.www_stale_after),
                       "history": self.keep},
@@ -218,22 +224,27 @@ class WebPage:
     def _has_rows(self, folder: str) -> bool:
         return any(history.folder_key(i) == folder for i in self._rows)
 
-    def _ledger_rows(self) -> list[dict[str, Any]]:
-        """The latest attempt per recording: the ledger's, overridden by this run's newer."""
-        rows: dict[str, dict[str, Any]] = {}
-        if self.ledger is not None:
-            try:
-                frame = self.ledger.latest("iq", columns=["status", "error"])
-            except TypeError:  # a ledger without column selection reads every column
-                frame = self.ledger.latest("iq")
-            for r in frame.select("item", "status", "finished", "error").iter_rows(named=True):
-                r["finished"] = status_doc.unix(r["finished"])
-                rows[r["item"]] = r
+    def _folders(self) -> dict[str, dict[str, Any]]:
+        """The latest attempt per recording in the recorder folders: the ledger's, with this
+        run's outcomes on top (they reach the ledger just after the page hears of them)."""
+        paths = sorted({p for r in self._recorders.values() for p in r["paths"]})
+        folders: dict[str, dict[str, Any]] = {}
+        if self.ledger is not None and paths:
+            when, cached_paths, cached = self._ledger_cache
+            if (self._dirty or cached_paths != paths
+                    or time.monotonic() - when >= LEDGER_REREAD_S):
+                cached = self.ledger.folder_latest(paths, errors=status_doc.ERRORS_PER_RECORDER)
+                self._ledger_cache = (time.monotonic(), paths, cached)
+            folders = {k: {"items": dict(v["items"]), "errors": list(v["errors"])}
+                       for k, v in cached.items()}
         for item, mine in self._rows.items():
-            old = rows.get(item)
-            if old is None or (old["finished"] or 0) <= mine["finished"] + 1e-6:
-                rows[item] = mine
-        return list(rows.values())
+            f = folders.setdefault(os.path.dirname(item), {"items": {}, "errors": []})
+            f["items"][item] = mine["status"]
+            errors = [e for e in f["errors"] if e["item"] != item]
+            if mine["status"] == "error":
+                errors.append({"item": item, "error": mine["error"], "finished": mine["finished"]})
+            f["errors"] = errors
+        return folders
 
     def _heartbeat(self, now: float, final: bool) -> dict[str, Any]:
         watchers = []

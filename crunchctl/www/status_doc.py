@@ -140,13 +140,14 @@ def _scan_pending(paths: Iterable[str], suffixes: set[str], known: Mapping[str, 
 
 
 def _suffix(item: str) -> str:
-    name = Path(item).name.lower()
-    return "." + name.rsplit(".", 1)[1] if "." in name else ""
+    name = item[item.rfind(os.sep) + 1:].lower()  # no Path(): called per recording
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 else ""
 
 
 def build(
     recorders: Iterable[Mapping[str, Any]],
-    rows: Iterable[Mapping[str, Any]],
+    folders: Mapping[str, Mapping[str, Any]],
     *,
     settings: Mapping[str, Any],
     heartbeat: Mapping[str, Any],
@@ -156,50 +157,36 @@ def build(
     Args:
         recorders: per recorder folder ``folder`` (name), ``paths`` (absolute folders its
             recordings come from), ``latest`` (entry or None), ``history`` (entries).
-        rows: the latest attempt per recording: ``item``, ``status``, ``finished`` (UNIX
-            seconds), ``error``.
+        folders: per absolute folder, the latest attempt of its recordings: ``items``
+            (``{item: status}``) and ``errors`` (newest first: ``item``, ``error``,
+            ``finished`` in UNIX seconds), as ``Ledger.folder_latest`` gives them.
         settings: ``refresh_s``, ``stale_after_min``, ``history`` for the page.
         heartbeat: ``written_unix`` and who wrote it (``writer``, ``pid``, ``host``,
             ``watcher_running``, ``watchers``).
     """
     recs = sorted((dict(r) for r in recorders), key=lambda r: r["folder"].lower())
-    by_path: dict[str, list[dict[str, Any]]] = {}
-    for r in recs:
-        for p in r.get("paths") or []:
-            by_path.setdefault(p, []).append(r)
-    per: dict[str, dict[str, Any]] = {
-        r["folder"]: {"done": 0, "failed": 0, "known": {}, "errors": [], "suffixes": set()}
-        for r in recs
-    }
-    for row in rows:
-        item = row.get("item")
-        if not item:
-            continue
-        for r in by_path.get(os.path.dirname(item), ()):
-            acc = per[r["folder"]]
-            status = row.get("status")
-            acc["known"][item] = status
-            acc["suffixes"].add(_suffix(item))
-            if status in _DONE:
-                acc["done"] += 1
-            elif status == "error":
-                acc["failed"] += 1
-                acc["errors"].append({
-                    "item": item, "file": Path(item).name,
-                    "message": row.get("error") or "error",
-                    "time": iso(row.get("finished")), "time_unix": row.get("finished"),
-                })
     out_recs = []
     all_errors = []
     totals = {"done": 0, "failed": 0, "pending": 0}
     for r in recs:
-        acc = per[r["folder"]]
-        suffixes = {s for s in acc["suffixes"] if s} or {".tiq"}
-        pending = _scan_pending(r.get("paths") or [], suffixes, acc["known"])
-        errors = sorted(acc["errors"], key=lambda e: e["time_unix"] or 0, reverse=True)
-        for e in errors[:ERRORS_OVERALL]:
-            all_errors.append({"folder": r["folder"], **e})
-        counts = {"done": acc["done"], "failed": acc["failed"], "pending": pending}
+        counts = {"done": 0, "failed": 0, "pending": 0}
+        errors = []
+        for path in sorted(r.get("paths") or []):
+            summary = folders.get(path) or {}
+            items: Mapping[str, str] = summary.get("items") or {}
+            for status in items.values():
+                if status in _DONE:
+                    counts["done"] += 1
+                elif status == "error":
+                    counts["failed"] += 1
+            suffixes = {_suffix(i) for i in items} - {""} or {".tiq"}
+            counts["pending"] += _scan_pending([path], suffixes, items)
+            for e in summary.get("errors") or []:
+                errors.append({"item": e["item"], "file": Path(e["item"]).name,
+                               "message": e.get("error") or "error",
+                               "time": iso(e.get("finished")), "time_unix": e.get("finished")})
+        errors.sort(key=lambda e: e["time_unix"] or 0, reverse=True)
+        all_errors.extend({"folder": r["folder"], **e} for e in errors[:ERRORS_OVERALL])
         for k in totals:
             totals[k] += counts[k]
         out_recs.append({

@@ -193,7 +193,8 @@ def test_xss_file_name_cannot_end_the_embedded_script(tmp_path):
         [{"folder": "x", "paths": [str(tmp_path / "rec")], "latest": status_doc.make_entry(
             item, processed=time.time(), acquired=None, images={"image": "history/x/a.png"}),
           "history": []}],
-        [{"item": item, "status": ERROR, "finished": time.time(), "error": f"{item}: <b>bad</b>"}],
+        {str(tmp_path / "rec"): {"items": {item: ERROR}, "errors": [
+            {"item": item, "finished": time.time(), "error": f"{item}: <b>bad</b>"}]}},
         settings={"refresh_s": 10, "stale_after_min": 15.0, "history": 24},
         heartbeat={"written_unix": time.time()})
     html = page.render(doc)
@@ -229,3 +230,29 @@ def test_tick_rewrites_the_heartbeat_only_when_due(tmp_path, monkeypatch):
     doc = json.loads((www / "status.json").read_text())
     assert doc["heartbeat"]["written_unix"] > first and doc["heartbeat"]["final"] is False
     assert doc["recorders"] == [] and doc["totals"] == {"done": 0, "failed": 0, "pending": 0}
+
+
+def test_counts_and_errors_come_from_the_ledger_for_recordings_this_run_did_not_see(
+        tmp_path, make_tiq):
+    rec = tmp_path / "rec" / "dev"
+    www = tmp_path / "www"
+    a, b, c = (make_tiq(n, folder=rec) for n in ("a.tiq", "b.tiq", "c.tiq"))
+    other = make_tiq("x.tiq", folder=tmp_path / "rec" / "elsewhere")
+    with Ledger(tmp_path / "ledger") as led:
+        first = site.WebPage(www, _settings(www), led)
+        oa = _outcome(tmp_path, a)
+        first.note(oa, ["published"])
+        led.record(oa)
+        first.close()
+        # Another run without a web folder: only the ledger knows.
+        led.record(_outcome(tmp_path, b, status=ERROR, error=f"{b}: damaged"))
+        led.record(_outcome(tmp_path, c))
+        led.record(_outcome(tmp_path, other))
+        led.flush()
+        site.WebPage(www, _settings(www), led).close()
+    doc = json.loads((www / "status.json").read_text())
+    (r,) = doc["recorders"]
+    assert r["counts"] == {"done": 2, "failed": 1, "pending": 0}
+    assert [e["file"] for e in r["errors"]] == ["b.tiq"] and r["errors"][0]["message"].endswith(
+        "damaged")
+    assert r["latest"]["file"] == "a.tiq"
