@@ -7,6 +7,7 @@ recording, it returns an error ``Outcome`` with a one-line message instead.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -235,7 +236,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
     from crunchctl.quicklook import render, zoom as zoommod
     from crunchctl.quicklook.npzstream import NpzStream
-    from crunchctl.quicklook.products import atomic_write, write_npz
+    from crunchctl.quicklook.products import Flusher, atomic_write, write_npz
     from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
 
     wanted = wanted_products(settings)
@@ -256,20 +257,25 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     mean = MeanSpectrum(rec.lframes) if "spectrum" in wanted else None
     described = _describe(rec, settings)
 
+    if full is not None or zoomed is not None:
+        _warm_up_drawing()
     with contextlib.ExitStack() as files:
-        rows = None
+        rows = flusher = None
         npz = None
         if "npz" in wanted:
             f = files.enter_context(atomic_write(product_path(output, stem, "npz")))
             npz = NpzStream(f)
             files.callback(npz.abort)  # after close(): nothing left to do
+            flusher = Flusher(f)
+            files.callback(flusher.close)
             npz.add("arr_0", freqs[np.newaxis, :])
             npz.add("arr_1", times[:, np.newaxis])
             rows = npz.begin("arr_2", np.float32, (rec.nframes, rec.lframes))
 
         def consume(power: np.ndarray) -> None:
-            if rows is not None:
+            if rows is not None and flusher is not None:
                 rows.write(power)
+                flusher.wrote(power.nbytes)
             if full is not None:
                 full.add(power)
             if averager is not None and zoomed is not None:
@@ -281,34 +287,82 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
         _stream(rec, settings, consume, fft_workers=fft_workers, threaded=threaded)
 
+        finishing = None
         if npz is not None:
             npz.end()
             for key, value in described.items():
                 npz.add(key, value)
             npz.add("keys", np.str_(NPZ_KEYS))
             npz.close()
-        title = title_for(path, rec.header)
-        if full is not None:
-            res = render.describe_resolution(rec.fs, rec.lframes)
-            with atomic_write(product_path(output, stem, "png")) as f:
-                render.render_pooled(f, full.result(), freqs, times, title=title,
-                                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}",
-                                     style=style)
-        if averager is not None and zoomed is not None and window is not None:
-            last = averager.finish()
-            if last is not None:
-                zoomed.add(last)
-            zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
-            with atomic_write(product_path(output, stem, "zoom")) as f:
-                render.render_pooled(
-                    f, zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
-                    title=title + "   (zoom)",
-                    subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
-                    relative_to=window.centre, style=style)
-        if mean is not None:
-            with atomic_write(product_path(output, stem, "spectrum")) as f:
-                write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
+            # The NPZ's last fsync and its rename (disk time) while the pictures are drawn.
+            finishing = _Background(files.pop_all().close) if threaded else None
+        try:
+            title = title_for(path, rec.header)
+            if full is not None:
+                res = render.describe_resolution(rec.fs, rec.lframes)
+                with atomic_write(product_path(output, stem, "png")) as f:
+                    render.render_pooled(f, full.result(), freqs, times, title=title,
+                                         subtitle=f"centre {render.fmt_hz(rec.center)}, {res}",
+                                         style=style)
+            if averager is not None and zoomed is not None and window is not None:
+                last = averager.finish()
+                if last is not None:
+                    zoomed.add(last)
+                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
+                with atomic_write(product_path(output, stem, "zoom")) as f:
+                    render.render_pooled(
+                        f, zoomed.result(), window.freqs(freqs),
+                        window.times(rec.lframes, rec.fs), title=title + "   (zoom)",
+                        subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
+                        relative_to=window.centre, style=style)
+            if mean is not None:
+                with atomic_write(product_path(output, stem, "spectrum")) as f:
+                    write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
+        finally:
+            if finishing is not None:
+                finishing.result()  # waited for even when drawing failed; its error counts too
     return [str(product_path(output, stem, kind)) for kind in wanted], rec
+
+
+def _warm_up_drawing() -> None:
+    """Import matplotlib's drawing modules in a helper thread while the frames stream (in a
+    worker they are imported already; in a one-recording run this overlaps ~0.4 s)."""
+    import sys
+
+    if "matplotlib.backends.backend_agg" in sys.modules:
+        return
+
+    def load() -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # the drawing itself reports a broken install
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.colorbar  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+
+    threading.Thread(target=load, daemon=True, name="crunchctl-mpl-import").start()
+
+
+class _Background:
+    """Run ``fn`` in a thread now; ``result()`` waits and re-raises its exception here."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+                                        name="crunchctl-finish")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._error = e
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def process_recording(task: RecordingTask) -> Outcome:
