@@ -61,9 +61,23 @@ def lean(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: index.html stays under this size: the embedded copy's history is shortened to fit (the
+#: page served over http fetches status.json with the whole history at once).
+PAGE_BUDGET = 48_000
+
+
 def render(doc: Mapping[str, Any]) -> str:
-    """The page with ``doc`` embedded (its :func:`lean` form)."""
-    return template().replace(_PLACEHOLDER, embed_json(lean(doc)))
+    """The page with ``doc`` embedded (its :func:`lean` form), within ``PAGE_BUDGET``."""
+    small = lean(doc)
+    longest = max((len(r["history"]) for r in small["recorders"]), default=0)
+    keep = longest
+    while True:
+        for r in small["recorders"]:
+            r["history"] = r["history"][:keep]
+        text = template().replace(_PLACEHOLDER, embed_json(small))
+        if keep == 0 or len(text.encode("utf-8")) <= PAGE_BUDGET:
+            return text
+        keep = keep * 3 // 4
 
 
 def write_index(www: str | os.PathLike, doc: Mapping[str, Any]) -> Path:

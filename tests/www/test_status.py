@@ -256,3 +256,26 @@ def test_counts_and_errors_come_from_the_ledger_for_recordings_this_run_did_not_
     assert [e["file"] for e in r["errors"]] == ["b.tiq"] and r["errors"][0]["message"].endswith(
         "damaged")
     assert r["latest"]["file"] == "a.tiq"
+
+
+def test_the_page_stays_under_50_kB_with_many_recorders_and_a_full_history():
+    recs = []
+    for k in range(8):
+        hist = [status_doc.make_entry(
+            f"/data/campaign/recorders/rsa510-{k}/20261201_{i:06d}.tiq",
+            processed=time.time() - 60 * i, acquired=None,
+            images={n: f"history/rsa510-{k}/20261201_{i:06d}.tiq{s}" for n, s in
+                    (("image", ".png"), ("zoom_image", "_zoom.png"), ("thumb", ".thumb.jpg"))})
+            for i in range(24)]
+        recs.append({"folder": f"rsa510-{k}", "paths": [f"/data/campaign/recorders/rsa510-{k}"],
+                     "latest": hist[0], "history": hist})
+    doc = status_doc.build(recs, {}, settings={"refresh_s": 10, "stale_after_min": 15.0,
+                                               "history": 24},
+                           heartbeat={"written_unix": time.time()})
+    html = page.render(doc)
+    assert len(html.encode()) < 50_000
+    embedded = json.loads(html.split('type="application/json">')[1].split("</script>")[0])
+    kept = [len(r["history"]) for r in embedded["recorders"]]
+    assert len(embedded["recorders"]) == 8 and 0 < min(kept) == max(kept) < 24
+    assert embedded["recorders"][3]["history"][0]["version"] == recs[3]["history"][0]["version"]
+    assert all(len(r["history"]) == 24 for r in doc["recorders"])  # status.json keeps all
