@@ -16,6 +16,9 @@ from formats_helpers import CENTER, FS, L, Watcher, slow_write, test_signal
 from test_readers import write_sigmf, write_tdms
 
 N = 16 * L
+
+# Each test runs a real watcher for about 20 s (settle times, a late second look).
+pytestmark = pytest.mark.slow
 SETTLE = "1.5"  # seconds unchanged; longer than the writer's pauses
 
 
