@@ -100,21 +100,14 @@ class WatchRecord:
         self._write()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running(doc: dict[str, Any], host: str, now: float) -> bool:
     if not doc.get("running"):
         return False
     pid = doc.get("pid")
     if doc.get("host") == host:
+        # The products' temp-file clean-up asks the same question of the same host.
+        from crunchctl.quicklook.products import _pid_alive
+
         return isinstance(pid, int) and _pid_alive(pid)
     try:  # another machine: trust a fresh heartbeat only
         beat = _dt.datetime.fromisoformat(str(doc.get("heartbeat"))).timestamp()
