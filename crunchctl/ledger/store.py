@@ -516,11 +516,12 @@ class Ledger:
         if not candidates:
             return set()
         cand = query.candidates_frame(candidates)
-        columns = ["status", "size", "mtime_ns", "settings_digest", "products",
-                   "product_kinds"]
+        wanted = query.wanted_kinds(products)
+        columns = ["status", "size", "mtime_ns", "settings_digest", "products"]
+        if wanted is not None:  # the kinds are read only when they matter
+            columns.append("product_kinds")
         latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
-        return query.done(latest, cand, settings_digest, query.wanted_kinds(products),
-                          check_products)
+        return query.done(latest, cand, settings_digest, wanted, check_products)
 
     def status(self, **filters: Any) -> dict[str, Any]:
         """Totals for ``crunchctl status`` (``crunchctl.ledger.status.summary``)."""
