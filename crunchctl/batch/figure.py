@@ -1,8 +1,8 @@
 """Multi-row spectrogram figures for ``crunchctl batch`` (docs/products.md, "Batch figures").
 
-One row per dataset, a shared x axis, a colour bar per row, event lines and an optional
-right-hand zoom column; matplotlib's object API (Figure + Agg, no pyplot), so it is safe
-in worker processes. Takes checked ``rows.Row`` objects and writes a PNG to a file
+One row per dataset, a shared x axis, a colour bar per row, event lines and optional
+right-hand zoom columns (one per event); matplotlib's object API (Figure + Agg, no
+pyplot), so it is safe in worker processes. Takes checked ``rows.Row`` objects and writes a PNG to a file
 object; it knows nothing of items, the ledger or file names.
 """
 
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 SCALES = ("linear", "log")
 # Layout in inches (fixed margins, no layout engine: one draw per figure, not two).
 MAIN_WIDTH_IN = 12.0  # figure width without a zoom column
-ZOOM_WIDTH_IN = 3.6  # axes width of the zoom column
+ZOOM_WIDTH_IN = 3.6  # axes width of a zoom column (one or two of them)
+ZOOM_NARROW_IN = 2.9  # axes width of each of three or more zoom columns
+#: Zoom columns at most; further events are drawn but not zoomed (said in the figure).
+MAX_ZOOM_COLUMNS = 4
 ZOOM_GAP_IN = 0.2
 LEFT_IN = 0.95  # y tick labels and label
 RIGHT_IN = 1.15  # colour bar, its ticks and label
@@ -46,10 +49,12 @@ class FigureOptions:
         y_scale, z_scale: ``linear`` or ``log``.
         cmap: matplotlib colour map name.
         percentiles: lower and upper percentile for colour bounds.
-        zoom_minutes: width of the right-hand zoom column around the events, minutes;
-            None for no zoom column.
+        zoom_minutes: width of the zoom window around each event, minutes: one
+            right-hand column per event (at most ``MAX_ZOOM_COLUMNS``); None for none.
         events: event times (UNIX seconds) drawn as vertical lines on every figure.
         dpi: resolution of the PNG.
+        y_label, z_label: axis and colour bar labels of every row (None: the row's own,
+            else ``DEFAULT_Y_LABEL``/``DEFAULT_Z_LABEL``).
 
     Raises:
         UsageError: a value no figure can be drawn with, named by its command-line option.
@@ -66,6 +71,8 @@ class FigureOptions:
     zoom_minutes: float | None = None
     events: tuple[float, ...] = ()
     dpi: int = 100
+    y_label: str | None = None
+    z_label: str | None = None
 
     def __post_init__(self) -> None:
         for lo, hi, what in ((self.y_min, self.y_max, "--y-min/--y-max"),
@@ -308,15 +315,25 @@ def _cut_x(p: _Prepared, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray] 
 
 @dataclass(frozen=True)
 class _Layout:
-    """Sizes of a figure of ``n`` rows, in inches, and the axes rectangles in it."""
+    """Sizes of a figure of ``n`` rows and ``zooms`` zoom columns, in inches, and the axes
+    rectangles in it."""
 
     n: int
-    zoom: bool
+    zooms: int
     dpi: int
 
     @property
+    def zoom_width(self) -> float:
+        return ZOOM_WIDTH_IN if self.zooms <= 2 else ZOOM_NARROW_IN
+
+    @property
+    def zoom_block(self) -> float:
+        """Width of all zoom columns with their gaps."""
+        return self.zooms * (self.zoom_width + ZOOM_GAP_IN)
+
+    @property
     def width(self) -> float:
-        return MAIN_WIDTH_IN + (ZOOM_WIDTH_IN + ZOOM_GAP_IN if self.zoom else 0.0)
+        return MAIN_WIDTH_IN + self.zoom_block
 
     @property
     def height(self) -> float:
@@ -326,14 +343,13 @@ class _Layout:
     def main_width(self) -> float:
         return MAIN_WIDTH_IN - LEFT_IN - RIGHT_IN
 
-    @property
-    def zoom_left(self) -> float:
-        return LEFT_IN + self.main_width + ZOOM_GAP_IN
+    def zoom_left(self, k: int) -> float:
+        """Left edge of zoom column ``k``."""
+        return LEFT_IN + self.main_width + ZOOM_GAP_IN + k * (self.zoom_width + ZOOM_GAP_IN)
 
     @property
     def cbar_left(self) -> float:
-        return (LEFT_IN + self.main_width + (ZOOM_GAP_IN + ZOOM_WIDTH_IN if self.zoom else 0.0)
-                + CBAR_GAP_IN)
+        return LEFT_IN + self.main_width + self.zoom_block + CBAR_GAP_IN
 
     def pixels(self, inches: float) -> int:
         return int(inches * self.dpi)
@@ -348,12 +364,14 @@ class _Layout:
 
 @dataclass(frozen=True)
 class _XRange:
-    """The shared x range, the events inside it and the zoom column's range (or None)."""
+    """The shared x range, the events inside it, one zoom window per zoomed event
+    (event, lo, hi) and the events left without a zoom column."""
 
     lo: float
     hi: float
     events: list[float]
-    zoom: tuple[float, float] | None
+    zooms: list[tuple[float, float, float]]
+    not_zoomed: list[float]
 
 
 def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
@@ -365,14 +383,35 @@ def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
     if len(visible) < len(all_events):
         warnings.append(f"{len(all_events) - len(visible)} of {len(all_events)} event(s) "
                         f"outside the x range, not drawn")
-    zoom = None
+    zooms: list[tuple[float, float, float]] = []
+    rest: list[float] = []
     if options.zoom_minutes:
         half = options.zoom_minutes * 60.0 / 2 / (_DAY if time_axis else 1.0)
         if visible:
-            zoom = (visible[0] - half, visible[-1] + half)
+            # One window per event, in time order; the first MAX_ZOOM_COLUMNS get one.
+            zooms = [(e, e - half, e + half) for e in visible[:MAX_ZOOM_COLUMNS]]
+            rest = visible[MAX_ZOOM_COLUMNS:]
+            if rest:
+                warnings.append(
+                    f"{len(rest)} of {len(visible)} events not zoomed (at most "
+                    f"{MAX_ZOOM_COLUMNS} zoom columns): "
+                    f"{', '.join(_event_text(e, time_axis) for e in rest)}")
         else:
             warnings.append("no event inside the x range: zoom column left out")
-    return _XRange(lo, hi, visible, zoom)
+    return _XRange(lo, hi, visible, zooms, rest)
+
+
+def _event_text(e: float, time_axis: bool, *, short: bool = False) -> str:
+    """An event's time as a reader wants it: UTC on a time axis, seconds otherwise."""
+    if not time_axis:
+        return f"{e:g} s"
+    import datetime as _dt
+
+    when = _dt.datetime.fromtimestamp(e * _DAY, _dt.timezone.utc)
+    text = when.strftime("%H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond // 1000:03d}"
+    return text + " UTC"
 
 
 def _norm(img: np.ndarray, bounds: tuple[float, float],
@@ -401,51 +440,79 @@ def _norm(img: np.ndarray, bounds: tuple[float, float],
 
 
 def _colorbar(fig: Any, layout: _Layout, i: int, mesh: Any, p: _Prepared,
-              bounds: tuple[float, float], extend: str) -> None:
+              bounds: tuple[float, float], extend: str, label: str) -> None:
     cb = fig.colorbar(mesh, cax=fig.add_axes(layout.rect(layout.cbar_left, CBAR_WIDTH_IN, i)),
                       extend=extend)
     lo, hi = bounds
     if p.zlog and hi / lo < 100:
-        # Under two decades matplotlib labels minor ticks in long scientific form.
-        from matplotlib.ticker import FuncFormatter
+        # Under two decades matplotlib labels minor ticks too, in another font size and
+        # on top of each other; a few round values, all alike, read better.
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-        short = FuncFormatter(lambda v, _: f"{v:.3g}")
-        cb.ax.yaxis.set_major_formatter(short)
-        cb.ax.yaxis.set_minor_formatter(short)
-    cb.set_label(p.row.z_label or DEFAULT_Z_LABEL, fontsize=9)
-    cb.ax.tick_params(labelsize=8)
+        cb.ax.yaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        cb.ax.yaxis.set_minor_formatter(NullFormatter())
+    cb.set_label(label, fontsize=9)
+    cb.ax.tick_params(which="both", labelsize=8)
 
 
-def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, xr: _XRange, cmap: Any,
-                 norm: Any, bounds: tuple[float, float] | None) -> None:
+def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick values for a log colour bar from ``lo`` to ``hi`` (under two decades).
+
+    The sparsest of 1-2-5, 1-2-3-5 and 1..9 series giving at least three ticks inside the
+    range; a range too narrow even for 1..9 gets evenly spaced round values.
+    """
     import numpy as np
 
-    assert xr.zoom is not None
+    span = (math.floor(math.log10(lo)), math.ceil(math.log10(hi)))
+    eps = 1e-9 * hi
+    best: list[float] = []
+    for subs in ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [float(m * 10.0**k) for k in range(span[0], span[1] + 1) for m in subs
+                 if lo - eps <= m * 10.0**k <= hi + eps]
+        if len(ticks) > most:
+            break
+        best = ticks
+        if len(ticks) >= 3:
+            return ticks
+    if len(best) >= 2:
+        return best
+    from matplotlib.ticker import MaxNLocator
+
+    values = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    return [float(v) for v in np.asarray(values) if lo - eps <= v <= hi + eps and v > 0]
+
+
+def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, window: tuple[float, float],
+                 cmap: Any, norm: Any, bounds: tuple[float, float] | None) -> None:
+    import numpy as np
+
     if bounds is not None:
-        cut = _cut_x(p, *xr.zoom)
+        cut = _cut_x(p, *window)
         if cut is not None:
             zxe, zdata = cut
-            zimg, zxe = pool_cells(zdata, zxe, 1, layout.pixels(ZOOM_WIDTH_IN))
+            zimg, zxe = pool_cells(zdata, zxe, 1, layout.pixels(layout.zoom_width))
             zimg, zye = pool_y(zimg, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
             if p.zlog:
                 zimg = np.where(np.isfinite(zimg) & (zimg <= 0), bounds[0] * 0.5, zimg)
             _draw(zax, zxe, zye, zimg, cmap, norm, p.ylog)
-    zax.set_xlim(*xr.zoom)
+    zax.set_xlim(*window)
     zax.tick_params(labelleft=False, labelsize=8)
     for e in p.events:
-        if xr.zoom[0] <= e <= xr.zoom[1]:
+        if window[0] <= e <= window[1]:
             _event_line(zax, e)
 
 
 def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOptions,
-              cmap: Any, xr: _XRange, sharex: Any, warnings: list[str]) -> tuple[Any, Any]:
-    """Row ``i``: its spectrogram, colour bar, events and zoom; returns (axes, zoom axes)."""
+              cmap: Any, xr: _XRange, sharex: Any,
+              warnings: list[str]) -> tuple[Any, list[Any]]:
+    """Row ``i``: its spectrogram, colour bar, events and zooms; returns (axes, zoom axes)."""
     import numpy as np
 
     row = p.row
     ax = fig.add_axes(layout.rect(LEFT_IN, layout.main_width, i), sharex=sharex)
-    zax = (fig.add_axes(layout.rect(layout.zoom_left, ZOOM_WIDTH_IN, i), sharey=ax)
-           if xr.zoom else None)
+    zaxes = [fig.add_axes(layout.rect(layout.zoom_left(k), layout.zoom_width, i), sharey=ax)
+             for k in range(len(xr.zooms))]
     # x first: it is the long axis, and max-pooling gives the same cells in either order.
     img, xe = pool_cells(p.data, p.xe, 1, layout.pixels(layout.main_width))
     img, ye = pool_y(img, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
@@ -463,7 +530,7 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
     ax.set_yscale("log" if p.ylog else "linear")
     ax.set_ylim(*p.ylim)
     ax.set_title(row.label or f"row {i + 1}", loc="left", fontsize=10)
-    ax.set_ylabel(row.y_label or DEFAULT_Y_LABEL, fontsize=9)
+    ax.set_ylabel(options.y_label or row.y_label or DEFAULT_Y_LABEL, fontsize=9)
     norm = None
     if bounds is not None:
         norm, img, extend, nonpos = _norm(img, bounds, p.zlog)
@@ -471,9 +538,9 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
             ax.set_title("values <= 0 in the lowest colour", loc="right", fontsize=8,
                          color="0.35")
         _colorbar(fig, layout, i, _draw(ax, xe, ye, img, cmap, norm, p.ylog), p, bounds,
-                  extend)
-    if zax is not None:
-        _zoom_column(zax, layout, p, xr, cmap, norm, bounds)
+                  extend, options.z_label or row.z_label or DEFAULT_Z_LABEL)
+    for zax, (_, lo, hi) in zip(zaxes, xr.zooms):
+        _zoom_column(zax, layout, p, (lo, hi), cmap, norm, bounds)
     if note:
         ax.set_facecolor(NO_DATA_COLOR)
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
@@ -482,7 +549,7 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
         if xr.lo <= e <= xr.hi:
             _event_line(ax, e)
     ax.tick_params(labelsize=8)
-    return ax, zax
+    return ax, zaxes
 
 
 def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str = "",
@@ -517,42 +584,42 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     for r in rows:
         warnings.extend(r.warnings)
     xr = _x_range(prepared, options, time_axis, warnings)
-    layout = _Layout(len(rows), xr.zoom is not None, options.dpi)
+    layout = _Layout(len(rows), len(xr.zooms), options.dpi)
     fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
     FigureCanvasAgg(fig)
     base = colormaps[options.cmap]
     cmap = base.with_extremes(under=base(0.0), bad=NO_DATA_COLOR)
 
-    axes = []
+    axes: list[tuple[Any, list[Any]]] = []
     for i, p in enumerate(prepared):
-        ax, zax = _draw_row(fig, layout, i, p, options, cmap, xr,
-                            axes[0][0] if axes else None, warnings)
-        axes.append((ax, zax))
+        ax, zaxes = _draw_row(fig, layout, i, p, options, cmap, xr,
+                              axes[0][0] if axes else None, warnings)
+        axes.append((ax, zaxes))
     _x_axes(axes, rows, xr, options, time_axis)
-    _header(fig, layout, title, subtitle, len(xr.events))
+    _header(fig, layout, title, subtitle, xr, time_axis)
     fig.savefig(out, format="png", dpi=options.dpi)
     return warnings
 
 
-def _x_axes(axes: list[tuple[Any, Any]], rows: list[Row], xr: _XRange,
+def _x_axes(axes: list[tuple[Any, list[Any]]], rows: list[Row], xr: _XRange,
             options: FigureOptions, time_axis: bool) -> None:
-    """Tick labels on the bottom row only, the zoom column's title, the x label and range."""
+    """Tick labels on the bottom row only, each zoom column's title (its event ± half the
+    window), the x label and range."""
     from matplotlib import dates as mdates
 
-    for i, (ax, zax) in enumerate(axes):
+    half = _fmt_minutes((options.zoom_minutes or 0) / 2)
+    for i, (ax, zaxes) in enumerate(axes):
         last = i == len(axes) - 1
         if not last:
             ax.tick_params(labelbottom=False)
-        if zax is None:
-            continue
-        if i == 0:
-            what = "the event" if len(xr.events) == 1 else "the events"
-            zax.set_title(f"zoom: {what} \u00b1 {_fmt_minutes((options.zoom_minutes or 0) / 2)}",
-                          loc="left", fontsize=10)
-        if not last:
-            zax.tick_params(labelbottom=False)
-        if time_axis:
-            _date_axis(zax, mdates)
+        for zax, (event, _, _) in zip(zaxes, xr.zooms):
+            if i == 0:
+                zax.set_title(f"{_event_text(event, time_axis, short=True)} \u00b1 {half}",
+                              loc="left", fontsize=9 if layout_narrow(xr) else 10)
+            if not last:
+                zax.tick_params(labelbottom=False)
+            if time_axis:
+                _date_axis(zax, mdates, zoom=True)
     first, bottom = axes[0][0], axes[-1][0]
     first.set_xlim(xr.lo, xr.hi)
     x_label = next((r.x_label for r in rows if r.x_label), None)
@@ -563,12 +630,25 @@ def _x_axes(axes: list[tuple[Any, Any]], rows: list[Row], xr: _XRange,
         first.ticklabel_format(axis="x", useOffset=False, style="plain")
 
 
-def _header(fig: Any, layout: _Layout, title: str, subtitle: str, n_events: int) -> None:
+def layout_narrow(xr: _XRange) -> bool:
+    """Three or more zoom columns are narrow: their titles get a smaller font."""
+    return len(xr.zooms) > 2
+
+
+def _header(fig: Any, layout: _Layout, title: str, subtitle: str, xr: _XRange,
+            time_axis: bool) -> None:
     if len(title) > 140:  # long paths: the end says most
         title = "…" + title[-139:]
+    n_events = len(xr.events)
     if n_events:
         subtitle += (f"{', ' if subtitle else ''}{n_events} event{'s' if n_events != 1 else ''}"
                      f" (dashed red)")
+    if xr.zooms:
+        subtitle += f", zoom on {'each' if not xr.not_zoomed else f'the first {len(xr.zooms)}'}"
+    if xr.not_zoomed:
+        shown = ", ".join(_event_text(e, time_axis, short=True) for e in xr.not_zoomed[:4])
+        more = f" and {len(xr.not_zoomed) - 4} more" if len(xr.not_zoomed) > 4 else ""
+        subtitle += f"; not zoomed: {shown}{more}"
     head = title if not subtitle else f"{title}\n{subtitle}"
     fig.text(0.12 / layout.width, 1 - 0.1 / layout.height, head, ha="left", va="top",
              fontsize=11, fontweight="bold", linespacing=1.3)
@@ -580,10 +660,14 @@ def _event_line(ax: Any, x: float) -> None:
     ax.axvline(x, color=EVENT_COLOR, lw=1.4, ls=(0, (4, 2)))
 
 
-def _date_axis(ax: Any, mdates: Any) -> None:
-    locator = mdates.AutoDateLocator()
+def _date_axis(ax: Any, mdates: Any, *, zoom: bool = False) -> None:
+    # A zoom column is narrow: few ticks, and no date offset (its title says when).
+    locator = mdates.AutoDateLocator(minticks=2, maxticks=4) if zoom else mdates.AutoDateLocator()
+    formatter = mdates.ConciseDateFormatter(locator)
+    if zoom:
+        formatter.offset_formats = [""] * 6
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(formatter)
 
 
 def _fmt_minutes(m: float) -> str:

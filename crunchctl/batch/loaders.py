@@ -24,9 +24,17 @@ if TYPE_CHECKING:
 SUFFIX_LOADERS = {".tiq": "iq", ".npz": "npz"}
 
 
-def choose_builtin(item: str) -> str | None:
-    """The built-in loader for an item by its suffix (``.tiq`` -> iq, ``.npz`` -> npz)."""
-    return SUFFIX_LOADERS.get(Path(item).suffix.lower())
+def choose_builtin(item: str, fmt: str | None = None) -> str | None:
+    """The built-in loader for an item: ``npz`` for ``.npz``, ``iq`` for a recording of
+    any registered format (by extension, or any item when ``fmt`` forces a format)."""
+    from crunchctl import formats
+
+    suffix = Path(item).suffix.lower()
+    if suffix in SUFFIX_LOADERS:
+        return SUFFIX_LOADERS[suffix]
+    if fmt is not None or suffix in formats.extensions():
+        return "iq"
+    return None
 
 
 _CACHE: dict[LoaderSpec, Callable[..., Any]] = {}
@@ -85,8 +93,9 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
     """Built-in ``iq`` loader: the full spectrogram and the zoomed, time-averaged one.
 
     Args:
-        path: a ``.tiq`` recording.
-        settings: lframes, nframes, window, n_avg, zoom_center, zoom_span.
+        path: a recording in any format of the registry (docs/formats.md).
+        settings: lframes, nframes, window, n_avg, zoom_center, zoom_span, and how to
+            read it (format, sample_rate, center_frequency, tdms_channels, verify_checksum).
     """
     from crunchctl.quicklook import task as pipeline, zoom
     from crunchctl.quicklook.render import describe_resolution, fmt_hz

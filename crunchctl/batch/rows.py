@@ -26,9 +26,10 @@ ROW_KEYS = frozenset({
 _BOUND_KEYS = ("y_min", "y_max", "z_min", "z_max", "vmin", "vmax")
 _COLLAPSE = ("sum", "mean", "max")
 
-#: Legacy batch plotter defaults when a plugin gives no labels.
-DEFAULT_Y_LABEL = "Energy (eV)"
-DEFAULT_Z_LABEL = "Counts"
+#: Labels of rows that bring none (``--y-label``/``--z-label`` set others): neutral,
+#: since nothing is known about the data.
+DEFAULT_Y_LABEL = "y"
+DEFAULT_Z_LABEL = "value"
 
 
 class RowError(ItemError):

@@ -8,10 +8,13 @@ Reads items files, decides what is due via the ledger, names figures, runs the e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -33,6 +36,8 @@ log = logging.getLogger("crunchctl.batch")
 #: Bump when figures change in a way that should redo done items.
 FIGURE_FORMAT = 1
 _IQ_KEYS = ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window")
+#: How a recording is read (docs/formats.md): in the digest when set.
+_READ_KEYS = ("format", "sample_rate", "center_frequency", "tdms_channels")
 
 
 # ---------------------------------------------------------------------------- items
@@ -114,18 +119,48 @@ def dedupe(items: Iterable[str]) -> tuple[list[str], list[str]]:
     return list(seen), [i for i, n in seen.items() if n > 1]
 
 
-def figure_names(items: Sequence[str]) -> dict[str, str]:
+#: ``--names``: ``full`` keeps the whole item in the name; ``stem`` uses a path's stem.
+NAME_STYLES = ("full", "stem")
+_PLAIN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}"
+
+
+def _stem(item: str) -> str | None:
+    """The short name ``--names stem`` gives a path item, or None to keep the full form."""
+    import re
+
+    if "/" not in item and os.sep not in item and "." not in item:
+        return None  # an id (run_001) is short already
+    stem = os.path.splitext(os.path.basename(item.rstrip("/" + os.sep)))[0]
+    return stem if re.fullmatch(_PLAIN_NAME, stem) else None
+
+
+def figure_names(items: Sequence[str], style: str = "full") -> dict[str, str]:
     """A unique, file-name-safe figure name per item (``run_001`` stays ``run_001``).
 
     Names depend only on the item list, so a resumed run names figures as the first did.
     Names differing only in case are made distinct too (case-insensitive file systems).
+    With ``style="stem"``, a path item is named by its stem (``/data/a/run7.npz`` ->
+    ``run7``) unless another item has the same stem: those keep the full, unique form.
     """
     from crunchctl.quicklook.products import safe_name
 
-    taken: set[str] = set()
-    folded: set[str] = set()
+    stems: dict[str, str] = {}
+    if style == "stem":
+        by_stem: dict[str, list[str]] = {}
+        for item in items:
+            stem = _stem(item)
+            if stem is not None:
+                by_stem.setdefault(stem.lower(), []).append(item)
+        plain = {item.lower() for item in items if _stem(item) is None}
+        stems = {group[0]: _stem(group[0]) or "" for key, group in by_stem.items()
+                 if len(group) == 1 and key not in plain}
+    taken: set[str] = set(stems.values())
+    folded: set[str] = {n.lower() for n in stems.values()}
     names = {}
     for item in items:
+        if item in stems:
+            names[item] = stems[item]
+            continue
         name = safe_name(item, taken)
         if name.lower() in folded:
             name = f"{name}-{hashlib.sha1(item.encode()).hexdigest()[:8]}"
@@ -168,6 +203,10 @@ class BatchOptions:
         workers: worker processes (a single due item runs in this process).
         fresh: process every item, done or not.
         source: the ledger's source column.
+        only: glob patterns; only items matching one (the whole item or its file name)
+            are considered. Empty: every item.
+        limit: run at most this many due items now (the rest are left for the next run).
+        names: figure names, ``full`` or ``stem`` (see :func:`figure_names`).
     """
 
     output: str
@@ -177,6 +216,15 @@ class BatchOptions:
     workers: int = 1
     fresh: bool = False
     source: str = "batch"
+    only: tuple[str, ...] = ()
+    limit: int | None = None
+    names: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit {self.limit}: expected a number of items of at least 1")
+        if self.names not in NAME_STYLES:
+            raise UsageError(f"--names {self.names!r}: choose {' or '.join(NAME_STYLES)}")
 
 
 @dataclass(frozen=True)
@@ -204,15 +252,28 @@ class BatchTask:
 
 
 def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
-                    settings: Settings | None) -> str:
-    """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``)."""
-    shaping: dict[str, Any] = {"loader": loader.name, "figure": figure.as_dict(),
+                    settings: Settings | None, names: str = "full") -> str:
+    """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``).
+
+    Keys added later enter the digest only when set, so figures done before stay done.
+    """
+    fig = figure.as_dict()
+    for key in ("y_label", "z_label"):
+        if fig.get(key) is None:
+            fig.pop(key, None)
+    shaping: dict[str, Any] = {"loader": loader.name, "figure": fig,
                                "output": os.path.abspath(output), "format": FIGURE_FORMAT}
+    if names != "full":
+        shaping["names"] = names
+    if figure.zoom_minutes is not None:
+        shaping["zoom"] = "per event"  # one zoom column per event since this version
     if loader.kind == "iq":
         from crunchctl.config import Settings
 
         s = settings or Settings()
         shaping["iq"] = {k: getattr(s, k) for k in _IQ_KEYS}
+        shaping["iq"].update({k: getattr(s, k) for k in _READ_KEYS
+                              if getattr(s, k) not in (None, False)})
     raw = json.dumps(shaping, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -243,9 +304,15 @@ def run_item(task: BatchTask) -> Outcome:
     started = time.time()
     name = task.loader.display
     try:
-        raw = loaders.call(task.loader, task.item, task.path, task.settings)
-    except (KeyboardInterrupt, SystemExit):
+        # A loader's print() must not reach stdout: `batch --json` owns it (one document).
+        with contextlib.redirect_stdout(sys.stderr):
+            raw = loaders.call(task.loader, task.item, task.path, task.settings)
+    except KeyboardInterrupt:
         raise
+    except SystemExit as e:
+        # sys.exit() in user code ends the loader, not the run: that item's error.
+        code = e.code if e.code is None or isinstance(e.code, int) else repr(e.code)
+        return task.failure(f"{task.item}: loader {name} called sys.exit({code})", started)
     except ItemError as e:
         return task.failure(_named(task, str(e)), started)
     except UsageError as e:  # a plugin that imported in the main process but not here
@@ -304,36 +371,45 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    #: items left out by ``--only`` and due items left for a later run by ``--limit``
+    filtered_out: int = 0
+    limited: list[str] = field(default_factory=list)
 
     def by_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
 
 
-def resolve_loaders(items: Sequence[str], loader: str) -> dict[str, LoaderSpec]:
+def resolve_loaders(items: Sequence[str], loader: str,
+                    fmt: str | None = None) -> dict[str, LoaderSpec]:
     """The loader of every item; plugins are imported and checked here, before any work.
+
+    ``auto`` picks ``npz`` for ``.npz`` items and ``iq`` for recordings of any format
+    (by extension, or every item when ``fmt`` forces a format).
 
     Raises:
         UsageError: the loader cannot be imported or is not callable, or (``auto``) an item
-            is neither ``.tiq`` nor ``.npz``.
+            is neither a recording nor ``.npz``.
     """
     from crunchctl.batch import loaders, plugins
 
     if loader != AUTO:
         spec = plugins.parse_spec(loader)
-        loaders.load_function(spec)
+        with contextlib.redirect_stdout(sys.stderr):  # a plugin printing at import
+            loaders.load_function(spec)
         return dict.fromkeys(items, spec)
     chosen: dict[str, LoaderSpec] = {}
     unknown = []
     for item in items:
-        kind = loaders.choose_builtin(item)
+        kind = loaders.choose_builtin(item, fmt)
         if kind is None:
             unknown.append(item)
         else:
             chosen[item] = LoaderSpec(kind)
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-        raise UsageError(f"no loader for {len(unknown)} item(s) that are not .tiq or .npz "
-                         f"files ({shown}): give --loader iq, npz, package.module:function or "
+        raise UsageError(f"no loader for {len(unknown)} item(s) that are neither recordings "
+                         f"(.tiq, SigMF, TDMS, WAV, raw IQ) nor .npz files ({shown}): give "
+                         f"--loader iq, npz, package.module:function or "
                          f"path/to/file.py:function")
     return chosen
 
@@ -365,18 +441,26 @@ def run_batch(
     """
     from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
-    unique, duplicates = dedupe(items)
+    everything, duplicates = dedupe(items)
     for item in duplicates:
         log.warning("%s: listed more than once; processed once", item)
+    # Names come from the whole list, so --only and --limit runs name figures alike.
+    names = figure_names(everything, options.names)
+    unique = select(everything, options.only)
     output = os.path.abspath(options.output)
-    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates)
+    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates,
+                         filtered_out=len(everything) - len(unique))
+    if options.only:
+        log.info("--only %s: %d of %d items", " ".join(options.only), len(unique),
+                 len(everything))
     if not unique:
         result.summary.finished = time.time()
         return result
 
-    specs = resolve_loaders(unique, options.loader)
-    names = figure_names(unique)
-    digests = {spec: settings_digest(spec, options.figure, output, options.settings)
+    specs = resolve_loaders(unique, options.loader,
+                            options.settings.format if options.settings else None)
+    digests = {spec: settings_digest(spec, options.figure, output, options.settings,
+                                     options.names)
                for spec in set(specs.values())}
     stats = {item: file_size_and_mtime(item) for item in unique}
 
@@ -387,6 +471,10 @@ def run_batch(
             done |= ledger.done_items(KIND_BATCH, candidates, digest)
     due = [i for i in unique if i not in done]
     result.skipped = [i for i in unique if i in done]
+    if options.limit is not None and len(due) > options.limit:
+        due, result.limited = due[:options.limit], due[options.limit:]
+        log.info("--limit %d: %d of %d due items now; %d left for the next run",
+                 options.limit, len(due), len(due) + len(result.limited), len(result.limited))
     for item in result.skipped:
         log.debug("%s: already done, skipped", item)
     if result.skipped:
@@ -428,10 +516,17 @@ def run_batch(
     # lone due item of a --resume is often exactly the one that crashed last time.
     inline = len(tasks) == 1 and tasks[0].loader.kind in BUILTINS
     workers = max(1, min(options.workers, len(tasks)))
+    summary = engine.RunSummary()
     try:
-        summary = engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
-                                   reporter=reporter, flags=flags, total=len(tasks),
-                                   inline=inline, settings=options.settings)
+        engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
+                         reporter=reporter, flags=flags, total=len(tasks), inline=inline,
+                         settings=options.settings, summary=summary)
+    except KeyboardInterrupt:
+        # A second Ctrl-C cancelled an item running in this process: the run still ends
+        # with its summary; what has no outcome was not started.
+        summary.finished = time.time()
+        summary.interrupted_by = signal.SIGINT
+        summary.not_started = len(tasks) - len(result.outcomes)
     finally:
         if ledger is not None:
             ledger.flush()
@@ -442,6 +537,20 @@ def run_batch(
                     "command again (--resume) to finish", len(result.outcomes),
                     summary.not_started)
     return result
+
+
+def select(items: Sequence[str], only: Sequence[str]) -> list[str]:
+    """The items matching one of the ``--only`` globs (the whole item or its file name)."""
+    if not only:
+        return list(items)
+    from fnmatch import fnmatchcase
+
+    def hit(item: str) -> bool:
+        base = os.path.basename(item.rstrip("/"))
+        return any(fnmatchcase(item, g) or fnmatchcase(base, g) for g in only)
+
+    return [i for i in items if hit(i)]
+
 
 
 # --------------------------------------------------------------------------- output
@@ -455,11 +564,17 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
             ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
     if s.not_started:
         rows.append(("not started (interrupted)", str(s.not_started)))
+    if result.limited:
+        rows.append(("left for the next run (--limit)", str(len(result.limited))))
+    if result.filtered_out:
+        rows.append(("left out (--only)", str(result.filtered_out)))
     if result.duplicates:
         rows.append(("duplicates (processed once)", str(len(result.duplicates))))
     speed = f" ({rate:.2f} items/s)" if s.elapsed > 0 and rate else ""
     rows.append(("time", f"{s.elapsed:.1f} s{speed}"))
     rows.append(("figures", result.output))
+    if s.interrupted_by is not None and s.not_started:
+        rows.append(("to continue", "run the same command again (--resume is the default)"))
     return rows
 
 
@@ -469,7 +584,8 @@ def as_json(result: BatchResult) -> dict[str, Any]:
     return {
         "items": result.items, "ok": s.ok, "no_data": s.no_data, "failed": s.error,
         "skipped": s.skipped, "not_started": s.not_started,
-        "duplicates": result.duplicates, "seconds": round(s.elapsed, 3),
+        "duplicates": result.duplicates, "left_out": result.filtered_out,
+        "limited": result.limited, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None, "output": result.output,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
                       "error": o.error, "seconds": round(o.duration, 3)}

@@ -18,7 +18,13 @@ class Scale(str, Enum):
     log = "log"
 
 
+class Names(str, Enum):
+    full = "full"
+    stem = "stem"
+
+
 _FIG = "Figure"
+_PICK = "Choosing items"
 
 
 def batch(
@@ -29,7 +35,7 @@ def batch(
     loader: Annotated[Optional[str], typer.Option(
         "--loader", "-l", show_default=False,
         help="iq, npz, package.module:function or path/to/file.py:function "
-             "[default: iq for .tiq items, npz for .npz items].")] = None,
+             "[default: npz for .npz items, iq for recordings].")] = None,
     output_dir: opt.OutputOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
@@ -47,6 +53,18 @@ def batch(
     log_flush_every: Annotated[Optional[int], typer.Option(
         "--log-flush-every", min=1, show_default=False,
         help="Write buffered log records every N records [default: --flush-every].")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", show_default=False, metavar="GLOB", rich_help_panel=_PICK,
+        help="Only items matching this glob (the whole item or its file name); repeat for "
+             "more.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, show_default=False, metavar="N", rich_help_panel=_PICK,
+        help="Run at most N due items now (try a loader on a few); the next run goes on "
+             "with the rest.")] = None,
+    names: Annotated[Names, typer.Option(
+        "--names", rich_help_panel=_PICK,
+        help="Figure names: full (the whole item, unique) or stem (a path item's file "
+             "stem; items sharing a stem keep the full form).")] = Names.full,
     y_min: Annotated[Optional[float], typer.Option(
         "--y-min", help="Lower y limit of rows without their own.", show_default=False,
         rich_help_panel=_FIG)] = None,
@@ -74,10 +92,17 @@ def batch(
         rich_help_panel=_FIG)] = None,
     zoom_minutes: Annotated[Optional[float], typer.Option(
         "--zoom-minutes", show_default=False,
-        help="Add a right-hand zoom column this many minutes wide around the events.",
+        help="Add a right-hand zoom column this many minutes wide around each event (at "
+             "most 4; the figure names the others).",
         rich_help_panel=_FIG)] = None,
     dpi: Annotated[int, typer.Option(
         "--dpi", min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
+    y_label: Annotated[Optional[str], typer.Option(
+        "--y-label", show_default=False, rich_help_panel=_FIG,
+        help="y axis label of every row [default: the row's own, else 'y'].")] = None,
+    z_label: Annotated[Optional[str], typer.Option(
+        "--z-label", show_default=False, rich_help_panel=_FIG,
+        help="Colour bar label of every row [default: the row's own, else 'value'].")] = None,
     lframes: opt.LframesOpt = None,
     nframes: opt.NframesOpt = None,
     n_avg: opt.NavgOpt = None,
@@ -93,8 +118,8 @@ def batch(
 ) -> None:
     """One multi-row spectrogram figure per item, resumably: <output>/<item>.png.
 
-    A loader turns each item into rows: built-in 'iq' (a .tiq recording: full and zoomed
-    spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
+    A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
+    zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
     z_max, vmin, vmax, y_label, z_label. Items whose loader returns nothing are 'no data';
     errors are recorded and the run goes on. Ctrl-C stops after the items in progress;
@@ -119,21 +144,25 @@ def batch(
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
                                cmap=settings.cmap, percentiles=parse_percentiles(percentiles),
-                               zoom_minutes=zoom_minutes, dpi=dpi,
+                               zoom_minutes=zoom_minutes, dpi=dpi, y_label=y_label,
+                               z_label=z_label,
                                events=core.read_events(events) if events is not None else ())
         options = core.BatchOptions(
             output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,
             settings=settings, workers=settings.workers, fresh=not resume,
-            source=core.items_source(items))
+            source=core.items_source(items), only=tuple(only or ()), limit=limit,
+            names=names.value)
         item_list = core.read_items(items)
         if not item_list:
             result = core.BatchResult(output=options.output)
         else:
             console = output.err_console()
-            with command_logs(opts, settings, console,
-                                  flush_every=log_flush_every or flush_every), \
+            # User code's output goes to stderr; with --json, stdout is the document alone.
+            with output.stdout_to_stderr(fd_level=json_out), \
+                    command_logs(opts, settings, console,
+                                 flush_every=log_flush_every or flush_every), \
                     engine_run(opts, settings, console, "batch",
-                                   flush_every=flush_every) as (led, reporter, flags):
+                               flush_every=flush_every) as (led, reporter, flags):
                 result = core.run_batch(item_list, options, ledger=led, reporter=reporter,
                                         flags=flags)
         _print(result, items, json_out)
@@ -146,7 +175,9 @@ def _print(result: Any, items: str, json_out: bool) -> None:
     if json_out:
         output.print_json(core.as_json(result))
     elif not result.items:
-        typer.echo(f"nothing to do: {'stdin' if items == '-' else items} lists no items")
+        where = 'stdin' if items == '-' else items
+        typer.echo(f"nothing to do: no item of {where} matches --only" if result.filtered_out
+                   else f"nothing to do: {where} lists no items")
     else:
         output.print_summary("crunchctl batch", core.summary_rows(result),
                              [("failed", [o.error for o in result.by_status("error")]),

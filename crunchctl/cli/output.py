@@ -7,10 +7,11 @@ something is printed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,35 @@ def print_json(doc: Any) -> None:
 
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(*, fd_level: bool = False) -> Iterator[None]:
+    """While it lasts, what anything writes to stdout goes to stderr.
+
+    For user code (batch loaders) run by a command whose stdout is a document (``--json``).
+    ``fd_level`` also moves file descriptor 1, so output of C code, subprocesses and worker
+    processes started meanwhile goes to stderr too.
+    """
+    fd = saved = None
+    if fd_level:
+        try:
+            sys.stdout.flush()
+            fd = sys.stdout.fileno()
+            target = sys.stderr.fileno()
+            saved = os.dup(fd)
+            os.dup2(target, fd)
+        except (AttributeError, OSError, ValueError):
+            fd = saved = None  # no real stdout (tests, embedding): Python-level only
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if fd is not None and saved is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def error_line(message: str) -> None:
@@ -113,13 +143,19 @@ class _Counter:
         self.total: int | None = None
         self.done = 0
         self.failed = 0
+        self.started = 0
         self._t0 = time.time()
+
+    @property
+    def in_progress(self) -> int:
+        """Items started and not finished yet."""
+        return max(0, self.started - self.done)
 
     def start(self, total: int | None) -> None:
         self.total = total
 
     def item_started(self, task: Any) -> None:
-        pass
+        self.started += 1
 
     def item_done(self, outcome: Any) -> None:
         self.done += 1
