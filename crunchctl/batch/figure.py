@@ -468,8 +468,8 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
     eps = 1e-9 * hi
     best: list[float] = []
     for subs in ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
-        ticks = [float(m * 10.0**k) for k in range(span[0], span[1] + 1) for m in subs
-                 if lo - eps <= m * 10.0**k <= hi + eps]
+        ticks = [float(f"{m * 10.0**k:.12g}") for k in range(span[0], span[1] + 1)
+                 for m in subs if lo - eps <= m * 10.0**k <= hi + eps]
         if len(ticks) > most:
             break
         best = ticks
@@ -480,7 +480,7 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
     from matplotlib.ticker import MaxNLocator
 
     values = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-    return [float(v) for v in np.asarray(values) if lo - eps <= v <= hi + eps and v > 0]
+    return [float(f"{v:.12g}") for v in np.asarray(values) if lo - eps <= v <= hi + eps and v > 0]
 
 
 def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, window: tuple[float, float],

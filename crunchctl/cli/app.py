@@ -284,7 +284,7 @@ def start_logging(opts: Common, settings: Settings | None, console: Console | No
         if not logged:  # said on stderr already
             log.warning("%s", note, extra={"file_only": True})
             _NOTES[note] = True
-    if settings is not None:
+    if settings is not None and opts.verbosity >= 2:
         from crunchctl.config import describe
 
         # -vv: every setting and where it came from, once per command.

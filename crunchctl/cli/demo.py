@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -30,7 +30,8 @@ def demo(
         "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
     workers: opt.WorkersOpt = None,
     products: opt.ProductsOpt = None,
-    ledger: opt.LedgerOpt = None,
+    ledger: Annotated[Optional[Path], typer.Option(
+        "--ledger", help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
     log_file: opt.LogFileOpt = None,
     verbose: opt.VerboseOpt = 0,
     quiet: opt.QuietOpt = False,
@@ -68,13 +69,15 @@ def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: 
     path = rec_dir / name
     spec = synth.RecordingSpec(nframes=frames, lines=() if noise_only else None)
     t0 = time.time()
+    made = "reused from an earlier demo"
     if not path.exists() or path.stat().st_size < spec.nsamples * 8:
         typer.echo(f"writing the demo recording {path} ...", err=True)
         synth.make_recording(path, spec)
+        made = f"made in {time.time() - t0:.1f} s"
     size_mb = path.stat().st_size / 1e6
     typer.echo(f"recording: {path}  ({size_mb:.1f} MB, {frames} frames of {spec.lframes} "
                f"samples, centre {spec.center / 1e6:g} MHz, {spec.fs / 1e6:g} MS/s; "
-               f"made in {time.time() - t0:.1f} s)")
+               f"{made})")
     with engine_run(opts, settings, console, "demo") as (ledger, reporter, flags):
         result = recordings.process_files([path], settings, ledger=ledger, force=True,
                                           reporter=reporter, flags=flags, source="demo")

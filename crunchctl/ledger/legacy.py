@@ -155,7 +155,7 @@ def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None
     if ledger.has_source(import_source(tracking_file)):
         return None
     added, _ = import_legacy(ledger, tracking_file)
-    log.warning("imported %d entries from the legacy tracking file %s", added, tracking_file)
+    log.info("imported %d entries from the legacy tracking file %s", added, tracking_file)
     return added
 
 
