@@ -177,3 +177,26 @@ def test_reused_figures_draw_what_a_fresh_figure_draws():
     for d, img in zip(drawings, reused):
         render._Canvas.forget(render.DPI)
         assert np.array_equal(draw(*d), img)
+
+
+def test_the_fft_is_scipys_without_importing_scipy_fft():
+    """The pocketfft kernel loaded directly gives scipy.fft.fft's numbers, bit for bit, and
+    a later ``import scipy.fft`` reuses the loaded module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from crunchctl.quicklook import spectrum\n"
+        "x = np.random.default_rng(5).standard_normal((3, 2048)).astype(np.float32)\n"
+        "a = x.view(np.complex64).copy()\n"
+        "got = spectrum._fft_rows(a, 2).copy()\n"
+        "assert 'scipy.fft' not in sys.modules, 'scipy.fft was imported'\n"
+        "import scipy.fft\n"
+        "assert scipy.fft._pocketfft.basic.pfft is sys.modules[spectrum._POCKETFFT]\n"
+        "ref = scipy.fft.fft(x.view(np.complex64).copy(), axis=1, overwrite_x=True, workers=1)\n"
+        "assert got.dtype == ref.dtype == np.complex64 and np.array_equal(got, ref)\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
