@@ -27,6 +27,9 @@ INSTALL_HINT = ('--scheduler needs Dask: pip install "crunchctl[cluster]" '
                 '(the distributed package)')
 SHARED_PATHS = ("every Dask worker needs the same paths as this machine (a shared file "
                 "system such as NFS or Lustre, mounted at the same place)")
+#: Imported by ``--scheduler local`` workers as they start.
+PRELOAD = ("crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy", "scipy.fft",
+           "matplotlib.figure", "matplotlib.backends.backend_agg")
 #: Seconds between looks at the cluster's size (workers join and leave, e.g. Slurm jobs).
 SIZE_REFRESH = 2.0
 
@@ -121,16 +124,21 @@ def probe(inputs: list[str], output: str, modules: list[str]) -> dict[str, Any]:
 
 
 def dask_setup(worker: Any) -> None:
-    """Worker preload for ``--scheduler local``: workers leave Ctrl-C to crunchctl.
+    """Worker preload for ``--scheduler local``: Ctrl-C is left to crunchctl; numerics loaded.
 
     A terminal's Ctrl-C reaches the whole process group; the local cluster's workers must
     finish their tasks (first Ctrl-C) or be cancelled by crunchctl (second), as pool
     workers are.
     """
+    import importlib
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What a recording task imports, now rather than in the first task (the built-in
+    # pool's forkserver does the same).
+    for module in PRELOAD:
+        importlib.import_module(module)
 
 
 # ---------------------------------------------------------------------- the client
@@ -394,11 +402,18 @@ class DaskExecutor:
 
 def _local_cluster(workers: int) -> Any:
     """A ``LocalCluster`` of ``workers`` processes, one thread each, on loopback."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        host="127.0.0.1", dashboard_address=_dashboard_address(),
-                        preload=["crunchctl.run.dask"])
+    # The workers' statistical profiler takes the GIL from the task every 10 ms; on a busy
+    # machine that costs a task about 15% of its time (bench/bench_cluster.py), and the
+    # dashboard's profile page is not worth that for runs of long tasks.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        # silence_logs: Dask's own warnings (slow shutdowns of busy workers) would mix
+        # with crunchctl's lines; errors still show.
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=_dashboard_address(),
+                            preload=["crunchctl.run.dask"], silence_logs=logging.ERROR)
 
 
 def _dashboard_address() -> str:
