@@ -141,6 +141,23 @@ def render_pooled(
     is the same as :func:`render_spectrogram` draws from the full array. The pooled image
     is not modified.
     """
+    pixels = draw_pooled(img, freqs, times, title=title, subtitle=subtitle,
+                         relative_to=relative_to, style=style)
+    out.write(encode_png(pixels, style.dpi, style.png_compress))
+
+
+def draw_pooled(
+    img: np.ndarray,
+    freqs: np.ndarray,
+    times: np.ndarray,
+    *,
+    title: str,
+    subtitle: str = "",
+    relative_to: float | None = None,
+    style: Style = Style(),
+) -> np.ndarray:
+    """Draw the figure of :func:`render_pooled` and return its pixels, (height, width, 4)
+    uint8 RGBA (a copy: the figure is reused); :func:`encode_png` makes the file."""
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
@@ -188,12 +205,53 @@ def render_pooled(
             canvas.ax.set_xlabel(f"frequency ({unit})")
         canvas.title.set_text(title)
         canvas.subtitle.set_text(subtitle)
-        canvas.fig.savefig(out, format="png", dpi=style.dpi,
-                           pil_kwargs={"compress_level": style.png_compress})
+        # What savefig(format="png") draws (same figure, same dpi), without its encoder.
+        canvas.fig.canvas.draw()
+        pixels = np.array(canvas.fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
     except BaseException:
         _Canvas.forget(style.dpi)  # never reuse a figure left in an unknown state
         raise
     canvas.image.set_data(_EMPTY_RGBA)  # do not keep the image alive between drawings
+    return pixels
+
+
+def encode_png(pixels: np.ndarray, dpi: float, level: int = 1) -> bytes:
+    """A PNG file of (height, width, 4) uint8 RGBA pixels, as matplotlib's savefig labels
+    it (software, dpi).
+
+    Each row is stored as its difference from the row above (PNG filter "Up", one numpy
+    pass) and deflated by zlib, which runs without the GIL: about twice as fast as the
+    per-row filter search of the usual encoder for the same file size, and another
+    thread can draw meanwhile.
+    """
+    import struct
+    import zlib
+
+    import matplotlib
+
+    height, width, depth = pixels.shape
+    if depth != 4 or pixels.dtype != np.uint8:
+        raise ValueError("expected (height, width, 4) uint8 pixels")
+    rows = np.ascontiguousarray(pixels).reshape(height, width * 4)
+    filtered = np.empty((height, width * 4 + 1), dtype=np.uint8)
+    filtered[:, 0] = 2  # "Up"; the row above the first counts as zeros
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG wants
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+    per_metre = int(dpi / 0.0254 + 0.5)
+    software = f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/"
+    return b"".join((
+        b"\x89PNG\r\n\x1a\n",
+        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),
+        chunk(b"tEXt", b"Software\x00" + software.encode("latin-1")),
+        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        chunk(b"IDAT", zlib.compress(memoryview(filtered), level)),
+        chunk(b"IEND", b""),
+    ))
 
 
 _EMPTY_RGBA = np.zeros((1, 1, 4), dtype=np.uint8)

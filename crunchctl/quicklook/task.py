@@ -6,6 +6,7 @@ recording, it returns an error ``Outcome`` with a one-line message instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -296,32 +297,48 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
             npz.close()
             # The NPZ's last fsync and its rename (disk time) while the pictures are drawn.
             finishing = _Background(files.pop_all().close) if threaded else None
+        encoding = None
         try:
             title = title_for(path, rec.header)
             if full is not None:
                 res = render.describe_resolution(rec.fs, rec.lframes)
-                with atomic_write(product_path(output, stem, "png")) as f:
-                    render.render_pooled(f, full.result(), freqs, times, title=title,
-                                         subtitle=f"centre {render.fmt_hz(rec.center)}, {res}",
-                                         style=style)
+                pixels = render.draw_pooled(
+                    full.result(), freqs, times, title=title, style=style,
+                    subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
+                # Encoded (zlib, without the GIL) and written while the zoom is drawn.
+                encoding = _Background(functools.partial(
+                    _write_png, product_path(output, stem, "png"), pixels, style))
+                if not threaded:
+                    encoding.result()
             if averager is not None and zoomed is not None and window is not None:
                 last = averager.finish()
                 if last is not None:
                     zoomed.add(last)
                 zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
-                with atomic_write(product_path(output, stem, "zoom")) as f:
-                    render.render_pooled(
-                        f, zoomed.result(), window.freqs(freqs),
-                        window.times(rec.lframes, rec.fs), title=title + "   (zoom)",
-                        subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
-                        relative_to=window.centre, style=style)
+                pixels = render.draw_pooled(
+                    zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
+                    title=title + "   (zoom)",
+                    subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
+                    relative_to=window.centre, style=style)
+                _write_png(product_path(output, stem, "zoom"), pixels, style)
             if mean is not None:
                 with atomic_write(product_path(output, stem, "spectrum")) as f:
                     write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
         finally:
-            if finishing is not None:
-                finishing.result()  # waited for even when drawing failed; its error counts too
+            # Waited for even when something else failed; their errors count too.
+            for pending in (encoding, finishing):
+                if pending is not None:
+                    pending.result()
     return [str(product_path(output, stem, kind)) for kind in wanted], rec
+
+
+def _write_png(final: Path, pixels: object, style: object) -> None:
+    from crunchctl.quicklook import render
+    from crunchctl.quicklook.products import atomic_write
+
+    data = render.encode_png(pixels, style.dpi, style.png_compress)  # type: ignore[arg-type, attr-defined]
+    with atomic_write(final) as f:
+        f.write(data)
 
 
 def _warm_up_drawing() -> None:

@@ -285,3 +285,29 @@ def test_stream_power_hands_chunks_in_order_and_reraises_consumer_errors():
         stream.stream_power(blocks, 10, 32, boom, threaded=True)
     with pytest.raises(ValueError, match="got 9 frames, expected 10"):
         stream.stream_power(blocks[:3], 10, 32, lambda c: None, threaded=True)
+
+
+def test_drawn_pixels_are_what_savefig_writes_and_the_png_holds_them(monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(9)
+    img = rng.exponential(1e-6, (300, 1000)).astype(np.float32)
+    img[:, 77] = 1e-2
+    freqs = spectrum.frequency_axis(245e6, 3.125e6, 1000)
+    times = spectrum.time_axis(300, 1000, 3.125e6)
+    canvas = render._Canvas.get(render.DPI)
+    keep = canvas.image.set_data
+    # Keep the image on the figure after drawing, to savefig the very same figure.
+    monkeypatch.setattr(canvas.image, "set_data",
+                        lambda a: None if a is render._EMPTY_RGBA else keep(a))
+    pixels = render.draw_pooled(img, freqs, times, title="t", subtitle="s")
+    ref = io.BytesIO()
+    canvas.fig.savefig(ref, format="png", dpi=render.DPI)
+    expected = np.asarray(Image.open(io.BytesIO(ref.getvalue())))
+    assert pixels.shape == expected.shape == (858, 1560, 4)
+    assert np.array_equal(pixels, expected)
+    png = Image.open(io.BytesIO(render.encode_png(pixels, render.DPI)))
+    png.load()
+    assert np.array_equal(np.asarray(png), pixels)
+    assert round(png.info["dpi"][0]) == render.DPI and "Matplotlib" in png.info["Software"]
+    render._Canvas.forget(render.DPI)
