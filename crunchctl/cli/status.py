@@ -136,6 +136,7 @@ def render(doc: dict[str, Any], console: Console) -> None:
                     path_col=0)
         if len(doc["pending"]) > _MAX_PENDING:
             console.print(f"... and {len(doc['pending']) - _MAX_PENDING} more")
+    _watches(doc.get("watches") or [], console)
     if doc.get("list"):
         rows = [(e["item"], e["status"], _when(e["finished"]), _seconds(e["duration_s"]),
                  " ".join(os.path.basename(p) for p in e["products"]), e.get("error") or "")
@@ -144,7 +145,36 @@ def render(doc: dict[str, Any], console: Console) -> None:
                     rows, path_col=0)
 
 
+def _watches(watches: list[dict[str, Any]], console: Console) -> None:
+    """Each running watcher; a watcher that died without stopping in one line."""
+    running = [w for w in watches if w.get("running")]
+    if running:
+        rows = [(w["folder"], str(w.get("pid") or ""), str(w.get("host") or ""),
+                 _when(w.get("started")), _when(w.get("last_event")) or "none yet",
+                 _last(w), str(w.get("queue") or 0),
+                 _when(w.get("quiet_since")) or "no")
+                for w in running]
+        _path_table(console, "Watching now", ("folder", "pid", "host", "since", "last event",
+                                              "last recording", "queue", "quiet since"),
+                    rows, path_col=0)
+    for w in watches:
+        if not w.get("running") and not w.get("stopped"):
+            console.print(f"Watch of {w['folder']} (pid {w.get('pid')} on {w.get('host')}) "
+                          f"ended without stopping cleanly; last heard of "
+                          f"{_when(w.get('heartbeat'))}")
+    if watches and not running:
+        console.print("No watch is running with this ledger.")
+
+
+def _last(w: dict[str, Any]) -> str:
+    if not w.get("last_recording"):
+        return "none yet"
+    return (f"{os.path.basename(w['last_recording'])} {w.get('last_status') or ''} "
+            f"{_when(w.get('last_finished'))[11:]}").strip()
+
+
 def _path_table(console: Console, title: str, headers: tuple[str, ...],
+
                 rows: list[tuple[str, ...]], path_col: int, counts: bool = False) -> None:
     """A table whose ``path_col`` holds paths: never cut inside a file name. With
     ``counts`` the other columns are numbers (right-aligned)."""

@@ -53,6 +53,16 @@ def watch(
         "--retry-after", metavar="SECONDS", min=0.1,
         help="Try a recording again this long after its products or web copies could not "
              "be written (output folder gone, disk full).")] = 60.0,
+    incomplete_after: Annotated[Optional[float], typer.Option(
+        "--incomplete-after", metavar="MINUTES",
+        help="Process a recording that stayed incomplete this long without growing (its "
+             "recorder crashed) with the whole frames it has; recorded ok, with a warning "
+             "[default: off, wait for ever].", show_default=False)] = None,
+    quiet_after: Annotated[Optional[float], typer.Option(
+        "--quiet-after", metavar="MINUTES",
+        help="Warn once when no new recording arrived for this long, and once more when "
+             "recordings come again; status shows it [default: off].",
+        show_default=False)] = None,
     output: opt.OutputOpt = None,
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
@@ -94,6 +104,7 @@ def watch(
 
         settings = settings_for(opts, folder_path=folder, output_path=output, www_path=www,
                                 workers=workers, scheduler=scheduler, products=products,
+                                incomplete_after=incomplete_after, quiet_after=quiet_after,
                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                      verify_checksum),
                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
@@ -129,11 +140,12 @@ def _run(options: WatchOptions, settings: Settings, opts: Common, console: Conso
     from crunchctl.run.recordings import describe
     from crunchctl.watch.session import run_watch
 
+    _describe(options, settings)
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
     with open_ledger(settings, opts, flush_every=1000) as ledger:
         import_on_first_use(ledger, settings.tracking_file_path)
-        reporter: Any = PlainLines(quiet=opts.quiet) if opts.quiet or plain_output() \
-            else LivePanel(console)
+        reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
+            if opts.quiet or plain_output() else LivePanel(console)
         with engine.signals_to_flags(engine.StopFlags()) as flags:
             result = run_watch(options, settings, ledger, reporter=reporter, flags=flags)
     s = result.summary
@@ -145,7 +157,34 @@ def _run(options: WatchOptions, settings: Settings, opts: Common, console: Conso
     return exit_code_for(s)
 
 
+def _describe(options: WatchOptions, settings: Settings) -> None:
+    """-vv: how this watch runs (the settings themselves are logged by ``cli/app.py``)."""
+    import logging
+
+    from crunchctl.watch.session import RESCAN_INTERVAL
+
+    log = logging.getLogger("crunchctl.watch")
+    if settings.scheduler:
+        log.debug("workers: the Dask cluster at %s", settings.scheduler)
+    else:
+        log.debug("workers: a local pool of %d worker processes (%d cores)", settings.workers,
+                  os.cpu_count() or 1)
+    log.debug("patterns: %s%s", " ".join(options.patterns),
+              ", sub-folders too" if options.recursive else "")
+    log.debug("finding recordings: %s", "one scan (--once)" if options.once else (
+        f"polling every {options.poll:g} s" if options.poll else "file-system events, and a "
+        f"full rescan every {RESCAN_INTERVAL / 60:g} min"))
+    log.debug("ready: .tiq when its header's bytes are all there; other files after %g s "
+              "unchanged (--settle)", options.settle)
+    log.debug("incomplete recordings: %s", f"processed as they are after "
+              f"{settings.incomplete_after:g} min without growth" if settings.incomplete_after
+              else "waited for (--incomplete-after is off)")
+    log.debug("quiet recorder: %s", f"warned after {settings.quiet_after:g} min without a "
+              f"new recording" if settings.quiet_after else "no alarm (--quiet-after is off)")
+
+
 # ------------------------------------------------------------------------------ output
+
 
 
 def _stamp() -> str:
@@ -157,10 +196,15 @@ def _name(path: str) -> str:
 
 
 class PlainLines:
-    """Plain timestamped lines on stderr (systemd, nohup, cron); errors come from the log."""
+    """Plain timestamped lines on stderr (systemd, nohup, cron); errors come from the log.
 
-    def __init__(self, quiet: bool = False) -> None:
+    With ``-v`` the log's own lines on stderr say what happens to each recording, so the
+    per-recording lines here are left out (each event once).
+    """
+
+    def __init__(self, quiet: bool = False, verbose: int = 0) -> None:
         self.quiet = quiet
+        self.verbose = verbose
 
     def _line(self, text: str) -> None:
         if not self.quiet:
@@ -174,24 +218,86 @@ class PlainLines:
         pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
-        if outcome.status == "error":
-            return  # logged on stderr already
+        if outcome.status == "error" or outcome.error or self.verbose:
+            return  # errors and warnings (with -v everything) are logged on stderr already
         png = published[0] if published else (outcome.products[0] if outcome.products else "")
         where = f" -> {os.path.abspath(png)}" if png else ""
-        self._line(f"{outcome.status} {outcome.item} ({outcome.duration:.2f} s){where}")
+        note = outcome.extra.get("note")
+        what = f"{outcome.status} ({note})" if note else outcome.status
+        self._line(f"{what} {outcome.item} ({outcome.duration:.2f} s){where}")
 
     def waiting(self, path: str, reason: str) -> None:
-        self._line(f"waiting for {path}: {reason}")
+        if not self.verbose:
+            self._line(f"waiting for {path}: {reason}")
+
 
     def message(self, text: str) -> None:
         self._line(text)
 
+    def stopping(self, text: str) -> None:
+        self._line(text)
+
     def close(self, snap: WatchSnapshot) -> None:
-        if snap.stopping:
-            self._line("stopped taking work")
+        pass  # the command prints the summary line
+
+
+
+#: Columns of the panel that are not the status counts: borders and padding, the label
+#: column (labels have 7 letters at most) and the gap after it.
+PANEL_MARGIN = 4 + 7 + 2
+
+
+def _wrap_items(items: list[Any], width: int) -> Any:
+    """Rich texts joined by two spaces, a new line where the next one would not fit."""
+    from rich.text import Text
+
+    out, used = Text(), 0
+    for item in items:
+        if used and used + 2 + len(item) > width:
+            out.append("\n")
+            used = 0
+        elif used:
+            out.append("  ")
+            used += 2
+        out.append_text(item)
+        used += len(item)
+    return out
+
+
+def _quiet_ctrl_echo() -> Any:
+    """Stop the terminal echoing ``^C`` while the panel is live; return the undo.
+
+    The echo moves the cursor below the panel's last line, so the next redraw starts one
+    line too low and leaves the old top border behind. Only for a terminal on stdin whose
+    foreground this process is (changing it from the background would stop the process).
+    """
+    import sys
+
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
+            return None
+        old = termios.tcgetattr(fd)
+        new = list(old)
+        new[3] &= ~termios.ECHOCTL
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+    except (ImportError, AttributeError, ValueError, OSError):
+        return None
+
+    def restore() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, old)
+        except (OSError, termios.error):
+            pass
+
+    return restore
 
 
 class LivePanel:
+
+
     """A rich live panel on stderr, refreshed four times a second.
 
     Shares the console with the log handler, so warnings print above the panel.
@@ -201,6 +307,7 @@ class LivePanel:
         self.console = console
         self.snap: WatchSnapshot | None = None
         self.live: Any = None
+        self._restore_echo: Any = None
 
     def start(self, snap: WatchSnapshot) -> None:
         from rich.live import Live
@@ -209,6 +316,7 @@ class LivePanel:
         self.live = Live(console=self.console, get_renderable=self._render,
                          refresh_per_second=4, transient=False, redirect_stdout=False,
                          redirect_stderr=False)
+        self._restore_echo = _quiet_ctrl_echo()
         self.live.start()
 
     def update(self, snap: WatchSnapshot) -> None:
@@ -223,11 +331,18 @@ class LivePanel:
     def message(self, text: str) -> None:
         self.console.print(text)
 
+    def stopping(self, text: str) -> None:
+        pass  # the panel's last row says it
+
     def close(self, snap: WatchSnapshot) -> None:
+
         self.snap = snap
         if self.live is not None:
             self.live.refresh()
             self.live.stop()
+        if self._restore_echo is not None:
+            self._restore_echo()
+            self._restore_echo = None
 
     def _render(self) -> Any:
         from rich.panel import Panel
@@ -241,34 +356,41 @@ class LivePanel:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="ellipsis")
-        counts = Text()
+        items = []
         for label, value, style in (("queue", s.queued, "cyan"),
                                     ("in progress", len(s.in_progress), "yellow"),
                                     ("done", s.done, "green"),
                                     ("failed", s.failed, "red" if s.failed else "dim"),
                                     ("pending", len(s.pending), "magenta" if s.pending
-                                     else "dim")):
-            counts.append(f"{label} ", style="dim")
-            counts.append(f"{value}", style=f"bold {style}")
-            counts.append("   ")
-        counts.append("rate ", style="dim")
-        counts.append(f"{s.rate_per_min:.1f}/min")
-        grid.add_row("status", counts)
+                                     else "dim"),
+                                    ("rate", f"{s.rate_per_min:.1f}/min", "")):
+            item = Text(f"{label} ", style="dim")
+            item.append(f"{value}", style=f"bold {style}" if style else "")
+            items.append(item)
+        # Border, padding and the label column take PANEL_MARGIN columns; the counts wrap
+        # between items, never inside one ("rate" and its value stay together).
+        grid.add_row("status", _wrap_items(items, self.console.width - PANEL_MARGIN))
+
         if s.in_progress:
-            grid.add_row("working on", ", ".join(_name(p) for p in s.in_progress))
+            grid.add_row("working", ", ".join(_name(p) for p in s.in_progress))
         if s.last is not None:
             o = s.last
             when = time.strftime("%H:%M:%S", time.localtime(o.finished))
             line = Text(f"{_name(o.item)}  ")
             line.append(o.status, style="green" if o.status == "ok" else "red")
             line.append(f"  {o.duration:.2f} s  at {when}")
+            if o.extra.get("note"):
+                line.append(f"  ({o.extra['note']})", style="cyan")
             grid.add_row("last", line)
             if o.status == "ok":
                 png = s.last_published[0] if s.last_published else (
                     o.products[0] if o.products else "")
                 if png:
                     grid.add_row("png", os.path.abspath(png))
+                if o.error:  # an ok with a warning (processed although incomplete)
+                    grid.add_row("warning", Text(o.error, style="yellow"))
             elif o.error:
+
                 grid.add_row("error", Text(o.error, style="red"))
         if s.pending:
             shown = s.pending[:5]
@@ -282,7 +404,12 @@ class LivePanel:
                 lines.append(f"\n+{len(s.pending) - len(shown)} more", style="dim")
             grid.add_row("pending", lines)
         if s.restarts:
-            grid.add_row("observer", f"restarted {s.restarts} times")
+            grid.add_row("events", f"observer restarted {s.restarts} times")
+        if s.quiet_since is not None:
+            quiet = int(time.time() - s.quiet_since) // 60
+            grid.add_row("quiet", Text(f"no new recording since "
+                                          f"{time.strftime('%H:%M', time.localtime(s.quiet_since))}"
+                                          f" ({quiet} min)", style="yellow"))
         if s.stopping:
             grid.add_row("", Text("stopping: waiting for the recordings in progress "
                                   "(Ctrl-C again cancels them)" if s.in_progress

@@ -125,8 +125,14 @@ def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
 
 
 def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
-                   forced: str | None = None) -> tuple[Reader, Header]:
+                   forced: str | None = None, *, partial: bool = False,
+                   ) -> tuple[Reader, Header]:
     """Pick the reader, probe the header, and check the recording is complete.
+
+    Args:
+        partial: an incomplete recording is opened as far as it goes (the whole samples
+            present; ``header.info["incomplete"]`` says how much), where its reader can
+            (``as_far_as_it_goes``); otherwise it raises as usual.
 
     Raises:
         FormatError: unknown format or unreadable file (one line naming the file).
@@ -135,6 +141,19 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
     options = options or ReadOptions()
     reader = reader_for(path, forced)
     header = reader.probe(os.fspath(path), options)
+    cut = getattr(reader, "as_far_as_it_goes", None)
+    if partial and cut is not None:
+        try:
+            _check_complete(reader, header)
+        except IncompleteRecording:
+            return reader, cut(header)
+        return reader, header
+    _check_complete(reader, header)
+    return reader, header
+
+
+def _check_complete(reader: Reader, header: Header) -> None:
+    """IncompleteRecording if the recording is shorter than its header says."""
     own_check = getattr(reader, "check_complete", None)
     if own_check is not None:  # a reader may word the shortfall in its own terms
         own_check(header)
@@ -147,7 +166,6 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
             raise IncompleteRecording(
                 f"{header.path}: {size} bytes, but its header says a complete file has "
                 f"{header.complete_size}", expected=header.complete_size, actual=size)
-    return reader, header
 
 
 def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:

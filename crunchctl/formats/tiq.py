@@ -596,6 +596,22 @@ class TiqReader:
         """IncompleteRecording with the TIQ wording (samples and bytes) if the data is short."""
         check_complete(self.tiq_header(header))
 
+    def as_far_as_it_goes(self, header: Header) -> Header:
+        """The header of an incomplete recording cut to the whole samples present, with
+        ``info["incomplete"]`` saying how much was written (docs/formats.md)."""
+        import dataclasses
+
+        t = self.tiq_header(header)
+        try:
+            size = os.stat(header.path).st_size
+        except OSError as e:
+            raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
+        whole = min(t.nsamples, max(0, size - t.offset) // t.bytes_per_sample)
+        return dataclasses.replace(header, nsamples=whole, info={
+            **header.info, "incomplete": f"{whole} of the {t.nsamples} samples its header "
+                                          f"announces were written"})
+
+
     def readiness(self, path: str, options: ReadOptions) -> Readiness:
         try:
             check_complete(read_header(path))

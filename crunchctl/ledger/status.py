@@ -34,7 +34,9 @@ def document(
 ) -> dict[str, Any]:
     """Everything ``crunchctl status`` shows, as one JSON-serialisable dict.
 
-    The keys of :func:`summary`, then ``pending`` (see :func:`pending`), then with
+    The keys of :func:`summary`, then ``pending`` (see :func:`pending`), ``watches`` (every
+    watch that used this ledger, ``watch.record.known_watches``: folder, pid, host, started,
+    last event, last recording, queue, quiet since, running now), then with
     ``list_items`` the key ``list`` (see :func:`item_list`); ``warnings`` is moved to the
     end and holds what every read found.
     """

@@ -28,6 +28,8 @@ class RecordingTask:
     settings: Settings
     source: str = "process"
     fft_workers: int = 1
+    #: Read an incomplete recording as far as it goes (``watch --incomplete-after``).
+    partial: bool = False
 
     @property
     def item(self) -> str:
@@ -116,7 +118,7 @@ class Recording:
         return when.isoformat() if when is not None else ""
 
 
-def open_for(path: str, settings: Settings) -> Recording:
+def open_for(path: str, settings: Settings, *, partial: bool = False) -> Recording:
     """Open a recording through the format registry and check it holds the frames asked for.
 
     Raises:
@@ -128,7 +130,7 @@ def open_for(path: str, settings: Settings) -> Recording:
     from crunchctl.formats.base import ReadOptions
 
     options = ReadOptions.from_settings(settings)
-    reader, header = formats.open_recording(path, options, settings.format)
+    reader, header = formats.open_recording(path, options, settings.format, partial=partial)
     lframes = settings.lframes
     whole = header.nsamples // lframes
     nframes = settings.nframes if settings.nframes is not None else whole
@@ -218,7 +220,8 @@ def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
 
 
 def make_products(path: str, output: Path, stem: str, settings: Settings, *,
-                  fft_workers: int = 1, threaded: bool = True) -> tuple[list[str], Recording]:
+                  fft_workers: int = 1, threaded: bool = True,
+                  partial: bool = False) -> tuple[list[str], Recording]:
     """Stream one recording into the products the settings ask for; return their paths
     (canonical order) and the opened recording.
 
@@ -241,7 +244,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
 
     wanted = wanted_products(settings)
-    rec = open_for(path, settings)
+    rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
     style = render.Style(cmap=settings.cmap)
     width, height = render.image_size(style)
@@ -389,10 +392,14 @@ def process_recording(task: RecordingTask) -> Outcome:
         size, mtime = fingerprint(task.path)
         output = task.settings.output_dir()
         products, rec = make_products(task.path, output, task.stem, task.settings,
-                                      fft_workers=task.fft_workers)
+                                      fft_workers=task.fft_workers, partial=task.partial)
+        cut = rec.header.info.get("incomplete") if rec.header.info else None
+        warning = (f"incomplete: processed the {rec.nframes} whole frames present ({cut})"
+                   if cut else None)
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
-                       task.settings.product_digest(), products, None,
+                       task.settings.product_digest(), products, warning,
                        {"nframes": rec.nframes, "center": rec.center})
+
     except ItemError as e:
         message = str(e)
         if not message.startswith(task.path):

@@ -84,10 +84,16 @@ class Publisher:
                 outcome.status = ERROR
                 outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
                 outcome.extra["retry"] = True
+        note = outcome.extra.get("note")  # e.g. a watch's "changed, processed again"
+        what = f"{note}: {outcome.status}" if note else outcome.status
         if outcome.status == ERROR:
-            log.error("%s", outcome.error)
+            log.error("%s%s", outcome.error, f" ({note})" if note else "")
+        elif outcome.error:  # an ok with a warning (an incomplete recording's)
+            log.warning("%s: %s in %.2f s, %s", outcome.item, what, outcome.duration,
+                        outcome.error)
         else:
-            log.info("%s: %s in %.2f s", outcome.item, outcome.status, outcome.duration)
+            log.info("%s: %s in %.2f s", outcome.item, what, outcome.duration)
+
         if self.page is not None:
             self.page.note(outcome, published)
         return published
@@ -224,9 +230,12 @@ class RecordingRun:
         except LedgerError as e:
             if final:
                 raise
-            log.error("%s; the rows stay buffered and are written later", e)
+            if str(e) != getattr(self, "_flush_error", ""):  # once per state, not every 0.5 s
+                log.error("%s", e)
+            self._flush_error = str(e)
         else:
             self._unflushed = False
+            self._flush_error = ""
 
     def next_flush(self) -> float | None:
         """Monotonic time of the next due flush, None if nothing waits."""

@@ -95,3 +95,11 @@ class SettleTracker:
 def written_long_ago(mtime_ns: int, now_wall: float) -> bool:
     """Last written longer ago than the quiet time (moved in, or found by a scan)."""
     return now_wall - mtime_ns / 1e9 >= QUIET
+
+
+def stalled(mtime_ns: int, now_wall: float, minutes: float | None) -> bool:
+    """``--incomplete-after``: an incomplete recording last written ``minutes`` ago or
+    longer is processed as far as it goes (its recorder stopped). Every write moves the
+    mtime, so the mtime alone tells how long it has not grown, across restarts too.
+    """
+    return bool(minutes) and now_wall - mtime_ns / 1e9 >= minutes * 60.0  # type: ignore[operator]

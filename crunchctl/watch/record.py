@@ -21,6 +21,8 @@ log = logging.getLogger("crunchctl.watch")
 
 #: Seconds between heartbeats of a running watch.
 HEARTBEAT = 5.0
+#: A change of the queue length or the quiet state is written within this many seconds.
+CHANGE_GAP = 1.0
 #: A record from another host whose heartbeat is older than this is not running any more.
 STALE_AFTER = 60.0
 FOLDER = "watches"
@@ -63,8 +65,10 @@ class WatchRecord:
             "folder": folder, "patterns": list(patterns), "recursive": recursive,
             "pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
             "running": True, "last_event": None, "queue": 0, "heartbeat": now_iso(),
-            "stopped": None}
+            "stopped": None, "last_recording": None, "last_status": None,
+            "last_finished": None, "quiet_since": None}
         self._next_beat = 0.0
+        self._last_write = 0.0
         self._warned = False
 
     def _write(self) -> None:
@@ -85,18 +89,39 @@ class WatchRecord:
         self._write()
         self._next_beat = time.monotonic() + HEARTBEAT
 
-    def beat(self, *, queue: int, last_event: float | None, force: bool = False) -> None:
-        """Refresh the heartbeat (at most every ``HEARTBEAT`` seconds unless ``force``)."""
+    def beat(self, *, queue: int, last_event: float | None, last_recording: Any = None,
+             quiet_since: float | None = None, force: bool = False) -> None:
+        """Refresh the record: every ``HEARTBEAT`` seconds, within ``CHANGE_GAP`` seconds
+        of a change of the queue length, the last recording or the quiet state, or now
+        with ``force``.
+
+        Args:
+            queue: recordings ready or about to be looked at.
+            last_event: UNIX time of the last file-system event (or poll hit).
+            last_recording: the last outcome (``item``, ``status``, ``finished``), or None.
+            quiet_since: no new recording since then (``--quiet-after``), or None.
+        """
         now = time.monotonic()
-        if not force and now < self._next_beat:
+        changes = {"queue": queue,
+                   "quiet_since": None if quiet_since is None else now_iso(quiet_since)}
+        if last_recording is not None:
+            changes.update(last_recording=last_recording.item,
+                           last_status=last_recording.status,
+                           last_finished=now_iso(last_recording.finished))
+        changed = any(self.doc.get(k) != v for k, v in changes.items())
+        if not force and now < self._next_beat and not (
+                changed and now >= self._last_write + CHANGE_GAP):
             return
         self._next_beat = now + HEARTBEAT
-        self.doc.update(queue=queue, heartbeat=now_iso(),
+        self._last_write = now
+        self.doc.update(changes, heartbeat=now_iso(),
                         last_event=None if last_event is None else now_iso(last_event))
         self._write()
 
+
     def stop(self) -> None:
-        self.doc.update(running=False, stopped=now_iso(), heartbeat=now_iso())
+        self.doc.update(running=False, stopped=now_iso(), heartbeat=now_iso(), queue=0,
+                        quiet_since=None)
         self._write()
 
 
@@ -121,8 +146,9 @@ def known_watches(ledger_path: str | os.PathLike) -> list[dict[str, Any]]:
 
     Returns:
         One dict per watched folder: ``folder``, ``patterns``, ``recursive``, ``pid``,
-        ``host``, ``started``, ``last_event``, ``queue``, ``heartbeat``, ``stopped`` and
-        ``running`` (checked now: the process is alive on this host, or, for another
+        ``host``, ``started``, ``last_event``, ``queue``, ``heartbeat``, ``stopped``,
+        ``last_recording``, ``last_status``, ``last_finished``, ``quiet_since`` (ISO times
+        or None) and ``running`` (checked now: the process is alive on this host, or, for another
         host, its heartbeat is recent); a watch that was killed shows ``running`` false.
     """
     host, now = socket.gethostname(), time.time()

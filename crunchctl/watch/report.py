@@ -1,15 +1,21 @@
 """What a watch shows while it runs and returns at the end: the panel's snapshot, the
-reporter callbacks (rich panel or plain lines live in ``cli/watch.py``) and the result.
+reporter callbacks (rich panel or plain lines live in ``cli/watch.py``), the quiet-recorder
+alarm and the result.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crunchctl.run.engine import RunSummary
     from crunchctl.run.outcome import Outcome
+
+log = logging.getLogger("crunchctl.watch")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class WatchSnapshot:
     pending: list[tuple[str, str]] = field(default_factory=list)
     restarts: int = 0
     stopping: bool = False
+    quiet_since: float | None = None  # no new recording since then (``--quiet-after``)
 
 
 class WatchReporter:
@@ -41,7 +48,57 @@ class WatchReporter:
     def item_done(self, outcome: Outcome, published: list[str]) -> None: ...
     def waiting(self, path: str, reason: str) -> None: ...
     def message(self, text: str) -> None: ...
+    def stopping(self, text: str) -> None: ...
     def close(self, snapshot: WatchSnapshot) -> None: ...
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M", time.localtime(ts))
+
+
+def _minutes(seconds: float) -> str:
+    m = seconds / 60.0
+    return f"{m:.0f} min" if m >= 10 else f"{m:.1f} min"
+
+
+class QuietAlarm:
+    """``--quiet-after``: one warning when no new recording arrived for that long, one more
+    when recordings come again. Fed arrival times; never looks at a folder.
+
+    Args:
+        minutes: the quiet time; None or 0 switches the alarm off.
+        folder: named in the warnings.
+    """
+
+    def __init__(self, minutes: float | None, folder: str) -> None:
+        self.after = minutes * 60.0 if minutes else None
+        self.folder = folder
+        self.last_arrival: float | None = None
+        #: When the recorder went quiet (its last new recording, or the watch's start),
+        #: while the warning stands; None otherwise.
+        self.since: float | None = None
+
+    def start(self, now: float) -> None:
+        if self.last_arrival is None:
+            self.last_arrival = now
+
+    def arrived(self, path: str, now: float) -> None:
+        """A recording not seen before appeared."""
+        if self.since is not None:
+            log.warning("recordings arrive again in %s (%s, after %s without one)",
+                        self.folder, os.path.basename(path), _minutes(now - self.since))
+            self.since = None
+        self.last_arrival = now
+
+    def check(self, now: float) -> None:
+        if self.after is None or self.since is not None or self.last_arrival is None:
+            return
+        if now - self.last_arrival >= self.after:
+            self.since = self.last_arrival
+            log.warning("no new recording in %s for %s (since %s): is the recorder running?",
+                        self.folder, _minutes(now - self.last_arrival),
+                        _clock(self.last_arrival))
+
 
 
 @dataclass

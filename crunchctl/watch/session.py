@@ -10,6 +10,7 @@ outcomes are recorded and published by a ``RecordingRun``, and the watch's recor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -26,8 +27,8 @@ from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
-from crunchctl.watch.report import WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import scan_folder
+from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
+from crunchctl.watch.scan import ResetFollower, scan_folder
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -38,6 +39,8 @@ log = logging.getLogger("crunchctl.watch")
 CHECK_INTERVAL = 1.0
 #: Full rescans as a safety net against lost events (inotify queue overflow), s.
 RESCAN_INTERVAL = 300.0
+#: Seconds between looks for recordings ``crunchctl reset`` made due (watch/scan.py).
+RESET_INTERVAL = 30.0
 #: Seconds between panel updates.
 UPDATE_INTERVAL = 0.25
 #: Window of the rate shown in the panel, s.
@@ -87,6 +90,9 @@ class Watch:
         self._outcomes = 0
         self._last_event: float | None = None
         self._recorded = False
+        self._resets: ResetFollower | None = None
+        self._changed: set[str] = set()   # processed before this version (docs/ARCHITECTURE.md)
+        self.quiet = QuietAlarm(settings.quiet_after, options.folder)
 
     # ------------------------------------------------------------------ snapshot
 
@@ -106,7 +112,8 @@ class Watch:
             rate_per_min=len(self._finished) * 60.0 / window, last=self._last,
             last_published=list(self._last_published), pending=self.queue.pending(),
             restarts=self.watcher.restarts if self.watcher else 0,
-            stopping=self.flags.stop.is_set())
+            stopping=self.flags.stop.is_set(), quiet_since=self.quiet.since)
+
 
     # ------------------------------------------------------------------ scanning
 
@@ -142,6 +149,17 @@ class Watch:
             if p not in q.inflight and q.attempted.get(p) != (size, mtime):
                 q.mark(p)
 
+    def _pick_up_resets(self) -> None:
+        if self._resets is None:
+            self._resets = ResetFollower(self.ledger, self.options.folder, self.options.recursive)
+        try:
+            again = self.queue.pick_up_resets(self._resets, self.ledger)
+        except LedgerError as e:
+            log.warning("looking for reset recordings: %s", e)
+            return
+        if again:
+            log.info("%d recordings were reset in the ledger; processing them again", len(again))
+
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
 
@@ -157,6 +175,8 @@ class Watch:
             elif kind == DIR:
                 self.queue.scan_dir(path)
             else:
+                if not self.queue.known(path) and path not in self.queue.dirty:
+                    self.quiet.arrived(path, self._last_event)
                 self.queue.mark(path)
             try:
                 kind, path = self.events.get_nowait()
@@ -187,10 +207,18 @@ class Watch:
             # A lone recording gets every core for its FFT (latency).
             alone = d.busy == 0 and not self.queue.ready
             (task,) = self.run_.tasks([path], fft_workers=(os.cpu_count() or 1) if alone else 1)
+            before = self.queue.attempted.get(path)
+            if before is not None and before != version:
+                self._changed.add(path)
+            if path in self.queue.incomplete:
+                task = dataclasses.replace(task, partial=True)
             d.submit(task)
             self.queue.started(path, version)
 
     def _finish(self, task: Any, outcome: Outcome) -> None:
+        if outcome.item in self._changed:
+            self._changed.discard(outcome.item)
+            outcome.extra["note"] = "changed, processed again"
         published = self.run_.finish(outcome)
         self._outcomes += 1
         self._finished.append(time.time())
@@ -244,24 +272,32 @@ class Watch:
         if self.flags.stop.is_set():
             if not self._stop_announced:
                 self._stop_announced = True
-                log.warning("stopping: no new work%s", (
+                text = "stopping: no new work" + (
                     f"; waiting for {len(q.inflight)} recordings in progress "
-                    f"(Ctrl-C again cancels them)") if q.inflight else "")
+                    f"(Ctrl-C again cancels them)" if q.inflight else "")
+                log.info("%s", text, extra={"file_only": True})  # the reporter says it
+                self.reporter.stopping(text)
             return bool(q.inflight)
         if self.watcher is not None:
             if now >= timers["check"]:
                 timers["check"] = now + CHECK_INTERVAL
                 if self.watcher.check(now):
-                    self.reporter.message(f"observer restarted; rescanning {opts.folder}")
+                    self.reporter.message(self.watcher.note)
                     self.rescan(retry_failed=True)
             if now >= timers["rescan"]:
                 timers["rescan"] = now + RESCAN_INTERVAL
-                self.rescan()
+                if not self.watcher.gone:
+                    self.rescan()
+            if now >= timers["resets"]:
+                timers["resets"] = now + RESET_INTERVAL
+                self._pick_up_resets()
         for path in [p for p, t in self.retry_at.items() if t <= now]:
             del self.retry_at[path]
             q.retry(path)
         q.evaluate_due(now)
         self._submit()
+        if not opts.once:
+            self.quiet.check(time.time())
         return not (opts.once and q.drained())
 
     def run(self) -> WatchResult:
@@ -276,10 +312,13 @@ class Watch:
             self._start()
             self.rescan()
             self.reporter.start(self.snapshot())
+            # The reporter shows this line on the console; the log file keeps it.
             log.info("watching %s (%s, patterns %s%s), backlog %d", self.options.folder,
                      "once" if self.options.once else self.watcher.kind,
                      " ".join(self.options.patterns),
-                     ", recursive" if self.options.recursive else "", len(self.queue.dirty))
+                     ", recursive" if self.options.recursive else "", len(self.queue.dirty),
+                     extra={"file_only": True})
+            self.quiet.start(time.time())
             self._loop()
         finally:
             self._close()
@@ -290,7 +329,7 @@ class Watch:
     def _loop(self) -> None:
         start = time.monotonic()
         timers = {"check": start + CHECK_INTERVAL, "rescan": start + RESCAN_INTERVAL,
-                  "update": 0.0}
+                  "resets": start + RESET_INTERVAL, "update": 0.0}
         while True:
             now = time.monotonic()
             d = self.dispatcher
@@ -312,7 +351,9 @@ class Watch:
             if time.monotonic() >= timers["update"]:
                 timers["update"] = time.monotonic() + UPDATE_INTERVAL
                 self.reporter.update(self.snapshot())
-                self.record.beat(queue=self.queue.queued(), last_event=self._last_event)
+                self.record.beat(queue=self.queue.queued(), last_event=self._last_event,
+                                 last_recording=self._last, quiet_since=self.quiet.since)
+
 
     def _close(self) -> None:
         if self.watcher is not None:
