@@ -364,7 +364,8 @@ class LivePanel:
                                     ("pending", len(s.pending), "magenta" if s.pending
                                      else "dim"),
                                     ("rate", f"{s.rate_per_min:.1f}/min", "")):
-            item = Text(f"{label} ", style="dim")
+            item = Text()
+            item.append(f"{label} ", style="dim")
             item.append(f"{value}", style=f"bold {style}" if style else "")
             items.append(item)
         # Border, padding and the label column take PANEL_MARGIN columns; the counts wrap
@@ -379,9 +380,10 @@ class LivePanel:
             line = Text(f"{_name(o.item)}  ")
             line.append(o.status, style="green" if o.status == "ok" else "red")
             line.append(f"  {o.duration:.2f} s  at {when}")
-            if o.extra.get("note"):
-                line.append(f"  ({o.extra['note']})", style="cyan")
             grid.add_row("last", line)
+            if o.extra.get("note"):  # "changed, processed again"
+                grid.add_row("", Text(o.extra["note"], style="cyan"))
+
             if o.status == "ok":
                 png = s.last_published[0] if s.last_published else (
                     o.products[0] if o.products else "")

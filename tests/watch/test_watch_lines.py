@@ -153,3 +153,60 @@ def test_quiet_alarm_rules():
     off.start(0.0)
     off.check(1e9)
     assert off.since is None
+
+
+def test_panel_fits_80_columns_and_wraps_between_counts():
+    from rich.console import Console
+
+    from crunchctl.cli.watch import LivePanel
+    from crunchctl.run.outcome import Outcome
+    from crunchctl.watch.report import WatchSnapshot
+
+    last = Outcome("/data/rsa510/20240417_130522.tiq", "iq", "watch:/data/rsa510", "ok",
+                   time.time() - 2, time.time(), error=None,
+                   extra={"note": "changed, processed again"})
+    for width, queued in ((80, 3), (60, 12345)):
+        console = Console(width=width, record=True, file=open(os.devnull, "w"),
+                          force_terminal=True)
+        panel = LivePanel(console)
+        panel.snap = WatchSnapshot(folder="/data/rsa510", observer="file-system events",
+                                   started=time.time() - 100, queued=queued, done=12,
+                                   rate_per_min=12.5, last=last, quiet_since=time.time() - 600)
+        console.print(panel._render())
+        text = console.export_text()
+        lines = text.splitlines()
+        assert all(len(line) <= width for line in lines)
+        # "rate" and its value stay on one line, whatever the width.
+        assert any("rate 12.5/min" in line for line in lines), text
+        assert "changed, processed again" in text and "no new recording since" in text
+
+
+def test_panel_after_ctrl_c_in_tmux_has_one_top_border(tmp_path):
+    import shutil
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    folder = tmp_path / "rec"
+    tiny_tiq(folder / "a.tiq")
+    session = f"crunch{os.getpid()}"
+    cmd = (f"cd {tmp_path} && {' '.join(crunchctl_cmd())} watch {folder} --ledger L "
+           f"--output out --lframes 1024 -j 1 --log-file log.txt; sleep 60")
+    env = {k: v for k, v in child_env().items() if k not in ("COLUMNS", "NO_COLOR")}
+    subprocess.run(["tmux", "new-session", "-d", "-x", "80", "-y", "30", "-s", session, cmd],
+                   check=True, env=env)
+    try:
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout
+
+        wait_for(lambda: "a.tiq  ok" in screen(), 60, "the panel to show the recording")
+        assert not any(len(line) > 80 for line in screen().splitlines())
+        status_line = [line for line in screen().splitlines() if "status" in line][0]
+        assert "rate" in status_line  # not wrapped onto a line of its own
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        wait_for(lambda: "watch interrupted" in screen(), 30, "the watch to stop")
+        shown = screen()
+        assert shown.count("╭─ crunchctl watch") == 1, shown
+        assert "^C" not in shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
