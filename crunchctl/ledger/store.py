@@ -121,6 +121,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._damaged: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when found
         self._swept = False  # dead writers' temporaries removed (first flush)
+        self._failing: str | None = None  # why the last write failed (rows kept buffered)
         if self.path.exists() and not self.path.is_dir():
             raise self._folder_error(NotADirectoryError(), "use")
         if create:
@@ -137,12 +138,22 @@ class Ledger:
     # ------------------------------------------------------------------ writing
 
     def record(self, outcome: Outcome) -> None:
-        """Buffer one attempt; every ``flush_every`` rows the buffer is flushed."""
+        """Buffer one attempt; every ``flush_every`` rows the buffer is flushed.
+
+        While the ledger cannot be written (a full disk) rows are only buffered: the
+        caller's next ``flush`` tries again, so one failure is not reported per row.
+        """
         row = _row(outcome)
         with self._lock:
             self._buffer.append(row)
-            if len(self._buffer) >= self.flush_every:
+            if len(self._buffer) >= self.flush_every and self._failing is None:
                 self._flush_locked()
+
+    @property
+    def unwritten(self) -> int:
+        """Rows recorded but not yet in a file (lost from the ledger if the process ends)."""
+        with self._lock:
+            return len(self._buffer)
 
     def record_many(self, outcomes: Iterable[Outcome]) -> None:
         """Buffer many attempts (flushing every ``flush_every`` rows, as ``record`` does)."""
@@ -191,13 +202,39 @@ class Ledger:
             self._remove_stale_tmp()
         unique = f"{_HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         name = f"{_PART_PREFIX}{_stamp()}-{unique}{_SUFFIX}"
-        self._write_atomic(frame, name)
+        try:
+            # In memory first: a full disk is then a plain OSError (ENOSPC) with its reason.
+            self._write_atomic(frame, name, in_memory=True)
+        except LedgerError as exc:
+            self._write_failed(exc)
+        if self._failing is not None:
+            log.warning("ledger %s can be written again: the %d outcomes kept in memory "
+                        "are now recorded", self.path, len(self._buffer))
+            self._failing = None
         # The file is in place: these rows must never be written again.
         self._buffer = []
         try:
             self._maybe_compact()
         except Exception as exc:  # maintenance only: a flush that landed is a success
             log.warning("ledger %s: compaction skipped: %s", self.path, exc)
+
+    def _write_failed(self, exc: LedgerError) -> None:
+        """A flush failed (a full disk): keep the rows, say so loudly once, raise."""
+        n = len(self._buffer)
+        # The same words on every failed attempt (no part file's random name): callers
+        # that retry can tell a new state from the same one.
+        reason = str(exc).split(f"{_SUFFIX}: ", 1)[-1]
+        if self._failing is None:
+            log.error("LEDGER NOT WRITTEN: cannot write to the ledger folder %s: %s. "
+                      "Outcomes are kept in memory and written as soon as the ledger can be "
+                      "written again; if crunchctl stops before that, they are lost from the "
+                      "ledger and those recordings are processed again by the next run "
+                      "(their products are rewritten)", self.path, reason)
+        self._failing = reason
+        raise LedgerError(f"cannot write to the ledger folder {self.path}: {reason}; "
+                          f"{n} outcome{'s' if n != 1 else ''} not in the ledger "
+                          f"(kept in memory; lost from the ledger if crunchctl stops now, "
+                          f"and processed again by the next run)") from None
 
     def _ensure_folder(self) -> None:
         try:
@@ -207,13 +244,21 @@ class Ledger:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise LedgerError(f"ledger folder {self.path} is not writable")
 
-    def _write_atomic(self, frame: pl.DataFrame, name: str) -> pathlib.Path:
+    def _write_atomic(self, frame: pl.DataFrame, name: str, *,
+                      in_memory: bool = False) -> pathlib.Path:
         # A hidden temporary, fsynced, then renamed: readers never see half a file.
         final = self.path / name
         tmp = self.path / f".{name}.tmp"
         try:
             with open(tmp, "wb") as fh:
-                frame.write_parquet(fh)
+                if in_memory:
+                    import io
+
+                    buf = io.BytesIO()
+                    frame.write_parquet(buf)
+                    fh.write(buf.getbuffer())
+                else:
+                    frame.write_parquet(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)

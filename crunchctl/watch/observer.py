@@ -1,15 +1,17 @@
 """The file-system observer of ``crunchctl watch``: the only module that imports watchdog.
 
-Owns observer setup (inotify & co., or polling for network shares), an event handler that
-only enqueues paths, and the liveness check that restarts a dead observer. It never
-decides whether a recording is ready or done: that is ``queue.py``'s business.
+Owns observer setup (inotify & co. through watchdog, or our own polling for network
+shares), the watched folder going away and coming back, and restarting a dead observer.
+It only enqueues paths: whether a recording is ready or done is ``queue.py``'s business.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,9 +24,15 @@ log = logging.getLogger("crunchctl.watcher")
 FILE = "file"
 DIR = "dir"
 
-#: Seconds between restart attempts of an observer whose folder is gone; doubles up to max.
+#: Seconds between restart attempts of an observer that died; doubles up to max.
 RESTART_BACKOFF = 1.0
 RESTART_BACKOFF_MAX = 30.0
+#: Seconds over which the poller stats every known file once (in-place rewrites of old
+#: recordings are noticed within this; new and removed names within one poll).
+SWEEP_SECONDS = 60.0
+#: Files written less than this many seconds ago (or "in the future") are stat'ed on
+#: every poll: they are the ones a recorder may still be writing.
+HOT_SECONDS = 300.0
 
 
 def _make_handler(sink: queue.Queue, patterns: Sequence[str], recursive: bool) -> Any:
@@ -57,17 +65,152 @@ def _make_handler(sink: queue.Queue, patterns: Sequence[str], recursive: bool) -
     return _Handler()
 
 
+class ScanPoller(threading.Thread):
+    """Polls a folder with ``os.scandir`` and puts changed paths on ``sink``.
+
+    Cheaper than a stat of every file on every poll (watchdog's polling observer): each
+    poll lists names only (new and removed recordings show up at once), stats the files
+    written in the last ``HOT_SECONDS``, and a rolling share of the rest so that every
+    file is stat'ed once per ``SWEEP_SECONDS``. A version is (size, mtime_ns, ctime_ns):
+    a file replaced by one of the same size and mtime (``cp -p``) still has a new ctime.
+
+    A root folder that cannot be listed sets :attr:`gone` and emits nothing (no flood of
+    "removed" paths during a share outage); :class:`FolderWatcher` deals with it.
+    """
+
+    def __init__(self, folder: str, patterns: Sequence[str], recursive: bool,
+                 interval: float, sink: queue.Queue) -> None:
+        super().__init__(name="crunchctl-poller", daemon=True)
+        self.folder = folder
+        self.patterns = tuple(patterns)
+        self.recursive = recursive
+        self.interval = interval
+        self.sink = sink
+        self.gone = False
+        self._stop_event = threading.Event()
+        self._known: dict[str, tuple[int, int, int] | None] = {}
+        self._ignored: set[str] = set()   # listed names that do not match (not re-matched)
+        self._order: list[str] = []       # sweep order
+        self._cursor = 0
+
+    # The watchdog observer's interface, as FolderWatcher uses it.
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    @property
+    def emitters(self) -> tuple[threading.Thread, ...]:
+        return (self,)
+
+    def _list(self) -> set[str] | None:
+        """Matching paths under the folder, names only; None if the root cannot be listed."""
+        names: set[str] = set()
+        ignored: set[str] = set()
+        stack = [self.folder]
+        while stack:
+            here = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    entries = list(it)
+            except OSError:
+                if here == self.folder:
+                    return None
+                continue  # a sub-folder removed meanwhile
+            for e in entries:
+                path = e.path
+                if path in self._known:
+                    names.add(path)
+                    continue
+                if path in self._ignored:
+                    ignored.add(path)
+                    continue
+                try:
+                    is_dir = self.recursive and e.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir and not e.name.startswith("."):
+                    stack.append(path)  # folders are listed on every poll, never ignored
+                if matches(e.name, self.patterns):
+                    names.add(path)
+                elif not is_dir:
+                    ignored.add(path)
+        # Only names that still exist stay ignored (rsync temporaries come and go).
+        self._ignored = ignored
+        return names
+
+    @staticmethod
+    def _version(path: str) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def snapshot(self) -> None:
+        """The first look: every matching file stat'ed (before the session's own scan)."""
+        names = self._list()
+        self.gone = names is None
+        for p in names or ():
+            self._known[p] = self._version(p)
+        self._order = list(self._known)
+
+    def poll(self) -> None:
+        """One poll: emit paths that appeared, disappeared or changed."""
+        names = self._list()
+        if names is None:
+            self.gone = True
+            return
+        self.gone = False
+        changed: list[str] = []
+        known = self._known
+        new = [p for p in names if p not in known]
+        removed = [p for p in known if p not in names]
+        for p in removed:
+            del known[p]
+            changed.append(p)
+        for p in new:
+            known[p] = self._version(p)
+            changed.append(p)
+        if new or removed:
+            self._order = list(known)
+            self._cursor = 0
+        # Hot files every poll; a rolling share of everything else.
+        hot_after = (time.time() - HOT_SECONDS) * 1e9
+        share = math.ceil(len(self._order) * min(1.0, self.interval / SWEEP_SECONDS))
+        sweep = self._order[self._cursor:self._cursor + share]
+        self._cursor = self._cursor + share if self._cursor + share < len(self._order) else 0
+        hot = [p for p, v in known.items() if v is None or v[1] > hot_after]
+        for p in dict.fromkeys([*hot, *sweep]):
+            if p not in known:
+                continue
+            v = self._version(p)
+            if v != known[p]:
+                known[p] = v
+                changed.append(p)
+        for p in dict.fromkeys(changed):
+            self.sink.put((FILE, p))
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one surprise
+                log.exception("polling %s failed; trying again next poll", self.folder)
+
+
 class FolderWatcher:
-    """A watchdog observer on one folder that feeds ``("file"|"dir", path)`` into ``sink``.
+    """Watches one folder and feeds ``("file"|"dir", path)`` into ``sink``.
 
     Args:
         folder: the folder to watch (absolute).
         patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``("*.tiq",)``.
         recursive: watch sub-folders too.
         poll: None for the platform's native observer (inotify, FSEvents, ...); seconds for
-            a polling observer that stat-walks the folder at that interval (network shares
-            deliver no events).
+            polling (:class:`ScanPoller`; network shares deliver no events).
         sink: the queue the handler puts paths on.
+
+    :meth:`check` (called every second or so) notices the folder going away (a share
+    unmounted, the folder renamed) and coming back, each logged once; while it is gone
+    nothing is observed and nothing spins: one ``stat`` of the folder per check.
     """
 
     def __init__(self, folder: str, patterns: Sequence[str], recursive: bool, poll: float | None,
@@ -78,7 +221,11 @@ class FolderWatcher:
         self.poll = poll
         self.sink = sink
         self.restarts = 0
+        #: True while the folder is gone; ``note`` says what the last check changed.
+        self.gone = False
+        self.note = ""
         self._observer: Any = None
+        self._identity: tuple[int, int] | None = None
         self._next_attempt = 0.0
         self._backoff = RESTART_BACKOFF
 
@@ -88,17 +235,27 @@ class FolderWatcher:
 
     def _new_observer(self) -> Any:
         if self.poll:
-            from watchdog.observers.polling import PollingObserver
+            poller = ScanPoller(self.folder, self.patterns, self.recursive, self.poll,
+                                self.sink)
+            poller.snapshot()
+            if poller.gone:
+                raise FileNotFoundError(2, "No such file or directory", self.folder)
+            return poller
+        from watchdog.observers import Observer
 
-            obs = PollingObserver(timeout=self.poll)
-        else:
-            from watchdog.observers import Observer
-
-            obs = Observer()
+        obs = Observer()
         obs.schedule(_make_handler(self.sink, self.patterns, self.recursive), self.folder,
                      recursive=self.recursive)
         obs.daemon = True
         return obs
+
+    def _folder_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the folder, None when it is gone or not a folder."""
+        try:
+            st = os.stat(self.folder)
+        except OSError:  # missing, a dead mount (ESTALE, EIO), no permission
+            return None
+        return (st.st_dev, st.st_ino) if os.path.isdir(self.folder) else None
 
     def start(self) -> None:
         """Start observing.
@@ -107,15 +264,17 @@ class FolderWatcher:
             OSError: the folder cannot be watched (missing, not readable, no inotify
                 watches left).
         """
+        identity = self._folder_identity()
         obs = self._new_observer()
         obs.start()
         self._observer = obs
+        self._identity = identity
 
     def alive(self) -> bool:
         """Whether the observer and all its emitter threads still run.
 
-        A polling emitter stops for good when its folder disappears (share outage) while
-        the observer thread itself lives on, so the emitters are checked too.
+        A watchdog emitter stops for good when its folder disappears while the observer
+        thread itself lives on, so the emitters are checked too.
         """
         obs = self._observer
         if obs is None or not obs.is_alive():
@@ -124,30 +283,60 @@ class FolderWatcher:
         return bool(emitters) and all(e.is_alive() for e in emitters)
 
     def check(self, now: float | None = None) -> bool:
-        """Restart a dead observer; return True when it was restarted (the caller rescans).
+        """Notice the folder going and coming back; restart a dead observer.
 
-        A folder that is still gone is retried later with a growing back-off; each failure
-        and the restart are logged as warnings.
+        Returns:
+            True when observing started again (the folder is back, or the observer was
+            restarted): the caller rescans, since events meanwhile were lost.
         """
+        now = time.monotonic() if now is None else now
+        self.note = ""
+        identity = self._folder_identity()
+        if identity is None:
+            if not self.gone:
+                self.gone = True
+                self._stop_observer()
+                self.note = (f"{self.folder}: the watched folder is gone (share unmounted, "
+                             f"moved or deleted?); waiting for it to come back")
+                log.warning("%s", self.note)
+            return False
+        if self.gone or identity != self._identity:
+            # Back (or replaced by another folder of the same name: an inotify watch
+            # would still follow the old one).
+            self._stop_observer()
+            if not self._restart(now, quiet=True):
+                return False
+            was_gone, self.gone = self.gone, False
+            self.note = (f"{self.folder}: the watched folder is back; rescanning it"
+                         if was_gone else f"{self.folder}: the watched folder was replaced; "
+                         f"watching the new one and rescanning it")
+            log.warning("%s", self.note)
+            return True
         if self.alive():
             return False
-        now = time.monotonic() if now is None else now
         if now < self._next_attempt:
             return False
         self._stop_observer()
+        if not self._restart(now):
+            return False
+        self.note = f"observer restarted; rescanning {self.folder}"
+        log.warning("observer on %s had stopped (events while it was down are lost); "
+                    "restarted (%s) and rescanning the folder", self.folder, self.kind)
+        return True
+
+    def _restart(self, now: float, quiet: bool = False) -> bool:
         try:
             self.start()
         except OSError as e:
-            log.warning("observer on %s stopped and cannot be restarted yet (%s); retrying "
-                        "in %.0f s", self.folder, e.strerror or e, self._backoff)
+            if not quiet:
+                log.warning("observer on %s stopped and cannot be restarted yet (%s); "
+                            "retrying in %.0f s", self.folder, e.strerror or e, self._backoff)
             self._next_attempt = now + self._backoff
             self._backoff = min(RESTART_BACKOFF_MAX, self._backoff * 2)
             return False
         self.restarts += 1
         self._backoff = RESTART_BACKOFF
         self._next_attempt = 0.0
-        log.warning("observer on %s had stopped (events while it was down are lost); "
-                    "restarted (%s) and rescanning the folder", self.folder, self.kind)
         return True
 
     def _stop_observer(self) -> None:

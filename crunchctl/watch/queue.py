@@ -29,6 +29,8 @@ from crunchctl.watch.scan import Version, entry_version, matches, scan_folder
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
+    from crunchctl.ledger.store import Ledger
+    from crunchctl.watch.scan import ResetFollower
     from crunchctl.watch.options import WatchOptions
 
 log = logging.getLogger("crunchctl.watch")
@@ -72,6 +74,9 @@ class RecordingQueue:
         self.wanted = wanted
         self.on_waiting = on_waiting
         self.attempted: dict[str, Version] = {}   # version attempted or done
+        # ctime of the file this watch processed: tells a replacement with the same size
+        # and mtime (``cp -p``, ``rsync -t``) from a repeated event.
+        self.ctimes: dict[str, int] = {}
         self.ready: dict[str, Version] = {}       # insertion order = work order
         self.inflight: dict[str, Version] = {}
         self.recheck: set[str] = set()            # changed while in flight
@@ -142,8 +147,14 @@ class RecordingQueue:
             return
         version = (st.st_size, st.st_mtime_ns)
         if self.attempted.get(path) == version:
-            self.forget(path)  # this version was done already: a repeated event
-            return
+            if self.ctimes.get(path, st.st_ctime_ns) == st.st_ctime_ns:
+                self.forget(path)  # this version was done already: a repeated event
+                return
+            # Same size and mtime, but another file (or its metadata changed): again.
+            log.info("%s: replaced by a file of the same size and mtime; processing it "
+                     "again", path)
+            del self.attempted[path]
+            self.ctimes.pop(path, None)
         if self.ready.get(path) == version:
             return
         self.ready.pop(path, None)
@@ -231,6 +242,10 @@ class RecordingQueue:
     def started(self, path: str, version: Version) -> None:
         self.inflight[path] = version
         self.attempted[path] = version
+        try:
+            self.ctimes[path] = os.stat(path).st_ctime_ns
+        except OSError:
+            self.ctimes.pop(path, None)
 
     def finished(self, path: str, version: Version | None) -> None:
         """A recording's outcome is in; ``version`` is the one the worker actually read."""
@@ -245,6 +260,22 @@ class RecordingQueue:
     def cancelled(self, path: str) -> None:
         self.inflight.pop(path, None)
         self.attempted.pop(path, None)
+
+    def pick_up_resets(self, follower: ResetFollower, ledger: Ledger) -> list[str]:
+        """Queue recordings that ``crunchctl reset`` made due since the last call.
+
+        Returns:
+            The recordings queued again.
+        """
+        from crunchctl.run.recordings import split_due
+
+        found = [p for p in follower.items() if p not in self.inflight]
+        if not found:
+            return []
+        due, _ = split_due(found, self.settings, ledger)
+        for p in due:
+            self.retry(p)
+        return due
 
     def retry(self, path: str) -> None:
         """Try this recording again even if its version was attempted."""

@@ -5,10 +5,12 @@ first, and which of them are pending (not done), for ``watch``'s backlog and ``s
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
+import re
 import stat as _stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,8 +31,14 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     """
     if name.startswith("."):
         return False
-    low = name.lower()
-    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+    return _matcher(tuple(patterns))(name) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    # One compiled regex for all patterns: a poll of 50,000 names calls this per name.
+    joined = "|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns)
+    return re.compile(joined, re.IGNORECASE | re.DOTALL).match
 
 
 def scan_folder(folder: str, patterns: Sequence[str],
@@ -119,3 +127,54 @@ def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
         digest = settings.product_digest() if settings is not None else None
         done = set(ledger.done_items(KIND_IQ, files, digest))
     return [(p, pending_reason(p, settings)) for p, _, _ in files if p not in done]
+
+
+class ResetFollower:
+    """Finds ``reset`` rows of a watched folder's recordings written since the last look,
+    so a running watch processes what ``crunchctl reset`` made due (docs/ledger.md).
+
+    The ledger is read only when its folder listing changed (every write is a new file);
+    rows are looked for from a minute before the last look, for writers on other hosts
+    whose clocks run behind. Whether a found item is still due is the ledger's done rule.
+    """
+
+    #: Seconds of clock difference between hosts that are tolerated.
+    SLACK = 60.0
+
+    def __init__(self, ledger: Ledger, folder: str, recursive: bool) -> None:
+        import time
+
+        self.ledger = ledger
+        self.prefix = os.path.join(folder, "")
+        self.recursive = recursive
+        self.since = time.time()
+        self._listing: tuple[str, ...] = ()
+
+    def _signature(self) -> tuple[str, ...]:
+        try:
+            with os.scandir(self.ledger.path) as it:
+                return tuple(sorted(e.name for e in it if e.name.endswith(".parquet")))
+        except OSError:
+            return ()
+
+    def items(self) -> list[str]:
+        """Recordings of the folder reset since the last call (may repeat a few)."""
+        import datetime as _dt
+        import time
+
+        import polars as pl
+
+        listing = self._signature()
+        if listing == self._listing:
+            return []
+        self._listing = listing
+        now = time.time()
+        since = _dt.datetime.fromtimestamp(self.since - self.SLACK, _dt.timezone.utc)
+        self.since = now
+        where = ((pl.col("status") == "reset") & (pl.col("finished") >= since)
+                 & pl.col("item").str.starts_with(self.prefix))
+        frame = self.ledger.read(["item"], where, dedup=False)
+        items = frame["item"].unique().to_list()
+        if not self.recursive:
+            items = [p for p in items if os.path.dirname(p) == self.prefix[:-1]]
+        return sorted(items)

@@ -28,7 +28,7 @@ from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import scan_folder
+from crunchctl.watch.scan import ResetFollower, scan_folder
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -39,6 +39,8 @@ log = logging.getLogger("crunchctl.watch")
 CHECK_INTERVAL = 1.0
 #: Full rescans as a safety net against lost events (inotify queue overflow), s.
 RESCAN_INTERVAL = 300.0
+#: Seconds between looks for recordings ``crunchctl reset`` made due (watch/scan.py).
+RESET_INTERVAL = 30.0
 #: Seconds between panel updates.
 UPDATE_INTERVAL = 0.25
 #: Window of the rate shown in the panel, s.
@@ -88,6 +90,7 @@ class Watch:
         self._outcomes = 0
         self._last_event: float | None = None
         self._recorded = False
+        self._resets: ResetFollower | None = None
         self._changed: set[str] = set()   # processed before this version (docs/ARCHITECTURE.md)
         self.quiet = QuietAlarm(settings.quiet_after, options.folder)
 
@@ -145,6 +148,17 @@ class Watch:
         for p, size, mtime in files:  # oldest first
             if p not in q.inflight and q.attempted.get(p) != (size, mtime):
                 q.mark(p)
+
+    def _pick_up_resets(self) -> None:
+        if self._resets is None:
+            self._resets = ResetFollower(self.ledger, self.options.folder, self.options.recursive)
+        try:
+            again = self.queue.pick_up_resets(self._resets, self.ledger)
+        except LedgerError as e:
+            log.warning("looking for reset recordings: %s", e)
+            return
+        if again:
+            log.info("%d recordings were reset in the ledger; processing them again", len(again))
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
@@ -268,11 +282,15 @@ class Watch:
             if now >= timers["check"]:
                 timers["check"] = now + CHECK_INTERVAL
                 if self.watcher.check(now):
-                    self.reporter.message(f"observer restarted; rescanning {opts.folder}")
+                    self.reporter.message(self.watcher.note)
                     self.rescan(retry_failed=True)
             if now >= timers["rescan"]:
                 timers["rescan"] = now + RESCAN_INTERVAL
-                self.rescan()
+                if not self.watcher.gone:
+                    self.rescan()
+            if now >= timers["resets"]:
+                timers["resets"] = now + RESET_INTERVAL
+                self._pick_up_resets()
         for path in [p for p, t in self.retry_at.items() if t <= now]:
             del self.retry_at[path]
             q.retry(path)
@@ -311,7 +329,7 @@ class Watch:
     def _loop(self) -> None:
         start = time.monotonic()
         timers = {"check": start + CHECK_INTERVAL, "rescan": start + RESCAN_INTERVAL,
-                  "update": 0.0}
+                  "resets": start + RESET_INTERVAL, "update": 0.0}
         while True:
             now = time.monotonic()
             d = self.dispatcher

@@ -346,7 +346,8 @@ def test_observer_restarts_after_the_folder_vanishes(tmp_path, watchers):
     wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the recording after the outage")
     assert str(back) in rows(w.ledger)["item"].to_list()
     log = (tmp_path / "watch.log").read_text() + w.stderr
-    assert "restarted" in log and "rescanning" in log
+    # Gone and back, or replaced by a new folder (inode) between two checks.
+    assert ("is back" in log or "was replaced" in log) and "rescanning" in log
     assert w.stop() == 0
 
 
