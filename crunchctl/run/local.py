@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
+from collections.abc import Callable
 from typing import Any
 
 from crunchctl.run.executor import TaskFn
@@ -51,15 +53,40 @@ def _context() -> mp.context.BaseContext:
         ctx.set_forkserver_preload(["crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy",
                                     "scipy.fft", "matplotlib.figure",
                                     "matplotlib.backends.backend_agg"])
+        from multiprocessing import forkserver
+
+        _ignoring_stop_signals(forkserver.ensure_running)
         return ctx
     return mp.get_context("spawn")
+
+
+def _ignoring_stop_signals(start: Callable[[], None]) -> None:
+    """Run ``start`` (which starts a process) with SIGINT and SIGTERM ignored.
+
+    A Ctrl-C reaches the whole process group. A process that is still importing (the
+    forkserver preloads numpy and matplotlib for seconds) would die of it, and the workers
+    it forks with it. Ignored signals stay ignored across fork and exec, so the forkserver
+    and every worker forked from it start immune; the main process decides what stops.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        start()
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        start()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 class _Worker:
     def __init__(self, ctx: mp.context.BaseContext, fn: TaskFn) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
-        self.proc.start()
+        if ctx.get_start_method() == "forkserver":
+            self.proc.start()  # forked by a forkserver that ignores the stop signals
+        else:
+            _ignoring_stop_signals(self.proc.start)
         child.close()
         self.task: Any = None
         self.started = 0.0
