@@ -56,6 +56,23 @@ class Waiting:
     checks: int = 0
 
 
+#: Bytes read from each end of a recording to tell a same-size, same-mtime replacement.
+SAMPLE = 65536
+
+
+def _sample(path: str) -> bytes:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(SAMPLE))
+        size = os.fstat(f.fileno()).st_size
+        if size > SAMPLE:
+            f.seek(max(SAMPLE, size - SAMPLE))
+            h.update(f.read(SAMPLE))
+    return h.digest()
+
+
 class RecordingQueue:
     """Per-path state of one watch: dirty, waiting, ready, in flight, attempted.
 
@@ -74,9 +91,9 @@ class RecordingQueue:
         self.wanted = wanted
         self.on_waiting = on_waiting
         self.attempted: dict[str, Version] = {}   # version attempted or done
-        # ctime of the file this watch processed: tells a replacement with the same size
-        # and mtime (``cp -p``, ``rsync -t``) from a repeated event.
-        self.ctimes: dict[str, int] = {}
+        # (ctime, sample digest) of the files this watch processed: tells a replacement
+        # with the same size and mtime (``cp -p``, ``rsync -t``) from a repeated event.
+        self.identity: dict[str, tuple[int, bytes]] = {}
         self.ready: dict[str, Version] = {}       # insertion order = work order
         self.inflight: dict[str, Version] = {}
         self.recheck: set[str] = set()            # changed while in flight
@@ -147,14 +164,12 @@ class RecordingQueue:
             return
         version = (st.st_size, st.st_mtime_ns)
         if self.attempted.get(path) == version:
-            if self.ctimes.get(path, st.st_ctime_ns) == st.st_ctime_ns:
+            if not self._replaced(path, st.st_ctime_ns):
                 self.forget(path)  # this version was done already: a repeated event
                 return
-            # Same size and mtime, but another file (or its metadata changed): again.
-            log.info("%s: replaced by a file of the same size and mtime; processing it "
-                     "again", path)
+            log.info("%s: replaced by another file of the same size and mtime; processing "
+                     "it again", path)
             del self.attempted[path]
-            self.ctimes.pop(path, None)
         if self.ready.get(path) == version:
             return
         self.ready.pop(path, None)
@@ -243,9 +258,26 @@ class RecordingQueue:
         self.inflight[path] = version
         self.attempted[path] = version
         try:
-            self.ctimes[path] = os.stat(path).st_ctime_ns
+            self.identity[path] = (os.stat(path).st_ctime_ns, _sample(path))
         except OSError:
-            self.ctimes.pop(path, None)
+            self.identity.pop(path, None)
+
+    def _replaced(self, path: str, ctime_ns: int) -> bool:
+        """Whether a file with the size and mtime this watch processed is another file.
+
+        A new ctime alone is not enough (a chmod sets it too): then the first and last
+        ``SAMPLE`` bytes decide. Recordings done before this watch started have no
+        identity here: the ledger knows size and mtime only.
+        """
+        known = self.identity.get(path)
+        if known is None or known[0] == ctime_ns:
+            return False
+        try:
+            sample = _sample(path)
+        except OSError:
+            return False
+        self.identity[path] = (ctime_ns, sample)
+        return sample != known[1]
 
     def finished(self, path: str, version: Version | None) -> None:
         """A recording's outcome is in; ``version`` is the one the worker actually read."""
