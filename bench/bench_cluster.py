@@ -7,7 +7,8 @@ Target: the Dask path keeps at least 85% of the built-in pool's throughput.
 
 Both modes run the installed ``crunchctl process`` as a child process over the same
 recordings (the demo recording, 94 frames of 65536 samples, about 50 MB, copied ``--n``
-times), each with a fresh output folder and ledger, ``-j WORKERS``, and ``--json``. Rounds
+times), each with a fresh output folder and ledger (the file system synced in between),
+``-j WORKERS``, and ``--json``. Rounds
 alternate the order (pool, dask, then dask, pool) so a machine shared with other work
 biases neither. Figures per run:
 
@@ -68,6 +69,7 @@ def run(mode: str, paths: list[Path], workers: int, work: Path) -> dict:
         args += ["--scheduler", "local"]
     env = dict(os.environ, NO_COLOR="1")
     env.pop("CRUNCHCTL_SCHEDULER", None)
+    os.sync()
     t0 = time.perf_counter()
     p = subprocess.run(args, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -82,6 +84,9 @@ def run(mode: str, paths: list[Path], workers: int, work: Path) -> dict:
 
     frame = Ledger(ledger, create=False).scan().collect()
     span = _seconds(frame["finished"].max()) - _seconds(frame["started"].min())
+    # The next run must not pay for writing this one's ~0.5 GB of products back to disk.
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
     return {"mode": mode, "wall": wall, "per_s": n / wall, "task_s": task, "span": span,
             "start_up": wall - span, "span_per_s": n / span,
             "idle_per_task": (workers * span - task) / n}

@@ -405,10 +405,13 @@ def _local_cluster(workers: int) -> Any:
     import dask
     from distributed import LocalCluster
 
-    # The workers' statistical profiler takes the GIL from the task every 10 ms; on a busy
-    # machine that costs a task about 15% of its time (bench/bench_cluster.py), and the
-    # dashboard's profile page is not worth that for runs of long tasks.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    # Two Dask worker defaults slow a recording task down (bench/bench_cluster.py):
+    # MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold, so every large
+    # numpy temporary is fresh, page-faulted memory (tasks 25-45% slower); and the
+    # statistical profiler takes the GIL from the task every 10 ms. A value of None unsets
+    # the variable for the worker processes.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}):
         # silence_logs: Dask's own warnings (slow shutdowns of busy workers) would mix
         # with crunchctl's lines; errors still show.
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
