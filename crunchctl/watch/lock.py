@@ -3,19 +3,25 @@
 Two watches of one folder on one ledger: the second refuses to start rather than sharing
 the work, which would need per-recording claims that every watcher sees at once, for a case
 (two watchers on one recorder) that is a mistake. Who holds the lock is read from the
-watch's record (``watch/record.py``).
+watch's record (``watch/record.py``). On a shared ledger folder the lock is seen by every
+host where ``flock`` reaches the server (NFSv4; see docs/ledger.md for the others).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import time
 from pathlib import Path
 
 from crunchctl.errors import LedgerBusyError, LedgerError
 from crunchctl.watch.record import read_record, record_path, watch_key
+
+log = logging.getLogger("crunchctl.watch")
+#: flock errors that mean "no locks here", not "someone holds it".
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 def lock_path(ledger_dir: str | os.PathLike, folder: str) -> Path:
@@ -56,6 +62,13 @@ class WatchLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as e:
+                if e.errno in _NO_LOCKS:
+                    # A share mounted without locks (NFS ``nolock``, some FUSE file
+                    # systems): watch anyway, as the ledger's readers do (docs/ledger.md).
+                    log.warning("%s: the file system gives no locks (%s); a second watch "
+                                "of %s would not be refused", self.path, e.strerror or e,
+                                self.folder)
+                    break
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise LedgerError(f"cannot lock {self.path}: {e.strerror or e}") from None
