@@ -292,17 +292,24 @@ class DaskExecutor:
             if status == "pending":
                 continue
             del self._futures[key]
-            if status == "finished":
-                try:
+            try:
+                if status == "finished":
                     results.append((task, future.result()))
-                except Exception as e:  # noqa: BLE001 - a result that cannot come back
+                elif status == "error":
+                    results.append((task, self._failure(task, future.exception(),
+                                                        submitted)))
+                else:  # cancelled: every future at once when the scheduler is lost
+                    self._lost.append(task)
+            except Exception as e:  # noqa: BLE001 - a result that cannot come back
+                from distributed.comm.core import CommClosedError
+
+                if isinstance(e, (CommClosedError, OSError)) or \
+                        self.client.status != "running":
+                    self._lost.append(task)  # the connection's fault, not the item's
+                else:
                     results.append((task, task.failure(
                         f"{task.item}: the result did not come back from the cluster: "
                         f"{type(e).__name__}: {e}", submitted)))
-            elif status == "error":
-                results.append((task, self._failure(task, future.exception(), submitted)))
-            else:  # cancelled: by us, or every future at once when the scheduler is lost
-                self._lost.append(task)
         if self._lost and not results:
             self._raise_lost()
         return results
@@ -310,6 +317,8 @@ class DaskExecutor:
     def _failure(self, task: Any, exc: BaseException, started: float) -> Outcome:
         from distributed.scheduler import KilledWorker
 
+        if not isinstance(exc, KilledWorker) and self.client.status != "running":
+            raise exc  # the connection, not the item: collect() reports it as lost
         if isinstance(exc, KilledWorker):
             worker = getattr(exc.last_worker, "address", exc.last_worker)
             tries = exc.allowed_failures + 1

@@ -316,7 +316,8 @@ def test_lost_scheduler_flushes_finished_outcomes_and_exits_1(tmp_path):
     assert "lost the connection to the Dask scheduler" in err
     first = per_item(tmp_path / "ledger", "batch")
     assert 3 <= len(first) < len(items)
-    assert all(s == ["ok"] for s in first.values())
+    errors = rows(tmp_path / "ledger", "batch").filter(status="error")["error"].to_list()
+    assert all(s == ["ok"] for s in first.values()), errors
     r = subprocess.run(args + ["--resume", "-j", "2"], capture_output=True, text=True,
                        timeout=120, env=child_env(SLOW_SECONDS="0.01"))
     assert r.returncode == 0, r.stderr
