@@ -142,8 +142,9 @@ class Watch:
             except LedgerError as e:
                 log.error("%s; treating %d recordings as not done", e, len(unknown))
                 due = set(unknown)
+            asked = set(unknown)  # a list here made a 50,000-file start take minutes
             for p, size, mtime in files:
-                if p in unknown and p not in due:
+                if p in asked and p not in due:
                     q.attempted[p] = (size, mtime)
         for p, size, mtime in files:  # oldest first
             if p not in q.inflight and q.attempted.get(p) != (size, mtime):
