@@ -54,6 +54,7 @@ class Header:
             (``"1.2e-06 V per count"``, ``"full scale = 1"``, ``"per-record gain"``).
         complete_size: bytes a complete file must reach, where the format says so; else None.
         info: informative format-specific values (bandwidth, attenuation, ...).
+        unit: what one unit of a sample is, for the pictures' labels.
     """
 
     path: str
@@ -65,6 +66,9 @@ class Header:
     scaling: str = ""
     complete_size: int | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    #: what one unit of a sample is: ``V``, ``full scale`` (integers scaled to +-1),
+    #: ``count`` (unscaled integers) or ``""`` (floats as stored, unit unknown)
+    unit: str = "V"
 
     @property
     def duration(self) -> float:

@@ -63,7 +63,7 @@ class RawReader:
         return Header(path=path, format=self.name, sample_rate=float(options.sample_rate),
                       center_frequency=float(center), nsamples=nsamples,
                       acquisition_start=None, scaling=f"{scaling} ({ext[1:]})",
-                      complete_size=None,
+                      complete_size=None, unit="" if full == 1.0 else "full scale",
                       info={"component": component, "full_scale": full, "zero": zero,
                             "warnings": warnings})
 

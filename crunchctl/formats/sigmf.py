@@ -142,6 +142,7 @@ class SigmfReader:
                       sample_rate=fs, center_frequency=float(center),
                       nsamples=int(handle.sample_count), acquisition_start=start,
                       scaling=f"{scaling} ({datatype})", complete_size=None,
+                      unit="" if full == 1.0 else "full scale",
                       info={"component": component, "full_scale": full, "zero": zero,
                             "offset": offset, "fast": fast, "source": path,
                             "datatype": datatype, "warnings": warnings})

@@ -198,6 +198,7 @@ class TdmsReader:
         return Header(path=path, format=self.name, sample_rate=float(fs),
                       center_frequency=float(center), nsamples=int(nsamples),
                       acquisition_start=timestamp, scaling=scaling, complete_size=None,
+                      unit="count" if scaling.startswith("counts") else "V",
                       info={"channels": ((gi, ci), (gq, cq)), "gains": tuple(map(float, gains)),
                             "per_record": int(per_record), "time_source": time_source,
                             "rf_attenuation": props.get("RFAttentuation"),

@@ -105,6 +105,7 @@ class WavReader:
         return Header(path=path, format=self.name, sample_rate=float(lay.rate),
                       center_frequency=float(center), nsamples=nsamples,
                       acquisition_start=None, scaling=scaling,
+                      unit="" if full == 1.0 else "full scale",
                       complete_size=max(lay.riff_size, lay.data_offset + lay.data_size),
                       info={"component": component, "full_scale": full,
                             "data_offset": lay.data_offset, "warnings": []})

@@ -34,6 +34,14 @@ class Style:
     #: zlib level of the PNG: 1 encodes a noisy spectrogram about 5x faster than the
     #: default 6, for files about 10% larger.
     png_compress: int = 1
+    #: what one unit of a sample is (the reader's ``Header.unit``): the colour bar's unit
+    unit: str = "V"
+
+    def power_label(self) -> str:
+        unit = {"V": "V²", "full scale": "full scale²", "count": "count²"}.get(self.unit)
+        if self.db:
+            return f"power (dB re 1 {unit} per bin)" if unit else "power (dB per bin)"
+        return f"power ({unit} per bin)" if unit else "power (per bin)"
 
 
 def freq_scale(span_hz: float) -> tuple[float, str]:
@@ -197,8 +205,7 @@ def draw_pooled(
         canvas.image.set_extent((x0, x1, y0, y1))
         canvas.mappable.set_cmap(cmap)
         canvas.mappable.set_norm(norm)
-        canvas.colorbar.set_label("power (dB re 1 V² per bin)" if style.db
-                                  else "power (V² per bin)")
+        canvas.colorbar.set_label(style.power_label())
         if relative_to is not None:
             canvas.ax.set_xlabel(f"frequency offset from {fmt_hz(relative_to)} ({unit})")
         else:

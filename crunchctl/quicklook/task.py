@@ -199,7 +199,7 @@ def title_for(path: str, header: object) -> str:
 
 #: What the NPZ's ``keys`` entry says about its arrays.
 NPZ_KEYS = ("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
-            "arr_2: power |FFT|^2 (N x L, V^2 per bin, float32)")
+            "arr_2: power |FFT|^2 (N x L, float32, per bin in the square of the unit in 'unit')")
 
 
 def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
@@ -210,6 +210,7 @@ def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
         source=np.str_(rec.path),
         format=np.str_(rec.header.format),  # type: ignore[attr-defined]
         scaling=np.str_(rec.header.scaling),  # type: ignore[attr-defined]  (docs/formats.md)
+        unit=np.str_(rec.header.unit),  # type: ignore[attr-defined]
         center_frequency=np.float64(rec.center),
         sampling_frequency=np.float64(rec.fs),
         lframes=np.int64(rec.lframes),
@@ -246,7 +247,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     wanted = wanted_products(settings)
     rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
-    style = render.Style(cmap=settings.cmap)
+    style = render.Style(cmap=settings.cmap, unit=rec.header.unit)
     width, height = render.image_size(style)
     window = None
     if "zoom" in wanted:  # checked before any reading: a bad span fails fast

@@ -71,7 +71,7 @@ def test_streamed_npz_is_bit_identical_to_the_in_memory_computation(
         "arr_1": spectrum.time_axis(23, 1024, h.fs)[:, np.newaxis],
         "arr_2": power,
         "source": np.str_(str(path)), "format": np.str_("tiq"),
-        "scaling": np.str_(f"{h.scaling!r} V per count (Int32)"),
+        "scaling": np.str_(f"{h.scaling!r} V per count (Int32)"), "unit": np.str_("V"),
         "center_frequency": np.float64(h.center), "sampling_frequency": np.float64(h.fs),
         "lframes": np.int64(1024), "nframes": np.int64(23), "window": np.str_(window_name),
         "acquisition_start": np.str_(h.datetime or ""), "keys": np.str_(task.NPZ_KEYS),
