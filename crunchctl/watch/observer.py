@@ -68,11 +68,13 @@ def _make_handler(sink: queue.Queue, patterns: Sequence[str], recursive: bool) -
 class ScanPoller(threading.Thread):
     """Polls a folder with ``os.scandir`` and puts changed paths on ``sink``.
 
-    Cheaper than a stat of every file on every poll (watchdog's polling observer): each
-    poll lists names only (new and removed recordings show up at once), stats the files
-    written in the last ``HOT_SECONDS``, and a rolling share of the rest so that every
-    file is stat'ed once per ``SWEEP_SECONDS``. A version is (size, mtime_ns, ctime_ns):
-    a file replaced by one of the same size and mtime (``cp -p``) still has a new ctime.
+    Cheaper than a stat of every file on every poll (watchdog's polling observer): a
+    folder is listed again only when its mtime changed (a name was added, removed or
+    renamed), and every folder at least once per ``SWEEP_SECONDS``; files written in the
+    last ``HOT_SECONDS`` are stat'ed on every poll, the others a rolling share per poll so
+    that each is stat'ed once per ``SWEEP_SECONDS``. A version is (size, mtime_ns,
+    ctime_ns). Profiled on 50,000 recordings (bench/bench_watch_scale.py): listing and
+    diffing every name on every poll was most of the idle cost.
 
     A root folder that cannot be listed sets :attr:`gone` and emits nothing (no flood of
     "removed" paths during a share outage); :class:`FolderWatcher` deals with it.
@@ -89,7 +91,9 @@ class ScanPoller(threading.Thread):
         self.gone = False
         self._stop_event = threading.Event()
         self._known: dict[str, tuple[int, int, int] | None] = {}
-        self._ignored: set[str] = set()   # listed names that do not match (not re-matched)
+        # folder -> (its mtime_ns when listed, when listed, matching paths, sub-folders)
+        self._dirs: dict[str, tuple[int, float, list[str], list[str]]] = {}
+        self._hot: set[str] = set()
         self._order: list[str] = []       # sweep order
         self._cursor = 0
 
@@ -101,41 +105,54 @@ class ScanPoller(threading.Thread):
     def emitters(self) -> tuple[threading.Thread, ...]:
         return (self,)
 
-    def _list(self) -> set[str] | None:
-        """Matching paths under the folder, names only; None if the root cannot be listed."""
+    def _list(self) -> tuple[set[str], bool] | None:
+        """(matching paths under the folder, whether any folder was listed again); None
+        if the root cannot be looked at."""
         names: set[str] = set()
-        ignored: set[str] = set()
+        relisted = False
+        now = time.time()
+        dirs: dict[str, tuple[int, float, list[str], list[str]]] = {}
         stack = [self.folder]
         while stack:
             here = stack.pop()
+            try:
+                mtime = os.stat(here).st_mtime_ns
+            except OSError:
+                if here == self.folder:
+                    return None
+                continue  # a sub-folder removed meanwhile
+            cached = self._dirs.get(here)
+            # A folder whose mtime is within 2 s of now may change again within the same
+            # timestamp tick (coarse clocks, NFS): list it until it is older.
+            if (cached is not None and cached[0] == mtime and now - cached[1] < SWEEP_SECONDS
+                    and now - mtime / 1e9 > 2.0):
+                dirs[here] = cached
+                names.update(cached[2])
+                stack.extend(cached[3])
+                continue
             try:
                 with os.scandir(here) as it:
                     entries = list(it)
             except OSError:
                 if here == self.folder:
                     return None
-                continue  # a sub-folder removed meanwhile
+                continue
+            relisted = True
+            found, subdirs = [], []
             for e in entries:
-                path = e.path
-                if path in self._known:
-                    names.add(path)
-                    continue
-                if path in self._ignored:
-                    ignored.add(path)
-                    continue
                 try:
                     is_dir = self.recursive and e.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
                 if is_dir and not e.name.startswith("."):
-                    stack.append(path)  # folders are listed on every poll, never ignored
+                    subdirs.append(e.path)
                 if matches(e.name, self.patterns):
-                    names.add(path)
-                elif not is_dir:
-                    ignored.add(path)
-        # Only names that still exist stay ignored (rsync temporaries come and go).
-        self._ignored = ignored
-        return names
+                    found.append(e.path)
+            dirs[here] = (mtime, now, found, subdirs)
+            names.update(found)
+            stack.extend(subdirs)
+        self._dirs = dirs
+        return names, relisted
 
     @staticmethod
     def _version(path: str) -> tuple[int, int, int] | None:
@@ -145,47 +162,60 @@ class ScanPoller(threading.Thread):
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
+    def _set(self, path: str, version: tuple[int, int, int] | None, hot_after: float) -> None:
+        self._known[path] = version
+        if version is None or version[1] > hot_after:
+            self._hot.add(path)
+
     def snapshot(self) -> None:
         """The first look: every matching file stat'ed (before the session's own scan)."""
-        names = self._list()
-        self.gone = names is None
-        for p in names or ():
-            self._known[p] = self._version(p)
+        listed = self._list()
+        self.gone = listed is None
+        hot_after = (time.time() - HOT_SECONDS) * 1e9
+        for p in listed[0] if listed else ():
+            self._set(p, self._version(p), hot_after)
         self._order = list(self._known)
 
     def poll(self) -> None:
         """One poll: emit paths that appeared, disappeared or changed."""
-        names = self._list()
-        if names is None:
+        listed = self._list()
+        if listed is None:
             self.gone = True
             return
         self.gone = False
+        names, relisted = listed
         changed: list[str] = []
         known = self._known
-        new = [p for p in names if p not in known]
-        removed = [p for p in known if p not in names]
-        for p in removed:
-            del known[p]
-            changed.append(p)
-        for p in new:
-            known[p] = self._version(p)
-            changed.append(p)
-        if new or removed:
-            self._order = list(known)
-            self._cursor = 0
-        # Hot files every poll; a rolling share of everything else.
         hot_after = (time.time() - HOT_SECONDS) * 1e9
+        if relisted:
+            new = [p for p in names if p not in known]
+            removed = [p for p in known if p not in names]
+            for p in removed:
+                del known[p]
+                self._hot.discard(p)
+                changed.append(p)
+            for p in new:
+                self._set(p, self._version(p), hot_after)
+                changed.append(p)
+            if new or removed:
+                self._order = list(known)
+                self._cursor = 0
+        # Hot files every poll; a rolling share of everything else.
         share = math.ceil(len(self._order) * min(1.0, self.interval / SWEEP_SECONDS))
         sweep = self._order[self._cursor:self._cursor + share]
         self._cursor = self._cursor + share if self._cursor + share < len(self._order) else 0
-        hot = [p for p, v in known.items() if v is None or v[1] > hot_after]
-        for p in dict.fromkeys([*hot, *sweep]):
+        for p in dict.fromkeys([*self._hot, *sweep]):
             if p not in known:
+                self._hot.discard(p)
                 continue
             v = self._version(p)
             if v != known[p]:
                 known[p] = v
                 changed.append(p)
+            if v is not None and v[1] <= hot_after:
+                self._hot.discard(p)
+            elif v is None or v[1] > hot_after:
+                self._hot.add(p)
         for p in dict.fromkeys(changed):
             self.sink.put((FILE, p))
 
