@@ -107,7 +107,7 @@ def test_bad_settings_are_usage_errors(tmp_path, make_tiq, args, message):
 def test_non_numeric_setting_is_a_usage_error(tmp_path, make_tiq):
     r = run("process", make_tiq("a.tiq", nframes=1), "--lframes", "lots")
     assert r.exit_code == 2
-    assert "--lframes" in r.stderr and "integer" in r.stderr and "Traceback" not in r.stderr
+    assert "--lframes" in r.stderr and "expected a whole number" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_too_many_frames_names_both_numbers(tmp_path, make_tiq):
