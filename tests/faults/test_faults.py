@@ -596,7 +596,8 @@ def test_full_disk_under_the_ledger_is_one_clear_error_and_leaves_no_file(
     monkeypatch.setattr(ledger_module, "open", full_open, raising=False)
     r = runner.invoke(app, ["process", *map(str, recs), *small_args(tmp_path), "-j", "2"])
     assert r.exit_code == 2, r.output
-    assert "cannot write ledger file" in r.stderr and "No space left on device" in r.stderr
+    assert "cannot write to the ledger folder" in r.stderr
+    assert "No space left on device" in r.stderr and "3 outcomes not in the ledger" in r.stderr
     assert "Traceback" not in r.stderr
     assert list(ledger.glob("*.parquet")) == [] and temps(ledger) == []  # nothing half
     monkeypatch.delattr(ledger_module, "open")
