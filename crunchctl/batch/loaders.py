@@ -7,6 +7,7 @@ drawing is ``figure.py``'s; the ledger, the engine and file names are ``run.py``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from crunchctl.batch.plugins import BUILTINS, LoaderSpec, plugin_function
 from crunchctl.batch.rows import ROW_KEYS
 from crunchctl.errors import ItemError
+
+log = logging.getLogger("crunchctl.batch")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,10 +117,12 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
                           f"{res}{when}")]
     # The quicklook's own zoom computation (span, averaging), on the whole array.
     z = zoom.zoom_of(path, spec.power, spec.freqs, center, fs, settings)
+    for note in z.window.notes:
+        log.warning("%s: %s", path, note)
     zres = describe_resolution(fs, spec.lframes, z.window.n_avg)
     rows.append(_iq_row(z.power, z.freqs, z.times, center=center,
                         origin=origin, frame=frame * z.window.n_avg,
-                        label=f"zoom {fmt_hz(settings.zoom_span)} around "
+                        label=f"zoom {fmt_hz(z.window.span)} around "
                               f"{fmt_hz(z.window.centre)}, {zres}"))
     return rows
 

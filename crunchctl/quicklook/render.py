@@ -163,9 +163,13 @@ def draw_pooled(
     subtitle: str = "",
     relative_to: float | None = None,
     style: Style = Style(),
+    row_time: float | None = None,
 ) -> np.ndarray:
     """Draw the figure of :func:`render_pooled` and return its pixels, (height, width, 4)
-    uint8 RGBA (a copy: the figure is reused); :func:`encode_png` makes the file."""
+    uint8 RGBA (a copy: the figure is reused); :func:`encode_png` makes the file.
+
+    ``row_time`` is the time one row stands for (s): it sets the time axis of an image of
+    a single row, which has no second row to tell."""
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
@@ -187,10 +191,11 @@ def draw_pooled(
     div, unit = freq_scale(span)
     x0 = (freqs[0] - df / 2 - ref) / div
     x1 = (freqs[-1] + df / 2 - ref) / div
-    dt = (times[1] - times[0]) if n_t > 1 else (times[0] if times[0] > 0 else 1.0)
+    if n_t > 1:
+        dt = times[1] - times[0]
+    else:
+        dt = row_time if row_time else (times[0] if times[0] > 0 else 1.0)
     y0, y1 = times[0], times[-1] + dt
-    if n_t == 1 and times[0] == 0:
-        y1 = dt
     # Colour-map the pooled image here, to 8-bit RGBA: matplotlib would do it in float64
     # (about 100 MB of temporaries for a full image); with nearest-neighbour drawing the
     # pixels are the same.

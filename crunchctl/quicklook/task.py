@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crunchctl.config import Settings
@@ -84,6 +84,8 @@ class Recording:
     options: object  # formats.base.ReadOptions
     nframes: int
     lframes: int
+    #: settings clamped to what the recording has (one line each), for the outcome
+    notes: list[str] = field(default_factory=list)
 
     @property
     def center(self) -> float:
@@ -254,6 +256,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
         window = zoommod.zoom_window(path, freqs, rec.center, zoom_center=settings.zoom_center,
                                      zoom_span=settings.zoom_span, n_avg=settings.n_avg,
                                      nframes=rec.nframes)
+        rec.notes.extend(window.notes)
 
     full = MaxPooler(rec.nframes, rec.lframes, height, width) if "png" in wanted else None
     averager = zoommod.ZoomAverager(window) if window is not None else None
@@ -308,6 +311,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 res = render.describe_resolution(rec.fs, rec.lframes)
                 pixels = render.draw_pooled(
                     full.result(), freqs, times, title=title, style=style,
+                    row_time=rec.lframes / rec.fs,
                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
                 encoding = _Background(functools.partial(
@@ -322,8 +326,9 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 pixels = render.draw_pooled(
                     zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
                     title=title + "   (zoom)",
-                    subtitle=f"span {render.fmt_hz(settings.zoom_span)}, {zres}",
-                    relative_to=window.centre, style=style)
+                    subtitle=f"span {render.fmt_hz(window.span)}, {zres}",
+                    relative_to=window.centre, style=style,
+                    row_time=window.n_avg * rec.lframes / rec.fs)
                 _write_png(product_path(output, stem, "zoom"), pixels, style)
             if mean is not None:
                 with atomic_write(product_path(output, stem, "spectrum")) as f:
@@ -395,8 +400,10 @@ def process_recording(task: RecordingTask) -> Outcome:
         products, rec = make_products(task.path, output, task.stem, task.settings,
                                       fft_workers=task.fft_workers, partial=task.partial)
         cut = rec.header.info.get("incomplete") if rec.header.info else None
-        warning = (f"incomplete: processed the {rec.nframes} whole frames present ({cut})"
-                   if cut else None)
+        notes = [f"incomplete: processed the {rec.nframes} whole frames present ({cut})"
+                 ] if cut else []
+        notes += rec.notes
+        warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
                        task.settings.product_digest(), products, warning,
                        {"nframes": rec.nframes, "center": rec.center})

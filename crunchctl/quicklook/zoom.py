@@ -24,6 +24,8 @@ class ZoomWindow:
         span: Hz.
         n_avg: frames per averaged row.
         nframes: frames of the recording's spectrogram.
+        notes: what was clamped to what the recording has (one line each), for the
+            outcome's warning.
     """
 
     start: int
@@ -32,6 +34,7 @@ class ZoomWindow:
     span: float
     n_avg: int
     nframes: int
+    notes: tuple[str, ...] = ()
 
     @property
     def columns(self) -> slice:
@@ -74,7 +77,21 @@ def zoom_window(path: str, freqs: np.ndarray, center_frequency: float, *, zoom_c
         raise FormatError(
             f"{path}: zoom window {fmt_hz(zoom_span)} around {fmt_hz(centre)} lies outside "
             f"the recording's span ({fmt_hz(freqs[0])} to {fmt_hz(freqs[-1])})")
-    return ZoomWindow(sl.start, sl.stop, centre, zoom_span, max(1, n_avg), nframes)
+    notes = []
+    # Ask for more than the recording has and get what it has, said once, labelled true.
+    bin_hz = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 0.0
+    shown = (sl.stop - sl.start) * bin_hz
+    span = zoom_span
+    if bin_hz and zoom_span > shown + bin_hz:
+        span = shown
+        notes.append(f"zoom span {fmt_hz(zoom_span)} is wider than what the recording has "
+                     f"there: the zoom shows {fmt_hz(shown)}")
+    n_avg = max(1, n_avg)
+    if n_avg > max(1, nframes):
+        notes.append(f"n_avg {n_avg} is more than the recording's {nframes} frames: the zoom "
+                     f"averages all {nframes}")
+        n_avg = max(1, nframes)
+    return ZoomWindow(sl.start, sl.stop, centre, span, n_avg, nframes, tuple(notes))
 
 
 class ZoomAverager:
