@@ -166,7 +166,7 @@ def drop(staging: Path, folder: Path, name: str, seed: int) -> Path:
 # ------------------------------------------------------------- the folder goes away
 
 
-@pytest.mark.parametrize("mode", ["events", "poll"])
+@pytest.mark.parametrize("mode", ["events", pytest.param("poll", marks=pytest.mark.slow)])
 def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watches, mode):
     rec, staging = tmp_path / "rec", tmp_path / "staging"
     first = [tiny(rec / f"before_{i}.tiq", seed=i) for i in range(2)]
@@ -201,6 +201,7 @@ def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watche
 # ------------------------------------------------------------- the ledger's disk is full
 
 
+@pytest.mark.slow  # about 20 s: three states of the disk, then a second run
 def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost(
         tmp_path, watches):
     rec, staging = tmp_path / "rec", tmp_path / "staging"
@@ -287,7 +288,7 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
 # ------------------------------------------------------------- file times and identity
 
 
-@pytest.mark.parametrize("mode", ["events", "poll"])
+@pytest.mark.parametrize("mode", ["events", pytest.param("poll", marks=pytest.mark.slow)])
 def test_times_in_the_future_or_past_and_replacements_of_the_same_size_and_mtime(
         tmp_path, watches, mode):
     rec, staging = tmp_path / "rec", tmp_path / "staging"
