@@ -15,6 +15,8 @@ from crunchctl.errors import FormatError, IncompleteRecording
 if TYPE_CHECKING:
     import numpy as np
 
+    from crunchctl.formats.base import Block
+
 log = logging.getLogger("crunchctl.formats")
 
 #: Bytes per chunk the readers aim at: large enough for fast reads, small enough to bound memory.
@@ -92,3 +94,22 @@ def iter_interleaved(path: str, offset: int, component: str, nsamples: int, star
                                       f"cut or overwritten?")
                 got += n
             yield view
+
+
+def offset_blocks(raws: Iterator[np.ndarray], zero: float, scale: float) -> Iterator[Block]:
+    """Blocks of interleaved integers, centred on ``zero`` first where it is not 0
+    (unsigned samples) into one reused float32 buffer; samples = block * ``scale``."""
+    import numpy as np
+
+    from crunchctl.formats.base import Block
+
+    out = None
+    for raw in raws:
+        if not zero:
+            yield Block(raw, scale)
+            continue
+        if out is None or out.shape[0] < raw.shape[0]:
+            out = np.empty(raw.shape, dtype=np.float32)
+        view = out[: raw.shape[0]]
+        np.subtract(raw, np.float32(zero), out=view, dtype=np.float32)
+        yield Block(view, scale)

@@ -69,22 +69,11 @@ class RawReader:
 
     def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
                lframes: int) -> Iterator[Block]:
-        import numpy as np
-
         info = header.info
         scale = 1.0 / info["full_scale"]
-        zero = info["zero"]
-        out = None
-        for raw in _io.iter_interleaved(header.path, 0, info["component"], header.nsamples,
-                                        start, count, lframes):
-            if not zero:
-                yield Block(raw, scale)
-                continue
-            if out is None or out.shape[0] < raw.shape[0]:
-                out = np.empty(raw.shape, dtype=np.float32)
-            view = out[: raw.shape[0]]
-            np.subtract(raw, np.float32(zero), out=view, dtype=np.float32)
-            yield Block(view, scale)
+        raws = _io.iter_interleaved(header.path, 0, info["component"], header.nsamples,
+                                    start, count, lframes)
+        yield from _io.offset_blocks(raws, info["zero"], scale)
 
     def readiness(self, path: str, options: ReadOptions) -> Readiness:
         # Nothing in the file says how long it will be: only a quiet settle time can tell.
