@@ -164,6 +164,16 @@ def quarter_peaks(samples: list[Sample], n: int, attr: str) -> tuple[int, int]:
     return (max(first) if first else 0), (max(last) if last else 0)
 
 
+def quarter_medians(samples: list[Sample], n: int, attr: str) -> tuple[float, float]:
+    """Median of ``attr`` in the first and the last quarter: the level, without the short
+    peaks of a ledger compaction."""
+    import statistics
+
+    first = [getattr(s, attr) for s in samples if 0 < s.done <= n // 4]
+    last = [getattr(s, attr) for s in samples if s.done >= n - n // 4]
+    return (statistics.median(first) if first else 0), (statistics.median(last) if last else 0)
+
+
 def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, base: Path,
          timeout: float) -> dict:
     rec, staging = base / "rec", base / "staging"
@@ -236,6 +246,7 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
                            if not os.path.exists(p))
     samples = sampler.samples
     rss_first, rss_last = quarter_peaks(samples, n, "rss_kb")
+    rss_med_first, rss_med_last = quarter_medians(samples, n, "rss_kb")
     fds_first, fds_last = quarter_peaks(samples, n, "fds")
     wrk_first, wrk_last = quarter_peaks(samples, n, "workers_rss_kb")
     checks = {
@@ -247,12 +258,15 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
         "ledger read without warnings": reader.warnings == [],
         "watch RSS flat": rss_last <= rss_first * 1.10 + 5 * 1024,
         "watch fds flat": fds_last <= fds_first + 2,
+        "watch RSS level within 10 % (medians)": rss_med_last <= rss_med_first * 1.10,
     }
     return {
         "recordings": n, "workers": workers, "seconds": round(elapsed, 1),
         "per_minute": round(n / elapsed * 60, 1),
         "rss_mb_first_quarter_peak": round(rss_first / 1024, 1),
         "rss_mb_last_quarter_peak": round(rss_last / 1024, 1),
+        "rss_mb_first_quarter_median": round(rss_med_first / 1024, 1),
+        "rss_mb_last_quarter_median": round(rss_med_last / 1024, 1),
         "rss_mb_min": round(min(s.rss_kb for s in samples) / 1024, 1),
         "rss_mb_max": round(max(s.rss_kb for s in samples) / 1024, 1),
         "fds_first_quarter_peak": fds_first, "fds_last_quarter_peak": fds_last,
