@@ -23,18 +23,19 @@ log = logging.getLogger("crunchctl.formats")
 TARGET_BYTES = 8 << 20
 
 
-def file_size(path: str, what: str = "recording") -> int:
-    """Size of a regular file, or FormatError naming the file (missing, directory, unreadable)."""
+def file_size(path: str, what: str = "recording",
+              error: type[FormatError] = FormatError) -> int:
+    """Size of a regular file, or ``error`` naming the file (missing, directory, unreadable)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise FormatError(f"{path}: broken symbolic link (its target does not exist)") from None
-        raise FormatError(f"{path}: no such file") from None
+            raise error(f"{path}: broken symbolic link (its target does not exist)") from None
+        raise error(f"{path}: no such file") from None
     except OSError as e:
-        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise error(f"{path}: cannot read: {e.strerror or e}") from None
     if _stat.S_ISDIR(st.st_mode):
-        raise FormatError(f"{path}: is a directory, not a {what}")
+        raise error(f"{path}: is a directory, not a {what}")
     return st.st_size
 
 

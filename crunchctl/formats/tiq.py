@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from crunchctl.errors import IncompleteRecording, TiqError
+from crunchctl.formats import _io
 from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
 
 if TYPE_CHECKING:
@@ -108,19 +109,7 @@ def _local(tag: str) -> str:
 def _read_prefix(path: Path) -> tuple[int, int]:
     """Return (offset, file size) or raise TiqError / IncompleteRecording."""
     name = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise TiqError(f"{name}: broken symbolic link (its target does not exist)") from None
-        raise TiqError(f"{name}: no such file") from None
-    except OSError as e:
-        raise TiqError(f"{name}: cannot read: {e.strerror or e}") from None
-    import stat as _stat
-
-    if _stat.S_ISDIR(st.st_mode):
-        raise TiqError(f"{name}: is a directory, not a TIQ recording")
-    size = st.st_size
+    size = _io.file_size(name, "TIQ recording", error=TiqError)
     if size == 0:
         raise IncompleteRecording(f"{name}: empty file (0 bytes)", expected=_PREFIX_LEN, actual=0)
     try:

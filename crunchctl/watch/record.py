@@ -130,10 +130,9 @@ def _running(doc: dict[str, Any], host: str, now: float) -> bool:
         return False
     pid = doc.get("pid")
     if doc.get("host") == host:
-        # The products' temp-file clean-up asks the same question of the same host.
-        from crunchctl.quicklook.products import _pid_alive
+        from crunchctl.ledger.files import pid_gone
 
-        return isinstance(pid, int) and _pid_alive(pid)
+        return isinstance(pid, int) and not pid_gone(pid)
     try:  # another machine: trust a fresh heartbeat only
         beat = _dt.datetime.fromisoformat(str(doc.get("heartbeat"))).timestamp()
     except ValueError:

@@ -27,6 +27,7 @@ from crunchctl.cli import app
 from crunchctl.ledger.store import Ledger
 
 from conftest import child_env, crunchctl_cmd
+from test_batch import common, items_file
 
 PLUGIN = Path(__file__).resolve().parent / "loader_plugins.py"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -38,15 +39,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def common(tmp_path: Path) -> list:
-    return ["--output", tmp_path / "out", "--ledger", tmp_path / "ledger",
-            "--log-file", tmp_path / "batch.log", "--dpi", "40"]
-
-
-def items_file(tmp_path: Path, lines, name: str = "items.txt") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
 
 
 def png_size(path_or_bytes) -> tuple[int, int]:
