@@ -154,7 +154,10 @@ def test_status_json_is_replaced_atomically_never_half_written(tmp_path, make_ti
     item = make_tiq("a.tiq", folder=tmp_path / "rec" / "dev")
     wp.note(_outcome(tmp_path, item), ["published"])
     wp.write()
-    inode = (www / "status.json").stat().st_ino
+    # Hold the first file open: while it is open its inode cannot be given to a new file,
+    # so a different inode at the end proves a new file was renamed over it.
+    first = (www / "status.json").open("rb")
+    inode = os.fstat(first.fileno()).st_ino
     stop = threading.Event()
     problems: list[str] = []
     reads = 0
@@ -185,7 +188,11 @@ def test_status_json_is_replaced_atomically_never_half_written(tmp_path, make_ti
         stop.set()
         t.join()
     assert reads >= 100 and problems == []
-    assert (www / "status.json").stat().st_ino != inode  # a new file renamed over the old
+    try:
+        assert (www / "status.json").stat().st_ino != inode  # a new file renamed over the old
+        assert json.loads(first.read())  # the reader of the old file still reads it whole
+    finally:
+        first.close()
     leftovers = [p.name for p in www.rglob(".*") if p.is_file()]
     assert leftovers == []
 
