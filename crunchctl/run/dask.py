@@ -411,6 +411,7 @@ class DaskExecutor:
 
 def _local_cluster(workers: int) -> Any:
     """A ``LocalCluster`` of ``workers`` processes, one thread each, on loopback."""
+    forkserver = _start_forkserver()
     import dask
     from distributed import LocalCluster
 
@@ -419,13 +420,42 @@ def _local_cluster(workers: int) -> Any:
     # numpy temporary is fresh, page-faulted memory (tasks 25-45% slower); and the
     # statistical profiler takes the GIL from the task every 10 ms. A value of None unsets
     # the variable for the worker processes.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.profile.enabled": False}):
+    config: dict[str, Any] = {
+        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+        "distributed.worker.profile.enabled": False}
+    if forkserver:
+        config["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(config):
         # silence_logs: Dask's own warnings (slow shutdowns of busy workers) would mix
         # with crunchctl's lines; errors still show.
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             host="127.0.0.1", dashboard_address=_dashboard_address(),
                             preload=["crunchctl.run.dask"], silence_logs=logging.ERROR)
+
+
+def _start_forkserver() -> bool:
+    """Start the forkserver the local cluster's workers are forked from; False if none.
+
+    Dask's default starts each worker as a fresh interpreter that imports Dask and the
+    numerics itself, after the scheduler and its dashboard are up, and then takes a second
+    to stop. A forkserver started first imports all of it on another core while this
+    process imports Dask and starts the scheduler; each worker is then a fork that is
+    ready at once and stops at once (docs/ARCHITECTURE.md, "Where tasks run"). It starts with
+    the stop signals ignored, as the built-in pool's does, so a Ctrl-C during the start
+    reaches only crunchctl.
+    """
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    from crunchctl.run.local import ignoring_stop_signals
+
+    mp.get_context("forkserver").set_forkserver_preload(
+        ["distributed", "distributed.nanny", "crunchctl.run.dask", *PRELOAD])
+    ignoring_stop_signals(forkserver.ensure_running)
+    return True
 
 
 def _dashboard_address() -> str:

@@ -55,12 +55,12 @@ def _context() -> mp.context.BaseContext:
                                     "matplotlib.backends.backend_agg"])
         from multiprocessing import forkserver
 
-        _ignoring_stop_signals(forkserver.ensure_running)
+        ignoring_stop_signals(forkserver.ensure_running)
         return ctx
     return mp.get_context("spawn")
 
 
-def _ignoring_stop_signals(start: Callable[[], None]) -> None:
+def ignoring_stop_signals(start: Callable[[], None]) -> None:
     """Run ``start`` (which starts a process) with SIGINT and SIGTERM ignored.
 
     A Ctrl-C reaches the whole process group. A process that is still importing (the
@@ -86,7 +86,7 @@ class _Worker:
         if ctx.get_start_method() == "forkserver":
             self.proc.start()  # forked by a forkserver that ignores the stop signals
         else:
-            _ignoring_stop_signals(self.proc.start)
+            ignoring_stop_signals(self.proc.start)
         child.close()
         self.task: Any = None
         self.started = 0.0

@@ -43,3 +43,37 @@ def test_ctrl_c_to_the_group_while_workers_start_fails_no_recording(make_tiq, tm
             assert set(rows["status"].to_list()) <= {"ok"}, (delay, rows)
     # At least one signal landed while the run was going on.
     assert 130 in codes
+
+
+def test_ctrl_c_to_the_group_while_the_local_cluster_starts(make_tiq, tmp_path):
+    """``--scheduler local``: a Ctrl-C while the forkserver imports and the workers start
+    stops the run (exit 130), with no recording failed and no traceback from any process."""
+    recs = [str(make_tiq(f"r{i}.tiq", folder=tmp_path / "rec", seed=i, nframes=8))
+            for i in range(2)]
+    child = subprocess.Popen([*crunchctl_cmd(), "process", *recs, "-j", "2", "--scheduler",
+                              "local", *small_args(tmp_path)], env=child_env(), cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+
+    def forkserver_started() -> bool:
+        return child.poll() is not None or subprocess.run(
+            ["pgrep", "-g", str(child.pid), "-f", "forkserver"], capture_output=True,
+            text=True).stdout.strip() != ""
+
+    # Signal as soon as the forkserver exists: it is then importing Dask and the numerics.
+    wait_for(forkserver_started, 60, "the forkserver")
+    os.killpg(child.pid, signal.SIGINT)  # the whole group, like a terminal
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, (child.returncode, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    ledger = tmp_path / "ledger"
+    if ledger.exists():
+        rows = Ledger(ledger, create=False).scan().collect()
+        assert set(rows["status"].to_list()) <= {"ok"}, rows
+    # No process of the run stays behind (a forkserver still importing when crunchctl ended
+    # finishes its imports, sees its parent gone and exits).
+    def group_gone() -> bool:
+        return subprocess.run(["pgrep", "-g", str(child.pid)], capture_output=True,
+                              text=True).stdout.strip() == ""
+
+    wait_for(group_gone, 30, "the run's processes to exit")
