@@ -30,6 +30,27 @@ class LedgerBusyError(LedgerError):
     """Another crunchctl process holds a lock this command needs."""
 
 
+class RunAborted(CrunchError):
+    """The run cannot go on (e.g. the Dask scheduler is gone); what finished is recorded.
+
+    ``in_progress`` counts the items that were running and are lost; the engine adds the
+    run's counts to the message (``with_counts``) before the command stops with it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, in_progress: int = 0, advice: str = "") -> None:
+        super().__init__(f"{message}; {advice}" if advice else message)
+        self.message = message
+        self.in_progress = in_progress
+        self.advice = advice
+
+    def with_counts(self, done: int, failed: int, not_started: int) -> RunAborted:
+        """The same error, saying what the run did before it stopped."""
+        return type(self)(f"{self.message} (this run: {done} done, {failed} failed, "
+                          f"{not_started} not started)", self.in_progress, self.advice)
+
+
 class ItemError(CrunchError):
     """One item (recording, batch item) failed; recorded, and the run goes on."""
 

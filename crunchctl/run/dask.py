@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crunchctl.errors import CrunchError, UsageError
+from crunchctl.errors import RunAborted, UsageError
 from crunchctl.run.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -34,10 +34,8 @@ PRELOAD = ("crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy", "s
 SIZE_REFRESH = 2.0
 
 
-class SchedulerLost(CrunchError):
+class SchedulerLost(RunAborted):
     """The connection to the Dask scheduler was lost mid-run; what finished is recorded."""
-
-    exit_code = 1
 
 
 def require_distributed() -> None:
@@ -173,8 +171,8 @@ class DaskExecutor:
             scheduler --scheduler-file`` writes); or that scheduler string itself.
         workers: worker processes for ``local`` (one thread each); a running cluster has
             the size it has.
-        announce: where the dashboard link goes (default: the log, at warning level so
-            the console shows it).
+        announce: shows the user the dashboard link (the command's progress reporter);
+            the log file has it either way.
 
     Only as many tasks are in flight as the cluster has worker threads, so a first Ctrl-C
     lets running tasks finish and queues nothing behind them, as with the built-in pool.
@@ -216,7 +214,12 @@ class DaskExecutor:
                              f"{type(e).__name__}: {e}") from None
         self.address = self.client.scheduler.address
         link = self.client.dashboard_link
-        (announce or log.warning)(f"Dask scheduler {self.address}; dashboard {link}")
+        text = f"Dask scheduler {self.address}; dashboard {link}"
+        if announce is None:
+            log.info("%s", text)
+        else:  # shown by the caller (on the console), kept in the log file
+            log.info("%s", text, extra={"file_only": True})
+            announce(text)
 
     # ------------------------------------------------------------------ the pool's face
 
@@ -332,9 +335,8 @@ class DaskExecutor:
         n = len(self._lost)
         self._lost = []
         raise SchedulerLost(f"lost the connection to the Dask scheduler {self.address}: "
-                            f"finished outcomes are recorded; {n} item"
-                            f"{'s' if n != 1 else ''} in progress and the rest were not "
-                            f"finished; run the same command again to continue")
+                            f"finished outcomes are recorded", in_progress=n,
+                            advice="run the same command again to continue")
 
     def cancel(self) -> list[Any]:
         """Cancel every task not finished; return them (not finished)."""

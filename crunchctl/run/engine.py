@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crunchctl.errors import RunAborted
 from crunchctl.run.executor import Executor, TaskFn, make_executor
 from crunchctl.run.outcome import ERROR, NO_DATA, OK, Outcome
 
@@ -245,7 +246,8 @@ def run_tasks(
     exhausted = False
     dispatcher: Dispatcher | None = None
     try:
-        dispatcher = Dispatcher(make_executor(fn, settings, workers=workers, inline=inline),
+        dispatcher = Dispatcher(make_executor(fn, settings, workers=workers, inline=inline,
+                                              announce=reporter.message),
                                 finish, flags=flags, summary=summary)
         while True:
             while not exhausted and dispatcher.accepting:
@@ -260,6 +262,10 @@ def run_tasks(
             dispatcher.collect(timeout=0.25)
         if not exhausted:
             summary.not_started += sum(1 for _ in it)
+    except RunAborted as e:
+        summary.not_started += e.in_progress + (0 if exhausted else sum(1 for _ in it))
+        raise e.with_counts(summary.ok + summary.no_data, summary.error,
+                            summary.not_started) from None
     finally:
         if dispatcher is not None:
             dispatcher.close()

@@ -115,7 +115,8 @@ class InlineExecutor:
 
 
 def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int | None = None,
-                  inline: bool = False) -> Executor:
+                  inline: bool = False,
+                  announce: Callable[[str], None] | None = None) -> Executor:
     """The executor of a run: the single place that chooses where tasks run.
 
     Args:
@@ -124,6 +125,7 @@ def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int 
             (``crunchctl.run.dask.DaskExecutor(fn, settings, workers=...)``).
         workers: tasks at once [default: ``settings.workers``, else 1].
         inline: a lone task that may run in this process (ignored with a scheduler).
+        announce: shows the user a line about the executor (the Dask dashboard link).
 
     Raises:
         ConfigError: a scheduler is configured but the Dask executor cannot be used.
@@ -138,7 +140,7 @@ def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int 
 
             raise ConfigError(f"scheduler {settings.scheduler!r}: the Dask executor cannot "
                               f"be loaded ({e})") from None
-        return DaskExecutor(fn, settings, workers=workers)
+        return DaskExecutor(fn, settings, workers=workers, announce=announce)
     if inline:
         return InlineExecutor(fn)
     from crunchctl.run.local import LocalPool

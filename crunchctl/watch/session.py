@@ -192,7 +192,8 @@ class Watch:
             from crunchctl.run.executor import make_executor
 
             self.dispatcher = engine.Dispatcher(
-                make_executor(process_recording, self.settings), self._finish,
+                make_executor(process_recording, self.settings,
+                              announce=self.reporter.message), self._finish,
                 flags=self.flags, summary=self.summary, on_cancel=self._cancelled)
         return self.dispatcher
 

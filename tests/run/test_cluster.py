@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -316,6 +317,12 @@ def test_lost_scheduler_flushes_finished_outcomes_and_exits_1(tmp_path):
     assert "lost the connection to the Dask scheduler" in err
     first = per_item(tmp_path / "ledger", "batch")
     assert 3 <= len(first) < len(items)
+    # Every item is accounted for: done (recorded), or not started (in progress or never
+    # submitted when the scheduler went).
+    counts = re.search(r"this run: (\d+) done, (\d+) failed, (\d+) not started", err)
+    assert counts, err
+    assert (int(counts[1]), int(counts[2]), int(counts[3])) == \
+        (len(first), 0, len(items) - len(first)), err
     errors = rows(tmp_path / "ledger", "batch").filter(status="error")["error"].to_list()
     assert all(s == ["ok"] for s in first.values()), errors
     r = subprocess.run(args + ["--resume", "-j", "2"], capture_output=True, text=True,
