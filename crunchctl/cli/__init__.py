@@ -29,4 +29,12 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Entry point of the ``crunchctl`` script."""
-    app(prog_name="crunchctl")
+    try:
+        app(prog_name="crunchctl")
+    finally:
+        # The command is over: what it imported (numpy, polars, Dask and its dashboard)
+        # need not be scanned by the collector again as the interpreter exits. That scan
+        # took over a second after a Dask run (docs/ARCHITECTURE.md, "Where tasks run").
+        import gc
+
+        gc.freeze()
