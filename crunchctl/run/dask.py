@@ -186,10 +186,14 @@ class DaskExecutor:
 
     def __init__(self, fn: Callable[[Any], Outcome], settings: Settings | str, *,
                  workers: int = 1, announce: Callable[[str], None] | None = None) -> None:
+        scheduler = settings if isinstance(settings, str) else str(settings.scheduler)
+        forkserver = False
+        if scheduler == "local" and _installed("distributed"):
+            # First, so that its imports run on the other core while this one imports Dask.
+            forkserver = _start_forkserver()
         require_distributed()
         from distributed import Client
 
-        scheduler = settings if isinstance(settings, str) else str(settings.scheduler)
         self.fn = fn
         self.scheduler = scheduler
         self._cluster: Any = None
@@ -202,7 +206,7 @@ class DaskExecutor:
         self._waiting_logged = False
         try:
             if scheduler == "local":
-                self._cluster = _local_cluster(max(1, workers))
+                self._cluster = _local_cluster(max(1, workers), forkserver)
                 self.client = Client(self._cluster)
             elif scheduler.endswith(".json") or os.path.isfile(scheduler):
                 self.client = Client(scheduler_file=scheduler, timeout="20s")
@@ -411,9 +415,18 @@ class DaskExecutor:
                 self.client.upload_file(path, load=False)
 
 
-def _local_cluster(workers: int) -> Any:
-    """A ``LocalCluster`` of ``workers`` processes, one thread each, on loopback."""
-    forkserver = _start_forkserver()
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _local_cluster(workers: int, forkserver: bool) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes, one thread each, on loopback.
+
+    ``forkserver``: the workers are forked from the forkserver ``_start_forkserver``
+    started (otherwise Dask's default, a fresh interpreter each).
+    """
     import dask
     from distributed import LocalCluster
 
