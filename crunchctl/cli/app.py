@@ -328,6 +328,9 @@ def engine_run(opts: Common, settings: Settings, console: Console, label: str, *
     import signal
 
     from crunchctl.run import engine
+    from crunchctl.run.executor import warm_up
+
+    warm_up(settings)
 
     class _Signals(engine.signals_to_flags):
         def _handler(self, signum: int, frame: Any) -> None:

@@ -187,10 +187,8 @@ class DaskExecutor:
     def __init__(self, fn: Callable[[Any], Outcome], settings: Settings | str, *,
                  workers: int = 1, announce: Callable[[str], None] | None = None) -> None:
         scheduler = settings if isinstance(settings, str) else str(settings.scheduler)
-        forkserver = False
-        if scheduler == "local" and _installed("distributed"):
-            # First, so that its imports run on the other core while this one imports Dask.
-            forkserver = _start_forkserver()
+        # First, so that its imports run on the other core while this one imports Dask.
+        forkserver = scheduler == "local" and start_local_forkserver()
         require_distributed()
         from distributed import Client
 
@@ -424,7 +422,7 @@ def _installed(module: str) -> bool:
 def _local_cluster(workers: int, forkserver: bool) -> Any:
     """A ``LocalCluster`` of ``workers`` processes, one thread each, on loopback.
 
-    ``forkserver``: the workers are forked from the forkserver ``_start_forkserver``
+    ``forkserver``: the workers are forked from the forkserver ``start_local_forkserver``
     started (otherwise Dask's default, a fresh interpreter each).
     """
     import dask
@@ -448,8 +446,11 @@ def _local_cluster(workers: int, forkserver: bool) -> Any:
                             preload=["crunchctl.run.dask"], silence_logs=logging.ERROR)
 
 
-def _start_forkserver() -> bool:
+def start_local_forkserver() -> bool:
     """Start the forkserver the local cluster's workers are forked from; False if none.
+
+    Does nothing when Dask is not installed (``DaskExecutor`` then says what to install)
+    or the forkserver already runs.
 
     Dask's default starts each worker as a fresh interpreter that imports Dask and the
     numerics itself, after the scheduler and its dashboard are up, and then takes a second
@@ -461,7 +462,7 @@ def _start_forkserver() -> bool:
     """
     import multiprocessing as mp
 
-    if "forkserver" not in mp.get_all_start_methods():
+    if "forkserver" not in mp.get_all_start_methods() or not _installed("distributed"):
         return False
     from multiprocessing import forkserver
 

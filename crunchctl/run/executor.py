@@ -114,6 +114,19 @@ class InlineExecutor:
         self._task = None
 
 
+def warm_up(settings: Settings) -> None:
+    """Start now what the run's executor can start before the run is planned.
+
+    ``--scheduler local`` forks its workers from a forkserver that imports Dask and the
+    numerics for a few seconds; started here, that runs on another core while this process
+    opens the ledger and plans (docs/ARCHITECTURE.md, "Where tasks run").
+    """
+    if settings.scheduler == "local":
+        from crunchctl.run.dask import start_local_forkserver
+
+        start_local_forkserver()
+
+
 def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int | None = None,
                   inline: bool = False,
                   announce: Callable[[str], None] | None = None) -> Executor:
