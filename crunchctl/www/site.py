@@ -30,8 +30,10 @@ log = logging.getLogger("crunchctl.www")
 HEARTBEAT_S = 10.0
 #: After a new outcome, status.json is rewritten at most this often (a fast backlog), s.
 DIRTY_GAP_S = 2.0
-#: An idle heartbeat reuses the ledger's counts read less than this long ago (another
-#: process may have added rows; reading a big ledger takes a while), s.
+#: The page reuses the ledger's counts read less than this long ago, with this run's
+#: outcomes on top (another process may have added rows; reading a big ledger takes a
+#: while, and reading it on every write of a busy watch made the watch's memory grow with
+#: the ledger), s.
 LEDGER_REREAD_S = 60.0
 _COMMANDS = ("process", "watch", "demo", "batch")
 
@@ -67,7 +69,10 @@ class WebPage:
         self.ledger = ledger
         self.keep = max(1, int(settings.www_history))
         self._recorders: dict[str, dict[str, Any]] = {}
-        self._rows: dict[str, dict[str, Any]] = {}  # this run's outcomes by item
+        # This run's outcomes by item that the last ledger read did not show yet (it
+        # shows the others): a minute of them at most, not every outcome of a long watch.
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._seen: set[str] = set()  # recorder folders this run had recordings in
         self._own: set[str] = set()  # history files this process wrote (relative paths)
         self._dirty = True
         self._last_write = -1e18
@@ -109,6 +114,7 @@ class WebPage:
         folder = history.folder_key(item)
         rec = self._recorder(folder)
         rec["paths"].add(os.path.dirname(item))
+        self._seen.add(folder)
         self._rows[item] = {"item": item, "status": outcome.status,
                             "finished": outcome.finished, "error": outcome.error}
         if outcome.status != OK:
@@ -196,7 +202,7 @@ class WebPage:
         for folder in list(self._recorders):
             if not history.history_dir(self.www, folder).is_dir():
                 # Deleted by hand while we run: recreate only if this run saw recordings.
-                if self._recorders[folder]["paths"] and self._has_rows(folder):
+                if self._recorders[folder]["paths"] and folder in self._seen:
                     history.history_dir(self.www, folder).mkdir(parents=True, exist_ok=True)
                 else:
                     del self._recorders[folder]
@@ -221,20 +227,22 @@ class WebPage:
             history.trim(self.www, r["folder"], [k for k in keep if k], self._own, now=now)
         return doc
 
-    def _has_rows(self, folder: str) -> bool:
-        return any(history.folder_key(i) == folder for i in self._rows)
-
     def _folders(self) -> dict[str, dict[str, Any]]:
         """The latest attempt per recording in the recorder folders: the ledger's, with this
-        run's outcomes on top (they reach the ledger just after the page hears of them)."""
+        run's outcomes on top (they reach the ledger just after the page hears of them).
+
+        The ledger is read again when the folders change, every ``LEDGER_REREAD_S`` and for
+        the final write, not for every new outcome: this run's outcomes since the last read
+        are laid over it.
+        """
         paths = sorted({p for r in self._recorders.values() for p in r["paths"]})
         folders: dict[str, dict[str, Any]] = {}
         if self.ledger is not None and paths:
             when, cached_paths, cached = self._ledger_cache
-            if (self._dirty or cached_paths != paths
-                    or time.monotonic() - when >= LEDGER_REREAD_S):
+            if cached_paths != paths or time.monotonic() - when >= LEDGER_REREAD_S:
                 cached = self.ledger.folder_latest(paths, errors=status_doc.ERRORS_PER_RECORDER)
                 self._ledger_cache = (time.monotonic(), paths, cached)
+                self._drop_recorded(cached)
             folders = {k: {"items": dict(v["items"]), "errors": list(v["errors"])}
                        for k, v in cached.items()}
         for item, mine in self._rows.items():
@@ -245,6 +253,16 @@ class WebPage:
                 errors.append({"item": item, "error": mine["error"], "finished": mine["finished"]})
             f["errors"] = errors
         return folders
+
+    def _drop_recorded(self, latest: dict[str, dict[str, Any]]) -> None:
+        """Forget this run's outcomes that a fresh ledger read shows as they are; the one
+        noted but not yet recorded stays until the next read."""
+        for item, mine in list(self._rows.items()):
+            theirs = latest.get(os.path.dirname(item))
+            # An error of ours missing from the ledger's newest few has as many newer ones
+            # above it there: the page would not list it either way.
+            if theirs is not None and theirs["items"].get(item) == mine["status"]:
+                del self._rows[item]
 
     def _heartbeat(self, now: float, final: bool) -> dict[str, Any]:
         watchers = []

@@ -120,22 +120,24 @@ def _scan_pending(paths: Iterable[str], suffixes: set[str], known: Mapping[str, 
     n = 0
     for folder in paths:
         try:
-            entries = list(os.scandir(folder))
+            # One entry at a time: a list of a big folder's entries on every page write
+            # was a peak that grew with the folder.
+            with os.scandir(folder) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    if not any(e.name.lower().endswith(s) for s in suffixes):
+                        continue
+                    try:
+                        if not e.is_file():
+                            continue
+                    except OSError:
+                        continue
+                    status = known.get(os.path.join(folder, e.name))
+                    if status is None or status == "reset":
+                        n += 1
         except OSError:
             continue
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            if not any(e.name.lower().endswith(s) for s in suffixes):
-                continue
-            try:
-                if not e.is_file():
-                    continue
-            except OSError:
-                continue
-            status = known.get(os.path.join(folder, e.name))
-            if status is None or status == "reset":
-                n += 1
     return n
 
 
