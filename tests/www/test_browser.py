@@ -136,9 +136,15 @@ def _card(driver, folder: str):
 
 
 def _text(driver, css: str, folder: str) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return _card(driver, folder).find_element(By.CSS_SELECTOR, css).text
+    for _ in range(40):
+        try:
+            return _card(driver, folder).find_element(By.CSS_SELECTOR, css).text
+        except StaleElementReferenceException:
+            time.sleep(0.05)  # the page redrew the card between finding and reading it
+    raise AssertionError(f"the card of {folder!r} kept being redrawn while read")
 
 
 def _utc(ts: float) -> str:
