@@ -147,6 +147,35 @@ def _text(driver, css: str, folder: str) -> str:
     raise AssertionError(f"the card of {folder!r} kept being redrawn while read")
 
 
+def _pause_file_page(driver) -> None:
+    """Press "Pause updates" on a page that reloads itself (file:// mode) until it holds.
+
+    Such a page reloads every refresh interval; a click can land on a reloaded page whose
+    script has not yet attached its handler, and is then lost. Press again until the
+    browser's storage says paused (the handler writes it at once, and a paused page no
+    longer reloads), never twice on one page.
+    """
+    from selenium.common.exceptions import (
+        JavascriptException, NoSuchElementException, StaleElementReferenceException)
+    from selenium.webdriver.common.by import By
+
+    stored = "return localStorage.getItem('crunchctl.page.paused')"
+
+    def paused() -> bool:
+        try:
+            if driver.execute_script(stored) == "1":
+                return True
+            if driver.execute_script("return !!window.crunchctlPage"):
+                button = driver.find_element(By.ID, "pause")
+                if button.get_attribute("aria-pressed") == "false":
+                    button.click()
+            return driver.execute_script(stored) == "1"
+        except (JavascriptException, NoSuchElementException, StaleElementReferenceException):
+            return False  # caught mid-reload; look again
+
+    wait_for(paused, 10, "the pause to hold", interval=0.2)
+
+
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
@@ -255,9 +284,9 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
     chrome.get((www / "index.html").as_uri())
     wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
              == "reload", 10, "the page script")
-    # Paused (within the first refresh interval), it stays put while it is looked at; the
+    # Paused, it stays put while it is looked at; the
     # pause survives the page's reloads (it is kept in the browser's storage).
-    chrome.find_element(By.ID, "pause").click()
+    _pause_file_page(chrome)
     chrome.refresh()
     wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
              == "reload", 10, "the page script")
