@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, LedgerError
-from crunchctl.run import engine
+from crunchctl.run import engine, memory
 from crunchctl.run.outcome import ERROR, Outcome
 from crunchctl.run.recordings import RecordingRun, prepare_output
 from crunchctl.watch.lock import WatchLock
@@ -331,7 +331,8 @@ class Watch:
     def _loop(self) -> None:
         start = time.monotonic()
         timers = {"check": start + CHECK_INTERVAL, "rescan": start + RESCAN_INTERVAL,
-                  "resets": start + RESET_INTERVAL, "update": 0.0}
+                  "resets": start + RESET_INTERVAL, "update": 0.0,
+                  "give_back": start + memory.GIVE_BACK_INTERVAL}
         while True:
             now = time.monotonic()
             d = self.dispatcher
@@ -355,6 +356,10 @@ class Watch:
                 self.reporter.update(self.snapshot())
                 self.record.beat(queue=self.queue.queued(), last_event=self._last_event,
                                  last_recording=self._last, quiet_since=self.quiet.since)
+            if time.monotonic() >= timers["give_back"]:
+                # Days of running: freed buffers must not pile up (run/memory.py).
+                timers["give_back"] = time.monotonic() + memory.GIVE_BACK_INTERVAL
+                memory.give_back()
 
 
     def _close(self) -> None:
