@@ -73,6 +73,11 @@ def _sample(path: str) -> bytes:
     return h.digest()
 
 
+def _identity(ctime_ns: int, sample: bytes) -> bytes:
+    """ctime (8 bytes) and sample digest in one bytes object."""
+    return (ctime_ns & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little") + sample
+
+
 class RecordingQueue:
     """Per-path state of one watch: dirty, waiting, ready, in flight, attempted.
 
@@ -91,9 +96,10 @@ class RecordingQueue:
         self.wanted = wanted
         self.on_waiting = on_waiting
         self.attempted: dict[str, Version] = {}   # version attempted or done
-        # (ctime, sample digest) of the files this watch processed: tells a replacement
-        # with the same size and mtime (``cp -p``, ``rsync -t``) from a repeated event.
-        self.identity: dict[str, tuple[int, bytes]] = {}
+        # ctime and sample digest of the files this watch processed, packed in one small
+        # bytes object (one per recording for days): tells a replacement with the same
+        # size and mtime (``cp -p``, ``rsync -t``) from a repeated event.
+        self.identity: dict[str, bytes] = {}
         self.ready: dict[str, Version] = {}       # insertion order = work order
         self.inflight: dict[str, Version] = {}
         self.recheck: set[str] = set()            # changed while in flight
@@ -258,7 +264,7 @@ class RecordingQueue:
         self.inflight[path] = version
         self.attempted[path] = version
         try:
-            self.identity[path] = (os.stat(path).st_ctime_ns, _sample(path))
+            self.identity[path] = _identity(os.stat(path).st_ctime_ns, _sample(path))
         except OSError:
             self.identity.pop(path, None)
 
@@ -270,14 +276,14 @@ class RecordingQueue:
         identity here: the ledger knows size and mtime only.
         """
         known = self.identity.get(path)
-        if known is None or known[0] == ctime_ns:
+        if known is None or known[:8] == _identity(ctime_ns, b""):
             return False
         try:
             sample = _sample(path)
         except OSError:
             return False
-        self.identity[path] = (ctime_ns, sample)
-        return sample != known[1]
+        self.identity[path] = _identity(ctime_ns, sample)
+        return sample != known[8:]
 
     def finished(self, path: str, version: Version | None) -> None:
         """A recording's outcome is in; ``version`` is the one the worker actually read."""

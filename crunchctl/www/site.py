@@ -243,10 +243,18 @@ class WebPage:
                 cached = self.ledger.folder_latest(paths, errors=status_doc.ERRORS_PER_RECORDER)
                 self._ledger_cache = (time.monotonic(), paths, cached)
                 self._drop_recorded(cached)
-            folders = {k: {"items": dict(v["items"]), "errors": list(v["errors"])}
+            # The cached items are laid over in place, not copied: a copy of a big
+            # folder's items on every write was a steady churn in a long watch. The
+            # cache is ours and the next read replaces it.
+            folders = {k: {"items": v["items"], "errors": list(v["errors"])}
                        for k, v in cached.items()}
         for item, mine in self._rows.items():
-            f = folders.setdefault(os.path.dirname(item), {"items": {}, "errors": []})
+            folder = os.path.dirname(item)
+            f = folders.get(folder)
+            if f is None:
+                f = folders[folder] = {"items": {}, "errors": []}
+                if self.ledger is not None and paths:
+                    self._ledger_cache[2][folder] = {"items": f["items"], "errors": []}
             f["items"][item] = mine["status"]
             errors = [e for e in f["errors"] if e["item"] != item]
             if mine["status"] == "error":
