@@ -14,14 +14,18 @@ child processes of the installed entry point:
    The feeder keeps a few recordings ahead of the watcher (``--ahead``; the watcher sets
    the pace) or, with ``--rate``, feeds at a fixed rate.
 3. A sampler reads ``/proc/<pid>/status`` (VmRSS) and counts ``/proc/<pid>/fd`` of the
-   watch main process every ``--interval`` s; the workers' resident memory is summed too.
+   watch main process every ``--interval`` s, with its split into anonymous and file-backed
+   pages and the C heap's share (``/proc/<pid>/smaps``, ``[heap]``): where a growth is; the
+   workers' resident memory is summed too.
 4. When every recording is reported done, the watch gets SIGTERM (must exit 0), then the
    ledger is checked: every recording exactly once, all ``ok``; and every product is there.
 
 Figures printed: recordings, time, throughput, peak RSS of the watch process in the first
-and last quarter of the run (by recordings done), open fds likewise, worker RSS. Checks
-(exit 1 if one fails): all done exactly once; RSS flat (last-quarter peak at most 10 % +
-5 MB above the first-quarter peak); fds flat (last-quarter peak at most 2 above the first).
+and last quarter of the run (by recordings done), its median in each quarter (and of the
+anonymous, file-backed and C-heap parts), open fds likewise, worker RSS. Checks (exit 1 if
+one fails): all done exactly once; RSS level flat (last-quarter median at most 10 % above
+the first-quarter median); RSS peak flat (last-quarter peak at most 10 % + 5 MB above the
+first-quarter peak); fds flat (last-quarter peak at most 2 above the first).
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ class Sample:
     rss_kb: int  # watch main process
     fds: int  # watch main process
     workers_rss_kb: int  # the other processes of its process group (forkserver, workers)
+    anon_kb: int = 0  # of rss_kb: anonymous memory (heaps, arenas)
+    file_kb: int = 0  # of rss_kb: file-backed pages (libraries, mapped files)
+    heap_kb: int = 0  # of anon_kb: the C heap (glibc's main arena, "[heap]")
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -68,6 +75,21 @@ def _status_kb(pid: int, key: str) -> int:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _heap_kb(pid: int) -> int:
+    """Resident kB of the ``[heap]`` mapping (glibc's main arena)."""
+    try:
+        in_heap = False
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                if line[0] in "0123456789abcdef" and " " in line:
+                    in_heap = line.rstrip().endswith("[heap]")
+                elif in_heap and line.startswith("Rss:"):
+                    return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return 0
@@ -106,7 +128,9 @@ class Sampler(threading.Thread):
             workers = sum(_status_kb(p, "VmRSS") for p in _group_members(self.pid)
                           if p != self.pid)
             self.samples.append(Sample(time.monotonic() - self.t0, self.done.count,
-                                       _status_kb(self.pid, "VmRSS"), fds, workers))
+                                       _status_kb(self.pid, "VmRSS"), fds, workers,
+                                       _status_kb(self.pid, "RssAnon"),
+                                       _status_kb(self.pid, "RssFile"), _heap_kb(self.pid)))
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -271,6 +295,9 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
         "rss_mb_max": round(max(s.rss_kb for s in samples) / 1024, 1),
         "fds_first_quarter_peak": fds_first, "fds_last_quarter_peak": fds_last,
         "fds_min": min(s.fds for s in samples), "fds_max": max(s.fds for s in samples),
+        **{f"{kind}_mb_{q}_quarter_median": round(v / 1024, 1)
+           for kind in ("anon", "file", "heap")
+           for q, v in zip(("first", "last"), quarter_medians(samples, n, f"{kind}_kb"))},
         "workers_rss_mb_first_quarter_peak": round(wrk_first / 1024, 1),
         "workers_rss_mb_last_quarter_peak": round(wrk_last / 1024, 1),
         "samples": len(samples), "ledger_rows": rows.height,

@@ -501,24 +501,29 @@ class Ledger:
     def folder_latest(self, folders: Sequence[str], *, kind: str = "iq",
                       errors: int = 5) -> dict[str, dict[str, Any]]:
         """The latest attempt of every item directly in ``folders``, per folder (the
-        control-room page's counts), as plain Python values.
+        control-room page's counts).
 
         Returns:
-            ``{folder: {"items": {item: latest status}, "errors": [...]}}`` for each folder
-            that has items; ``errors`` holds the newest ``errors`` items whose latest status
-            is ``error``, as ``{"item", "error", "finished"}`` (UNIX seconds).
+            ``{folder: {"names": ..., "counts": ..., "errors": ...}}`` for each folder that
+            has items: ``names`` is a polars frame of the items' file names (``name``) and
+            latest ``status``, sorted by name (one compact column per folder, not a Python
+            object per recording: a watched folder holds tens of thousands); ``counts`` is
+            ``{status: number of items}``; ``errors`` holds the newest ``errors`` items whose
+            latest status is ``error``, as ``{"item", "error", "finished"}`` (UNIX seconds).
         """
         if not folders:
             return {}
         parent = pl.col("item").str.replace(r"/[^/]*$", "")
         frame = self.latest(kind, where=parent.is_in(list(folders)), columns=["status", "error"])
-        frame = frame.with_columns(parent.alias("_folder"))
+        frame = frame.with_columns(parent.alias("_folder"),
+                                   pl.col("item").str.extract(r"([^/]*)$").alias("name"))
         out: dict[str, dict[str, Any]] = {}
         for (folder,), part in frame.group_by("_folder"):
             failed = (part.filter(pl.col("status") == "error")
                       .sort(["finished", "seq"], descending=True, nulls_last=True).head(errors))
             out[folder] = {
-                "items": dict(zip(part["item"].to_list(), part["status"].to_list())),
+                "names": part.select("name", "status").sort("name").rechunk(),
+                "counts": dict(part.group_by("status").len().iter_rows()),
                 "errors": [{"item": r["item"], "error": r["error"],
                             "finished": r["finished"].timestamp() if r["finished"] else None}
                            for r in failed.iter_rows(named=True)],

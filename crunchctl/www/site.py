@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from crunchctl import __version__
@@ -52,6 +53,58 @@ def _watches(ledger_path: Path) -> list[dict[str, Any]]:
     return [{**w, "since": w.get("since") or w.get("started")} for w in known_watches(ledger_path)]
 
 
+def _suffix(name: str) -> str:
+    name = name.lower()
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 else ""
+
+
+def _statuses_of(names: Any, wanted: Any) -> dict[str, str]:
+    """``{name: status}`` of the ``wanted`` names in a folder's ``names`` frame (a few)."""
+    import polars as pl
+
+    return dict(names.filter(pl.col("name").is_in(list(wanted))).iter_rows())
+
+
+def _recording_names(folder: str, suffixes: set[str]) -> Iterator[str]:
+    """Names of the files in ``folder`` named like its recordings (not hidden ones)."""
+    try:
+        # One entry at a time: a list of a big folder's entries was a peak that grew with it.
+        with os.scandir(folder) as it:
+            for e in it:
+                name = e.name
+                if name.startswith(".") or _suffix(name) not in suffixes:
+                    continue
+                try:
+                    if e.is_file():
+                        yield name
+                except OSError:
+                    continue
+    except OSError:
+        return
+
+
+#: Names checked against the ledger at once when the page counts pending recordings.
+_PENDING_BATCH = 4096
+
+
+def _count_pending(names: Iterable[str], attempted: Any) -> int:
+    """How many of ``names`` are not in ``attempted`` (a polars column; None: none are)."""
+    import itertools
+
+    import polars as pl
+
+    names = iter(names)
+    known = attempted.implode() if attempted is not None else None
+    n = 0
+    while batch := list(itertools.islice(names, _PENDING_BATCH)):
+        if known is None:
+            n += len(batch)
+        else:
+            n += int((~pl.Series(batch, dtype=pl.String).is_in(known)).sum())
+    return n
+
+
 class WebPage:
     """The page of one web folder, as one process sees it.
 
@@ -78,6 +131,7 @@ class WebPage:
         self._last_write = -1e18
         self._warned: set[str] = set()
         self._cleaned = False
+        # When the ledger was last read, for which folders, and what it said (folder_latest).
         self._ledger_cache: tuple[float, list[str], dict[str, Any]] = (-1e18, [], {})
         self.writes = 0
         prev = status_doc.load(self.www / status_doc.STATUS_NAME)
@@ -228,49 +282,76 @@ class WebPage:
         return doc
 
     def _folders(self) -> dict[str, dict[str, Any]]:
-        """The latest attempt per recording in the recorder folders: the ledger's, with this
-        run's outcomes on top (they reach the ledger just after the page hears of them).
+        """Counts and newest errors per recorder folder: the ledger's latest attempts, with
+        this run's outcomes on top (they reach the ledger just after the page hears of
+        them), and the files with no attempt yet (pending).
 
         The ledger is read again when the folders change, every ``LEDGER_REREAD_S`` and for
         the final write, not for every new outcome: this run's outcomes since the last read
-        are laid over it.
+        are laid over it. What is kept of a read is compact (counts, and per folder one
+        polars column of names: docs/ARCHITECTURE.md, flat memory), not a Python object
+        per recording.
         """
+        import polars as pl
+
         paths = sorted({p for r in self._recorders.values() for p in r["paths"]})
-        folders: dict[str, dict[str, Any]] = {}
+        cached: dict[str, dict[str, Any]] = {}
         if self.ledger is not None and paths:
             when, cached_paths, cached = self._ledger_cache
             if cached_paths != paths or time.monotonic() - when >= LEDGER_REREAD_S:
                 cached = self.ledger.folder_latest(paths, errors=status_doc.ERRORS_PER_RECORDER)
+                for led in cached.values():
+                    names = led["names"]
+                    led["attempted"] = names.filter(pl.col("status") != "reset")["name"]
+                    led["suffixes"] = set(
+                        names["name"].str.extract(r"(\.[^.]+)$").str.to_lowercase()
+                        .drop_nulls().unique().to_list())
                 self._ledger_cache = (time.monotonic(), paths, cached)
                 self._drop_recorded(cached)
-            # The cached items are laid over in place, not copied: a copy of a big
-            # folder's items on every write was a steady churn in a long watch. The
-            # cache is ours and the next read replaces it.
-            folders = {k: {"items": v["items"], "errors": list(v["errors"])}
-                       for k, v in cached.items()}
+        mine_by_folder: dict[str, dict[str, dict[str, Any]]] = {}
         for item, mine in self._rows.items():
-            folder = os.path.dirname(item)
-            f = folders.get(folder)
-            if f is None:
-                f = folders[folder] = {"items": {}, "errors": []}
-                if self.ledger is not None and paths:
-                    self._ledger_cache[2][folder] = {"items": f["items"], "errors": []}
-            f["items"][item] = mine["status"]
-            errors = [e for e in f["errors"] if e["item"] != item]
-            if mine["status"] == "error":
-                errors.append({"item": item, "error": mine["error"], "finished": mine["finished"]})
-            f["errors"] = errors
-        return folders
+            mine_by_folder.setdefault(os.path.dirname(item), {})[os.path.basename(item)] = mine
+        out: dict[str, dict[str, Any]] = {}
+        for folder in paths:
+            led = cached.get(folder)
+            mine = mine_by_folder.get(folder, {})
+            counts: dict[str, int] = dict(led["counts"]) if led else {}
+            prior = _statuses_of(led["names"], mine) if led and mine else {}
+            errors = list(led["errors"]) if led else []
+            for name, row in mine.items():
+                old = prior.get(name)
+                if old is not None:
+                    counts[old] -= 1
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+                errors = [e for e in errors if e["item"] != row["item"]]
+                if row["status"] == "error":
+                    errors.append({"item": row["item"], "error": row["error"],
+                                   "finished": row["finished"]})
+            suffixes = ((led["suffixes"] if led else set())
+                        | {_suffix(n) for n in mine}) - {""} or {".tiq"}
+            pending = _count_pending(
+                (n for n in _recording_names(folder, suffixes) if n not in mine),
+                led["attempted"] if led else None)
+            out[folder] = {"counts": {"done": sum(counts.get(s, 0) for s in status_doc.DONE),
+                                      "failed": counts.get("error", 0), "pending": pending},
+                           "errors": errors}
+        return out
 
     def _drop_recorded(self, latest: dict[str, dict[str, Any]]) -> None:
         """Forget this run's outcomes that a fresh ledger read shows as they are; the one
         noted but not yet recorded stays until the next read."""
-        for item, mine in list(self._rows.items()):
-            theirs = latest.get(os.path.dirname(item))
+        mine_by_folder: dict[str, dict[str, str]] = {}
+        for item in self._rows:
+            mine_by_folder.setdefault(os.path.dirname(item), {})[os.path.basename(item)] = item
+        for folder, mine in mine_by_folder.items():
+            theirs = latest.get(folder)
+            if theirs is None:
+                continue
             # An error of ours missing from the ledger's newest few has as many newer ones
             # above it there: the page would not list it either way.
-            if theirs is not None and theirs["items"].get(item) == mine["status"]:
-                del self._rows[item]
+            for name, status in _statuses_of(theirs["names"], mine).items():
+                if self._rows[mine[name]]["status"] == status:
+                    del self._rows[mine[name]]
 
     def _heartbeat(self, now: float, final: bool) -> dict[str, Any]:
         watchers = []

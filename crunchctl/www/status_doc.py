@@ -23,7 +23,8 @@ HEARTBEAT_STALE_S = 120
 ERRORS_PER_RECORDER = 5
 ERRORS_OVERALL = 10
 
-_DONE = {"ok", "no_data"}
+#: Latest statuses counted as done on the page.
+DONE = ("ok", "no_data")
 
 
 def iso(ts: float | None) -> str | None:
@@ -115,38 +116,6 @@ def merge_history(*lists: Iterable[Mapping[str, Any]], keep: int) -> list[dict[s
     return ordered[:max(0, keep)]
 
 
-def _scan_pending(paths: Iterable[str], suffixes: set[str], known: Mapping[str, str]) -> int:
-    """Files in the recorder folders, named like its recordings, with no attempt yet."""
-    n = 0
-    for folder in paths:
-        try:
-            # One entry at a time: a list of a big folder's entries on every page write
-            # was a peak that grew with the folder.
-            with os.scandir(folder) as it:
-                for e in it:
-                    if e.name.startswith("."):
-                        continue
-                    if not any(e.name.lower().endswith(s) for s in suffixes):
-                        continue
-                    try:
-                        if not e.is_file():
-                            continue
-                    except OSError:
-                        continue
-                    status = known.get(os.path.join(folder, e.name))
-                    if status is None or status == "reset":
-                        n += 1
-        except OSError:
-            continue
-    return n
-
-
-def _suffix(item: str) -> str:
-    name = item[item.rfind(os.sep) + 1:].lower()  # no Path(): called per recording
-    dot = name.rfind(".")
-    return name[dot:] if dot > 0 else ""
-
-
 def build(
     recorders: Iterable[Mapping[str, Any]],
     folders: Mapping[str, Mapping[str, Any]],
@@ -159,9 +128,10 @@ def build(
     Args:
         recorders: per recorder folder ``folder`` (name), ``paths`` (absolute folders its
             recordings come from), ``latest`` (entry or None), ``history`` (entries).
-        folders: per absolute folder, the latest attempt of its recordings: ``items``
-            (``{item: status}``) and ``errors`` (newest first: ``item``, ``error``,
-            ``finished`` in UNIX seconds), as ``Ledger.folder_latest`` gives them.
+        folders: per absolute folder, its recordings by their latest attempt: ``counts``
+            (``done``, ``failed``, ``pending``: files named like recordings with no
+            attempt yet) and ``errors`` (newest first: ``item``, ``error``, ``finished`` in
+            UNIX seconds).
         settings: ``refresh_s``, ``stale_after_min``, ``history`` for the page.
         heartbeat: ``written_unix`` and who wrote it (``writer``, ``pid``, ``host``,
             ``watcher_running``, ``watchers``).
@@ -175,14 +145,9 @@ def build(
         errors = []
         for path in sorted(r.get("paths") or []):
             summary = folders.get(path) or {}
-            items: Mapping[str, str] = summary.get("items") or {}
-            for status in items.values():
-                if status in _DONE:
-                    counts["done"] += 1
-                elif status == "error":
-                    counts["failed"] += 1
-            suffixes = {_suffix(i) for i in items} - {""} or {".tiq"}
-            counts["pending"] += _scan_pending([path], suffixes, items)
+            for k, n in (summary.get("counts") or {}).items():
+                if k in counts:
+                    counts[k] += int(n)
             for e in summary.get("errors") or []:
                 errors.append({"item": e["item"], "file": Path(e["item"]).name,
                                "message": e.get("error") or "error",

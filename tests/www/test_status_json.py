@@ -203,7 +203,7 @@ def test_xss_file_name_cannot_end_the_embedded_script(tmp_path):
         [{"folder": "x", "paths": [str(tmp_path / "rec")], "latest": status_doc.make_entry(
             item, processed=time.time(), acquired=None, images={"image": "history/x/a.png"}),
           "history": []}],
-        {str(tmp_path / "rec"): {"items": {item: ERROR}, "errors": [
+        {str(tmp_path / "rec"): {"counts": {"done": 0, "failed": 1, "pending": 0}, "errors": [
             {"item": item, "finished": time.time(), "error": f"{item}: <b>bad</b>"}]}},
         settings={"refresh_s": 10, "stale_after_min": 15.0, "history": 24},
         heartbeat={"written_unix": time.time()})
@@ -289,3 +289,39 @@ def test_the_page_stays_under_50_kB_with_many_recorders_and_a_full_history():
     assert len(embedded["recorders"]) == 8 and 0 < min(kept) == max(kept) < 24
     assert embedded["recorders"][3]["history"][0]["version"] == recs[3]["history"][0]["version"]
     assert all(len(r["history"]) == 24 for r in doc["recorders"])  # status.json keeps all
+
+
+def test_this_runs_outcomes_are_laid_over_the_ledgers_counts_until_it_is_read_again(
+        tmp_path, make_tiq):
+    rec = tmp_path / "rec" / "dev"
+    www = tmp_path / "www"
+    a, b, c, d = (make_tiq(n, folder=rec) for n in ("a.tiq", "b.tiq", "c.tiq", "d.tiq"))
+    (rec / ".hidden.tiq").write_bytes(b"")
+    (rec / "notes.txt").write_text("not a recording")
+    with Ledger(tmp_path / "ledger") as led:
+        led.record(_outcome(tmp_path, a, status=ERROR, error=f"{a}: damaged"))
+        led.record(_outcome(tmp_path, b))
+        led.record(_outcome(tmp_path, c))
+        led.record(_outcome(tmp_path, c, status="reset"))  # reset: pending again
+        led.flush()
+        wp = site.WebPage(www, _settings(www), led)
+        wp.note(_outcome(tmp_path, b), ["published"])  # the recorder folder becomes known
+        (r,) = wp.write()["recorders"]
+        assert r["counts"] == {"done": 1, "failed": 1, "pending": 2}  # c (reset) and d
+        assert [e["file"] for e in r["errors"]] == ["a.tiq"]
+        # Redone in this run, not in the ledger yet: the page shows them at once.
+        oa, oc = _outcome(tmp_path, a), _outcome(tmp_path, c, status=ERROR, error=f"{c}: bad")
+        wp.note(oa, [])
+        wp.note(oc, [])
+        (r,) = wp.write()["recorders"]
+        assert r["counts"] == {"done": 2, "failed": 1, "pending": 1}
+        assert [e["file"] for e in r["errors"]] == ["c.tiq"]
+        led.record(oa)
+        led.record(oc)
+        led.flush()
+        wp.close()  # reads the ledger again: the same, and this run's rows are let go
+        assert wp._rows == {}
+    doc = json.loads((www / "status.json").read_text())
+    (r,) = doc["recorders"]
+    assert r["counts"] == {"done": 2, "failed": 1, "pending": 1}
+    assert [e["file"] for e in r["errors"]] == ["c.tiq"]
