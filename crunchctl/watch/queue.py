@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import stat as _stat
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,59 @@ def _identity(ctime_ns: int, sample: bytes) -> bytes:
     return (ctime_ns & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little") + sample
 
 
+_VERSION = struct.Struct("<qq")  # size, mtime_ns
+
+
+class Attempted:
+    """The version attempted or done per recording, and the identity (``_identity``) of
+    the files this watch processed, packed in one bytes object per recording.
+
+    A watch keeps one entry per recording it has seen for as long as it runs (days, tens
+    of thousands of recordings): one small object each, not a tuple, two integers and a
+    second dict entry (docs/ARCHITECTURE.md, flat memory). Reads give the version back as
+    a ``(size, mtime_ns)`` tuple.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[str, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._d
+
+    def get(self, path: str, default: Version | None = None) -> Version | None:
+        packed = self._d.get(path)
+        return default if packed is None else _VERSION.unpack_from(packed)
+
+    def __setitem__(self, path: str, version: Version) -> None:
+        """Set the version; a known identity is kept (``set_identity`` changes it)."""
+        old = self._d.get(path)
+        self._d[path] = _VERSION.pack(*version) + (old[_VERSION.size:] if old else b"")
+
+    def __delitem__(self, path: str) -> None:
+        del self._d[path]
+
+    def pop(self, path: str, default: Version | None = None) -> Version | None:
+        packed = self._d.pop(path, None)
+        return default if packed is None else _VERSION.unpack_from(packed)
+
+    def identity(self, path: str) -> bytes | None:
+        packed = self._d.get(path)
+        if packed is None or len(packed) <= _VERSION.size:
+            return None
+        return packed[_VERSION.size:]
+
+    def set_identity(self, path: str, identity: bytes | None) -> None:
+        """Set (or with None, drop) the identity of a recording with a version."""
+        packed = self._d.get(path)
+        if packed is not None:
+            self._d[path] = packed[:_VERSION.size] + (identity or b"")
+
+
 class RecordingQueue:
     """Per-path state of one watch: dirty, waiting, ready, in flight, attempted.
 
@@ -95,11 +149,10 @@ class RecordingQueue:
         self.settings = settings
         self.wanted = wanted
         self.on_waiting = on_waiting
-        self.attempted: dict[str, Version] = {}   # version attempted or done
-        # ctime and sample digest of the files this watch processed, packed in one small
-        # bytes object (one per recording for days): tells a replacement with the same
-        # size and mtime (``cp -p``, ``rsync -t``) from a repeated event.
-        self.identity: dict[str, bytes] = {}
+        # Version attempted or done; for the files this watch processed also their ctime
+        # and sample digest: tells a replacement with the same size and mtime (``cp -p``,
+        # ``rsync -t``) from a repeated event.
+        self.attempted = Attempted()
         self.ready: dict[str, Version] = {}       # insertion order = work order
         self.inflight: dict[str, Version] = {}
         self.recheck: set[str] = set()            # changed while in flight
@@ -264,9 +317,10 @@ class RecordingQueue:
         self.inflight[path] = version
         self.attempted[path] = version
         try:
-            self.identity[path] = _identity(os.stat(path).st_ctime_ns, _sample(path))
+            self.attempted.set_identity(path, _identity(os.stat(path).st_ctime_ns,
+                                                        _sample(path)))
         except OSError:
-            self.identity.pop(path, None)
+            self.attempted.set_identity(path, None)
 
     def _replaced(self, path: str, ctime_ns: int) -> bool:
         """Whether a file with the size and mtime this watch processed is another file.
@@ -275,14 +329,14 @@ class RecordingQueue:
         ``SAMPLE`` bytes decide. Recordings done before this watch started have no
         identity here: the ledger knows size and mtime only.
         """
-        known = self.identity.get(path)
+        known = self.attempted.identity(path)
         if known is None or known[:8] == _identity(ctime_ns, b""):
             return False
         try:
             sample = _sample(path)
         except OSError:
             return False
-        self.identity[path] = _identity(ctime_ns, sample)
+        self.attempted.set_identity(path, _identity(ctime_ns, sample))
         return sample != known[8:]
 
     def finished(self, path: str, version: Version | None) -> None:
