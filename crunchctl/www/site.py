@@ -13,8 +13,8 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crunchctl import __version__
@@ -308,9 +308,7 @@ class WebPage:
                         .drop_nulls().unique().to_list())
                 self._ledger_cache = (time.monotonic(), paths, cached)
                 self._drop_recorded(cached)
-        mine_by_folder: dict[str, dict[str, dict[str, Any]]] = {}
-        for item, mine in self._rows.items():
-            mine_by_folder.setdefault(os.path.dirname(item), {})[os.path.basename(item)] = mine
+        mine_by_folder = self._rows_by_folder()
         out: dict[str, dict[str, Any]] = {}
         for folder in paths:
             led = cached.get(folder)
@@ -340,18 +338,22 @@ class WebPage:
     def _drop_recorded(self, latest: dict[str, dict[str, Any]]) -> None:
         """Forget this run's outcomes that a fresh ledger read shows as they are; the one
         noted but not yet recorded stays until the next read."""
-        mine_by_folder: dict[str, dict[str, str]] = {}
-        for item in self._rows:
-            mine_by_folder.setdefault(os.path.dirname(item), {})[os.path.basename(item)] = item
-        for folder, mine in mine_by_folder.items():
+        for folder, mine in self._rows_by_folder().items():
             theirs = latest.get(folder)
             if theirs is None:
                 continue
             # An error of ours missing from the ledger's newest few has as many newer ones
             # above it there: the page would not list it either way.
             for name, status in _statuses_of(theirs["names"], mine).items():
-                if self._rows[mine[name]]["status"] == status:
-                    del self._rows[mine[name]]
+                if mine[name]["status"] == status:
+                    del self._rows[mine[name]["item"]]
+
+    def _rows_by_folder(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """This run's outcomes not yet seen in the ledger, as ``{folder: {name: row}}``."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for item, row in self._rows.items():
+            out.setdefault(os.path.dirname(item), {})[os.path.basename(item)] = row
+        return out
 
     def _heartbeat(self, now: float, final: bool) -> dict[str, Any]:
         watchers = []
