@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import stat as _stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,37 +49,56 @@ def scan_folder(folder: str, patterns: Sequence[str],
     records their error. Hidden files and folders are skipped; a folder that cannot be
     read is logged and skipped (a share outage must not stop the watch).
     """
-    found: list[tuple[str, int, int]] = []
+    found = list(iter_folder(folder, patterns, recursive))
+    found.sort(key=lambda f: (f[2], f[0]))
+    return found
+
+
+def iter_folder(folder: str, patterns: Sequence[str],
+                recursive: bool) -> Iterator[tuple[str, int, int]]:
+    """:func:`scan_folder`'s files in the order the folders list them: a caller that keeps
+    few of them (a watch's rescan) holds no list of the whole folder."""
     stack = [folder]
     while stack:
         here = stack.pop()
         try:
-            with os.scandir(here) as it:
-                entries = list(it)
+            listing = os.scandir(here)
         except FileNotFoundError:
             continue
         except OSError as e:
             log.warning("%s: cannot list the folder: %s", here, e.strerror or e)
             continue
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if is_dir and recursive and not entry.name.startswith("."):
-                    stack.append(entry.path)
-                if not matches(entry.name, patterns):
-                    continue
-                if is_dir:
-                    version: Version | None = (0, entry.stat(follow_symlinks=False).st_mtime_ns)
-                elif entry.is_symlink() or _stat.S_ISREG(entry.stat().st_mode):
-                    version = entry_version(entry.path)
-                else:
-                    continue  # a pipe or device named like a recording: reading could block
-            except OSError:
+        with listing:
+            yield from _matching(listing, here, patterns, recursive, stack)
+
+
+def _matching(listing: Iterator[os.DirEntry], here: str, patterns: Sequence[str],
+              recursive: bool, stack: list[str]) -> Iterator[tuple[str, int, int]]:
+    """The matching entries of one folder's listing; sub-folders go onto ``stack``."""
+    while True:
+        try:
+            entry = next(listing)
+        except StopIteration:
+            return
+        except OSError as e:  # the share went away while listing
+            log.warning("%s: cannot list the folder: %s", here, e.strerror or e)
+            return
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir and recursive and not entry.name.startswith("."):
+                stack.append(entry.path)
+            if not matches(entry.name, patterns):
                 continue
-            if version is not None:
-                found.append((entry.path, *version))
-    found.sort(key=lambda f: (f[2], f[0]))
-    return found
+            if is_dir:
+                version: Version | None = (0, entry.stat(follow_symlinks=False).st_mtime_ns)
+            elif entry.is_symlink() or _stat.S_ISREG(entry.stat().st_mode):
+                version = entry_version(entry.path)
+            else:
+                continue  # a pipe or device named like a recording: reading could block
+        except OSError:
+            continue
+        if version is not None:
+            yield (entry.path, *version)
 
 
 def entry_version(path: str) -> Version | None:

@@ -28,7 +28,7 @@ from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import ResetFollower, scan_folder
+from crunchctl.watch.scan import ResetFollower, iter_folder
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -124,6 +124,12 @@ class Watch:
     def rescan(self, *, retry_failed: bool = False) -> None:
         """Scan the folder; what the ledger says is done is remembered, the rest evaluated.
 
+        A rescan of a folder the events kept up with finds nothing new: it keeps no list of
+        the folder's files and does not read the ledger. The ledger is asked about the files
+        no event announced (the backlog at the start, or events lost); files an event did
+        announce are evaluated as new, as they would be a moment later anyway
+        (docs/ARCHITECTURE.md, flat memory).
+
         Args:
             retry_failed: forget this session's failures first, so they are tried again
                 (after an outage, a failure may only have been the folder going away).
@@ -133,9 +139,13 @@ class Watch:
             for p in self.failed:
                 q.attempted.pop(p, None)
             self.failed.clear()
-        files = [f for f in scan_folder(self.options.folder, self.options.patterns,
-                                        self.options.recursive) if self._wanted(f[0])]
-        unknown = [p for p, _, _ in files if not q.known(p)]
+        changed = [(p, size, mtime) for p, size, mtime in
+                   iter_folder(self.options.folder, self.options.patterns,
+                               self.options.recursive)
+                   if p not in q.inflight and q.attempted.get(p) != (size, mtime)
+                   and self._wanted(p)]
+        changed.sort(key=lambda f: (f[2], f[0]))  # oldest first
+        unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
             try:
                 due = set(self.run_.plan(unknown))
@@ -143,11 +153,11 @@ class Watch:
                 log.error("%s; treating %d recordings as not done", e, len(unknown))
                 due = set(unknown)
             asked = set(unknown)  # a list here made a 50,000-file start take minutes
-            for p, size, mtime in files:
+            for p, size, mtime in changed:
                 if p in asked and p not in due:
                     q.attempted[p] = (size, mtime)
-        for p, size, mtime in files:  # oldest first
-            if p not in q.inflight and q.attempted.get(p) != (size, mtime):
+        for p, size, mtime in changed:
+            if q.attempted.get(p) != (size, mtime):
                 q.mark(p)
 
     def _pick_up_resets(self) -> None:

@@ -150,3 +150,42 @@ def test_live_panel_shows_counts_last_png_and_pending():
         assert expected in text, (expected, text)
 
 
+
+
+def test_a_rescan_asks_the_ledger_only_about_files_no_event_announced(tmp_path):
+    """A rescan keeps no list of the folder and reads the ledger only for files it finds
+    first: the backlog at the start, or files whose events were lost."""
+    from crunchctl.run.recordings import process_files
+    from crunchctl.watch.session import Watch
+
+    folder = tmp_path / "rec"
+    done = tiny_tiq(folder / "done.tiq")
+    settings = Settings(lframes=1024, output_path=str(tmp_path / "out"), workers=1)
+    with Ledger(tmp_path / "ledger") as ledger:
+        process_files([done], settings, ledger=ledger)
+        asked: list[list[str]] = []
+        real = ledger.done_items
+
+        def done_items(kind, candidates, *args, **kwargs):
+            asked.append(sorted(c[0] for c in candidates))
+            return real(kind, candidates, *args, **kwargs)
+
+        ledger.done_items = done_items  # the real query, counted
+        watch = Watch(WatchOptions(str(folder), patterns=("*.tiq",)), settings, ledger)
+        q = watch.queue
+        watch.rescan()  # the start: the backlog is looked up
+        assert asked == [[str(done)]]
+        assert q.attempted.get(str(done)) is not None and not q.dirty
+
+        announced = tiny_tiq(folder / "announced.tiq", seed=2)
+        q.mark(str(announced))  # what a file-system event does
+        watch.rescan()
+        assert asked == [[str(done)]]  # nothing new for the ledger
+        assert list(q.dirty) == [str(announced)]
+
+        lost = tiny_tiq(folder / "lost.tiq", seed=3)  # its event was lost
+        os.utime(lost, ns=(time.time_ns(), time.time_ns() + 10**9))  # newest of the three
+        watch.rescan()
+        assert asked == [[str(done)], [str(lost)]]
+        assert list(q.dirty) == [str(announced), str(lost)]  # both due, oldest first
+        assert q.attempted.get(str(done)) is not None  # the done one stays done
