@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import stat as _stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,9 +49,12 @@ def scan_folder(folder: str, patterns: Sequence[str],
     records their error. Hidden files and folders are skipped; a folder that cannot be
     read is logged and skipped (a share outage must not stop the watch).
     """
-    found = list(iter_folder(folder, patterns, recursive))
-    found.sort(key=lambda f: (f[2], f[0]))
-    return found
+    return oldest_first(iter_folder(folder, patterns, recursive))
+
+
+def oldest_first(files: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) tuples by mtime, then path: the order a backlog is processed."""
+    return sorted(files, key=lambda f: (f[2], f[0]))
 
 
 def iter_folder(folder: str, patterns: Sequence[str],

@@ -28,7 +28,7 @@ from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import ResetFollower, iter_folder
+from crunchctl.watch.scan import ResetFollower, iter_folder, oldest_first
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -139,12 +139,10 @@ class Watch:
             for p in self.failed:
                 q.attempted.pop(p, None)
             self.failed.clear()
-        changed = [(p, size, mtime) for p, size, mtime in
-                   iter_folder(self.options.folder, self.options.patterns,
-                               self.options.recursive)
-                   if p not in q.inflight and q.attempted.get(p) != (size, mtime)
-                   and self._wanted(p)]
-        changed.sort(key=lambda f: (f[2], f[0]))  # oldest first
+        changed = oldest_first(
+            (p, size, mtime) for p, size, mtime in
+            iter_folder(self.options.folder, self.options.patterns, self.options.recursive)
+            if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p))
         unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
             try:

@@ -150,8 +150,6 @@ def test_live_panel_shows_counts_last_png_and_pending():
         assert expected in text, (expected, text)
 
 
-
-
 def test_a_rescan_asks_the_ledger_only_about_files_no_event_announced(tmp_path):
     """A rescan keeps no list of the folder and reads the ledger only for files it finds
     first: the backlog at the start, or files whose events were lost."""
