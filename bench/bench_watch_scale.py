@@ -112,7 +112,7 @@ def prepare(base: Path, n: int) -> Path:
 def record_rest(base: Path, folder: Path, names: list[Path]) -> None:
     """Ledger rows for every recording of ``folder``, as ``watch`` writes them."""
     from crunchctl.ledger.store import Ledger
-    from crunchctl.run.outcome import KIND_IQ, OK, Outcome
+    from crunchctl.outcome import KIND_IQ, OK, Outcome
 
     with Ledger(base / "ledger", flush_every=10_000) as ledger:
         model = ledger.latest(KIND_IQ).row(0, named=True)

@@ -25,7 +25,7 @@ from crunchctl.run import engine
 from crunchctl.errors import ItemError, UsageError
 from crunchctl.batch.figure import FigureOptions
 from crunchctl.batch.plugins import AUTO, BUILTINS, LoaderSpec
-from crunchctl.run.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

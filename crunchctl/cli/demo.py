@@ -61,7 +61,7 @@ def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: 
     import time
 
     from crunchctl.formats import synth
-    from crunchctl.run import recordings
+    from crunchctl.recordings import run as recordings
 
     rec_dir = folder / "recordings" / "rsa510"
     rec_dir.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ def process(
 def _run(files: list[Path], settings: Settings, opts: Common, console: Console, force: bool,
          json_out: bool) -> int:
     from crunchctl.ledger.legacy import import_on_first_use
-    from crunchctl.run import recordings
+    from crunchctl.recordings import run as recordings
 
     with engine_run(opts, settings, console, "process") as (ledger, reporter, flags):
         import_on_first_use(ledger, settings.tracking_file_path)

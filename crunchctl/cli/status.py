@@ -69,7 +69,7 @@ def status(
     """
     opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
     with errors_to_exit(opts):
-        from crunchctl.ledger.status import document
+        from crunchctl.watch.status import document
         from crunchctl.ledger import open_for_reading
 
         settings = settings_for(opts)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crunchctl.config import Settings
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
     from crunchctl.watch.options import WatchOptions
     from crunchctl.watch.report import WatchSnapshot
 
@@ -137,7 +137,7 @@ def _run(options: WatchOptions, settings: Settings, opts: Common, console: Conso
 
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.run import engine
-    from crunchctl.run.recordings import describe
+    from crunchctl.recordings.run import describe
     from crunchctl.watch.session import run_watch
 
     _describe(options, settings)

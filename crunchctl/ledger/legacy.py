@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crunchctl.errors import ConfigError
-from crunchctl.run.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
+from crunchctl.ledger.query import LEGACY_DIGEST
+from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -30,8 +31,6 @@ log = logging.getLogger("crunchctl.ledger")
 FORMAT_TOML = "tracking-toml"
 FORMAT_JSON = "progress-json"
 
-#: settings_digest of imported rows: they count as done whatever the settings.
-LEGACY_DIGEST = "legacy"
 #: ``error`` text of imported error entries (the legacy file keeps no message).
 IMPORT_ERROR_TEXT = "imported from legacy progress file"
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crunchctl.ledger.legacy import LEGACY_DIGEST
-from crunchctl.run.outcome import OK, RESET
+from crunchctl.outcome import OK, RESET
 
 UTC_US = pl.Datetime("us", "UTC")
+
+#: settings_digest of rows imported from the legacy tools: done whatever the settings.
+LEGACY_DIGEST = "legacy"
 
 #: File-name endings of a recording's products, longest first (see docs/products.md).
 PRODUCT_SUFFIXES = (("_spectrum.npz", "spectrum"), ("_zoom.png", "zoom"), (".npz", "npz"),

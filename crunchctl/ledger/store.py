@@ -26,7 +26,7 @@ from crunchctl.errors import LedgerError
 from crunchctl.ledger import default_ledger_path, files, query  # noqa: F401 (re-exported)
 from crunchctl.ledger.query import UTC_US as _UTC_US
 from crunchctl.ledger.query import ResetTarget
-from crunchctl.run.outcome import RESET, Outcome
+from crunchctl.outcome import RESET, Outcome
 
 log = logging.getLogger("crunchctl.ledger")
 # Commands that set up no logging (status) print the ledger's warnings themselves; without
@@ -572,12 +572,6 @@ class Ledger:
             columns.append("product_kinds")
         latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
         return query.done(latest, cand, settings_digest, wanted, check_products)
-
-    def status(self, **filters: Any) -> dict[str, Any]:
-        """Totals for ``crunchctl status`` (``crunchctl.ledger.status.summary``)."""
-        from crunchctl.ledger.status import summary
-
-        return summary(self, **filters)
 
     # ------------------------------------------------------------------ reset
 

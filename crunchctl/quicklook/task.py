@@ -16,7 +16,7 @@ from pathlib import Path
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, OutputError
-from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted, UsageError
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

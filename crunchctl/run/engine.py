@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted
 from crunchctl.run.executor import Executor, TaskFn, make_executor
-from crunchctl.run.outcome import ERROR, NO_DATA, OK, Outcome
+from crunchctl.outcome import ERROR, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

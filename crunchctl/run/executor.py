@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crunchctl.run.executor import TaskFn
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 
 
 def _worker_main(conn: Connection, fn: TaskFn) -> None:

@@ -359,7 +359,7 @@ class RecordingQueue:
         Returns:
             The recordings queued again.
         """
-        from crunchctl.run.recordings import split_due
+        from crunchctl.recordings.run import split_due
 
         found = [p for p in follower.items() if p not in self.inflight]
         if not found:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crunchctl.run.engine import RunSummary
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
 
 log = logging.getLogger("crunchctl.watch")
 

@@ -140,7 +140,7 @@ def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
         still being written, or cut) or ``not done yet`` (new, changed, failed, or
         settings changed).
     """
-    from crunchctl.run.outcome import KIND_IQ
+    from crunchctl.outcome import KIND_IQ
     from crunchctl.watch.readiness import pending_reason
 
     files = scan_folder(os.path.abspath(folder), patterns, recursive)

@@ -1,5 +1,5 @@
 """One ``crunchctl watch`` session: backlog, then live events, fed to the shared recordings
-path (``run/recordings.py``) through the engine's dispatcher, until stopped.
+path (``recordings/run.py``) through the engine's dispatcher, until stopped.
 
 The loop joins the parts: the observer (``observer.py``) and scans put paths on the
 :class:`~crunchctl.watch.queue.RecordingQueue`, ready recordings go to the executor,
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, LedgerError
 from crunchctl.run import engine, memory
-from crunchctl.run.outcome import ERROR, Outcome
-from crunchctl.run.recordings import RecordingRun, prepare_output
+from crunchctl.outcome import ERROR, Outcome
+from crunchctl.recordings.run import RecordingRun, prepare_output
 from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue

@@ -23,7 +23,7 @@ from crunchctl.www import history, page, status_doc
 if TYPE_CHECKING:
     from crunchctl.config import Settings
     from crunchctl.ledger.store import Ledger
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
 
 log = logging.getLogger("crunchctl.www")
 
@@ -160,7 +160,7 @@ class WebPage:
     # ------------------------------------------------------------------ state
 
     def _note(self, outcome: Outcome, published: list[str]) -> None:
-        from crunchctl.run.outcome import KIND_IQ, OK
+        from crunchctl.outcome import KIND_IQ, OK
 
         if outcome.kind != KIND_IQ:
             return

@@ -66,12 +66,12 @@ def test_completion_offers_commands_options_and_choices():
 
 def test_unexpected_errors_say_what_to_attach_the_log_file_and_v(tmp_path, make_tiq,
                                                                    monkeypatch):
-    import crunchctl.run.recordings
+    import crunchctl.recordings.run
 
     def boom(*a, **k):
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(crunchctl.run.recordings, "process_files", boom)
+    monkeypatch.setattr(crunchctl.recordings.run, "process_files", boom)
     log = tmp_path / "crunch.log"
     args = ["process", str(make_tiq("a.tiq", nframes=1)), "--ledger", str(tmp_path / "l"),
             "--log-file", str(log)]
@@ -180,7 +180,7 @@ def test_bash_completes_values_with_a_colon(tmp_path):
     import time as _time
 
     from crunchctl.ledger.store import Ledger, default_ledger_path
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
 
     with Ledger(default_ledger_path()) as led:
         for src in ("watch:/data/rsa510", "watch:/data/rsa306", "batch:/home/a/orbits.txt",

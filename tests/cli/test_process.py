@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from crunchctl.cli import app
 from crunchctl.config import resolve
-from crunchctl.run.recordings import process_files
+from crunchctl.recordings.run import process_files
 from conftest import small_args
 
 runner = CliRunner()

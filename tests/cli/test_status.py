@@ -158,7 +158,7 @@ def test_status_item_list(tmp_path, make_tiq):
 def long_name_ledger(tmp_path, n=4):
     """Errors and items with paths far wider than any terminal."""
     from crunchctl.ledger.store import Ledger
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
 
     deep = tmp_path.joinpath(*[f"experiment-folder-{i:02d}" for i in range(12)])
     items = [str(deep / f"recording_{i}_20240417T130522_with_a_long_name.tiq")
@@ -191,7 +191,7 @@ def test_status_on_a_terminal_keeps_file_names_whole(tmp_path, width):
     from rich.console import Console
 
     from crunchctl.cli.status import render
-    from crunchctl.ledger.status import document
+    from crunchctl.watch.status import document
     from crunchctl.ledger.store import Ledger
 
     items = long_name_ledger(tmp_path)

@@ -35,7 +35,7 @@ from typer.testing import CliRunner
 from crunchctl.formats import synth
 from crunchctl.cli import app
 from crunchctl.ledger.store import Ledger
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -286,7 +286,7 @@ def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):
         "import os, signal, sys, time\n"
         "import polars as pl\n"
         "from crunchctl.ledger.store import Ledger\n"
-        "from crunchctl.run.outcome import Outcome\n"
+        "from crunchctl.outcome import Outcome\n"
         "def half_then_die(self, file, *a, **k):\n"
         "    file.write(b'PAR1' + bytes(300))\n"
         "    file.flush()\n"
@@ -535,7 +535,7 @@ def test_full_disk_fails_the_items_it_hits_and_the_run_goes_on(tmp_path, plugin)
     assert_whole(out, ledger)
     # The ledger is consistent: once space is freed, exactly the two that failed are due.
     from crunchctl.config import resolve
-    from crunchctl.run.recordings import split_due
+    from crunchctl.recordings.run import split_due
 
     settings = resolve(None, {"lframes": 1024, "zoom_span": 200e3, "output_path": str(out)})
     due, done = split_due([str(p) for p in recs], settings, Ledger(ledger, create=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from crunchctl.ledger.store import Ledger
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 
 T0 = 1_700_000_000.0  # fixed clock for rows whose order matters
 

@@ -12,6 +12,7 @@ from crunchctl.errors import ConfigError
 from crunchctl.ledger.legacy import (LegacyEntry, decode_repr_item, import_legacy,
                                      import_on_first_use, read_legacy)
 from crunchctl.ledger.store import Ledger
+from crunchctl.watch.status import summary
 
 from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
 
@@ -157,7 +158,7 @@ def test_import_progress_json(tmp_path):
     assert led.done_items("batch", [(f"orbit_00{i}", None, None) for i in range(1, 6)], "d") == {
         "orbit_001", "orbit_002", "orbit_004"}
     assert led.scan().collect().height == 5
-    s = led.status()
+    s = summary(led)
     assert s["by_source"] == {f"import:{legacy}": {"ok": 3, "error": 1, "no_data": 1,
                                                    "reset": 0}}
     assert s["throughput_per_hour"] is None  # imports are not throughput

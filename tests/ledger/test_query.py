@@ -10,6 +10,7 @@ import pytest
 from crunchctl.config import Settings
 from crunchctl.ledger.query import product_kind, source_matches
 from crunchctl.ledger.store import Ledger
+from crunchctl.watch.status import summary
 from ledger_helpers import T0, oc, status_ledger
 
 
@@ -105,7 +106,7 @@ def test_select_for_reset_and_reset(tmp_path):
     resets = df.filter(pl.col("status") == "reset")
     assert resets["source"].to_list() == ["reset", "reset"]
     assert set(resets["settings_digest"]) == {""}
-    assert led.status()["by_status"]["reset"] == 2
+    assert summary(led)["by_status"]["reset"] == 2
     assert led.reset(led.select_for_reset(statuses=["ok"])) == 1  # orbit_001
     assert led.reset(led.select_for_reset(statuses=["ok"])) == 0
 

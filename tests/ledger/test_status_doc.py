@@ -1,4 +1,4 @@
-"""The status document (crunchctl.ledger.status) on real ledgers: totals, filters, item list."""
+"""The status document (crunchctl.watch.status) on real ledgers: totals, filters, item list."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import pytest
 
 from crunchctl.ledger.legacy import import_legacy
-from crunchctl.ledger.status import document, item_list, without_item
+from crunchctl.watch.status import summary, document, item_list, without_item
 from crunchctl.ledger.store import Ledger
 from ledger_helpers import T0, oc, status_ledger
 from legacy_samples import PROGRESS_JSON
 
 
 def test_status_counts(tmp_path):
-    s = status_ledger(tmp_path).status()
+    s = summary(status_ledger(tmp_path))
     assert list(s) == ["ledger", "rows", "items", "by_status", "attempts_by_status",
                        "by_source", "first_activity", "last_activity",
                        "throughput_per_hour", "latest_errors", "warnings"]
@@ -40,29 +40,29 @@ def test_status_counts(tmp_path):
     assert s["warnings"] == []
     assert status_ledger(tmp_path / "y").sources() == [
         "batch:/x/items.txt", "process", "watch:/data/w"]
-    assert len(status_ledger(tmp_path / "x").status(latest_errors=1)["latest_errors"]) == 1
+    assert len(summary(status_ledger(tmp_path / "x"), latest_errors=1)["latest_errors"]) == 1
 
 
 def test_status_filters(tmp_path):
     led = status_ledger(tmp_path)
-    s = led.status(since=T0 + 1800)
+    s = summary(led, since=T0 + 1800)
     assert (s["rows"], s["items"]) == (4, 4)
     assert s["first_activity"] == "2023-11-14T22:43:20Z"
-    s = led.status(item_glob="2024_*")           # no "/": matches the file name
+    s = summary(led, item_glob="2024_*")           # no "/": matches the file name
     assert (s["rows"], s["items"]) == (3, 2)
-    assert led.status(item_glob="/data/p/*")["items"] == 2   # with "/": the whole item
-    assert led.status(item_glob="*/2023_[cx].tiq")["items"] == 1
-    assert led.status(item_glob="w")["items"] == 0             # not a folder name match
-    assert led.status(item_glob="orbit_00?")["items"] == 1
-    s = led.status(source="watch")                # prefix before ":"
+    assert summary(led, item_glob="/data/p/*")["items"] == 2   # with "/": the whole item
+    assert summary(led, item_glob="*/2023_[cx].tiq")["items"] == 1
+    assert summary(led, item_glob="w")["items"] == 0             # not a folder name match
+    assert summary(led, item_glob="orbit_00?")["items"] == 1
+    s = summary(led, source="watch")                # prefix before ":"
     assert (s["rows"], s["items"]) == (3, 2) and list(s["by_source"]) == ["watch:/data/w"]
-    assert led.status(source="process")["items"] == 2
-    assert led.status(source="proc")["items"] == 0
-    assert led.status(source="*items.txt")["items"] == 1
-    s = led.status(errors_only=True)              # items whose latest status is error
+    assert summary(led, source="process")["items"] == 2
+    assert summary(led, source="proc")["items"] == 0
+    assert summary(led, source="*items.txt")["items"] == 1
+    s = summary(led, errors_only=True)              # items whose latest status is error
     assert s["items"] == 1 and s["by_status"]["error"] == 1 and s["rows"] == 1
     assert [e["item"] for e in s["latest_errors"]] == ["/data/p/2023_c.tiq"]
-    s = led.status(since=T0 + 10_000)
+    s = summary(led, since=T0 + 10_000)
     assert s["rows"] == 0 and s["first_activity"] is None and s["throughput_per_hour"] is None
 
 
@@ -70,7 +70,7 @@ def test_error_messages_do_not_repeat_the_item(tmp_path):
     led = Ledger(tmp_path)
     led.record(oc("/r/a.tiq", "error", error="/r/a.tiq: not a TIQ recording"))
     led.record(oc("/r/b.tiq", "error", error="/r/other.tiq: in the message, not the item"))
-    [b, a] = led.status()["latest_errors"]
+    [b, a] = summary(led)["latest_errors"]
     assert (a["item"], a["error"]) == ("/r/a.tiq", "not a TIQ recording")
     assert b["error"] == "/r/other.tiq: in the message, not the item"
     assert without_item(None, "/r/a.tiq") is None
@@ -83,7 +83,7 @@ def test_throughput_leaves_out_imported_rows(tmp_path):
     led.record_many([oc("/r/a.tiq", t=T0), oc("/r/b.tiq", t=T0 + 1800),
                      oc("/r/c.tiq", t=T0 + 3600)])
     import_legacy(led, legacy)  # five rows stamped now: not work done now
-    s = led.status()
+    s = summary(led)
     assert s["rows"] == 8
     assert s["throughput_per_hour"] == pytest.approx(3.0)  # 3 ok over 1 h
 

@@ -15,6 +15,7 @@ import pytest
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
 from crunchctl.ledger.store import COMPACT_AFTER_PARTS, SCHEMA, Ledger, default_ledger_path
+from crunchctl.watch.status import summary
 from ledger_helpers import T0, files, oc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def test_empty_and_missing_ledger(tmp_path):
     led = Ledger(missing, create=False)
     df = led.scan().collect()
     assert df.height == 0 and df.schema == pl.Schema(SCHEMA)
-    assert led.status()["rows"] == 0
+    assert summary(led)["rows"] == 0
     assert led.done_items("iq", [("/r/a.tiq", 1, 2)], "d1") == set()
     assert not missing.exists()
     Ledger(tmp_path / "new")
@@ -128,7 +129,7 @@ def test_damaged_files_are_skipped_and_kept(tmp_path):
     assert any(str(truncated) in w and "truncated" in w for w in led.warnings)
     assert any(str(text) in w and "not a Parquet file" in w for w in led.warnings)
     assert len(led.warnings) == 2  # repeated reads do not repeat warnings
-    status = led.status()
+    status = summary(led)
     assert status["rows"] == 10 and len(status["warnings"]) == 2
     led.compact()
     assert truncated.exists() and text.exists()  # never deleted or merged
@@ -161,7 +162,7 @@ def test_compaction_overlap_is_deduplicated(tmp_path):
     (tmp_path / "compact-20000101T000000.000000-deadbeef.parquet").write_bytes(first.read_bytes())
     led = Ledger(tmp_path)
     assert led.scan().collect().height == 8
-    assert led.status()["rows"] == 8
+    assert summary(led)["rows"] == 8
     assert led.latest().height == 8
     assert len(led.done_items("iq", [(f"/r/{i}.tiq", 10, 20) for i in range(8)], "d1")) == 8
     led.compact()
@@ -172,7 +173,7 @@ def test_compaction_overlap_is_deduplicated(tmp_path):
 WRITER = """
 import sys, time
 from crunchctl.ledger.store import Ledger
-from crunchctl.run.outcome import Outcome
+from crunchctl.outcome import Outcome
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with Ledger(path, flush_every=7) as led:
     for i in range(n):

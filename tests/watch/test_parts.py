@@ -112,7 +112,7 @@ def test_a_killed_watch_is_not_running(tmp_path):
 
 
 def test_pending_recordings_for_status(tmp_path):
-    from crunchctl.run.recordings import process_files
+    from crunchctl.recordings.run import process_files
 
     folder = tmp_path / "rec"
     done = tiny_tiq(folder / "done.tiq")
@@ -131,7 +131,7 @@ def test_live_panel_shows_counts_last_png_and_pending():
     from rich.console import Console
 
     from crunchctl.cli.watch import LivePanel
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
 
     console = Console(record=True, width=160, force_terminal=True, color_system=None)
     panel = LivePanel(console)
@@ -153,7 +153,7 @@ def test_live_panel_shows_counts_last_png_and_pending():
 def test_a_rescan_asks_the_ledger_only_about_files_no_event_announced(tmp_path):
     """A rescan keeps no list of the folder and reads the ledger only for files it finds
     first: the backlog at the start, or files whose events were lost."""
-    from crunchctl.run.recordings import process_files
+    from crunchctl.recordings.run import process_files
     from crunchctl.watch.session import Watch
 
     folder = tmp_path / "rec"

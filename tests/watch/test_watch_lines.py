@@ -159,7 +159,7 @@ def test_panel_fits_80_columns_and_wraps_between_counts():
     from rich.console import Console
 
     from crunchctl.cli.watch import LivePanel
-    from crunchctl.run.outcome import Outcome
+    from crunchctl.outcome import Outcome
     from crunchctl.watch.report import WatchSnapshot
 
     last = Outcome("/data/rsa510/20240417_130522.tiq", "iq", "watch:/data/rsa510", "ok",

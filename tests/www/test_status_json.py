@@ -13,7 +13,7 @@ import pytest
 
 from crunchctl.config import Settings
 from crunchctl.ledger.store import Ledger
-from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
 from crunchctl.www import history, page, site, status_doc
 
 XSS = "<img src=x onerror=alert(1)>.tiq"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from crunchctl.ledger import query
-from crunchctl.run.outcome import ERROR, KIND_IQ, OK, RESET, STATUSES
+from crunchctl.outcome import ERROR, KIND_IQ, OK, RESET, STATUSES
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
 from crunchctl.run import engine
-from crunchctl.run.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
