@@ -93,10 +93,16 @@ def batch(
     zoom_minutes: Annotated[Optional[float], typer.Option(
         "--zoom-minutes", show_default=False,
         help="Add a right-hand zoom column this many minutes wide around each event (at "
-             "most 4; the figure names the others).",
+             "most 4; the figure names the others). Without --events it warns once and zooms "
+             "only on events a loader's rows bring.",
         rich_help_panel=_FIG)] = None,
     dpi: Annotated[int, typer.Option(
         "--dpi", min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
+    x_label: Annotated[Optional[str], typer.Option(
+        "--x-label", show_default=False, rich_help_panel=_FIG,
+        help="x axis label; plain numbers are then drawn as numbers, never as dates "
+             "[default: the rows' own, else 'time (UTC)' for times, 'time (s)' for rows "
+             "with x_origin, else 'x'].")] = None,
     y_label: Annotated[Optional[str], typer.Option(
         "--y-label", show_default=False, rich_help_panel=_FIG,
         help="y axis label of every row [default: the row's own, else 'y'].")] = None,
@@ -121,7 +127,7 @@ def batch(
     A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
     zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
-    z_max, vmin, vmax, y_label, z_label. Items whose loader returns nothing are 'no data';
+    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader returns nothing are 'no data';
     errors are recorded and the run goes on. Ctrl-C stops after the items in progress;
     run the same command again to finish.
 
@@ -144,8 +150,8 @@ def batch(
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
                                cmap=settings.cmap, percentiles=parse_percentiles(percentiles),
-                               zoom_minutes=zoom_minutes, dpi=dpi, y_label=y_label,
-                               z_label=z_label,
+                               zoom_minutes=zoom_minutes, dpi=dpi, x_label=x_label,
+                               y_label=y_label, z_label=z_label,
                                events=core.read_events(events) if events is not None else ())
         options = core.BatchOptions(
             output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,

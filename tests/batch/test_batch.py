@@ -338,7 +338,8 @@ def test_overrides_events_and_zoom_render(tmp_path, monkeypatch):
         y_min=0.0, z_max=5.0, events=(batch_plugin.T0 + 600, batch_plugin.T0 + 10**7),
         zoom_minutes=5.0, dpi=40))
     assert buf.getvalue()[:8] == PNG
-    assert warnings == ["1 of 3 event(s) outside the x range, not drawn"]  # 1 from the row
+    assert warnings == ["1 of 3 event(s) outside the x range (2023-11-14 22:13:05 to "
+                        "2023-11-14 23:13:05 UTC), not drawn: 2024-03-09 16:00:00 UTC"]
 
 
 def test_nan_only_data_is_no_data(tmp_path):
