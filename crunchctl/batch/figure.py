@@ -394,7 +394,7 @@ def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
         shown = ", ".join(_given_text(given.get(e, e)) for e in outside[:5])
         more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
         warnings.append(f"{len(outside)} of {len(all_events)} event(s) outside the x range "
-                        f"({_range_text(lo, hi, time_axis)}), not drawn: {shown}{more}")
+                        f"({_range_text(lo, hi, time_axis, unit)}), not drawn: {shown}{more}")
     zooms: list[tuple[float, float, float]] = []
     rest: list[float] = []
     if options.zoom_minutes:
@@ -421,9 +421,9 @@ def _given_text(e: float) -> str:
     return _event_text(e / _DAY, True) if UNIX_RANGE[0] <= e <= UNIX_RANGE[1] else f"{e:g}"
 
 
-def _range_text(lo: float, hi: float, time_axis: bool) -> str:
+def _range_text(lo: float, hi: float, time_axis: bool, unit: str) -> str:
     if not time_axis:
-        return f"{lo:g} to {hi:g}"
+        return f"{lo:g} to {hi:g}{unit}"
     return f"{_event_text(lo, True)[:-4]} to {_event_text(hi, True)}"
 
 
