@@ -430,7 +430,8 @@ def _range_text(lo: float, hi: float, time_axis: bool, unit: str) -> str:
 def _event_text(e: float, time_axis: bool, *, short: bool = False, unit: str = "") -> str:
     """An event's time as a reader wants it: UTC on a time axis, a number otherwise."""
     if not time_axis:
-        return f"{e:g}{unit}"
+        # Seconds from an x_origin carry the rounding of UNIX seconds (0.0999999): to the µs.
+        return f"{round(e, 6) if unit else e:g}{unit}"
     import datetime as _dt
 
     when = _dt.datetime.fromtimestamp(e * _DAY, _dt.timezone.utc)
@@ -645,7 +646,7 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     for w in caught:
         text = " ".join(str(w.message).split())
         if not (text.startswith("Glyph ") and "missing from font" in text):
-            warnings.append(f"matplotlib: {text}")
+            warnings.append(f"while drawing: {text}")
     return warnings
 
 

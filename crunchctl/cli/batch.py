@@ -127,9 +127,9 @@ def batch(
     A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
     zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
-    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader returns nothing are 'no data';
-    errors are recorded and the run goes on. Ctrl-C stops after the items in progress;
-    run the same command again to finish.
+    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader
+    returns nothing are 'no data'; errors are recorded and the run goes on. Ctrl-C stops
+    after the items in progress; run the same command again to finish.
 
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import child_env, crunchctl_cmd
+from test_batch import common, items_file
 from typer.testing import CliRunner
 
 from crunchctl.cli import app
-
-from conftest import child_env, crunchctl_cmd
-from test_batch import common, items_file
 
 PLUGIN = Path(__file__).resolve().parent / "polish_plugins.py"
 T0 = 1_700_000_000.0  # UNIX seconds: 2023-11-14T22:13:20Z
@@ -38,7 +37,8 @@ def batch(tmp_path: Path, items, *args) -> subprocess.CompletedProcess:
     path = items_file(tmp_path, items)
     return subprocess.run([*crunchctl_cmd(), "batch", str(path), *map(str, args),
                            *map(str, common(tmp_path))],
-                          capture_output=True, text=True, timeout=180, env=child_env())
+                          check=False, capture_output=True, text=True, timeout=180,
+                          env=child_env())
 
 
 @pytest.fixture
@@ -164,6 +164,12 @@ def test_colour_bounds_are_reported_in_the_names_the_loader_used(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "a: row 1 (a): vmin = 5 is not below vmax = 1" in p.stderr
     assert "z_min" not in p.stderr
+    from crunchctl.batch.rows import check_rows
+
+    (row,) = check_rows({"x": np.arange(3.0), "y": np.arange(2.0), "data": np.ones((2, 3)),
+                         "vmin": 0.5, "z_min": 0.1}, "b")
+    assert row.z_min == 0.5
+    assert row.warnings == ["b: row 1: both 'vmin' and 'z_min' given; 'vmin' = 0.5 is used"]
 
 
 def test_a_bad_events_line_is_named_by_its_number(tmp_path):
@@ -204,6 +210,15 @@ def test_unicode_items_keep_readable_names_and_ascii_names_stay(tmp_path):
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == sorted([
         "ünï_日本-50285829.png", "日本.png", "Messung_ä.png", "run_001.png",
         f"a_b_c-{old_hash}.png"])
+
+
+def test_names_stem_keeps_a_unicode_stem(tmp_path):
+    p = batch(tmp_path, ["data/Messung_ä.npz", "data/日本 1.npz"], "--loader",
+              f"{PLUGIN}:relative", "--names", "stem")
+    assert p.returncode == 0, p.stderr
+    names = sorted(f.name for f in (tmp_path / "out").iterdir())
+    assert names[0] == "Messung_ä.png"
+    assert names[1].startswith("data_日本_1.npz-")  # a space: the full, unique form
 
 
 def test_missing_glyphs_leak_no_matplotlib_warning_and_are_said_once(tmp_path):
