@@ -598,7 +598,7 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     """
     from warnings import catch_warnings, simplefilter
 
-    from matplotlib import colormaps, rc_context
+    from matplotlib import colormaps, rc_context, rcParams
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -630,7 +630,8 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     # Text takes its font when it is made: the fallback fonts are set around all of it.
     # Matplotlib's own warnings (a missing glyph, with its source line) would reach stderr
     # from every worker; they become this figure's warnings instead, glyphs said above.
-    with rc_context({"font.family": ["sans-serif", *families]} if families else {}), \
+    fallback = {"font.family": [*rcParams["font.family"], *families]} if families else {}
+    with rc_context(fallback), \
             catch_warnings(record=True) as caught:
         simplefilter("always")
         fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
