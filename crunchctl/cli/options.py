@@ -110,23 +110,27 @@ FORMATS = "Recording formats"  # help panel (docs/formats.md)
 def _format_names() -> list[str]:
     from crunchctl import formats
 
-    return formats.names()
+    return formats.names() + [t for n in formats.names()
+                              for t in formats.registration(n).sample_types()]
 
 
 def _check_format(value: str | None) -> str | None:
     if value is None:
         return None
     from crunchctl import formats
+    from crunchctl.errors import UsageError
 
-    if value.strip().lower() not in formats.names():
-        raise typer.BadParameter(f"unknown format {value!r}; choose one of "
-                                 f"{', '.join(formats.names())}")
-    return value.strip().lower()
+    try:
+        return formats.check_name(value)
+    except UsageError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 FormatOpt = Annotated[Optional[str], typer.Option(
-    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw) "
-    "[default: by extension].", show_default=False, rich_help_panel=FORMATS,
+    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw), or as "
+    "raw IQ of one sample type (cf32, cs16, cu8, ...; also raw:cf32) for raw files whose "
+    "extension does not say it (HackRF .iq, GNU Radio .dat/.bin) [default: by extension].",
+    metavar="FORMAT", show_default=False, rich_help_panel=FORMATS,
     callback=_check_format, autocompletion=_format_names)]
 SampleRateOpt = Annotated[Optional[float], typer.Option(
     "--sample-rate", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
