@@ -103,6 +103,29 @@ def check_cmap(settings: Settings) -> None:
                           f"(for example viridis, magma, inferno, jet)")
 
 
+# ---------------------------------------------------------------- status and reset
+
+
+def status_choices(*choices: str) -> Any:
+    """A ``--status`` callback: each value (repeatable, or a comma list) must be one of
+    ``choices``; anything else is a usage error naming them."""
+
+    def check(values: list[str] | None) -> list[str] | None:
+        if not values:
+            return values
+        out = []
+        for value in values:
+            for name in (v.strip().lower() for v in value.split(",")):
+                if name not in choices:
+                    raise typer.BadParameter(
+                        f"{name!r} is not a status; choose {', '.join(choices[:-1])} or "
+                        f"{choices[-1]}")
+                out.append(name)
+        return out
+
+    return check
+
+
 # ------------------------------------------------------------- recording formats
 FORMATS = "Recording formats"  # help panel (docs/formats.md)
 

@@ -53,7 +53,14 @@ def status(
         "--source", help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
                          " a glob works too).", show_default=False,
         autocompletion=lambda: known_sources())] = None,
-    errors: Annotated[bool, typer.Option("--errors", help="Only items whose latest status is error.")] = False,
+    errors: Annotated[bool, typer.Option(
+        "--errors", help="Only items whose latest status is error (same as --status error).",
+        )] = False,
+    statuses: Annotated[Optional[list[str]], typer.Option(
+        "--status", help="Only items whose latest status is this: ok, error, no_data or reset; "
+        "repeat it (or give a comma list) for several.", metavar="STATUS", show_default=False,
+        callback=opt.status_choices("ok", "error", "no_data", "reset"),
+        autocompletion=lambda: ["ok", "error", "no_data", "reset"])] = None,
     list_items: Annotated[bool, typer.Option(
         "--list", help="List each matching item: latest status, when, how long, products, "
                        "error.")] = False,
@@ -76,7 +83,7 @@ def status(
         since_ts = parse_since(since)
         doc = document(open_for_reading(settings.ledger_path), settings, since=since_ts,
                        item_glob=item, source=source, errors_only=errors,
-                       list_items=list_items)
+                       statuses=statuses, list_items=list_items)
     for w in doc["warnings"]:
         typer.echo(f"Warning: {w}", err=True)
     if json_out:
