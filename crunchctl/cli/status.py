@@ -44,13 +44,15 @@ def parse_since(text: str | None) -> float | None:
 def status(
     ctx: typer.Context,
     since: Annotated[Optional[str], typer.Option(
-        "--since", help="Only attempts since then: ISO time, UNIX seconds, or 30m/6h/2d.",
+        "--since", metavar="WHEN",
+        help="Only attempts since then: ISO time, UNIX seconds, or 30m/6h/2d.",
         show_default=False)] = None,
     item: Annotated[Optional[str], typer.Option(
-        "--item", help="Only items matching this glob (e.g. '*2024*.tiq').",
+        "--item", metavar="GLOB", help="Only items matching this glob (e.g. '*2024*.tiq').",
         show_default=False)] = None,
     source: Annotated[Optional[str], typer.Option(
-        "--source", help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
+        "--source", metavar="SOURCE",
+        help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
                          " a glob works too).", show_default=False,
         autocompletion=lambda: known_sources())] = None,
     errors: Annotated[bool, typer.Option(

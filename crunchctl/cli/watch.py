@@ -34,7 +34,8 @@ def watch(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
     pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", help="File-name pattern of recordings (case-insensitive); repeat it "
+        "--pattern", metavar="GLOB",
+        help="File-name pattern of recordings (case-insensitive); repeat it "
                           "for several [default: *.tiq].", show_default=False)] = None,
     settle: Annotated[float, typer.Option(
         "--settle", metavar="SECONDS", min=0.0,

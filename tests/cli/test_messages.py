@@ -30,6 +30,10 @@ def run(*args, input=None):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, input=input)
 
 
+def env_with(**extra: str) -> dict[str, str]:
+    return {**child_env(), **extra}
+
+
 def crunchctl(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(crunchctl_cmd() + [str(a) for a in args], capture_output=True,
                           text=True, env=env or child_env(), timeout=timeout)
@@ -88,3 +92,38 @@ def test_status_of_an_unknown_status_is_a_usage_error(mixed_ledger):
     r = run("status", "--ledger", mixed_ledger, "--status", "failed")
     assert r.exit_code == 2
     assert "'failed' is not a status; choose ok, error, no_data or reset" in r.stderr
+
+
+# ------------------------------------------------------------------------- --help
+
+PYTHON_TYPE = re.compile(r" <(int|float|str|bool|path|dir|file|text|list\[[^>]*\]|[a-z]+ range)>"
+                         r"|list\[|\{[A-Z]")
+
+
+@pytest.mark.parametrize("command", [[]] + [[c.name] for c in app.registered_commands])
+def test_help_shows_metavars_a_person_reads(command):
+    r = crunchctl(*command, "--help", env=env_with(COLUMNS="100"))
+    assert r.returncode == 0, r.stderr
+    assert not PYTHON_TYPE.search(r.stdout), PYTHON_TYPE.search(r.stdout).group(0)
+    # Every option that takes a value names it.
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s+(?:-\w, )?(--[\w-]+)(?: (\S+))?", line)
+        if m and m.group(2) is None and not line.strip().startswith(m.group(1) + " /"):
+            assert m.group(1) in FLAGS, f"{m.group(1)} shows no metavar: {line!r}"
+
+
+FLAGS = {"--version", "--verbose", "--quiet", "--install-completion", "--show-completion",
+         "--help", "--force", "--json", "--recursive", "--once", "--errors", "--list", "--all",
+         "--dry-run", "--yes", "--noise-only", "--verify-checksum", "--resume"}
+
+
+def test_help_names_arguments_and_list_options_plainly():
+    process = crunchctl("process", "--help", env=env_with(COLUMNS="100")).stdout
+    assert "Usage: crunchctl process [OPTIONS] FILE...\n" in process
+    assert re.search(r"^  FILE\.\.\.\s+Recordings to process", process, re.M)
+    watch = crunchctl("watch", "--help", env=env_with(COLUMNS="100")).stdout
+    assert re.search(r"^  --pattern GLOB\s", watch, re.M)
+    assert re.search(r"^  FOLDER\s+Folder the recorder writes into", watch, re.M)
+    batch = crunchctl("batch", "--help", env=env_with(COLUMNS="100")).stdout
+    assert "Usage: crunchctl batch [OPTIONS] ITEMS\n" in batch
+    assert re.search(r"^  --only GLOB\s", batch, re.M)
