@@ -191,6 +191,7 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
     from rich.table import Table
     from rich.text import Text
 
+    whole = rows
     if console.is_terminal:
         # What the other columns need (long text folds at 24), 3 per column for padding
         # and rule: the rest is for the paths.
@@ -209,9 +210,11 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
         t.add_row(*(Text(x) for x in r))  # Text: a name with [brackets] is not markup
     if console.is_terminal and _min_width(console, t) > console.width:
         # Too narrow for a table that keeps the names whole: one block per row instead.
+        # The path has a line of its own: shortened to the terminal, not to a column.
         console.print(Text(title))
-        for r in rows:
-            console.print(Text(r[path_col]), no_wrap=True, crop=False, overflow="ignore")
+        for r, full in zip(rows, whole):
+            console.print(Text(shorten_path(full[path_col], console.width)), no_wrap=True,
+                          crop=False, overflow="ignore")
             console.print(Text("    " + "  ".join(x for i, x in enumerate(r)
                                                   if i != path_col and x)))
         return
@@ -233,7 +236,9 @@ def _min_width(console: Console, table: Table) -> int:
 
 def shorten_path(path: str, width: int) -> str:
     """``path`` in at most ``width`` characters where possible, shortening only the folder
-    part (``…/rsa510/20240417_130522.tiq``); the file name always stays whole."""
+    part and keeping the name of the folder the file is in where it fits
+    (``…/rsa510/20240417_130522.tiq``: recorders differ by it); the file name always stays
+    whole."""
     if len(path) <= width:
         return path
     name = os.path.basename(path) or path

@@ -3,9 +3,15 @@ that keep the folder a file is in, help a person reads, counts in the right numb
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import select
+import struct
 import subprocess
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +133,54 @@ def test_help_names_arguments_and_list_options_plainly():
     batch = crunchctl("batch", "--help", env=env_with(COLUMNS="100")).stdout
     assert "Usage: crunchctl batch [OPTIONS] ITEMS\n" in batch
     assert re.search(r"^  --only GLOB\s", batch, re.M)
+
+
+# ------------------------------------------------------------- narrow terminals
+
+
+def on_a_terminal(args: list, columns: int = 80, timeout: float = 60.0) -> tuple[int, str]:
+    """Run crunchctl with stdout and stderr on a pseudo-terminal ``columns`` wide."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in child_env().items() if k not in ("NO_COLOR", "COLUMNS",
+                                                               "TERMINAL_WIDTH")}
+    env["TERM"] = "xterm"
+    proc = subprocess.Popen(crunchctl_cmd() + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        text = out.decode(errors="replace").replace("\r\n", "\n")
+        return proc.wait(timeout=10), re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_status_list_at_80_columns_keeps_the_folder_a_recording_is_in(tmp_path, make_tiq):
+    night = tmp_path / "recordings-of-the-night-shift-from-both-analysers"
+    a = make_tiq("20240417_130522.tiq", folder=night / "rsa2", nframes=2)
+    b = make_tiq("20240417_130522.tiq", folder=night / "rsa510", nframes=2)
+    assert len(str(b)) > 80
+    assert run("process", a, b, *small_args(tmp_path)).exit_code == 0
+    code, out = on_a_terminal(["status", "--list", "--ledger", tmp_path / "ledger"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert max(len(ln) for ln in lines) <= 80, out
+    for folder in ("rsa2", "rsa510"):
+        shown = [ln for ln in lines if f"{os.sep}{folder}{os.sep}20240417_130522.tiq" in ln]
+        assert len(shown) == 1, out
+        assert shown[0].lstrip().startswith("…"), out  # the folder part was shortened
