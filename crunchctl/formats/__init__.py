@@ -130,11 +130,20 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
         return reader.typed(sample_type) if sample_type else reader  # type: ignore[attr-defined]
     reg = _by_extension(path)
     if reg is None:
+        _not_a_folder(path)
         ext = os.path.splitext(path)[1] or "(none)"
         raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
                           f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
                           f"of any name: --format cf32, cs16, cu8, ...)")
     return _load(reg)
+
+
+def _not_a_folder(path: str) -> None:
+    """FormatError if ``path`` is a folder: say so, and how to process what it holds."""
+    if os.path.isdir(path):
+        raise FormatError(f"{path}: is a folder, not a recording; to process the recordings "
+                          f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
+                          f"run: crunchctl watch --once {path}")
 
 
 def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
@@ -165,6 +174,7 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         IncompleteRecording: shorter than its header says.
     """
     options = options or ReadOptions()
+    _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
     header = reader.probe(os.fspath(path), options)
     cut = getattr(reader, "as_far_as_it_goes", None)

@@ -184,3 +184,19 @@ def test_status_list_at_80_columns_keeps_the_folder_a_recording_is_in(tmp_path, 
         shown = [ln for ln in lines if f"{os.sep}{folder}{os.sep}20240417_130522.tiq" in ln]
         assert len(shown) == 1, out
         assert shown[0].lstrip().startswith("…"), out  # the folder part was shortened
+
+
+# ---------------------------------------------------------------------- a folder
+
+
+@pytest.mark.parametrize("forced", [[], ["--format", "tiq"]])
+def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path, make_tiq,
+                                                                       forced):
+    folder = tmp_path / "night"
+    make_tiq("a.tiq", folder=folder, nframes=2)
+    r = subprocess.run(crunchctl_cmd() + ["process", ".", *forced, *small_args(tmp_path)],
+                       cwd=folder, capture_output=True, text=True, env=child_env(), timeout=120)
+    assert r.returncode == 1
+    assert f"{folder}: is a folder, not a recording" in r.stderr
+    assert f"({folder / '*.tiq'})" in r.stderr and f"crunchctl watch --once {folder}" in r.stderr
+    assert "unknown recording format" not in r.stderr
