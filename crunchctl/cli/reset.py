@@ -79,4 +79,6 @@ def reset(
 
 
 def _items(n: int) -> str:
-    return f"{n} item{'s' if n != 1 else ''}"
+    from crunchctl.words import count
+
+    return count(n, "item")

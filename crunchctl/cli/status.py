@@ -113,7 +113,10 @@ def render(doc: dict[str, Any], console: Console) -> None:
     from rich import box
     from rich.table import Table
 
-    console.print(f"Ledger {doc['ledger']}: {doc['items']} items, {doc['rows']} attempts")
+    from crunchctl.words import count
+
+    console.print(f"Ledger {doc['ledger']}: {count(doc['items'], 'item')}, "
+                  f"{count(doc['rows'], 'attempt')}")
     if not doc["rows"]:
         console.print("Nothing recorded yet (or nothing matches the filters).")
     else:

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import select
+import shutil
+import signal
 import struct
 import subprocess
 import termios
@@ -18,7 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crunchctl.cli import app
-from conftest import child_env, crunchctl_cmd, small_args
+from crunchctl.formats.synth import RecordingSpec, make_recording
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 runner = CliRunner()
 
@@ -200,3 +203,71 @@ def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path,
     assert f"{folder}: is a folder, not a recording" in r.stderr
     assert f"({folder / '*.tiq'})" in r.stderr and f"crunchctl watch --once {folder}" in r.stderr
     assert "unknown recording format" not in r.stderr
+
+
+# ------------------------------------------------------------------ counts and notes
+
+
+def test_import_and_status_count_one_as_one(tmp_path, make_tiq):
+    legacy = tmp_path / "processed.toml"
+    legacy.write_text(f'processed = ["{tmp_path / "old.tiq"}"]\n')
+    r = crunchctl("import", legacy, "--ledger", tmp_path / "ledger")
+    assert r.returncode == 0, r.stderr
+    assert f"{legacy}: imported 1 entry\n" in r.stdout
+    r = crunchctl("status", "--ledger", tmp_path / "ledger")
+    assert ": 1 item, 1 attempt\n" in r.stdout
+    a = make_tiq("a.tiq", nframes=2)
+    assert run("process", a, *small_args(tmp_path)).exit_code == 0
+    r = crunchctl("status", "--ledger", tmp_path / "ledger")
+    assert ": 2 items, 2 attempts\n" in r.stdout
+
+
+def start_watch(tmp_path: Path, folder: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    err = tmp_path / "watch.err"
+    proc = subprocess.Popen(
+        crunchctl_cmd() + ["watch", str(folder), *small_args(tmp_path), *extra],
+        stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=child_env(), cwd=tmp_path)
+    wait_for(lambda: "watching " in err.read_text() or proc.poll() is not None, 60,
+             "the watch to start")
+    assert proc.poll() is None, err.read_text()
+    return proc, err
+
+
+def test_a_watched_folder_coming_back_is_said_once(tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    proc, err = start_watch(tmp_path, folder)
+    try:
+        shutil.rmtree(folder)
+        wait_for(lambda: "watched folder is gone" in err.read_text(), 30, "the folder gone")
+        folder.mkdir()
+        wait_for(lambda: "rescanning" in err.read_text(), 30, "the folder back")
+        time.sleep(2.5)  # more turns of the loop that checks the folder
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.read_text()
+    assert text.count("the watched folder is back; rescanning it") == 1, text
+    log = (tmp_path / "crunchctl.log").read_text()
+    assert log.count("the watched folder is back; rescanning it") == 1  # still in the log
+
+
+def test_a_stopping_watch_waits_for_1_recording_not_1_recordings(tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    # Big enough to be in progress for a while (about 2 s here) when the watch is stopped.
+    make_recording(folder / "big.tiq", RecordingSpec(nframes=64, lframes=65536, fs=1e6,
+                                                     center=100e6))
+    proc, err = start_watch(tmp_path, folder, "-j", "1", "--lframes", "65536")
+    try:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.read_text()
+    assert "stopping: no new work; waiting for 1 recording in progress" in text, text
+    assert "1 recordings" not in text
