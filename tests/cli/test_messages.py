@@ -271,3 +271,29 @@ def test_a_stopping_watch_waits_for_1_recording_not_1_recordings(tmp_path):
     text = err.read_text()
     assert "stopping: no new work; waiting for 1 recording in progress" in text, text
     assert "1 recordings" not in text
+
+
+# ------------------------------------------------------------ a .tiq's DateTime
+
+
+def garble_datetime(path: Path, garbage: str) -> None:
+    """Replace the header's DateTime values by ``garbage`` (padded: offsets stay)."""
+    data = path.read_bytes()
+    stamps = set(re.findall(rb"<DateTime>([^<]*)</DateTime>", data[:20000]))
+    for stamp in stamps:
+        data = data.replace(b"<DateTime>" + stamp + b"</DateTime>",
+                            b"<DateTime>" + garbage.encode().ljust(len(stamp)) + b"</DateTime>")
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_garbage_tiq_datetime_is_one_warning_naming_it(tmp_path, make_tiq, workers):
+    bad = make_tiq("bad_time.tiq", nframes=2)
+    garble_datetime(bad, "yesterday at noon")
+    good = make_tiq("good.tiq", nframes=2)
+    r = crunchctl("process", bad, good, *small_args(tmp_path), "-j", workers)
+    assert r.returncode == 0, r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if "yesterday at noon" in ln]
+    assert len(warned) == 1, r.stderr
+    assert str(bad) in warned[0] and "acquisition time unknown" in warned[0]
+    assert "good.tiq: header DateTime" not in r.stderr
