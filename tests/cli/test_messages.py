@@ -297,3 +297,39 @@ def test_a_garbage_tiq_datetime_is_one_warning_naming_it(tmp_path, make_tiq, wor
     assert len(warned) == 1, r.stderr
     assert str(bad) in warned[0] and "acquisition time unknown" in warned[0]
     assert "good.tiq: header DateTime" not in r.stderr
+
+
+# ------------------------------------------------------------------- the window
+
+
+def test_the_quicklook_subtitles_name_the_window(tmp_path, make_tiq):
+    import numpy as np
+    from PIL import Image
+
+    from crunchctl.config import Settings
+    from crunchctl.quicklook import render, task, zoom
+
+    path = make_tiq("w.tiq", nframes=6)
+    r = crunchctl("process", path, *small_args(tmp_path), "--window", "hann")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    with np.load(out / "w.npz") as z:
+        freqs, times, power = z["arr_0"][0], z["arr_1"][:, 0], z["arr_2"]
+        assert str(z["window"]) == "hann"
+    settings = Settings(lframes=1024, zoom_span=2e5, window="hann")
+    title = task.title_for(str(path), task.open_for(str(path), settings).header)
+    style = render.Style(cmap="viridis")
+    # The pictures crunchctl wrote are these pictures, subtitles and all.
+    expected_full = "centre 100 MHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
+    expected_zoom = "span 200 kHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
+    with open(tmp_path / "full.png", "wb") as f:
+        render.render_spectrogram(f, power, freqs, times, title=title, style=style,
+                                  subtitle=expected_full)
+    zz = zoom.zoom_of(str(path), power, freqs, 100e6, 1e6, settings)
+    with open(tmp_path / "zoom.png", "wb") as f:
+        render.render_spectrogram(f, zz.power, zz.freqs, zz.times, title=title + "   (zoom)",
+                                  style=style, subtitle=expected_zoom,
+                                  relative_to=zz.window.centre)
+    for got, ref in ((out / "w.png", tmp_path / "full.png"),
+                     (out / "w_zoom.png", tmp_path / "zoom.png")):
+        assert np.array_equal(np.asarray(Image.open(got)), np.asarray(Image.open(ref))), got
