@@ -96,8 +96,9 @@ def batch(
     cmap: opt.CmapOpt = None,
     events: Annotated[Optional[Path], typer.Option(
         "--events", metavar="FILE",
-        help="Event times, one per line (UNIX seconds or ISO 8601), drawn as "
-                         "vertical lines.", dir_okay=False, show_default=False,
+        help="Event times, one per line (UNIX seconds, or ISO 8601: UTC unless the time "
+        "says its zone, as --since), drawn as vertical lines.", dir_okay=False,
+        show_default=False,
         rich_help_panel=_FIG)] = None,
     zoom_minutes: Annotated[Optional[float], typer.Option(
         "--zoom-minutes", metavar="MINUTES", show_default=False,

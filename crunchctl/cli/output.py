@@ -255,7 +255,9 @@ class PlainReporter(_Counter):
     def show(self, outcome: Any) -> None:
         if self.quiet or outcome.status == "error":
             return  # errors are logged on stderr already
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        from crunchctl.words import stamp as utc_stamp
+
+        stamp = utc_stamp()
         of = f"/{self.total}" if self.total else ""
         typer.echo(f"{stamp} {self.label} [{self.done}{of}] {outcome.status} {outcome.item} "
                    f"({outcome.duration:.2f} s)", err=True)

@@ -33,19 +33,21 @@ def parse_since(text: str | None) -> float | None:
         if t.replace(".", "", 1).isdigit():
             return float(t)
         when = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.astimezone()
+        if when.tzinfo is None:  # a time without a zone is UTC, in every command
+            when = when.replace(tzinfo=_dt.timezone.utc)
         return when.timestamp()
     except ValueError:
-        raise UsageError(f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00), "
-                         f"UNIX seconds, or an age such as 30m, 6h, 2d") from None
+        raise UsageError(f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00 is "
+                         f"UTC; add an offset such as +02:00 for another zone), UNIX "
+                         f"seconds, or an age such as 30m, 6h, 2d") from None
 
 
 def status(
     ctx: typer.Context,
     since: Annotated[Optional[str], typer.Option(
         "--since", metavar="WHEN",
-        help="Only attempts since then: ISO time, UNIX seconds, or 30m/6h/2d.",
+        help="Only attempts since then: an ISO 8601 time (UTC unless it says its zone: "
+        "2024-04-17T13:00 or 2024-04-17T15:00+02:00), UNIX seconds, or an age: 30m, 6h, 2d.",
         show_default=False)] = None,
     item: Annotated[Optional[str], typer.Option(
         "--item", metavar="GLOB", help="Only items matching this glob (e.g. '*2024*.tiq').",
@@ -134,8 +136,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
         _path_table(console, "By source", ("source", *statuses), rows, path_col=0,
                     counts=True)
         rate = doc.get("throughput_per_hour")
-        console.print(f"First activity {doc.get('first_activity')}, last activity "
-                      f"{doc.get('last_activity')}" +
+        console.print(f"First activity {_when(doc.get('first_activity'))}, last activity "
+                      f"{_when(doc.get('last_activity'))}" +
                       (f", throughput {rate:.1f} ok per hour" if rate else ""))
     if doc.get("latest_errors"):
         rows = [(_when(e["finished"]), e["item"], e.get("error") or "")
@@ -182,7 +184,7 @@ def _last(w: dict[str, Any]) -> str:
     if not w.get("last_recording"):
         return "none yet"
     return (f"{os.path.basename(w['last_recording'])} {w.get('last_status') or ''} "
-            f"{_when(w.get('last_finished'))[11:]}").strip()
+            f"{_when(w.get('last_finished'))[11:]}").strip()  # the time of day, with UTC
 
 
 def _path_table(console: Console, title: str, headers: tuple[str, ...],
@@ -253,7 +255,9 @@ def shorten_path(path: str, width: int) -> str:
 
 
 def _when(iso: str | None) -> str:
-    return (iso or "")[:19].replace("T", " ")
+    from crunchctl.words import when_iso
+
+    return when_iso(iso)  # in UTC, saying so, whatever zone the document had
 
 
 def _seconds(value: float | None) -> str:

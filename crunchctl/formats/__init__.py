@@ -139,9 +139,10 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
 
 
 def _not_a_folder(path: str) -> None:
-    """FormatError if ``path`` is a folder: say so, and how to process what it holds."""
+    """FormatError if ``path`` is a folder (directory): say so, and how to process what it
+    holds."""
     if os.path.isdir(path):
-        raise FormatError(f"{path}: is a folder, not a recording; to process the recordings "
+        raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
                           f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
                           f"run: crunchctl watch --once {path}")
 

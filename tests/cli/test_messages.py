@@ -200,7 +200,7 @@ def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path,
     r = subprocess.run(crunchctl_cmd() + ["process", ".", *forced, *small_args(tmp_path)],
                        cwd=folder, capture_output=True, text=True, env=child_env(), timeout=120)
     assert r.returncode == 1
-    assert f"{folder}: is a folder, not a recording" in r.stderr
+    assert f"{folder}: is a directory, not a recording" in r.stderr
     assert f"({folder / '*.tiq'})" in r.stderr and f"crunchctl watch --once {folder}" in r.stderr
     assert "unknown recording format" not in r.stderr
 
@@ -333,3 +333,50 @@ def test_the_quicklook_subtitles_name_the_window(tmp_path, make_tiq):
     for got, ref in ((out / "w.png", tmp_path / "full.png"),
                      (out / "w_zoom.png", tmp_path / "zoom.png")):
         assert np.array_equal(np.asarray(Image.open(got)), np.asarray(Image.open(ref))), got
+
+
+# ------------------------------------------------------------------------ times
+
+BERLIN = "Europe/Berlin"  # UTC+1 in winter, +2 in summer: never UTC
+
+
+def test_printed_times_say_their_zone_and_typed_times_without_one_are_utc(tmp_path, make_tiq):
+    import datetime as dt
+
+    env = env_with(TZ=BERLIN)
+    a = make_tiq("a.tiq", nframes=2)
+    before = time.time()
+    r = crunchctl("process", a, *small_args(tmp_path), env=env)
+    assert r.returncode == 0, r.stderr
+    # Plain progress lines and the log file: ISO 8601 in UTC, with its Z.
+    [line] = [ln for ln in r.stderr.splitlines() if "process [1/1] ok" in ln]
+    stamp = dt.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(stamp.replace(tzinfo=dt.timezone.utc).timestamp() - before) < 120
+    log_line = (tmp_path / "crunchctl.log").read_text().splitlines()[-1]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", log_line), log_line
+
+    ledger = tmp_path / "ledger"
+    doc = json.loads(crunchctl("status", "--ledger", ledger, "--json", "--list", env=env).stdout)
+    finished = dt.datetime.fromisoformat(doc["list"][0]["finished"].replace("Z", "+00:00"))
+    table = crunchctl("status", "--ledger", ledger, "--list", env=env).stdout
+    assert finished.strftime("%Y-%m-%d %H:%M:%S UTC") in table, table
+    assert f"First activity {finished.strftime('%Y-%m-%d %H:%M:%S UTC')}" in table
+
+    # A time typed without a zone is UTC, whatever TZ says (the help says so).
+    def rows_since(when: dt.datetime) -> int:
+        out = crunchctl("status", "--ledger", ledger, "--json", "--since",
+                        when.strftime("%Y-%m-%dT%H:%M:%S"), env=env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["rows"]
+
+    now_utc = finished.replace(tzinfo=None)
+    assert rows_since(now_utc - dt.timedelta(minutes=30)) == 1
+    assert rows_since(now_utc + dt.timedelta(minutes=30)) == 0  # local time would say 1
+    with_zone = (finished + dt.timedelta(minutes=30)).astimezone(
+        dt.timezone(dt.timedelta(hours=1)))
+    out = crunchctl("status", "--ledger", ledger, "--json", "--since", with_zone.isoformat(),
+                    env=env)
+    assert json.loads(out.stdout)["rows"] == 0
+    for command in ("status", "batch"):
+        text = " ".join(crunchctl(command, "--help", env=env_with(COLUMNS="200")).stdout.split())
+        assert "UTC unless" in text, command
