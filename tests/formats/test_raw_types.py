@@ -87,3 +87,17 @@ def test_check_name_has_one_spelling_per_choice():
     assert formats.check_name(".cs16") == "raw:cs16"
     with pytest.raises(UsageError, match="cu8"):
         formats.check_name("wav:cs16")
+
+
+def test_the_config_key_format_takes_a_sample_type_too(tmp_path):
+    odd = tmp_path / "capture.dat"
+    shutil.copyfile(make_recording_as(tmp_path / "a.cs16", "raw", SPEC), odd)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[settings]\nformat = "cs16"\n')
+    r = crunch(tmp_path, odd, "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    cfg.write_text('[settings]\nformat = "cs17"\n')
+    r = crunch(tmp_path, odd, "--config", cfg)
+    assert r.returncode == 2, r.stderr
+    assert f"{cfg}: format = 'cs17': choose one of tiq, sigmf, tdms, wav, raw" in r.stderr
+    assert "internal error" not in r.stderr
