@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
 from typer.testing import CliRunner
 
 from crunchctl.cli import app
 from crunchctl.formats.synth import RecordingSpec, make_recording
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 runner = CliRunner()
 
@@ -45,7 +45,7 @@ def env_with(**extra: str) -> dict[str, str]:
 
 def crunchctl(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(crunchctl_cmd() + [str(a) for a in args], capture_output=True,
-                          text=True, env=env or child_env(), timeout=timeout)
+                          text=True, env=env or child_env(), timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -129,13 +129,13 @@ FLAGS = {"--version", "--verbose", "--quiet", "--install-completion", "--show-co
 def test_help_names_arguments_and_list_options_plainly():
     process = crunchctl("process", "--help", env=env_with(COLUMNS="100")).stdout
     assert "Usage: crunchctl process [OPTIONS] FILE...\n" in process
-    assert re.search(r"^  FILE\.\.\.\s+Recordings to process", process, re.M)
+    assert re.search(r"^  FILE\.\.\.\s+Recordings to process", process, re.MULTILINE)
     watch = crunchctl("watch", "--help", env=env_with(COLUMNS="100")).stdout
-    assert re.search(r"^  --pattern GLOB\s", watch, re.M)
-    assert re.search(r"^  FOLDER\s+Folder the recorder writes into", watch, re.M)
+    assert re.search(r"^  --pattern GLOB\s", watch, re.MULTILINE)
+    assert re.search(r"^  FOLDER\s+Folder the recorder writes into", watch, re.MULTILINE)
     batch = crunchctl("batch", "--help", env=env_with(COLUMNS="100")).stdout
     assert "Usage: crunchctl batch [OPTIONS] ITEMS\n" in batch
-    assert re.search(r"^  --only GLOB\s", batch, re.M)
+    assert re.search(r"^  --only GLOB\s", batch, re.MULTILINE)
 
 
 # ------------------------------------------------------------- narrow terminals
@@ -198,7 +198,8 @@ def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path,
     folder = tmp_path / "night"
     make_tiq("a.tiq", folder=folder, nframes=2)
     r = subprocess.run(crunchctl_cmd() + ["process", ".", *forced, *small_args(tmp_path)],
-                       cwd=folder, capture_output=True, text=True, env=child_env(), timeout=120)
+                       cwd=folder, capture_output=True, text=True, env=child_env(), timeout=120,
+                       check=False)
     assert r.returncode == 1
     assert f"{folder}: is a directory, not a recording" in r.stderr
     assert f"({folder / '*.tiq'})" in r.stderr and f"crunchctl watch --once {folder}" in r.stderr
@@ -224,9 +225,10 @@ def test_import_and_status_count_one_as_one(tmp_path, make_tiq):
 
 def start_watch(tmp_path: Path, folder: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     err = tmp_path / "watch.err"
-    proc = subprocess.Popen(
-        crunchctl_cmd() + ["watch", str(folder), *small_args(tmp_path), *extra],
-        stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=child_env(), cwd=tmp_path)
+    with open(err, "w") as stderr:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(
+            crunchctl_cmd() + ["watch", str(folder), *small_args(tmp_path), *extra],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=child_env(), cwd=tmp_path)
     wait_for(lambda: "watching " in err.read_text() or proc.poll() is not None, 60,
              "the watch to start")
     assert proc.poll() is None, err.read_text()
