@@ -33,7 +33,7 @@ def _type_of(path: str, forced: str | None) -> tuple[str, str, float, float]:
     for ext, (component, full, zero) in TYPES.items():
         if low.endswith(ext):
             return ext, component, full, zero
-    raise FormatError(f"{path}: raw IQ sample type unknown: give it with --format TYPE "
+    raise FormatError(f"{path}: raw IQ type unknown: give it with --format TYPE "
                       f"({', '.join(e[1:] for e in EXTENSIONS)}; e.g. --format cs16), or end "
                       f"the file name in .TYPE")
 

@@ -65,7 +65,7 @@ def test_an_untyped_raw_file_is_told_how_to_give_its_type(tmp_path):
     # --format raw alone cannot know the type: the message says how to give it.
     r = crunch(tmp_path, odd, "--format", "raw")
     assert r.returncode == 1
-    assert "raw IQ sample type unknown: give it with --format TYPE" in r.stderr
+    assert "raw IQ type unknown: give it with --format TYPE" in r.stderr
     assert "cs16" in r.stderr
 
 
