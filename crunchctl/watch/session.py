@@ -168,8 +168,9 @@ class Watch:
             log.warning("looking for reset recordings: %s", e)
             return
         if again:
-            log.info("%s reset in the ledger; processing them again",
-                     count(len(again), "recording was", "recordings were"))
+            log.info("%s reset in the ledger; processing %s again",
+                     count(len(again), "recording was", "recordings were"),
+                     "it" if len(again) == 1 else "them")
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
