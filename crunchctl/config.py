@@ -25,7 +25,8 @@ WINDOWS = ("rectangular", "hann", "hamming", "blackman")
 #: The products a recording can have, in their canonical order (see docs/products.md).
 PRODUCTS = ("png", "zoom", "npz", "spectrum")
 
-#: key -> (type, default, help). Types: int, float, str, "path", "window".
+#: key -> (type, default, help). Types: int, float, str, "path", "window", "products",
+#: "format" (a ``--format`` value, see ``formats.check_name``).
 KEYS: dict[str, tuple[Any, Any, str]] = {
     # [paths]
     "folder_path": ("path", None, "folder the recorder writes recordings into (watch)"),
@@ -46,7 +47,7 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "num_threads": (int, None, "legacy name of workers"),
     "products": ("products", "png,zoom,npz", "products per recording, out of png, zoom, npz, spectrum"),
     # recording formats (see docs/formats.md)
-    "format": (str, None, "force one recording format for every input (default: by extension)"),
+    "format": ("format", None, "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)"),
     "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
     "center_frequency": (float, None, "centre frequency of raw and WAV IQ files, Hz (default 0)"),
     "tdms_channels": (str, None, "TDMS I and Q channels as GROUP/I,GROUP/Q"),
@@ -206,6 +207,15 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 raise ValueError
         elif kind == "products":
             value = normalise_products(value)
+        elif kind == "format":
+            from crunchctl.errors import UsageError
+            from crunchctl.formats import check_name
+
+            try:
+                value = check_name(str(value))  # one spelling: "cf32" is "raw:cf32"
+            except UsageError as e:
+                raise ConfigError(f"{_label(key, value, where)}: "
+                                  f"{str(e).split('; ', 1)[-1]}") from None
         else:
             value = str(value)
     except (TypeError, ValueError):

@@ -28,6 +28,7 @@ def import_(
     opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
     with errors_to_exit(opts):
         from crunchctl.ledger.legacy import import_legacy, read_legacy
+        from crunchctl.words import count
 
         settings = settings_for(opts)
         for path in legacy:
@@ -35,6 +36,6 @@ def import_(
         with open_ledger(settings, opts) as led:
             for path in legacy:
                 added, present = import_legacy(led, path)
-                typer.echo(f"{path}: imported {added} entries"
+                typer.echo(f"{path}: imported {count(added, 'entry', 'entries')}"
                            + (f" ({present} already in the ledger)" if present else ""))
             typer.echo(f"ledger: {led.path}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl import words
 from crunchctl.cli import options as opt
 from crunchctl.cli.app import (Common, common, errors_to_exit, exit_code_for, open_ledger,
                                settings_for, start_logging)
@@ -34,7 +35,8 @@ def watch(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
     pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", help="File-name pattern of recordings (case-insensitive); repeat it "
+        "--pattern", metavar="GLOB",
+        help="File-name pattern of recordings (case-insensitive); repeat it "
                           "for several [default: *.tiq].", show_default=False)] = None,
     settle: Annotated[float, typer.Option(
         "--settle", metavar="SECONDS", min=0.0,
@@ -188,7 +190,7 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
 
 
 def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
+    return words.stamp()
 
 
 def _name(path: str) -> str:
@@ -376,7 +378,7 @@ class LivePanel:
             grid.add_row("working", ", ".join(_name(p) for p in s.in_progress))
         if s.last is not None:
             o = s.last
-            when = time.strftime("%H:%M:%S", time.localtime(o.finished))
+            when = words.when(o.finished, date=False)
             line = Text(f"{_name(o.item)}  ")
             line.append(o.status, style="green" if o.status == "ok" else "red")
             line.append(f"  {o.duration:.2f} s  at {when}")
@@ -406,12 +408,12 @@ class LivePanel:
                 lines.append(f"\n+{len(s.pending) - len(shown)} more", style="dim")
             grid.add_row("pending", lines)
         if s.restarts:
-            grid.add_row("events", f"observer restarted {s.restarts} times")
+            grid.add_row("events", f"observer restarted {words.count(s.restarts, 'time')}")
         if s.quiet_since is not None:
             quiet = int(time.time() - s.quiet_since) // 60
             grid.add_row("quiet", Text(f"no new recording since "
-                                          f"{time.strftime('%H:%M', time.localtime(s.quiet_since))}"
-                                          f" ({quiet} min)", style="yellow"))
+                                       f"{words.when(s.quiet_since, date=False, seconds=False)}"
+                                       f" ({quiet} min)", style="yellow"))
         if s.stopping:
             grid.add_row("", Text("stopping: waiting for the recordings in progress "
                                   "(Ctrl-C again cancels them)" if s.in_progress

@@ -24,21 +24,30 @@ class Registration:
 
     ``needs_sample_rate``: files of this format carry no sample rate (raw IQ), so watch
     looks at them only when one is configured.
+    ``typed_by_extension``: the extension names the sample type (raw IQ), so a file of
+    any name can be read as one type with ``--format cf32`` or ``--format raw:cf32`` (the
+    reader's ``typed(sample_type)``).
     """
 
     name: str
     module: str
     extensions: tuple[str, ...]
     needs_sample_rate: bool = False
+    typed_by_extension: bool = False
+
+    def sample_types(self) -> tuple[str, ...]:
+        """The sample types ``--format`` may name (``cf32``, ``cs16``, ...), if any."""
+        return tuple(e[1:] for e in self.extensions) if self.typed_by_extension else ()
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
-def register(name: str, module: str, *extensions: str, needs_sample_rate: bool = False) -> None:
+def register(name: str, module: str, *extensions: str, needs_sample_rate: bool = False,
+             typed_by_extension: bool = False) -> None:
     """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
     _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
-                                   needs_sample_rate)
+                                   needs_sample_rate, typed_by_extension)
 
 
 # ------------------------------------------------------------------ the formats (one line each)
@@ -47,7 +56,8 @@ register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sig
 register("tdms", "crunchctl.formats.tdms", ".tdms")
 register("wav", "crunchctl.formats.wav", ".wav")
 register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
-         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8", needs_sample_rate=True)
+         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8", needs_sample_rate=True,
+         typed_by_extension=True)
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -68,13 +78,25 @@ def extensions() -> list[str]:
 
 
 def check_name(name: str | None) -> str | None:
-    """A ``--format`` value, lower-cased; UsageError if no format has that name."""
+    """A ``--format`` value in its one spelling: a format name (``tiq``), or a format and a
+    sample type (``raw:cf32``, also given as ``cf32``); UsageError if it names neither."""
     if name is None or name == "":
         return None
     key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise UsageError(f"unknown format {name!r}; crunchctl reads {', '.join(_REGISTRY)}")
-    return key
+    if key in _REGISTRY:
+        return key
+    fmt, _, sample_type = key.rpartition(":")
+    sample_type = sample_type.lstrip(".")
+    for reg in _REGISTRY.values():
+        if fmt in ("", reg.name) and sample_type in reg.sample_types():
+            return f"{reg.name}:{sample_type}"
+    raise UsageError(f"unknown format {name!r}; choose one of {', '.join(_REGISTRY)}, or "
+                     f"a raw IQ sample type for files whose extension does not say it: "
+                     f"{', '.join(_sample_types())} (also written raw:cf32)")
+
+
+def _sample_types() -> list[str]:
+    return [t for reg in _REGISTRY.values() for t in reg.sample_types()]
 
 
 def _by_extension(path: str) -> Registration | None:
@@ -94,7 +116,8 @@ def _load(reg: Registration) -> Reader:
 
 
 def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
-    """The reader for ``path``: ``forced`` (a format name) if given, else by extension.
+    """The reader for ``path``: ``forced`` (a ``--format`` value, see :func:`check_name`)
+    if given, else by extension.
 
     Raises:
         FormatError: the extension is not one crunchctl knows (the message lists them).
@@ -102,13 +125,26 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
     """
     path = os.fspath(path)
     if forced:
-        return _load(_REGISTRY[check_name(forced)])  # type: ignore[index]
+        name, _, sample_type = check_name(forced).partition(":")  # type: ignore[union-attr]
+        reader = _load(_REGISTRY[name])
+        return reader.typed(sample_type) if sample_type else reader  # type: ignore[attr-defined]
     reg = _by_extension(path)
     if reg is None:
+        _not_a_folder(path)
         ext = os.path.splitext(path)[1] or "(none)"
         raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
-                          f"reads {' '.join(extensions())}, or give --format NAME")
+                          f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
+                          f"of any name: --format cf32, cs16, cu8, ...)")
     return _load(reg)
+
+
+def _not_a_folder(path: str) -> None:
+    """FormatError if ``path`` is a folder (directory): say so, and how to process what it
+    holds."""
+    if os.path.isdir(path):
+        raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
+                          f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
+                          f"run: crunchctl watch --once {path}")
 
 
 def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
@@ -139,6 +175,7 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         IncompleteRecording: shorter than its header says.
     """
     options = options or ReadOptions()
+    _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
     header = reader.probe(os.fspath(path), options)
     cut = getattr(reader, "as_far_as_it_goes", None)

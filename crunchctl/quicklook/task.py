@@ -308,7 +308,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
         try:
             title = title_for(path, rec.header)
             if full is not None:
-                res = render.describe_resolution(rec.fs, rec.lframes)
+                res = render.describe_resolution(rec.fs, rec.lframes, window=settings.window)
                 pixels = render.draw_pooled(
                     full.result(), freqs, times, title=title, style=style,
                     row_time=rec.lframes / rec.fs,
@@ -322,7 +322,8 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 last = averager.finish()
                 if last is not None:
                     zoomed.add(last)
-                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
+                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg,
+                                                  window=settings.window)
                 pixels = render.draw_pooled(
                     zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
                     title=title + "   (zoom)",

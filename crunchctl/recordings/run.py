@@ -21,6 +21,7 @@ from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
 from crunchctl.run import engine
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -183,7 +184,7 @@ class RecordingRun:
         for p in done:
             log.debug("%s: already done, skipped", p)
         if done:
-            log.info("%d recordings already done, skipped", len(done))
+            log.info("%s already done, skipped", count(len(done), "recording"))
         self.summary.skipped += len(done)
         if self.keep_outcomes:
             self.skipped.extend(done)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,7 +52,9 @@ class WatchReporter:
 
 
 def _clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    from crunchctl.words import when
+
+    return when(ts, date=False, seconds=False)
 
 
 def _minutes(seconds: float) -> str:

@@ -29,6 +29,7 @@ from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
 from crunchctl.watch.scan import ResetFollower, iter_folder, oldest_first
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -148,7 +149,7 @@ class Watch:
             try:
                 due = set(self.run_.plan(unknown))
             except LedgerError as e:
-                log.error("%s; treating %d recordings as not done", e, len(unknown))
+                log.error("%s; treating %s as not done", e, count(len(unknown), "recording"))
                 due = set(unknown)
             asked = set(unknown)  # a list here made a 50,000-file start take minutes
             for p, size, mtime in changed:
@@ -167,7 +168,9 @@ class Watch:
             log.warning("looking for reset recordings: %s", e)
             return
         if again:
-            log.info("%d recordings were reset in the ledger; processing them again", len(again))
+            log.info("%s reset in the ledger; processing %s again",
+                     count(len(again), "recording was", "recordings were"),
+                     "it" if len(again) == 1 else "them")
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
@@ -283,7 +286,7 @@ class Watch:
             if not self._stop_announced:
                 self._stop_announced = True
                 text = "stopping: no new work" + (
-                    f"; waiting for {len(q.inflight)} recordings in progress "
+                    f"; waiting for {count(len(q.inflight), 'recording')} in progress "
                     f"(Ctrl-C again cancels them)" if q.inflight else "")
                 log.info("%s", text, extra={"file_only": True})  # the reporter says it
                 self.reporter.stopping(text)

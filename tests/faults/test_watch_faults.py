@@ -277,7 +277,7 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
     wait_for(lambda: ok_count(w.ledger, live), 30, "the live recording")
     time.sleep(2.5)  # more looks for resets: the reset one is not redone again
     assert w.stop() == 0
-    assert "recordings were reset in the ledger; processing them again" in w.log()
+    assert "1 recording was reset in the ledger; processing it again" in w.log()
     rows = iq_rows(w.ledger)
     counts = dict(rows.filter(pl.col("status") == "ok").group_by("item").len().iter_rows())
     assert counts == {str(recs[0]): 1, str(recs[1]): 2, str(recs[2]): 1, str(live): 1,
