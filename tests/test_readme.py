@@ -9,14 +9,9 @@ import subprocess
 from pathlib import Path
 
 from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
+from readme_commands import FIRST_COMMAND, README, ROOT, TEST_COMMAND
 
-
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 FAKE_HOME = "/home/me"
-FIRST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/crunchctl demo"
-TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install -e ".[test]" '
-                '&& .venv/bin/python -m pytest -q')
 
 
 def console_blocks() -> list[list[tuple[str, list[str]]]]:
