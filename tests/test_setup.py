@@ -13,10 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from conftest import SYSTEM_PYTHON, require
 from readme_commands import FIRST_COMMAND, README, ROOT
+
 
 def _clean_copy(dest: Path) -> Path:
     """The files git tracks (plus the working tree's current versions), as a fresh clone has."""

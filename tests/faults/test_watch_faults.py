@@ -146,10 +146,7 @@ def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watche
     away = tmp_path / "rec-away"
     os.rename(rec, away)  # the share is unmounted
     wait_for(lambda: "watched folder is gone" in w.log(), 10, "the gone message")
-    cpu0, t0 = w.cpu_seconds(), time.monotonic()
-    time.sleep(3.0)  # the absence (a minute in real life)
-    cpu = (w.cpu_seconds() - cpu0) / (time.monotonic() - t0)
-    assert cpu < 0.15, f"{cpu:.0%} of a core while the folder is gone"
+    time.sleep(1.0)  # the absence (a minute in real life); its CPU cost: the slow test below
     new = drop(staging, away, "while_away.tiq", seed=10)  # written on the server meanwhile
     os.rename(away, rec)  # the share is back
     new = rec / new.name
@@ -166,6 +163,24 @@ def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watche
     assert rows.group_by("item").len()["len"].max() == 1, rows  # nothing redone
     assert set(rows["status"]) == {"ok"}
     assert len(rows) == 4
+
+
+@pytest.mark.slow  # a CPU measurement: kept out of the default run, where load varies
+@pytest.mark.parametrize("mode", ["events", "poll"])
+def test_a_gone_folder_costs_little_cpu(tmp_path, watches, mode):
+    rec = tmp_path / "rec"
+    tiny(rec / "before.tiq")
+    w = watches(tmp_path, rec, *(["--poll", "0.5"] if mode == "poll" else [])).start()
+    wait_for(lambda: ok_count(w.ledger, rec / "before.tiq"), 60, "the backlog")
+    os.rename(rec, tmp_path / "rec-away")
+    wait_for(lambda: "watched folder is gone" in w.log(), 10, "the gone message")
+    cpu0, t0 = w.cpu_seconds(), time.monotonic()
+    time.sleep(5.0)
+    cpu = (w.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    # Idle waiting costs about 1 % of a core; a loop that retries without pausing costs a
+    # whole one. The margin holds on a machine busy with other work.
+    assert cpu < 0.4, f"{cpu:.0%} of a core while the folder is gone"
+    assert w.stop() == 0
 
 
 # ------------------------------------------------------------- the ledger's disk is full

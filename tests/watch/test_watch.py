@@ -101,25 +101,20 @@ def burst(w: WatchProc, staging: Path, n: int, real: int) -> list[str]:
     return [str(w.folder / name) for name in names]
 
 
-def test_burst_of_200_recordings_each_processed_exactly_once(tmp_path, watchers):
-    # Rendering a quicklook costs ~0.4 s of CPU, too much for 200 in a fast suite: 10 are
-    # real and 190 hold less than one frame, so their processing fails at once (an
-    # ``error`` attempt is recorded exactly like an ``ok`` one). The all-real version is
-    # the slow test below.
+def test_burst_of_real_recordings_each_processed_exactly_once(tmp_path, watchers):
+    # Rendering a quicklook costs ~0.4 s of CPU: 30 real recordings keep the fast suite
+    # fast; the burst of 200 is the slow test below.
+    n = 30
     w = watchers(tmp_path).start()
-    items = burst(w, tmp_path / "staging", 200, real=10)
-    wait_for(lambda: rows(w.ledger).height >= 200 if w.ledger.exists() else False, 80,
-             "200 attempts", interval=0.5)
-    time.sleep(0.5)
-    assert w.stop() == 1  # SIGTERM is a clean stop; 1 because recordings failed
+    items = burst(w, tmp_path / "staging", n, real=n)
+    wait_for(lambda: count_ok(w.ledger) >= n, 120, f"{n} recordings", interval=0.5)
+    time.sleep(1.0)  # time for a wrong second processing to show up
+    assert w.stop() == 0
     r = rows(w.ledger)
-    assert r.height == 200
     assert sorted(r["item"].to_list()) == items  # each exactly once
-    assert r.filter(r["status"] == "ok")["item"].sort().to_list() == items[:10]
-    errors = r.filter(r["status"] == "error")["error"].to_list()
-    assert len(errors) == 190 and all("fewer than one frame" in e for e in errors)
-    assert len(list(w.out.glob("*_zoom.png"))) == 10
-    assert "processed 10, failed 190" in w.stdout
+    assert set(r["status"].to_list()) == {"ok"}
+    assert len(list(w.out.glob("*_zoom.png"))) == n
+    assert f"processed {n}, failed 0" in w.stdout
 
 
 @pytest.mark.slow

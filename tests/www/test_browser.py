@@ -23,6 +23,7 @@ import pytest
 
 from conftest import browser_paths, child_env, crunchctl_cmd, require, small_args, wait_for
 
+
 @pytest.fixture(scope="module")
 def chrome():
     """One headless Chromium per test module, with a fresh profile, loopback only."""
