@@ -5,6 +5,7 @@ parts of a machine (a browser, a distribution Python, mount namespaces) some tes
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -47,7 +48,13 @@ def isolation(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         if var.startswith("CRUNCHCTL_") and var not in ("CRUNCHCTL_STATE_DIR",):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
+    # A command run in this process sets up the ``crunchctl`` logger (its own handlers, no
+    # propagation): put it back, so that ``caplog`` sees the records of the next test.
+    logger = logging.getLogger("crunchctl")
+    saved = logger.propagate, logger.level, list(logger.handlers)
     yield home
+    logger.propagate, logger.level = saved[0], saved[1]
+    logger.handlers[:] = saved[2]
 
 
 # ------------------------------------------------------------ optional parts of a machine
