@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from crunchctl.run import engine
-from crunchctl.errors import ItemError, UsageError
 from crunchctl.batch.figure import FigureOptions
 from crunchctl.batch.plugins import AUTO, BUILTINS, LoaderSpec
+from crunchctl.errors import ItemError, UsageError
 from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+from crunchctl.run import engine
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

@@ -9,8 +9,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from crunchctl.cli import options as opt, output
-from crunchctl.cli.app import (command_logs, common, engine_run, errors_to_exit, exit_code_for,
-                               settings_for)
+from crunchctl.cli.app import (
+    command_logs,
+    common,
+    engine_run,
+    errors_to_exit,
+    exit_code_for,
+    settings_for,
+)
 
 
 class Scale(str, Enum):

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, open_ledger, settings_for
 from crunchctl.cli import options as opt
+from crunchctl.cli.app import common, errors_to_exit, open_ledger, settings_for
 
 
 def import_(

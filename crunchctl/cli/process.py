@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, command_logs, common, engine_run, errors_to_exit,
-                               exit_code_for, settings_for)
+from crunchctl.cli.app import (
+    Common,
+    command_logs,
+    common,
+    engine_run,
+    errors_to_exit,
+    exit_code_for,
+    settings_for,
+)
 from crunchctl.cli.output import err_console, print_json
 
 if TYPE_CHECKING:

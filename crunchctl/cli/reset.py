@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, settings_for
 from crunchctl.cli import options as opt
+from crunchctl.cli.app import common, errors_to_exit, settings_for
 from crunchctl.cli.status import known_sources
 
 

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl.cli import options as opt, output
 from crunchctl.cli.app import common, errors_to_exit, settings_for
-from crunchctl.cli import options as opt
-from crunchctl.cli import output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,8 +79,8 @@ def status(
     """
     opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
     with errors_to_exit(opts):
-        from crunchctl.watch.status import document
         from crunchctl.ledger import open_for_reading
+        from crunchctl.watch.status import document
 
         settings = settings_for(opts)
         since_ts = parse_since(since)

@@ -14,8 +14,15 @@ import typer
 
 from crunchctl import words
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, common, errors_to_exit, exit_code_for, open_ledger,
-                               settings_for, start_logging)
+from crunchctl.cli.app import (
+    Common,
+    common,
+    errors_to_exit,
+    exit_code_for,
+    open_ledger,
+    settings_for,
+    start_logging,
+)
 from crunchctl.cli.output import err_console, plain_output
 
 if TYPE_CHECKING:
@@ -114,9 +121,9 @@ def watch(
         if not settings.folder_path:
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
-        from crunchctl.watch.options import WatchOptions, check_options
         from crunchctl import formats  # every registered format by default (docs/formats.md)
         from crunchctl.formats.base import ReadOptions
+        from crunchctl.watch.options import WatchOptions, check_options
 
         default = formats.patterns(ReadOptions.from_settings(settings))
         options = WatchOptions(settings.folder_path, patterns=tuple(pattern or default),
@@ -138,8 +145,8 @@ def _run(options: WatchOptions, settings: Settings, opts: Common, console: Conso
     import signal
 
     from crunchctl.ledger.legacy import import_on_first_use
-    from crunchctl.run import engine
     from crunchctl.recordings.run import describe
+    from crunchctl.run import engine
     from crunchctl.watch.session import run_watch
 
     _describe(options, settings)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from crunchctl.errors import FormatError, IncompleteRecording, UsageError
-from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
+from crunchctl.formats.base import Block, Header, Reader, Readiness, ReadOptions
 
 __all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
            "check_name", "extensions", "item_path", "names", "open_recording", "patterns",

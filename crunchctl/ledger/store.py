@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -24,8 +24,7 @@ import polars as pl
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
 from crunchctl.ledger import default_ledger_path, files, query  # noqa: F401 (re-exported)
-from crunchctl.ledger.query import UTC_US as _UTC_US
-from crunchctl.ledger.query import ResetTarget
+from crunchctl.ledger.query import UTC_US as _UTC_US, ResetTarget
 from crunchctl.outcome import RESET, Outcome
 
 log = logging.getLogger("crunchctl.ledger")

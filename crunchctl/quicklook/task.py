@@ -166,7 +166,6 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     """
     import numpy as np
 
-    from crunchctl.quicklook.stream import stream_power
 
     rec = open_for(path, settings)
     power = np.empty((rec.nframes, rec.lframes), dtype=np.float32)

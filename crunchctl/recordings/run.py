@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
-from crunchctl.run import engine
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.run import engine
 from crunchctl.words import count
 
 if TYPE_CHECKING:

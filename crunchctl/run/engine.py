@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted
-from crunchctl.run.executor import Executor, TaskFn, make_executor
 from crunchctl.outcome import ERROR, NO_DATA, OK, Outcome
+from crunchctl.run.executor import Executor, TaskFn, make_executor
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings

@@ -23,16 +23,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crunchctl.watch.readiness import (QUIET, RECHECK_MAX, RECHECK_MIN, SettleTracker,
-                                       readiness, stalled, written_long_ago)
-
+from crunchctl.watch.readiness import (
+    QUIET,
+    RECHECK_MAX,
+    RECHECK_MIN,
+    SettleTracker,
+    readiness,
+    stalled,
+    written_long_ago,
+)
 from crunchctl.watch.scan import Version, entry_version, matches, scan_folder
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
     from crunchctl.ledger.store import Ledger
-    from crunchctl.watch.scan import ResetFollower
     from crunchctl.watch.options import WatchOptions
+    from crunchctl.watch.scan import ResetFollower
 
 log = logging.getLogger("crunchctl.watch")
 

@@ -32,7 +32,7 @@ def readiness(path: str, settings: Settings | None = None) -> Readiness:
     """
     from crunchctl import formats
     from crunchctl.errors import FormatError, UsageError
-    from crunchctl.formats.base import ReadOptions, Readiness
+    from crunchctl.formats.base import Readiness, ReadOptions
 
     forced = settings.format if settings is not None else None
     try:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crunchctl.run.engine import RunSummary
     from crunchctl.outcome import Outcome
+    from crunchctl.run.engine import RunSummary
 
 log = logging.getLogger("crunchctl.watch")
 

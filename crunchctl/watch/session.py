@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, LedgerError
-from crunchctl.run import engine, memory
 from crunchctl.outcome import ERROR, Outcome
 from crunchctl.recordings.run import RecordingRun, prepare_output
+from crunchctl.run import engine, memory
 from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
