@@ -186,11 +186,13 @@ def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
               forced: str | None = None) -> Readiness:
     """Whether a recording is complete enough to process (watch calls this).
 
-    A file no reader claims counts as complete: processing it records the error.
+    For a file no reader claims (a ``--pattern`` beyond the known formats) no format can
+    tell: ``complete`` is None, so the settle time decides, and processing records the
+    error.
     """
     path = os.fspath(path)
     try:
         reader = reader_for(path, forced)
     except (FormatError, UsageError):
-        return Readiness(True, group=item_path(path, forced))
+        return Readiness(None, group=item_path(path, forced))
     return reader.readiness(path, options or ReadOptions())
