@@ -212,9 +212,9 @@ class Application:
     # ------------------------------------------------------------------ signals
 
     @contextmanager
-    def signals(self, say: Callable[[str], None],
-                in_progress: Callable[[], int]) -> Iterator[StopFlags]:
-        """SIGINT and SIGTERM into the engine's stop flags, said the same way everywhere.
+    def signals(self, say: Callable[[str], None]) -> Iterator[StopFlags]:
+        """SIGINT and SIGTERM into the engine's stop flags, said (``say``) the same way
+        everywhere; the flags count the items in progress (``StopFlags.in_progress``).
 
         First SIGINT or SIGTERM: no new work, items in progress finish; a second Ctrl-C
         cancels them (docs/ARCHITECTURE.md, "Rules every command follows").
@@ -233,7 +233,7 @@ class Application:
                     raise Cancelled
 
         def said(signum: int) -> None:
-            text = stop_message(signum, in_progress(), flags.cancel.is_set())
+            text = stop_message(signum, flags.in_progress(), flags.cancel.is_set())
             log.info("%s", text, extra={"file_only": True})
             say(text)
 
@@ -251,7 +251,7 @@ class Application:
         warm_up(self.settings)
         with self.ledger(flush_every=flush_every) as ledger:
             reporter = reporter_for(self.err, label, self.opts.quiet)
-            with self.signals(reporter.message, lambda: reporter.in_progress) as flags:
+            with self.signals(reporter.message) as flags:
                 yield ledger, reporter, flags
 
 

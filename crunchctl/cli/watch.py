@@ -144,7 +144,7 @@ def _run(app: Application, options: WatchOptions) -> None:
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
     with app.ledger(flush_every=1000) as ledger:
         import_on_first_use(ledger, settings.tracking_file_path)
-        with app.signals(reporter.message, lambda: reporter.in_progress) as flags:
+        with app.signals(reporter.message) as flags:
             result = run_watch(options, settings, ledger, reporter=reporter, flags=flags,
                                page=page_for(settings, ledger))
     s = result.summary
@@ -205,7 +205,6 @@ class PlainLines:
     def __init__(self, quiet: bool = False, verbose: int = 0) -> None:
         self.quiet = quiet
         self.verbose = verbose
-        self.in_progress = 0  # what a stop signal's line counts
 
     def _line(self, text: str) -> None:
         if not self.quiet:
@@ -216,7 +215,7 @@ class PlainLines:
                    f"check, {snap.skipped} already done")
 
     def update(self, snap: WatchSnapshot) -> None:
-        self.in_progress = len(snap.in_progress)
+        pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
         if outcome.status == "error" or outcome.error or self.verbose:
@@ -329,10 +328,6 @@ class LivePanel:
     def message(self, text: str) -> None:
         self.console.print(text)
 
-    @property
-    def in_progress(self) -> int:
-        """What a stop signal's line counts."""
-        return len(self.snap.in_progress) if self.snap is not None else 0
 
     def close(self, snap: WatchSnapshot) -> None:
 

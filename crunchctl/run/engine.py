@@ -44,6 +44,8 @@ class StopFlags:
         self.stop = threading.Event()
         self.cancel = threading.Event()
         self.signal: int | None = None
+        #: How many items run now, for what a stop signal says; set by whoever runs them.
+        self.in_progress: Callable[[], int] = lambda: 0
 
     def request(self, signum: int) -> None:
         if self.stop.is_set() and signum == signal.SIGINT:
@@ -258,6 +260,7 @@ def run_tasks(
             summary.interrupted_by = flags.signal or signal.SIGINT
             return summary
         dispatcher = Dispatcher(executor, finish, flags=flags, summary=summary)
+        flags.in_progress = lambda: dispatcher.busy if dispatcher is not None else 0
         while True:
             while not exhausted and dispatcher.accepting:
                 task = next(it, None)

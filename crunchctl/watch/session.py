@@ -68,6 +68,7 @@ class Watch:
         self.ledger = ledger
         self.reporter = reporter or WatchReporter()
         self.flags = flags or engine.StopFlags()
+        self.flags.in_progress = lambda: len(self.queue.inflight)
         self.run_ = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False,
                                  page=page)
         self.summary = self.run_.summary

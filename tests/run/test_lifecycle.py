@@ -150,14 +150,30 @@ def start_batch(tmp_path: Path) -> subprocess.Popen:
     return child
 
 
+def start_watch(tmp_path: Path, files: list[str]) -> subprocess.Popen:
+    old = time.time() - 3600  # long settled
+    for path in files:
+        os.utime(path, (old, old))
+    return subprocess.Popen([*crunchctl_cmd(), "watch", str(Path(files[0]).parent),
+                             "--sample-rate", "1e6", "--lframes", "65536", "-j", "2",
+                             *small_args(tmp_path)[4:]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(), cwd=tmp_path)
+
+
 @pytest.mark.parametrize("command,n", [("process-one", 1), ("process-pool", 2),
-                                       ("batch", 2)])
+                                       ("batch", 2), ("watch", 2)])
 def test_second_ctrl_c_says_the_same_in_every_command_and_summarises(tmp_path, command, n):
     if command == "batch":
         child = start_batch(tmp_path)
     else:
         files = sparse_recordings(tmp_path / "rec", 1 if n == 1 else 3)
-        child = start_process(tmp_path, files, "-j", str(n))
+        if command == "watch":
+            files = files[:2]
+            os.unlink(tmp_path / "rec" / "zeros_2.cf32")
+            child = start_watch(tmp_path, files)
+        else:
+            child = start_process(tmp_path, files, "-j", str(n))
         wait_for(lambda: len(open_by_some_process(files)) >= n or child.poll() is not None,
                  60, "the recordings to be read")
     try:
@@ -177,6 +193,8 @@ def test_second_ctrl_c_says_the_same_in_every_command_and_summarises(tmp_path, c
     # The run's summary, with the cancelled items counted as not started.
     if command == "batch":
         assert "not started (interrupted)  4" in out, out
+    elif command == "watch":
+        assert "watch interrupted: processed 0, failed 0, not started 2" in out, out
     else:
         assert f"processed 0, failed 0, not started {len(files)}" in out, out
     ledger = tmp_path / "ledger"
