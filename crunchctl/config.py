@@ -54,6 +54,7 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "verify_checksum": (bool, False, "verify a SigMF recording's SHA-512 before reading it"),
     # running elsewhere
     "scheduler": (str, None, "Dask scheduler address, or 'local' for a LocalCluster"),
+    "scheduler_timeout": (float, 60.0, "seconds to wait for the Dask scheduler to answer"),
     # the control-room page in the web folder
     "www_history": (int, 24, "quicklooks kept per recorder folder in the page's history"),
     "www_stale_after": (float, 15.0, "minutes after which a recorder's latest recording is stale"),
@@ -73,6 +74,7 @@ _POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_histo
 _POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
                    "www_stale_after": "a positive number of minutes",
                    "incomplete_after": "a positive number of minutes",
+                   "scheduler_timeout": "a positive number of seconds",
                    "quiet_after": "a positive number of minutes"}
 
 
@@ -101,6 +103,7 @@ class Settings:
     tdms_channels: str | None = None
     verify_checksum: bool = False
     scheduler: str | None = None
+    scheduler_timeout: float = 60.0
     www_history: int = 24
     www_stale_after: float = 15.0
     www_refresh: int = 10

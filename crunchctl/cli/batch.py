@@ -9,14 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from crunchctl.cli import options as opt, output
-from crunchctl.cli.app import (
-    command_logs,
-    common,
-    engine_run,
-    errors_to_exit,
-    exit_code_for,
-    settings_for,
-)
+from crunchctl.cli.application import Application
 
 
 class Scale(str, Enum):
@@ -45,6 +38,7 @@ def batch(
     output_dir: opt.OutputOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -151,18 +145,17 @@ def batch(
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                      log_file=log_file)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         from crunchctl.batch import run as core
         from crunchctl.batch.figure import FigureOptions, parse_percentiles
 
-        settings = settings_for(opts, output_path=output_dir, workers=workers,
-                                scheduler=scheduler,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                    **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                                   zoom_span, window, cmap))
+        settings = app.configure(output_path=output_dir, workers=workers, scheduler=scheduler,
+                                 scheduler_timeout=scheduler_timeout,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         opt.check_cmap(settings)
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
@@ -179,17 +172,14 @@ def batch(
         if not item_list:
             result = core.BatchResult(output=options.output)
         else:
-            console = output.err_console()
+            app.start_logs(flush_every=log_flush_every or flush_every)
             # User code's output goes to stderr; with --json, stdout is the document alone.
             with output.stdout_to_stderr(fd_level=json_out), \
-                    command_logs(opts, settings, console,
-                                 flush_every=log_flush_every or flush_every), \
-                    engine_run(opts, settings, console, "batch",
-                               flush_every=flush_every) as (led, reporter, flags):
+                    app.engine_run("batch", flush_every=flush_every) as (led, reporter, flags):
                 result = core.run_batch(item_list, options, ledger=led, reporter=reporter,
                                         flags=flags)
         _print(result, items, json_out)
-        raise typer.Exit(exit_code_for(result.summary))
+        app.exit(result.summary)
 
 
 def _print(result: Any, items: str, json_out: bool) -> None:

@@ -51,6 +51,10 @@ SchedulerOpt = Annotated[Optional[str], typer.Option(
     help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
     "scheduler file (.json), or 'local' for --workers local Dask processes. Workers need "
     "the same paths (a shared file system).", show_default=False)]
+SchedulerTimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--scheduler-timeout", metavar="SECONDS",
+    help="Give up (exit 2) when the Dask scheduler has not answered after this long; the "
+    "wait can be stopped with Ctrl-C [default: 60].", show_default=False)]
 
 # ----------------------------------------------------------------------- numerics
 LframesOpt = Annotated[Optional[int], typer.Option(

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import FormatError, IncompleteRecording, UsageError
-from crunchctl.formats.base import Block, Header, Reader, Readiness, ReadOptions
+
+if TYPE_CHECKING:
+    from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
 
 __all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
            "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
@@ -174,6 +177,8 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         FormatError: unknown format or unreadable file (one line naming the file).
         IncompleteRecording: shorter than its header says.
     """
+    from crunchctl.formats.base import ReadOptions
+
     options = options or ReadOptions()
     _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
@@ -210,10 +215,11 @@ def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
 
     Formats without a sample rate of their own (raw IQ) only when one is configured.
     """
-    options = options or ReadOptions()
+    # No ReadOptions built here: ``watch --help`` shows these, and base.py is not needed.
+    rate = options.sample_rate if options is not None else None
     out: list[str] = []
     for reg in _REGISTRY.values():
-        if reg.needs_sample_rate and not options.sample_rate:
+        if reg.needs_sample_rate and not rate:
             continue
         out.extend("*" + e for e in reg.extensions)
     return tuple(out)
@@ -223,11 +229,25 @@ def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
               forced: str | None = None) -> Readiness:
     """Whether a recording is complete enough to process (watch calls this).
 
-    A file no reader claims counts as complete: processing it records the error.
+    For a file no reader claims (a ``--pattern`` beyond the known formats) no format can
+    tell: ``complete`` is None, so the settle time decides, and processing records the
+    error.
     """
+    from crunchctl.formats.base import ReadOptions, Readiness
+
     path = os.fspath(path)
     try:
         reader = reader_for(path, forced)
     except (FormatError, UsageError):
-        return Readiness(True, group=item_path(path, forced))
+        return Readiness(None, group=item_path(path, forced))
     return reader.readiness(path, options or ReadOptions())
+
+
+def __getattr__(name: str) -> Any:
+    # The reader contract's types, imported when first used: ``crunchctl --help`` reads
+    # the registry (``watch --help`` shows its patterns) and needs none of them.
+    if name in ("Block", "Header", "ReadOptions", "Reader", "Readiness"):
+        from crunchctl.formats import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,9 @@ class ReadOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ReadOptions:
+        """The read options of resolved settings (None: the defaults); the one answer."""
+        if settings is None:
+            return cls()
         return cls(sample_rate=getattr(settings, "sample_rate", None),
                    center_frequency=getattr(settings, "center_frequency", None),
                    tdms_channels=getattr(settings, "tdms_channels", None),
