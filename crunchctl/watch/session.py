@@ -28,7 +28,7 @@ from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import ResetFollower, iter_folder, oldest_first
+from crunchctl.watch.scan import ResetFollower, iter_recordings, oldest_first
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -141,7 +141,8 @@ class Watch:
             self.failed.clear()
         changed = oldest_first(
             (p, size, mtime) for p, size, mtime in
-            iter_folder(self.options.folder, self.options.patterns, self.options.recursive)
+            iter_recordings(self.options.folder, self.options.patterns, self.options.recursive,
+                            self.settings.format)
             if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p))
         unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
