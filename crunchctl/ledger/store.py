@@ -408,6 +408,11 @@ class Ledger:
             except Exception as exc:
                 if not p.exists():
                     return empty, None
+                reason = _io_failure(exc)
+                if reason is not None:
+                    # Not damage: its rows exist but cannot be read now (EIO, EACCES on a
+                    # share). Reading on without them would take done work for not done.
+                    raise LedgerError(f"cannot read ledger file {p}: {reason}") from None
                 self._mark_damaged(p, exc)
         if not frames:
             return empty, read_ok
@@ -670,6 +675,21 @@ def _read_one(path: pathlib.Path, columns: list[str] | None, predicate: pl.Expr 
         for c, t in SCHEMA.items()
     ]
     return _select(raw.lazy().select(exprs), columns, predicate).collect()
+
+
+_OS_ERROR_RE = re.compile(r"\(os error \d+\)")
+
+
+def _io_failure(exc: BaseException) -> str | None:
+    """Why reading a file failed when the reason is the file system, not its content (an
+    ``OSError``, or polars' words for one); None for damaged content (docs/ledger.md)."""
+    text = " ".join(str(exc).split())
+    match = _OS_ERROR_RE.search(text)
+    if match is not None:  # "Permission denied (os error 13): <a shortened path>"
+        return text[: match.end()][-200:]
+    if isinstance(exc, OSError):
+        return exc.strerror or text or type(exc).__name__
+    return None
 
 
 def _dedup(frame: pl.DataFrame) -> pl.DataFrame:
