@@ -180,6 +180,12 @@ def file_size_and_mtime(item: str) -> tuple[int | None, int | None]:
 
     if not stat.S_ISREG(st.st_mode):
         return None, None
+    from crunchctl.formats import recording_files
+
+    if len(recording_files(item)) > 1:  # a SigMF pair: both files (docs/ledger.md)
+        from crunchctl.identity import fingerprint
+
+        return fingerprint(item)
     return st.st_size, st.st_mtime_ns
 
 
