@@ -35,9 +35,6 @@ log = logging.getLogger("crunchctl.batch")
 
 #: Bump when figures change in a way that should redo done items.
 FIGURE_FORMAT = 1
-_IQ_KEYS = ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window")
-#: How a recording is read (docs/formats.md): in the digest when set.
-_READ_KEYS = ("format", "sample_rate", "center_frequency", "tdms_channels")
 
 
 # ---------------------------------------------------------------------------- items
@@ -187,6 +184,12 @@ def file_size_and_mtime(item: str) -> tuple[int | None, int | None]:
 
     if not stat.S_ISREG(st.st_mode):
         return None, None
+    from crunchctl.formats import recording_files
+
+    if len(recording_files(item)) > 1:  # a SigMF pair: both files (docs/ledger.md)
+        from crunchctl.identity import fingerprint
+
+        return fingerprint(item)
     return st.st_size, st.st_mtime_ns
 
 
@@ -272,11 +275,17 @@ def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
     if figure.zoom_minutes is not None:
         shaping["zoom"] = "per event"  # one zoom column per event since this version
     if loader.kind == "iq":
+        from crunchctl import catalog, formats
         from crunchctl.config import Settings
 
         s = settings or Settings()
-        shaping["iq"] = {k: getattr(s, k) for k in _IQ_KEYS}
-        shaping["iq"].update({k: getattr(s, k) for k in _READ_KEYS
+        # The iq loader makes the zoom's numbers (its colour map is the figure's own), read
+        # with the options the formats declare (docs/formats.md): in the digest when set.
+        iq_keys = [k for k in catalog.product("zoom").settings if k != "cmap"]
+        read_keys = {"format"} | {k for n in formats.names()
+                                  for k in formats.registration(n).options}
+        shaping["iq"] = {k: getattr(s, k) for k in iq_keys}
+        shaping["iq"].update({k: getattr(s, k) for k in sorted(read_keys)
                               if getattr(s, k) not in (None, False)})
     raw = json.dumps(shaping, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:16]

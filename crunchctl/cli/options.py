@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl import catalog
 from crunchctl.config import WINDOWS
 
 if TYPE_CHECKING:
@@ -81,12 +82,22 @@ WindowOpt = Annotated[Optional[str], typer.Option(
 CmapOpt = Annotated[Optional[str], typer.Option(
     "--cmap", metavar="NAME", help="Matplotlib colour map of the quicklooks [default: viridis].",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
+
+
+def _product_choices(incomplete: str = "") -> list[str]:
+    """Completions of ``--products``: the default, then the list typed so far plus each
+    product of the table not in it yet (``png,zo`` -> ``png,zoom``)."""
+    done, _, last = incomplete.rpartition(",")
+    have = [p for p in done.split(",") if p]
+    head = done + "," if done else ""
+    out = [head + n for n in catalog.names() if n not in have and n.startswith(last)]
+    return out if done else [catalog.DEFAULT, *out]
+
+
 ProductsOpt = Annotated[Optional[str], typer.Option(
-    "--products", metavar="LIST",
-    help="Products per recording, a comma list out of png, zoom, npz, spectrum "
-    "[default: png,zoom,npz].", show_default=False, rich_help_panel=SPECTROGRAM,
-    autocompletion=lambda: ["png,zoom,npz", "png,zoom", "png,zoom,spectrum",
-                            "png,zoom,npz,spectrum", "spectrum"])]
+    "--products", metavar="LIST", help=f"Products per recording, a comma list out of {catalog.describe()} "
+    f"[default: {catalog.DEFAULT}].", show_default=False, rich_help_panel=SPECTROGRAM,
+    autocompletion=_product_choices)]
 
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,

@@ -29,6 +29,15 @@ def pair(path: str) -> tuple[str, str]:
     return path + META, path + DATA
 
 
+def recording_files(path: str) -> tuple[str, ...]:
+    """The files of the recording ``path`` belongs to, the ledger item first: data, then
+    meta; an archive is one file. The registry asks this (docs/formats.md)."""
+    if not path.lower().endswith((META, DATA)):
+        return (path,)  # an archive, or another name read as SigMF
+    meta, data = pair(path)
+    return data, meta
+
+
 def _datatype_info(path: str, datatype: Any) -> tuple[str, float, float]:
     """(numpy component type, full scale, zero point) of a complex SigMF datatype."""
     m = _DATATYPE.match(str(datatype)) if isinstance(datatype, str) else None

@@ -29,7 +29,7 @@ from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import ResetFollower, iter_folder, oldest_first
+from crunchctl.watch.scan import ResetFollower, iter_recordings, oldest_first
 from crunchctl.words import count
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ CHECK_INTERVAL = 1.0
 RESCAN_INTERVAL = 300.0
 #: Seconds between looks for recordings ``crunchctl reset`` made due (watch/scan.py).
 RESET_INTERVAL = 30.0
+#: Seconds between the attempts to read a ledger that failed to read, before a watch stops.
+LEDGER_RETRY_DELAYS = (1.0, 3.0)
 #: Seconds between panel updates.
 UPDATE_INTERVAL = 0.25
 #: Window of the rate shown in the panel, s.
@@ -145,15 +147,12 @@ class Watch:
             self.failed.clear()
         changed = oldest_first(
             (p, size, mtime) for p, size, mtime in
-            iter_folder(self.options.folder, self.options.patterns, self.options.recursive)
+            iter_recordings(self.options.folder, self.options.patterns, self.options.recursive,
+                            self.settings.format)
             if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p))
         unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
-            try:
-                due = set(self.run_.plan(unknown))
-            except LedgerError as e:
-                log.error("%s; treating %s as not done", e, count(len(unknown), "recording"))
-                due = set(unknown)
+            due = set(self._plan(unknown))
             asked = set(unknown)  # a list here made a 50,000-file start take minutes
             for p, size, mtime in changed:
                 if p in asked and p not in due:
@@ -161,6 +160,25 @@ class Watch:
         for p, size, mtime in changed:
             if q.attempted.get(p) != (size, mtime):
                 q.mark(p)
+
+    def _plan(self, paths: list[str]) -> list[str]:
+        """The due ones of ``paths``; a ledger that cannot be read is asked again a few
+        times, then the watch stops: a failed read is never taken for "nothing is done",
+        which would process the whole folder again (docs/ledger.md).
+
+        Raises:
+            LedgerError: the ledger could not be read (or the watch was stopped meanwhile).
+        """
+        for delay in (*LEDGER_RETRY_DELAYS, None):
+            try:
+                return self.run_.plan(paths)
+            except LedgerError as e:
+                if delay is None:
+                    raise
+                log.warning("%s; trying again in %g s", e, delay)
+                if self.flags.stop.wait(delay):
+                    raise
+        raise AssertionError("unreachable")
 
     def _pick_up_resets(self) -> None:
         if self._resets is None:

@@ -90,7 +90,9 @@ def test_sigmf_data_first_meta_last_is_one_item(tmp_path: Path, watcher):
     assert _rows(w) == []
     slow_write(w.folder / "a.sigmf-meta", (src / "a.sigmf-meta").read_bytes(), pieces=3,
                pause=0.3)
-    _processed_once(w, w.folder / "a.sigmf-data", data_src.stat().st_size)
+    # The fingerprint covers both files of the pair (docs/ledger.md).
+    both = data_src.stat().st_size + (src / "a.sigmf-meta").stat().st_size
+    _processed_once(w, w.folder / "a.sigmf-data", both)
 
 
 def test_raw_files_are_not_watched_without_a_sample_rate(tmp_path: Path, watcher):
