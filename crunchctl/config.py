@@ -68,7 +68,7 @@ TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 #: digest is built from those declarations (docs/ledger.md).
 NOT_SHAPING = frozenset({
     "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
-    "num_threads", "products", "verify_checksum", "scheduler", "www_history",
+    "num_threads", "products", "verify_checksum", "scheduler", "scheduler_timeout", "www_history",
     "www_stale_after", "www_refresh", "incomplete_after", "quiet_after"})
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
