@@ -23,8 +23,11 @@ UTC_US = pl.Datetime("us", "UTC")
 LEGACY_DIGEST = "legacy"
 
 #: File-name endings of a recording's products, longest first (see docs/products.md).
-PRODUCT_SUFFIXES = (("_spectrum.npz", "spectrum"), ("_zoom.png", "zoom"), (".npz", "npz"),
+PRODUCT_SUFFIXES = (("_spectrum.npz", "spectrum"), ("_spectrum.png", "spectrum"),
+                    ("_peaks.csv", "peaks"), ("_zoom.png", "zoom"), (".npz", "npz"),
                     (".png", "png"))
+#: The campaign of a recorder folder: ``<output>/campaign/<folder>.npz`` (docs/products.md).
+CAMPAIGN_FOLDER = "campaign"
 _LISTDIR_MIN = 256  # products asked about in one folder before it is listed instead
 
 
@@ -156,6 +159,8 @@ def product_kind(item: str, path: str) -> str | None:
     ``x_zoom.png`` (the full picture of ``x_zoom.tiq``) from the zoom picture of ``x.tiq``.
     """
     name = os.path.basename(path)
+    if os.path.basename(os.path.dirname(path)) == CAMPAIGN_FOLDER and name.endswith(".npz"):
+        return "campaign"
     stem = os.path.splitext(os.path.basename(item))[0]
     for ending, kind in PRODUCT_SUFFIXES:
         if name.endswith(ending):

@@ -242,8 +242,8 @@ def quicklook_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str 
     png = zoom = None
     for path in products:
         name = os.path.basename(path)
-        if not name.endswith(".png"):
-            continue
+        if not name.endswith(".png") or name.endswith("_spectrum.png"):
+            continue  # the mean spectrum's picture is not a quicklook
         head = name[: -len("_zoom.png")] if name.endswith("_zoom.png") else None
         if head is not None and (head == stem or head.startswith(stem + "__")):
             zoom = zoom or path

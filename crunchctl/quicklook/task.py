@@ -52,7 +52,10 @@ def fingerprint(path: str) -> tuple[int | None, int | None]:
 
 #: File name ending of each product after the recording's stem (docs/products.md).
 PRODUCT_ENDINGS = {"png": ".png", "zoom": "_zoom.png", "npz": ".npz",
-                   "spectrum": "_spectrum.npz"}
+                   "spectrum": "_spectrum.npz",
+                   # made from the mean spectrum by quicklook/meanproducts.py; the campaign
+                   # is a file per recorder folder, finished in the main process
+                   "peaks": "_peaks.csv"}
 
 
 def product_path(output: Path, stem: str, kind: str) -> Path:
@@ -86,6 +89,8 @@ class Recording:
     lframes: int
     #: settings clamped to what the recording has (one line each), for the outcome
     notes: list[str] = field(default_factory=list)
+    #: what the outcome carries beside its products (the peaks for the ledger)
+    extra: dict = field(default_factory=dict)
 
     @property
     def center(self) -> float:
@@ -241,15 +246,21 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
     import numpy as np
 
-    from crunchctl.quicklook import render, zoom as zoommod
+    from crunchctl.quicklook import levels, meanproducts, render, zoom as zoommod
     from crunchctl.quicklook.npzstream import NpzStream
-    from crunchctl.quicklook.products import Flusher, atomic_write, write_npz
+    from crunchctl.quicklook.products import Flusher, atomic_write
     from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
 
+    from crunchctl.config import PRODUCTS
+
     wanted = wanted_products(settings)
+    made: dict[str, list[str]] = {}
     rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
-    style = render.Style(cmap=settings.cmap, unit=rec.header.unit)
+    style = render.Style(cmap=settings.cmap, unit=rec.header.unit, scaling=settings.scaling,
+                         db_range=meanproducts.db_range(settings))
+    # |FFT|² to the chosen scaling, for every product but the NPZ's legacy numbers.
+    factor = levels.power_factor(settings.scaling, settings.window, rec.lframes, rec.fs)
     width, height = render.image_size(style)
     window = None
     if "zoom" in wanted:  # checked before any reading: a bad span fails fast
@@ -262,7 +273,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     averager = zoommod.ZoomAverager(window) if window is not None else None
     zoomed = (MaxPooler(window.rows, window.stop - window.start, height, width)
               if window is not None else None)
-    mean = MeanSpectrum(rec.lframes) if "spectrum" in wanted else None
+    mean = MeanSpectrum(rec.lframes) if meanproducts.wants_mean(wanted) else None
     described = _describe(rec, settings)
 
     if full is not None or zoomed is not None:
@@ -310,7 +321,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
             if full is not None:
                 res = render.describe_resolution(rec.fs, rec.lframes)
                 pixels = render.draw_pooled(
-                    full.result(), freqs, times, title=title, style=style,
+                    full.result() * np.float32(factor), freqs, times, title=title, style=style,
                     row_time=rec.lframes / rec.fs,
                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
@@ -324,21 +335,29 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                     zoomed.add(last)
                 zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
                 pixels = render.draw_pooled(
-                    zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
+                    zoomed.result() * np.float32(factor), window.freqs(freqs),
+                    window.times(rec.lframes, rec.fs),
                     title=title + "   (zoom)",
                     subtitle=f"span {render.fmt_hz(window.span)}, {zres}",
                     relative_to=window.centre, style=style,
                     row_time=window.n_avg * rec.lframes / rec.fs)
                 _write_png(product_path(output, stem, "zoom"), pixels, style)
             if mean is not None:
-                with atomic_write(product_path(output, stem, "spectrum")) as f:
-                    write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
+                made, rec.extra = meanproducts.write(
+                    output, stem, wanted, settings, freqs=freqs, mean_raw=mean.result(),
+                    described=described, rec=rec, title=title)
         finally:
             # Waited for even when something else failed; their errors count too.
             for pending in (encoding, finishing):
                 if pending is not None:
                     pending.result()
-    return [str(product_path(output, stem, kind)) for kind in wanted], rec
+    paths = []
+    for kind in PRODUCTS:  # canonical order; the spectrum file is made for the campaign too
+        if kind in made:
+            paths.extend(made[kind])
+        elif kind in wanted and kind in PRODUCT_ENDINGS:
+            paths.append(str(product_path(output, stem, kind)))
+    return paths, rec
 
 
 def _write_png(final: Path, pixels: object, style: object) -> None:
@@ -406,7 +425,7 @@ def process_recording(task: RecordingTask) -> Outcome:
         warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
                        task.settings.product_digest(), products, warning,
-                       {"nframes": rec.nframes, "center": rec.center})
+                       {"nframes": rec.nframes, "center": rec.center, **rec.extra})
 
     except ItemError as e:
         message = str(e)

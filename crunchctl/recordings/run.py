@@ -172,6 +172,7 @@ class RecordingRun:
         self._stem_owner: dict[str, str] = {}  # plain stem -> first recording that had it
         self._unflushed = False
         self._last_flush = 0.0
+        self._campaign = "campaign" in settings.products.split(",")
 
     def plan(self, paths: Sequence[str], *, force: bool = False) -> list[str]:
         """The recordings among ``paths`` that are due; the done ones are counted as skipped.
@@ -201,7 +202,12 @@ class RecordingRun:
 
     def finish(self, outcome: Outcome) -> list[str]:
         """Publish, log and record one outcome; return the web copies written."""
-        published = self.publisher.publish_and_log(outcome)
+        campaign: list[str] = []
+        if self._campaign and outcome.status == OK:  # the folder's row, before the ledger's
+            from crunchctl.night.campaign import add_outcome
+
+            campaign = add_outcome(outcome, self.settings)
+        published = self.publisher.publish_and_log(outcome) + campaign
         if self.ledger is not None:
             try:
                 self.ledger.record(outcome)
