@@ -14,6 +14,7 @@ from crunchctl.cli.importcmd import import_
 from crunchctl.cli.process import process
 from crunchctl.cli.reset import reset
 from crunchctl.cli.status import status
+from crunchctl.cli.trend import trend
 from crunchctl.cli.watch import watch
 
 app.command("process")(process)
@@ -23,6 +24,7 @@ app.command("import")(import_)
 app.command("demo")(demo)
 app.command("watch")(watch)
 app.command("batch")(batch)
+app.command("trend")(trend)
 
 __all__ = ["app", "main"]
 

@@ -21,6 +21,7 @@ log = logging.getLogger("crunchctl.campaign")
 FOLDER = "campaign"
 #: Most bins of the common frequency axis (finer spectra are max-pooled into it).
 MAX_BINS = 4096
+_FIGSIZE, _DPI, _AXES = (10.0, 7.0), 100, (0.12, 0.08, 0.74, 0.82)
 KEYS = ("arr_0: frequency of each bin (1 x F, Hz); arr_1: acquisition start of each row "
         "(R x 1, UNIX s); arr_2: mean power (R x F, float32, linear, in 'unit'); items: the "
         "recording of each row; spans: each row's own frequency span (R x 2, Hz); "
@@ -221,7 +222,7 @@ def rebuild(output: str | os.PathLike, folder: str, *, unit: str = "",
 
 
 def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | None,
-         cmap: str = "viridis", height: int = 700) -> None:
+         cmap: str = "viridis") -> None:
     """The waterfall: frequency across, acquisition time down with the real gaps, each
     recording a band at least two pixels high, colour in dB."""
     import datetime as _dt
@@ -241,6 +242,7 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
         freq_scale,
     )
 
+    height = int(_FIGSIZE[1] * _DPI * _AXES[3])  # one row of pixels per row of the axes
     r = len(c.items)
     # A band lasts until the next recording starts unless that gap is longer than the
     # usual cadence: a regular night is filled, a pause stays blank (a real gap).
@@ -262,6 +264,10 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
         top = int((c.times[i] - start) * scale)
         bottom = max(top + 2, math.ceil((ends[i] - start) * scale))
         pixels[min(top, height - 2):min(bottom, height)] = db[i]
+    # Max-pooled to the axes' pixels: a line one bin wide stays visible.
+    from crunchctl.quicklook.spectrum import pool_max
+
+    pixels = pool_max(pixels, 1, int(_FIGSIZE[0] * _DPI * _AXES[2]), ignore_nan=True)
     if db_range is not None:
         vmin, vmax = db_range
     else:
@@ -276,9 +282,9 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
     digits = 10.0 ** (math.floor(math.log10(step)) + 1)  # a round number near the middle
     centre = round(centre / digits) * digits
     div, unit = freq_scale(float(c.freqs[-1] - c.freqs[0]) + step if c.freqs.size else 1.0)
-    fig = Figure(figsize=(10.0, 7.0), dpi=100)
+    fig = Figure(figsize=_FIGSIZE, dpi=_DPI)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.12, 0.08, 0.74, 0.82))
+    ax = fig.add_axes(_AXES)
     cax = fig.add_axes((0.88, 0.08, 0.02, 0.82))
     utc = _dt.timezone.utc
     t0 = mdates.date2num(_dt.datetime.fromtimestamp(start, utc))
@@ -300,7 +306,7 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
     fig.text(0.12, 0.93, f"from {first} UTC, {r} rows, {c.freqs.size} bins of "
              f"{fmt_hz(step)}", fontsize=9, ha="left", va="top", color="0.25")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=_DPI)
     png.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(png) as f:
         f.write(buf.getvalue())
