@@ -226,18 +226,16 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
     """The waterfall: frequency across, acquisition time down with the real gaps, each
     recording a band at least two pixels high, colour in dB."""
     import datetime as _dt
-    import io
 
     from matplotlib import colormaps
     from matplotlib import dates as mdates
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
 
     from crunchctl.quicklook.products import atomic_write
     from crunchctl.quicklook.render import (
         MIN_DB_RANGE,
         color_bounds,
+        encode_png,
         fmt_hz,
         freq_scale,
     )
@@ -282,34 +280,76 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
     digits = 10.0 ** (math.floor(math.log10(step)) + 1)  # a round number near the middle
     centre = round(centre / digits) * digits
     div, unit = freq_scale(float(c.freqs[-1] - c.freqs[0]) + step if c.freqs.size else 1.0)
-    fig = Figure(figsize=_FIGSIZE, dpi=_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes(_AXES)
-    cax = fig.add_axes((0.88, 0.08, 0.02, 0.82))
     utc = _dt.timezone.utc
     t0 = mdates.date2num(_dt.datetime.fromtimestamp(start, utc))
     t1 = mdates.date2num(_dt.datetime.fromtimestamp(end, utc))
     x0 = (c.freqs[0] - step / 2 - centre) / div if c.freqs.size else 0
     x1 = (c.freqs[-1] + step / 2 - centre) / div if c.freqs.size else 1
-    ax.imshow(rgba, aspect="auto", interpolation="nearest", origin="upper",
-              extent=(x0, x1, t1, t0))
+    canvas = _canvas()
+    try:
+        canvas.image.set_data(rgba)
+        canvas.image.set_extent((x0, x1, t1, t0))
+        canvas.ax.set_xlim(x0, x1)
+        canvas.ax.set_ylim(t1, t0)
+        canvas.ax.set_xlabel(f"frequency offset from {fmt_hz(centre)} ({unit})")
+        canvas.mappable.set_cmap(colormaps[cmap])
+        canvas.mappable.set_norm(norm)
+        canvas.colorbar.set_label(f"mean power (dB re 1 {c.unit})" if c.unit
+                                  else "mean power (dB)")
+        canvas.title.set_text(title)
+        first = _dt.datetime.fromtimestamp(start, utc).strftime("%Y-%m-%d %H:%M:%S")
+        canvas.subtitle.set_text(f"from {first} UTC, {r} rows, {c.freqs.size} bins of "
+                                 f"{fmt_hz(step)}")
+        canvas.fig.canvas.draw()
+        pixels = np.array(canvas.fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+    except BaseException:
+        _CANVAS.clear()  # never reuse a figure left in an unknown state
+        raise
+    canvas.image.set_data(np.zeros((1, 1, 4), dtype=np.uint8))
+    data = encode_png(pixels, _DPI)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(png) as f:
+        f.write(data)
+
+
+_CANVAS: dict[str, Any] = {}
+
+
+def _canvas() -> Any:
+    """The waterfall's figure, built once per process and reused (building the axes, the
+    date axis and the colour bar is most of a drawing's cost); the campaign is drawn in the
+    main process only."""
+    import datetime as _dt
+    from types import SimpleNamespace
+
+    canvas = _CANVAS.get("figure")
+    if canvas is not None:
+        return canvas
+    from matplotlib import colormaps
+    from matplotlib import dates as mdates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    utc = _dt.timezone.utc
+    fig = Figure(figsize=_FIGSIZE, dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes(_AXES)
+    cax = fig.add_axes((0.88, 0.08, 0.02, 0.82))
+    image = ax.imshow(np.zeros((1, 1, 4), dtype=np.uint8), aspect="auto",
+                      interpolation="nearest", origin="upper")
     ax.yaxis_date(tz=utc)
     ax.yaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=utc))
     ax.set_ylabel("acquisition start (UTC)")
-    ax.set_xlabel(f"frequency offset from {fmt_hz(centre)} ({unit})")
-    from matplotlib.cm import ScalarMappable
-
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps[cmap]), cax=cax)
-    bar.set_label(f"mean power (dB re 1 {c.unit})" if c.unit else "mean power (dB)")
-    fig.text(0.12, 0.965, title, fontsize=12, fontweight="bold", ha="left", va="top")
-    first = _dt.datetime.fromtimestamp(start, utc).strftime("%Y-%m-%d %H:%M:%S")
-    fig.text(0.12, 0.93, f"from {first} UTC, {r} rows, {c.freqs.size} bins of "
-             f"{fmt_hz(step)}", fontsize=9, ha="left", va="top", color="0.25")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(png) as f:
-        f.write(buf.getvalue())
+    mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=colormaps["viridis"])
+    colorbar = fig.colorbar(mappable, cax=cax)
+    title = fig.text(0.12, 0.965, "", fontsize=12, fontweight="bold", ha="left", va="top")
+    subtitle = fig.text(0.12, 0.93, "", fontsize=9, ha="left", va="top", color="0.25")
+    canvas = SimpleNamespace(fig=fig, ax=ax, image=image, mappable=mappable,
+                             colorbar=colorbar, title=title, subtitle=subtitle)
+    _CANVAS["figure"] = canvas
+    return canvas
 
 
 def add_outcome(outcome: Any, settings: Any) -> list[str]:

@@ -173,6 +173,7 @@ class RecordingRun:
         self._unflushed = False
         self._last_flush = 0.0
         self._campaign = "campaign" in settings.products.split(",")
+        self._derive = bool({"peaks", "campaign"} & set(settings.products.split(",")))
 
     def plan(self, paths: Sequence[str], *, force: bool = False) -> list[str]:
         """The recordings among ``paths`` that are due; the done ones are counted as skipped.
@@ -181,6 +182,8 @@ class RecordingRun:
             LedgerError: the ledger cannot be read.
         """
         due, done = split_due(paths, self.settings, self.ledger, force=force)
+        if due and not force and self._derive:  # peaks, campaign: from the spectrum product
+            due = self._from_spectrum(due)
         for p in done:
             log.debug("%s: already done, skipped", p)
         if done:
@@ -189,6 +192,23 @@ class RecordingRun:
         if self.keep_outcomes:
             self.skipped.extend(done)
         return due
+
+    def _from_spectrum(self, due: list[str]) -> list[str]:
+        """Finish the due recordings whose missing products the spectrum product makes
+        (docs/products.md); return the others."""
+        from crunchctl.night import derive
+
+        rows = derive.derivable(due, self.settings, self.ledger)
+        for item, products in rows.items():
+            outcome = derive.outcome_from_spectrum(item, products, self.settings, self.source)
+            self.summary.add(outcome)
+            self.finish(outcome)
+        if rows:  # on the console too: these recordings were not read again
+            log.warning("%d recording%s done already: %s made from the spectrum product, "
+                        "the recordings not read again", len(rows), "s" if len(rows) > 1
+                        else "", " and ".join(sorted(derive.FROM_SPECTRUM & set(
+                            self.settings.products.split(",")))))
+        return [p for p in due if p not in rows]
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
         """Tasks whose product stems collide with no other recording of this run."""

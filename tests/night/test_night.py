@@ -41,12 +41,13 @@ def record(folder: Path, name: str, i: int, *, center: float = CENTER, lines=Non
     return make_recording(folder / name, spec, chunk_samples=4096)
 
 
-def run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *args: str, check: bool = True,
+        products: str = PRODUCTS) -> subprocess.CompletedProcess:
     common = ["--ledger", str(tmp_path / "ledger")]
     if args[0] in ("process", "watch"):
         common += ["--lframes", str(L), "--zoom-span", "2e5", "--window", "hann",
                    "--output", str(tmp_path / "out"), "--log-file", str(tmp_path / "log"),
-                   "--products", PRODUCTS]
+                   "--products", products]
     proc = subprocess.run([*crunchctl_cmd(), *args, *common], check=False, capture_output=True,
                           text=True, env=child_env(), timeout=120)
     if check:
@@ -216,3 +217,25 @@ def test_the_page_lists_the_campaign_the_trend_and_the_latest_peaks(tmp_path):
     # The quicklook copies are the recording's, not its mean spectrum's picture.
     assert (www / "rsa.png").read_bytes() == (tmp_path / "out" / "r2.png").read_bytes()
     assert "openNight" in (www / "index.html").read_text()
+
+
+def test_peaks_and_campaign_for_done_recordings_come_from_their_spectrum_products(tmp_path):
+    folder = tmp_path / "rec" / "rsa"
+    paths = [record(folder, f"r{i}.tiq", i) for i in range(3)]
+    run(tmp_path, "process", *map(str, paths), products="png,spectrum")
+    out = tmp_path / "out"
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    proc = run(tmp_path, "process", *map(str, paths), "--json")
+    assert "3 recordings done already: campaign and peaks made from the spectrum product, " \
+           "the recordings not read again" in proc.stderr
+    assert json.loads(proc.stdout)["processed"] == 3
+    # Nothing read or drawn again; the new products are there.
+    assert {n: (out / n).stat().st_mtime_ns for n in before} == before
+    assert (out / "r2_peaks.csv").is_file()
+    assert list(campaign(tmp_path)["items"]) == [str(p) for p in paths]
+    [line] = json.loads(run(tmp_path, "trend", "--json", "--lines", "1").stdout)["lines"]
+    assert [abs(p["frequency_hz"] - tone(i)[0]) < BIN for i, p in enumerate(line["points"])] \
+        == [True] * 3
+    # Now done with every product.
+    assert json.loads(run(tmp_path, "process", *map(str, paths), "--json").stdout)[
+        "skipped"] == 3
