@@ -32,7 +32,7 @@ def trend(
     ctx: typer.Context,
     folders: Annotated[list[Path] | None, typer.Argument(
         help="Only recordings under these folders [default: all].", show_default=False,
-        metavar="[FOLDER...]")] = None,
+        metavar="FOLDER")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Only recordings acquired since then: ISO time, UNIX seconds, or "
         "30m/6h/2d.", show_default=False)] = None,

@@ -197,6 +197,10 @@ def update(output: str | os.PathLike, spectrum_npz: str | os.PathLike, *,
             warning = (f"{npz}: damaged ({type(e).__name__}: {e}); rebuilt from the spectrum "
                        f"products in {output}")
             campaign = rebuild(output, folder, unit=s.unit, skip=s.item)
+    if campaign.items and campaign.unit != s.unit:  # --scaling changed: one unit per file
+        warning = (f"{npz}: rows in {campaign.unit or 'no unit'} replaced, the campaign "
+                   f"starts again in {s.unit or 'no unit'}")
+        campaign = rebuild(output, folder, unit=s.unit, skip=s.item)
     campaign.add(s)
     npz.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(npz) as f:
@@ -208,7 +212,8 @@ def update(output: str | os.PathLike, spectrum_npz: str | os.PathLike, *,
 
 def rebuild(output: str | os.PathLike, folder: str, *, unit: str = "",
             skip: str | None = None) -> Campaign:
-    """A campaign made again from every ``*_spectrum.npz`` of ``folder`` in ``output``."""
+    """A campaign made again from every ``*_spectrum.npz`` of ``folder`` in ``output`` whose
+    power is in ``unit``."""
     campaign = Campaign.empty(unit)
     for path in sorted(Path(output).glob("*_spectrum.npz")):
         try:
@@ -216,7 +221,7 @@ def rebuild(output: str | os.PathLike, folder: str, *, unit: str = "",
         except Exception as e:  # noqa: BLE001 - a damaged spectrum is left out
             log.warning("%s: cannot read (%s): left out of the campaign", path, e)
             continue
-        if s.item != skip and folder_of(s.item) == folder:
+        if s.item != skip and folder_of(s.item) == folder and s.unit == unit:
             campaign.add(s)
     return campaign
 

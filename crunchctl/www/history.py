@@ -41,7 +41,7 @@ def split_pngs(products: Iterable[str]) -> tuple[str | None, str | None]:
     for p in products:
         if p.endswith("_zoom.png"):
             zoom = zoom or p
-        elif p.endswith(".png"):
+        elif p.endswith(".png") and not p.endswith("_spectrum.png"):  # not a quicklook
             full = full or p
     return full, zoom
 

@@ -202,6 +202,13 @@ def test_density_scaling_and_a_fixed_db_range_shape_the_products(tmp_path):
     assert json.loads(out)["processed"] == 1
     bad = run(tmp_path, "process", str(rec), "--db-range", "-100,-140", check=False)
     assert bad.returncode == 2 and "MIN must be below MAX" in bad.stderr
+    assert str(campaign(tmp_path)["unit"]) == "V²/Hz"
+    # Back to the spectrum scaling: the campaign starts again in its unit, one row.
+    other = record(folder, "s.tiq", 1, lines=())
+    run(tmp_path, "process", str(other))
+    c = campaign(tmp_path)
+    assert str(c["unit"]) == "V²" and list(c["items"]) == [str(other)]
+    assert "the campaign starts again in V²" in (tmp_path / "log").read_text()
 
 
 def test_the_page_lists_the_campaign_the_trend_and_the_latest_peaks(tmp_path):
