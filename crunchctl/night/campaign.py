@@ -113,17 +113,20 @@ class Campaign:
         bins = [float(b) for b in self._bins(keep)] + [df]
         grid = common_axis(spans, min(bins))
         old_grid = self.freqs
+        new = on_axis(s.freqs, s.power, grid, own)[np.newaxis, :]
         if grid.size != old_grid.size or not np.allclose(grid, old_grid, rtol=0, atol=1e-6):
             rows = [on_axis(old_grid, self.power[i], grid, tuple(self.spans[i])) for i in keep]
-        else:
-            rows = [self.power[i] for i in keep]
-        rows.append(on_axis(s.freqs, s.power, grid, own))
+            power = np.vstack([*rows, new]).astype(np.float32)
+        else:  # the usual case: one copy of the rows kept
+            power = np.concatenate([self.power[keep], new], axis=0)
         times = np.append(self.times[keep], s.acquired)
         order = np.argsort(times, kind="stable")
+        in_order = bool(np.all(order == np.arange(order.size)))
         self.freqs = grid
-        self.power = np.vstack(rows).astype(np.float32)[order] if rows else self.power
+        self.power = power if in_order else power[order]
         self.times = times[order]
-        self.items = [([self.items[i] for i in keep] + [s.item])[j] for j in order]
+        items = [self.items[i] for i in keep] + [s.item]
+        self.items = [items[j] for j in order]
         self.spans = spans[order]
         self.durations = np.append(self.durations[keep], s.duration)[order]
         self.unit = s.unit or self.unit

@@ -246,12 +246,11 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
     import numpy as np
 
+    from crunchctl.config import PRODUCTS
     from crunchctl.quicklook import levels, meanproducts, render, zoom as zoommod
     from crunchctl.quicklook.npzstream import NpzStream
     from crunchctl.quicklook.products import Flusher, atomic_write
     from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
-
-    from crunchctl.config import PRODUCTS
 
     wanted = wanted_products(settings)
     made: dict[str, list[str]] = {}
