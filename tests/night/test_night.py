@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -246,3 +247,53 @@ def test_peaks_and_campaign_for_done_recordings_come_from_their_spectrum_product
     # Now done with every product.
     assert json.loads(run(tmp_path, "process", *map(str, paths), "--json").stdout)[
         "skipped"] == 3
+
+
+def _rows(tmp_path: Path) -> list[str]:
+    try:
+        return [str(i) for i in campaign(tmp_path)["items"]]
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def test_a_running_watch_adds_each_new_recording_to_the_campaign_and_the_page(tmp_path):
+    import signal
+
+    from tests.conftest import wait_for
+
+    folder = tmp_path / "rec" / "rsa"
+    folder.mkdir(parents=True)
+    staging = tmp_path / "staging"
+    www = tmp_path / "www"
+    cmd = [*crunchctl_cmd(), "watch", str(folder), "--ledger", str(tmp_path / "ledger"),
+           "--lframes", str(L), "--zoom-span", "2e5", "--window", "hann", "--output",
+           str(tmp_path / "out"), "--log-file", str(tmp_path / "log"), "--products", PRODUCTS,
+           "--www", str(www), "-j", "1"]
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+    try:
+        wait_for(lambda: "watching " in (tmp_path / "stderr").read_text()
+                 or proc.poll() is not None, 30, "the watcher to start")
+        made = []
+        for i in range(3):
+            # Written elsewhere and moved in whole, as a recorder's finished file appears.
+            path = record(staging, f"w{i}.tiq", i)
+            os.replace(path, folder / path.name)
+            made.append(str(folder / path.name))
+            wait_for(lambda: _rows(tmp_path) == made, 60, f"campaign row {i + 1}")
+        # The page follows within seconds (docs: the control-room page).
+        def latest_peaks() -> str | None:
+            recs = json.loads((www / "status.json").read_text())["recorders"]
+            return recs[0]["peaks"]["file"] if recs and recs[0]["peaks"] else None
+
+        wait_for(lambda: latest_peaks() == "w2.tiq", 30, "the page to list w2's peaks")
+        [rec] = json.loads((www / "status.json").read_text())["recorders"]
+        assert rec["campaign_image"] == "campaign_rsa.png"
+        assert (www / rec["campaign_image"]).is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    # The watch's last page write drew the trend of the three recordings.
+    doc = json.loads((www / "status.json").read_text())
+    assert doc["recorders"][0]["trend_image"] == "trend_rsa.png"
+    assert (www / "trend_rsa.png").is_file()
