@@ -18,14 +18,15 @@ NO_PEAKS = ("no peaks in the ledger yet: process recordings with the peaks produ
             "crunchctl process FILE... --products png,zoom,npz,peaks")
 
 
-def _frequencies(text: str | None) -> list[float]:
-    if not text:
-        return []
+def _check_at(text: str | None) -> str | None:
+    if text is None:
+        return None
     try:
-        return [float(f) for f in text.split(",") if f.strip()]
+        [float(f) for f in text.split(",") if f.strip()]
     except ValueError:
         raise typer.BadParameter(f"{text!r}: expected frequencies in Hz, e.g. "
                                  f"245.1e6,245.3e6") from None
+    return text
 
 
 def trend(
@@ -41,7 +42,7 @@ def trend(
         metavar="N")] = 3,
     at: Annotated[str | None, typer.Option(
         "--at", help="Follow the lines at these frequencies instead, Hz (comma list).",
-        show_default=False, metavar="FREQ[,FREQ...]")] = None,
+        show_default=False, metavar="FREQ[,FREQ...]", callback=_check_at)] = None,
     tolerance: Annotated[float | None, typer.Option(
         "--tolerance", help="A line matches within this many Hz [default: 3 bins of each "
         "recording].", show_default=False, metavar="HZ")] = None,
@@ -70,7 +71,7 @@ def trend(
         if json_out and csv_out:
             raise UsageError("--json and --csv: choose one")
         settings = settings_for(opts)
-        at_hz = _frequencies(at)
+        at_hz = [float(f) for f in (at or "").split(",") if f.strip()]
         trends, found = core.run(open_for_reading(settings.ledger_path),
                                  [str(f) for f in folders or []], since=parse_since(since),
                                  at=at_hz, lines=lines, tolerance=tolerance)
@@ -80,7 +81,9 @@ def trend(
             with atomic_write(png) as f:
                 f.write(core.draw(trends))
     if not found:
-        typer.echo(NO_PEAKS, err=json_out or csv_out)
+        where = f" for recordings under {', '.join(map(str, folders))}" if folders else ""
+        typer.echo(NO_PEAKS.replace("in the ledger", f"in the ledger{where}"),
+                   err=json_out or csv_out)
         if json_out:
             output.print_json({"lines": []})
         elif csv_out:

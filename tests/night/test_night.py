@@ -129,6 +129,10 @@ def test_trend_without_peaks_says_how_to_get_them(tmp_path):
     assert "--products png,zoom,npz,peaks" in proc.stdout
     proc = run(tmp_path, "trend", "--json")
     assert json.loads(proc.stdout) == {"lines": []} and "peaks" in proc.stderr
+    bad = run(tmp_path, "trend", "--at", "245e6,abc", check=False)
+    assert bad.returncode == 2 and "expected frequencies in Hz" in bad.stderr
+    both = run(tmp_path, "trend", "--json", "--csv", check=False)
+    assert both.returncode == 2 and "choose one" in both.stderr
 
 
 def test_a_recording_without_lines_has_no_peaks_and_a_flat_campaign_row(tmp_path):
