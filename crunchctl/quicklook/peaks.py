@@ -60,13 +60,15 @@ def find_peaks(freqs: np.ndarray, power: np.ndarray, *, max_lines: int = 10,
     index, props = signal.find_peaks(db, height=floor + min_snr_db)
     if index.size == 0:
         return []
-    order = np.argsort(props["peak_heights"])[::-1][:max_lines]
+    # Strongest first by the refined top (what is reported), not by the bin's value.
+    tops = [_parabola(db, int(i)) for i in index]
+    order = sorted(range(index.size), key=lambda k: tops[k][1], reverse=True)[:max_lines]
     index = index[order]
     widths = signal.peak_widths(power, index, rel_height=0.5)[0]
     df = float(freqs[1] - freqs[0])
     out = []
-    for i, width in zip(index, widths):
-        offset, top = _parabola(db, int(i))
+    for k, i, width in zip(order, index, widths):
+        offset, top = tops[k]
         out.append(Peak(float(freqs[i] + offset * df), float(top), float(width * abs(df)),
                         float(top - floor)))
     return out

@@ -92,3 +92,13 @@ def test_density_divides_by_the_sample_rate_and_the_windows_noise_bandwidth():
             2.0 / FS, rel=0.05)
     assert levels.db_label("V", "density") == "power density (dB re 1 V²/Hz)"
     assert levels.db_label("V", "spectrum") == "power (dB re 1 V²)"
+
+
+def test_strongest_first_is_by_the_reported_power():
+    df = FS / L
+    # Two lines of nearly equal power, one on a bin and one between bins: the bin values
+    # and the refined tops order them differently.
+    freqs, power = _mean_spectrum([(100.0 * df, 1.0e-3), (300.5 * df, 1.05e-3)], noise=1e-7)
+    found = peaks.find_peaks(freqs, power)
+    assert [p.power_db for p in found] == sorted((p.power_db for p in found), reverse=True)
+    assert round((found[0].frequency_hz - CENTER) / df, 1) == 300.5
