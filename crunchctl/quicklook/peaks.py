@@ -57,7 +57,7 @@ def find_peaks(freqs: np.ndarray, power: np.ndarray, *, max_lines: int = 10,
     power = np.where(np.isfinite(power), power, 0.0)
     db = to_db(power)
     floor = float(np.median(db))
-    index, props = signal.find_peaks(db, height=floor + min_snr_db)
+    index, _ = signal.find_peaks(db, height=floor + min_snr_db)
     if index.size == 0:
         return []
     # Strongest first by the refined top (what is reported), not by the bin's value.
