@@ -15,6 +15,7 @@ from crunchctl.cli.output import Command
 from crunchctl.cli.process import process
 from crunchctl.cli.reset import reset
 from crunchctl.cli.status import status
+from crunchctl.cli.trend import trend
 from crunchctl.cli.watch import watch
 
 app.command("process")(process)
@@ -24,6 +25,7 @@ app.command("import")(import_)
 app.command("demo")(demo)
 app.command("watch")(watch)
 app.command("batch")(batch)
+app.command("trend")(trend)
 for _info in app.registered_commands:  # help that names arguments as a person reads them
     _info.cls = Command
 

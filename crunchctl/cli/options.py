@@ -99,6 +99,48 @@ ProductsOpt = Annotated[Optional[str], typer.Option(
     f"[default: {catalog.DEFAULT}].", show_default=False, rich_help_panel=SPECTROGRAM,
     autocompletion=_product_choices)]
 
+# ------------------------------------------------------- lines and levels (docs/products.md)
+LINES = "Lines and levels"  # help panel
+
+
+def _check_db_range(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: expected MIN,MAX in dB, e.g. -140,-60") from None
+    if not lo < hi:
+        raise typer.BadParameter(f"{value!r}: MIN must be below MAX")
+    return value
+
+
+PeaksOpt = Annotated[Optional[int], typer.Option(
+    "--peaks", help="At most N lines per recording in the peaks product [default: 10].",
+    show_default=False, rich_help_panel=LINES, metavar="N")]
+PeakSnrOpt = Annotated[Optional[float], typer.Option(
+    "--peak-snr", help="A line is at least DB above the spectrum's median [default: 10].",
+    show_default=False, rich_help_panel=LINES, metavar="DB")]
+DbRangeOpt = Annotated[Optional[str], typer.Option(
+    "--db-range", help="Colour range of the quicklooks and the campaign, dB, as MIN,MAX "
+    "[default: each picture's own].", show_default=False, rich_help_panel=LINES,
+    metavar="MIN,MAX", callback=_check_db_range)]
+ScalingOpt = Annotated[Optional[str], typer.Option(
+    "--scaling", help="Mean power as spectrum (V², a tone reads its power) or density "
+    "(V²/Hz), as scipy.signal.periodogram [default: spectrum].", show_default=False,
+    rich_help_panel=LINES, autocompletion=lambda: ["spectrum", "density"])]
+
+
+def levels(peaks: int | None, peak_snr: float | None, db_range: str | None,
+           scaling: str | None) -> dict[str, Any]:
+    """The lines-and-levels options as settings overrides (None: not given)."""
+    lo = hi = None
+    if db_range is not None:
+        lo, hi = (float(p) for p in db_range.split(","))
+    return {"peaks": peaks, "peak_snr": peak_snr, "db_min": lo, "db_max": hi,
+            "scaling": scaling}
+
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,
              zoom_center: float | None, zoom_span: float | None, window: str | None,

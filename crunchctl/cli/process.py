@@ -39,6 +39,10 @@ def process(
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
     products: opt.ProductsOpt = None,
+    peaks: opt.PeaksOpt = None,
+    peak_snr: opt.PeakSnrOpt = None,
+    db_range: opt.DbRangeOpt = None,
+    scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -62,6 +66,7 @@ def process(
                                  products=products,
                                  **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                       verify_checksum),
+                                 **opt.levels(peaks, peak_snr, db_range, scaling),
                                  **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                 zoom_span, window, cmap))
         opt.check_cmap(settings)

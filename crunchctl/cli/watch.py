@@ -83,6 +83,10 @@ def watch(
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
     products: opt.ProductsOpt = None,
+    peaks: opt.PeaksOpt = None,
+    peak_snr: opt.PeakSnrOpt = None,
+    db_range: opt.DbRangeOpt = None,
+    scaling: opt.ScalingOpt = None,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -110,6 +114,7 @@ def watch(
                                  incomplete_after=incomplete_after, quiet_after=quiet_after,
                                  **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                       verify_checksum),
+                                 **opt.levels(peaks, peak_snr, db_range, scaling),
                                  **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                 zoom_span, window, cmap))
         if not settings.folder_path:

@@ -36,8 +36,16 @@ class Style:
     png_compress: int = 1
     #: what one unit of a sample is (the reader's ``Header.unit``): the colour bar's unit
     unit: str = "V"
+    #: ``spectrum`` or ``density`` (quicklook/levels.py), None: |FFT|² per bin
+    scaling: str | None = None
+    #: fixed colour range in dB (``--db-range``) instead of the image's percentiles
+    db_range: tuple[float, float] | None = None
 
     def power_label(self) -> str:
+        if self.scaling is not None and self.db:
+            from crunchctl.quicklook.levels import db_label
+
+            return db_label(self.unit, self.scaling)
         unit = {"V": "V²", "full scale": "full scale²", "count": "count²"}.get(self.unit)
         if self.db:
             return f"power (dB re 1 {unit} per bin)" if unit else "power (dB per bin)"
@@ -179,7 +187,9 @@ def draw_pooled(
             img = 10.0 * np.log10(img, dtype=np.float32)
         img[~np.isfinite(img)] = np.nan
     vmin, vmax = color_bounds(img, style.percentiles)
-    if style.db and vmax - vmin < MIN_DB_RANGE:
+    if style.db and style.db_range is not None:
+        vmin, vmax = style.db_range
+    elif style.db and vmax - vmin < MIN_DB_RANGE:
         # Noise alone must not be stretched over the whole colour map: it would look like
         # signal. Keep the floor where it is and extend the top.
         vmax = vmin + MIN_DB_RANGE

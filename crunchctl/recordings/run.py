@@ -181,6 +181,8 @@ class RecordingRun:
         self._stem_owner: dict[str, str] = {}  # plain stem -> first recording that had it
         self._unflushed = False
         self._last_flush = 0.0
+        self._campaign = "campaign" in settings.products.split(",")
+        self._derive = bool({"peaks", "campaign"} & set(settings.products.split(",")))
 
     def plan(self, paths: Sequence[str], *, force: bool = False) -> list[str]:
         """The recordings among ``paths`` that are due; the done ones are counted as skipped.
@@ -189,6 +191,8 @@ class RecordingRun:
             LedgerError: the ledger cannot be read.
         """
         due, done = split_due(paths, self.settings, self.ledger, force=force)
+        if due and not force and self._derive:  # peaks, campaign: from the spectrum product
+            due = self._from_spectrum(due)
         for p in done:
             log.debug("%s: already done, skipped", p)
         if done:
@@ -197,6 +201,23 @@ class RecordingRun:
         if self.keep_outcomes:
             self.skipped.extend(done)
         return due
+
+    def _from_spectrum(self, due: list[str]) -> list[str]:
+        """Finish the due recordings whose missing products the spectrum product makes
+        (docs/products.md); return the others."""
+        from crunchctl.night import derive
+
+        rows = derive.derivable(due, self.settings, self.ledger)
+        for item, products in rows.items():
+            outcome = derive.outcome_from_spectrum(item, products, self.settings, self.source)
+            self.summary.add(outcome)
+            self.finish(outcome)
+        if rows:  # on the console too: these recordings were not read again
+            log.warning("%d recording%s done already: %s made from the spectrum product, "
+                        "the recordings not read again", len(rows), "s" if len(rows) > 1
+                        else "", " and ".join(sorted(derive.FROM_SPECTRUM & set(
+                            self.settings.products.split(",")))))
+        return [p for p in due if p not in rows]
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
         """Tasks whose product stems collide with no other recording of this run."""
@@ -218,7 +239,20 @@ class RecordingRun:
 
     def finish(self, outcome: Outcome) -> list[str]:
         """Publish, log and record one outcome; return the web copies written."""
-        published = self.publisher.publish_and_log(outcome)
+        campaign: list[str] = []
+        if self._campaign and outcome.status == OK:  # the folder's row, before the ledger's
+            from crunchctl.night.campaign import add_outcome
+
+            campaign = add_outcome(outcome, self.settings)
+        if outcome.status == OK and outcome.kind == KIND_IQ:
+            # The digest of the products the row records, as the done rule will ask for it
+            # (a campaign's recording has its spectrum file too).
+            from crunchctl import catalog
+            from crunchctl.identity import settings_digest
+
+            kinds = [k for p in outcome.products if (k := catalog.kind_of(outcome.item, p))]
+            outcome.settings_digest = settings_digest(self.settings, outcome.item, kinds)
+        published = self.publisher.publish_and_log(outcome) + campaign
         if self.ledger is not None:
             try:
                 self.ledger.record(outcome)
