@@ -9,7 +9,7 @@ import typer
 
 from crunchctl.cli import options as opt
 from crunchctl.cli import output
-from crunchctl.cli.app import common, errors_to_exit, settings_for
+from crunchctl.cli.application import Application
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,8 +35,8 @@ def trend(
         help="Only recordings under these folders [default: all].", show_default=False,
         metavar="FOLDER")] = None,
     since: Annotated[str | None, typer.Option(
-        "--since", help="Only recordings acquired since then: ISO time, UNIX seconds, or "
-        "30m/6h/2d.", show_default=False)] = None,
+        "--since", help="Only recordings acquired since then: ISO time (UTC unless it says "
+        "its zone), UNIX seconds, or 30m/6h/2d.", show_default=False, metavar="WHEN")] = None,
     lines: Annotated[int, typer.Option(
         "--lines", help="Follow the N strongest lines of the latest recording.", min=1,
         metavar="N")] = 3,
@@ -61,18 +61,17 @@ def trend(
 
     Example: crunchctl trend /data/rsa510 --since 12h --lines 3 --output trend.png
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
         from crunchctl.cli.status import parse_since
         from crunchctl.errors import UsageError
-        from crunchctl.ledger import open_for_reading
         from crunchctl.night import trend as core
 
         if json_out and csv_out:
             raise UsageError("--json and --csv: choose one")
-        settings = settings_for(opts)
+        app.configure()
         at_hz = [float(f) for f in (at or "").split(",") if f.strip()]
-        trends, found = core.run(open_for_reading(settings.ledger_path),
+        trends, found = core.run(app.ledger(write=False),
                                  [str(f) for f in folders or []], since=parse_since(since),
                                  at=at_hz, lines=lines, tolerance=tolerance)
         if png is not None and trends:
@@ -80,6 +79,14 @@ def trend(
 
             with atomic_write(png) as f:
                 f.write(core.draw(trends))
+        _show(trends, found, folders, json_out=json_out, csv_out=csv_out, png=png,
+              console=app.out)
+
+
+def _show(trends: list[Any], found: int, folders: list[Path] | None, *, json_out: bool,
+          csv_out: bool, png: Path | None, console: Console) -> None:
+    from crunchctl.night import trend as core
+
     if not found:
         where = f" for recordings under {', '.join(map(str, folders))}" if folders else ""
         typer.echo(NO_PEAKS.replace("in the ledger", f"in the ledger{where}"),
@@ -88,17 +95,17 @@ def trend(
             output.print_json({"lines": []})
         elif csv_out:
             typer.echo(core.CSV_HEADER)
-        raise typer.Exit(0)
+        return
     if not trends and not (json_out or csv_out):
         typer.echo(f"{found} recording{'s' if found != 1 else ''} with peaks, but no line "
                    f"above the threshold (--peak-snr) to follow")
-        raise typer.Exit(0)
+        return
     if json_out:
         output.print_json(core.as_json(trends))
     elif csv_out:
         typer.echo(core.as_csv(trends), nl=False)
     else:
-        render(core.summary(trends), output.out_console())
+        render(core.summary(trends), console)
         if png is not None:
             typer.echo(f"trend picture in {png}")
 

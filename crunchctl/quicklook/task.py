@@ -89,12 +89,16 @@ def catalog_chosen(settings: Settings) -> tuple[Product, ...]:
     return catalog.chosen(settings.products)
 
 
-def entries_in_order(wanted: tuple[str, ...], made: dict[str, list[str]]) -> list[Product]:
+def entries_in_order(entries: tuple[Product, ...], made: dict[str, list[str]]) -> list[Product]:
     """The products asked for, and those made for them (the spectrum file of a campaign), in
-    the product table's order."""
+    the product table's order; entries this process's table lacks (registered in the main
+    process only) keep their place at the end."""
     from crunchctl import catalog
 
-    return [p for p in catalog.products() if p.name in wanted or p.name in made]
+    names = {e.name for e in entries} | set(made)
+    ordered = [p for p in catalog.products() if p.name in names]
+    known = {p.name for p in ordered}
+    return ordered + [e for e in entries if e.name not in known]
 
 
 def _maker(spec: str) -> Callable[..., object]:
@@ -388,7 +392,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 if pending is not None:
                     pending.result()
     paths = []
-    for entry in entries_in_order(wanted, made):
+    for entry in entries_in_order(entries, made):
         if entry.name in made:  # the mean spectrum's files: made for the campaign too
             paths.extend(made[entry.name])
         elif entry.folder is None:  # a folder's product is added in the main process
