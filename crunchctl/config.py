@@ -8,22 +8,19 @@ No heavy imports here: the CLI reads settings before any numerics run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crunchctl import catalog
 from crunchctl.errors import ConfigError
 
 ENV_PREFIX = "CRUNCHCTL_"
 APP_NAME = "crunchctl"
 
 WINDOWS = ("rectangular", "hann", "hamming", "blackman")
-#: The products a recording can have, in their canonical order (see docs/products.md).
-PRODUCTS = ("png", "zoom", "npz", "spectrum")
 
 #: key -> (type, default, help). Types: int, float, str, "path", "window", "products",
 #: "format" (a ``--format`` value, see ``formats.check_name``).
@@ -45,7 +42,8 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "cmap": (str, "viridis", "matplotlib colour map of the quicklooks"),
     "workers": (int, None, "worker processes (default: the number of cores)"),
     "num_threads": (int, None, "legacy name of workers"),
-    "products": ("products", "png,zoom,npz", "products per recording, out of png, zoom, npz, spectrum"),
+    "products": ("products", catalog.DEFAULT,
+                 "products per recording, out of " + catalog.describe()),
     # recording formats (see docs/formats.md)
     "format": ("format", None, "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)"),
     "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
@@ -54,6 +52,7 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "verify_checksum": (bool, False, "verify a SigMF recording's SHA-512 before reading it"),
     # running elsewhere
     "scheduler": (str, None, "Dask scheduler address, or 'local' for a LocalCluster"),
+    "scheduler_timeout": (float, 60.0, "seconds to wait for the Dask scheduler to answer"),
     # the control-room page in the web folder
     "www_history": (int, 24, "quicklooks kept per recorder folder in the page's history"),
     "www_stale_after": (float, 15.0, "minutes after which a recorder's latest recording is stale"),
@@ -63,6 +62,14 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "quiet_after": (float, None, "minutes without a new recording after which watch warns"),
 }
 TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
+#: Settings that never shape a product: where things go, how work is run and shown. Every
+#: other setting is declared by a product (``catalog.py``) or a format's read options
+#: (``formats/__init__.py``), or shapes every product (``identity.ALWAYS``); the settings
+#: digest is built from those declarations (docs/ledger.md).
+NOT_SHAPING = frozenset({
+    "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
+    "num_threads", "products", "verify_checksum", "scheduler", "www_history",
+    "www_stale_after", "www_refresh", "incomplete_after", "quiet_after"})
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
 #: gigabytes per frame.
@@ -73,6 +80,7 @@ _POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_histo
 _POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
                    "www_stale_after": "a positive number of minutes",
                    "incomplete_after": "a positive number of minutes",
+                   "scheduler_timeout": "a positive number of seconds",
                    "quiet_after": "a positive number of minutes"}
 
 
@@ -94,13 +102,14 @@ class Settings:
     window: str = "rectangular"
     cmap: str = "viridis"
     workers: int = 0
-    products: str = "png,zoom,npz"
+    products: str = catalog.DEFAULT
     format: str | None = None
     sample_rate: float | None = None
     center_frequency: float | None = None
     tdms_channels: str | None = None
     verify_checksum: bool = False
     scheduler: str | None = None
+    scheduler_timeout: float = 60.0
     www_history: int = 24
     www_stale_after: float = 15.0
     www_refresh: int = 10
@@ -112,15 +121,6 @@ class Settings:
 
     def output_dir(self) -> Path:
         return Path(self.output_path or "crunchctl-out").absolute()
-
-    def product_digest(self) -> str:
-        """Digest of everything that shapes the products (done-state compares it)."""
-        shaping = {k: getattr(self, k) for k in
-                   ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window", "cmap")}
-        shaping["output"] = str(self.output_dir())
-        shaping["format"] = 1
-        raw = json.dumps(shaping, sort_keys=True).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def default_config_path() -> Path:
@@ -221,7 +221,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     except (TypeError, ValueError):
         expected = {int: "a whole number", float: "a number", "path": "a path", bool: "true or false",
                     "window": "one of " + ", ".join(WINDOWS),
-                    "products": "a comma list out of " + ", ".join(PRODUCTS)}.get(kind, "text")
+                    "products": "a comma list out of " + catalog.describe()}.get(kind, "text")
         raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
         raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
@@ -252,13 +252,9 @@ def normalise_products(value: Any) -> str:
     """A products list (comma text or a sequence) in canonical order, e.g. ``"png,npz"``.
 
     Raises:
-        ValueError: empty, or a name that is not one of :data:`PRODUCTS`.
+        ValueError: empty, or a name that is not in the product table (``catalog.py``).
     """
-    names = value.split(",") if isinstance(value, str) else list(value)
-    chosen = {str(n).strip().lower() for n in names if str(n).strip()}
-    if not chosen or not chosen <= set(PRODUCTS):
-        raise ValueError
-    return ",".join(p for p in PRODUCTS if p in chosen)
+    return catalog.normalise(value)
 
 
 def resolve(config_file: str | os.PathLike | None = None,

@@ -210,8 +210,8 @@ def _legacy_row(arrays: dict, path: str) -> dict:
         center = float(arrays["center_frequency"])
     else:
         center = float(freqs[freqs.size // 2]) if freqs.size else 0.0
-    from crunchctl.quicklook.render import fmt_hz
     from crunchctl.formats.tiq import parse_datetime
+    from crunchctl.quicklook.render import fmt_hz
 
     # crunchctl's own NPZ products say when the recording started: events can then land.
     origin = None

@@ -9,8 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from crunchctl.cli import options as opt, output
-from crunchctl.cli.app import (command_logs, common, engine_run, errors_to_exit, exit_code_for,
-                               settings_for)
+from crunchctl.cli.application import Application
 
 
 class Scale(str, Enum):
@@ -39,6 +38,7 @@ def batch(
     output_dir: opt.OutputOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -103,11 +103,17 @@ def batch(
     zoom_minutes: Annotated[Optional[float], typer.Option(
         "--zoom-minutes", metavar="MINUTES", show_default=False,
         help="Add a right-hand zoom column this many minutes wide around each event (at "
-             "most 4; the figure names the others).",
+             "most 4; the figure names the others). Without --events it warns once and zooms "
+             "only on events a loader's rows bring.",
         rich_help_panel=_FIG)] = None,
     dpi: Annotated[int, typer.Option(
         "--dpi", metavar="DPI",
         min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
+    x_label: Annotated[Optional[str], typer.Option(
+        "--x-label", metavar="TEXT", show_default=False, rich_help_panel=_FIG,
+        help="x axis label; plain numbers are then drawn as numbers, never as dates "
+             "[default: the rows' own, else 'time (UTC)' for times, 'time (s)' for rows "
+             "with x_origin, else 'x'].")] = None,
     y_label: Annotated[Optional[str], typer.Option(
         "--y-label", metavar="TEXT", show_default=False, rich_help_panel=_FIG,
         help="y axis label of every row [default: the row's own, else 'y'].")] = None,
@@ -132,31 +138,30 @@ def batch(
     A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
     zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
-    z_max, vmin, vmax, y_label, z_label. Items whose loader returns nothing are 'no data';
-    errors are recorded and the run goes on. Ctrl-C stops after the items in progress;
-    run the same command again to finish.
+    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader
+    returns nothing are 'no data'; errors are recorded and the run goes on. Ctrl-C stops
+    after the items in progress; run the same command again to finish.
 
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                      log_file=log_file)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         from crunchctl.batch import run as core
         from crunchctl.batch.figure import FigureOptions, parse_percentiles
 
-        settings = settings_for(opts, output_path=output_dir, workers=workers,
-                                scheduler=scheduler,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                    **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                                   zoom_span, window, cmap))
+        settings = app.configure(output_path=output_dir, workers=workers, scheduler=scheduler,
+                                 scheduler_timeout=scheduler_timeout,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         opt.check_cmap(settings)
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
                                cmap=settings.cmap, percentiles=parse_percentiles(percentiles),
-                               zoom_minutes=zoom_minutes, dpi=dpi, y_label=y_label,
-                               z_label=z_label,
+                               zoom_minutes=zoom_minutes, dpi=dpi, x_label=x_label,
+                               y_label=y_label, z_label=z_label,
                                events=core.read_events(events) if events is not None else ())
         options = core.BatchOptions(
             output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,
@@ -167,17 +172,14 @@ def batch(
         if not item_list:
             result = core.BatchResult(output=options.output)
         else:
-            console = output.err_console()
+            app.start_logs(flush_every=log_flush_every or flush_every)
             # User code's output goes to stderr; with --json, stdout is the document alone.
             with output.stdout_to_stderr(fd_level=json_out), \
-                    command_logs(opts, settings, console,
-                                 flush_every=log_flush_every or flush_every), \
-                    engine_run(opts, settings, console, "batch",
-                               flush_every=flush_every) as (led, reporter, flags):
+                    app.engine_run("batch", flush_every=flush_every) as (led, reporter, flags):
                 result = core.run_batch(item_list, options, ledger=led, reporter=reporter,
                                         flags=flags)
         _print(result, items, json_out)
-        raise typer.Exit(exit_code_for(result.summary))
+        app.exit(result.summary)
 
 
 def _print(result: Any, items: str, json_out: bool) -> None:

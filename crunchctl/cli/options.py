@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl import catalog
 from crunchctl.config import WINDOWS
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ SchedulerOpt = Annotated[Optional[str], typer.Option(
     help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
     "scheduler file (.json), or 'local' for --workers local Dask processes. Workers need "
     "the same paths (a shared file system).", show_default=False)]
+SchedulerTimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--scheduler-timeout", metavar="SECONDS",
+    help="Give up (exit 2) when the Dask scheduler has not answered after this long; the "
+    "wait can be stopped with Ctrl-C [default: 60].", show_default=False)]
 
 # ----------------------------------------------------------------------- numerics
 LframesOpt = Annotated[Optional[int], typer.Option(
@@ -77,12 +82,22 @@ WindowOpt = Annotated[Optional[str], typer.Option(
 CmapOpt = Annotated[Optional[str], typer.Option(
     "--cmap", metavar="NAME", help="Matplotlib colour map of the quicklooks [default: viridis].",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
+
+
+def _product_choices(incomplete: str = "") -> list[str]:
+    """Completions of ``--products``: the default, then the list typed so far plus each
+    product of the table not in it yet (``png,zo`` -> ``png,zoom``)."""
+    done, _, last = incomplete.rpartition(",")
+    have = [p for p in done.split(",") if p]
+    head = done + "," if done else ""
+    out = [head + n for n in catalog.names() if n not in have and n.startswith(last)]
+    return out if done else [catalog.DEFAULT, *out]
+
+
 ProductsOpt = Annotated[Optional[str], typer.Option(
-    "--products", metavar="LIST",
-    help="Products per recording, a comma list out of png, zoom, npz, spectrum "
-    "[default: png,zoom,npz].", show_default=False, rich_help_panel=SPECTROGRAM,
-    autocompletion=lambda: ["png,zoom,npz", "png,zoom", "png,zoom,spectrum",
-                            "png,zoom,npz,spectrum", "spectrum"])]
+    "--products", metavar="LIST", help=f"Products per recording, a comma list out of {catalog.describe()} "
+    f"[default: {catalog.DEFAULT}].", show_default=False, rich_help_panel=SPECTROGRAM,
+    autocompletion=_product_choices)]
 
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,

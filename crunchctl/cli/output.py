@@ -213,9 +213,16 @@ class RichReporter(_Counter):
     """A rich progress bar on stderr: done/total, items per second, ETA, the last item."""
 
     def __init__(self, console: Console, label: str) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TaskProgressColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         super().__init__(label)
         self.progress = Progress(

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, settings_for
+from crunchctl.cli.application import Application
 from crunchctl.cli import options as opt
 from crunchctl.cli.status import known_sources
 
@@ -41,17 +41,15 @@ def reset(
     """
     from crunchctl.errors import UsageError
 
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
         statuses = list(status or [])
         if errors:
             statuses.append("error")
         if not (statuses or item or source or all_items):
             raise UsageError("say what to reset: --errors, --status, --item, --source or --all")
-        from crunchctl.ledger import open_for_reading
-
-        settings = settings_for(opts)
-        led = open_for_reading(settings.ledger_path)
+        app.configure()
+        led = app.ledger(write=False)
         targets = led.select_for_reset(statuses=statuses or None, item_glob=item,
                                        source=source, all_items=all_items)
         n = len(targets)

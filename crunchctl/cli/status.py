@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, settings_for
+from crunchctl.cli.application import Application
 from crunchctl.cli import options as opt
 from crunchctl.cli import output
 
@@ -78,29 +78,28 @@ def status(
 
     Example: crunchctl status --since 6h --errors
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
         from crunchctl.watch.status import document
-        from crunchctl.ledger import open_for_reading
 
-        settings = settings_for(opts)
+        settings = app.configure()
         since_ts = parse_since(since)
-        doc = document(open_for_reading(settings.ledger_path), settings, since=since_ts,
+        doc = document(app.ledger(write=False), settings, since=since_ts,
                        item_glob=item, source=source, errors_only=errors,
                        statuses=statuses, list_items=list_items)
-    for w in doc["warnings"]:
-        typer.echo(f"Warning: {w}", err=True)
-    if json_out:
-        output.print_json(doc)
-    else:
-        render(doc, output.out_console())
+        for w in doc["warnings"]:
+            typer.echo(f"Warning: {w}", err=True)
+        if json_out:
+            output.print_json(doc)
+        else:
+            render(doc, app.out)
 
 
 def known_sources() -> list[str]:
     try:
-        from crunchctl.ledger.store import Ledger, default_ledger_path
+        from crunchctl.ledger import open_for_reading
 
-        return sorted(Ledger(default_ledger_path(), create=False).sources())[:50]
+        return sorted(open_for_reading(None).sources())[:50]
     except Exception:  # noqa: BLE001 - completion must never fail
         return []
 

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl import words
+from crunchctl import formats, words
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, common, errors_to_exit, exit_code_for, open_ledger,
-                               settings_for, start_logging)
-from crunchctl.cli.output import err_console, plain_output
+from crunchctl.cli.application import Application, page_for
+from crunchctl.cli.output import plain_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,9 +34,10 @@ def watch(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
     pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", metavar="GLOB",
-        help="File-name pattern of recordings (case-insensitive); repeat it "
-                          "for several [default: *.tiq].", show_default=False)] = None,
+        "--pattern", metavar="GLOB", show_default=False,
+        help="File-name pattern of recordings (case-insensitive); repeat it for several "
+             f"[default: every format crunchctl reads: {' '.join(formats.patterns())}; raw "
+             "IQ too when --sample-rate is given].")] = None,
     settle: Annotated[float, typer.Option(
         "--settle", metavar="SECONDS", min=0.0,
         help="Files whose format cannot prove them complete (raw IQ, unknown names) are "
@@ -69,6 +69,7 @@ def watch(
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -99,64 +100,61 @@ def watch(
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                  log_file=log_file)
-    with errors_to_exit(opts):
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         from crunchctl.errors import UsageError
 
-        settings = settings_for(opts, folder_path=folder, output_path=output, www_path=www,
-                                workers=workers, scheduler=scheduler, products=products,
-                                incomplete_after=incomplete_after, quiet_after=quiet_after,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                               zoom_span, window, cmap))
+        settings = app.configure(folder_path=folder, output_path=output, www_path=www,
+                                 workers=workers, scheduler=scheduler,
+                                 scheduler_timeout=scheduler_timeout, products=products,
+                                 incomplete_after=incomplete_after, quiet_after=quiet_after,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         if not settings.folder_path:
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
-        from crunchctl.watch.options import WatchOptions, check_options
-        from crunchctl import formats  # every registered format by default (docs/formats.md)
         from crunchctl.formats.base import ReadOptions
+        from crunchctl.watch.options import WatchOptions, check_options
 
+        # Every registered format by default (docs/formats.md).
         default = formats.patterns(ReadOptions.from_settings(settings))
         options = WatchOptions(settings.folder_path, patterns=tuple(pattern or default),
                                recursive=recursive, settle=settle, poll=poll, once=once,
                                retry_after=retry_after)
         check_options(options)
         opt.check_cmap(settings)
-        console = err_console()
-        logs = start_logging(opts, settings, console)
-        with errors_to_exit(opts, logs):
-            try:
-                code = _run(options, settings, opts, console)
-            finally:
-                logs.close()
-        raise typer.Exit(code)
+        app.start_logs()
+        _run(app, options)
 
 
-def _run(options: WatchOptions, settings: Settings, opts: Common, console: Console) -> int:
+def _run(app: Application, options: WatchOptions) -> None:
     import signal
 
     from crunchctl.ledger.legacy import import_on_first_use
-    from crunchctl.run import engine
     from crunchctl.recordings.run import describe
     from crunchctl.watch.session import run_watch
 
+    settings, opts = app.settings, app.opts
+    assert settings is not None
     _describe(options, settings)
+    reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
+        if opts.quiet or plain_output() else LivePanel(app.err)
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
-    with open_ledger(settings, opts, flush_every=1000) as ledger:
+    with app.ledger(flush_every=1000) as ledger:
         import_on_first_use(ledger, settings.tracking_file_path)
-        reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
-            if opts.quiet or plain_output() else LivePanel(console)
-        with engine.signals_to_flags(engine.StopFlags()) as flags:
-            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags)
+        with app.signals(reporter.message) as flags:
+            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags,
+                               page=page_for(settings, ledger))
     s = result.summary
     how = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped (SIGTERM)"}.get(
         s.interrupted_by, "done" if options.once else "stopped")  # type: ignore[arg-type]
     typer.echo(f"watch {how}: " + describe(s, f"pending {len(result.pending)}"))
     for path, reason in result.pending:
         typer.echo(f"pending: {path}: {reason}")
-    return exit_code_for(s)
+    # A watch that runs until stopped is a service; --once is a run over a list of work.
+    app.exit(s, service=not options.once)
 
 
 def _describe(options: WatchOptions, settings: Settings) -> None:
@@ -234,9 +232,6 @@ class PlainLines:
 
 
     def message(self, text: str) -> None:
-        self._line(text)
-
-    def stopping(self, text: str) -> None:
         self._line(text)
 
     def close(self, snap: WatchSnapshot) -> None:
@@ -333,8 +328,6 @@ class LivePanel:
     def message(self, text: str) -> None:
         self.console.print(text)
 
-    def stopping(self, text: str) -> None:
-        pass  # the panel's last row says it
 
     def close(self, snap: WatchSnapshot) -> None:
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import FormatError, IncompleteRecording, UsageError
-from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
+
+if TYPE_CHECKING:
+    from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
 
 __all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
            "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
-           "reader_for", "readiness", "registration"]
+           "reader_for", "readiness", "recording_files", "registration", "registration_for"]
 
 
 @dataclass(frozen=True)
 class Registration:
     """One format: its name, the module holding ``READER``, and the extensions it owns.
 
+    ``options``: the read options (fields of :class:`ReadOptions`, named as settings) that
+    change what this format's reader reads: they are part of the settings digest of its
+    recordings, so a change redoes them (docs/formats.md). ``files``: the name of a function
+    in ``module`` giving every file of one recording, the ledger item first, for formats
+    whose recording is more than one file (SigMF: data and meta); None: the file itself.
     ``needs_sample_rate``: files of this format carry no sample rate (raw IQ), so watch
     looks at them only when one is configured.
     ``typed_by_extension``: the extension names the sample type (raw IQ), so a file of
@@ -32,6 +40,8 @@ class Registration:
     name: str
     module: str
     extensions: tuple[str, ...]
+    options: tuple[str, ...] = ()
+    files: str | None = None
     needs_sample_rate: bool = False
     typed_by_extension: bool = False
 
@@ -41,22 +51,33 @@ class Registration:
 
 
 _REGISTRY: dict[str, Registration] = {}
+_ENDINGS: dict[str, Registration] = {}  # extension -> the first format registering it
 
 
-def register(name: str, module: str, *extensions: str, needs_sample_rate: bool = False,
+def register(name: str, module: str, *extensions: str, options: tuple[str, ...] = (),
+             files: str | None = None, needs_sample_rate: bool = False,
              typed_by_extension: bool = False) -> None:
     """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
+    if any(not e.startswith(".") for e in extensions):
+        raise ValueError(f"format {name}: extensions start with a dot")
     _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
-                                   needs_sample_rate, typed_by_extension)
+                                   tuple(options), files, needs_sample_rate, typed_by_extension)
+    _ENDINGS.clear()
+    for reg in _REGISTRY.values():
+        for ext in reg.extensions:
+            _ENDINGS.setdefault(ext, reg)
 
 
 # ------------------------------------------------------------------ the formats (one line each)
 register("tiq", "crunchctl.formats.tiq", ".tiq")
-register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf")
-register("tdms", "crunchctl.formats.tdms", ".tdms")
-register("wav", "crunchctl.formats.wav", ".wav")
+register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf",
+         options=("center_frequency",), files="recording_files")
+register("tdms", "crunchctl.formats.tdms", ".tdms",
+         options=("sample_rate", "center_frequency", "tdms_channels"))
+register("wav", "crunchctl.formats.wav", ".wav", options=("center_frequency",))
 register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
-         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8", needs_sample_rate=True,
+         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8",
+         options=("sample_rate", "center_frequency"), needs_sample_rate=True,
          typed_by_extension=True)
 
 
@@ -101,18 +122,30 @@ def _sample_types() -> list[str]:
 
 def _by_extension(path: str) -> Registration | None:
     low = os.path.basename(path).lower()
-    best: tuple[int, Registration] | None = None
-    for reg in _REGISTRY.values():
-        for ext in reg.extensions:
-            # The longest matching extension wins (``.sigmf-data`` over a shorter one).
-            if low.endswith(ext) and len(low) > len(ext) and (best is None or len(ext) > best[0]):
-                best = (len(ext), reg)
-    return best[1] if best else None
+    endings = _ENDINGS
+    # The longest matching extension wins (``.sigmf-data`` over a shorter one): try the
+    # name's endings from its first dot on; a name is more than its extension. Looked up,
+    # not searched: a watch asks this for every file of a folder of thousands.
+    i = low.find(".", 1)
+    while i > 0:
+        reg = endings.get(low[i:])
+        if reg is not None:
+            return reg
+        i = low.find(".", i + 1)
+    return None
 
 
 def _load(reg: Registration) -> Reader:
     module = importlib.import_module(reg.module)
     return module.READER  # type: ignore[no-any-return]
+
+
+def registration_for(path: str | os.PathLike, forced: str | None = None) -> Registration | None:
+    """The registration that reads ``path`` (``forced``, else by extension); None if no
+    format claims it. Imports no reader module."""
+    if forced:
+        return _REGISTRY.get(forced.strip().lower())
+    return _by_extension(os.fspath(path))
 
 
 def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
@@ -145,6 +178,18 @@ def _not_a_folder(path: str) -> None:
         raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
                           f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
                           f"run: crunchctl watch --once {path}")
+def recording_files(path: str | os.PathLike, forced: str | None = None) -> tuple[str, ...]:
+    """Every file of the recording ``path`` belongs to, its ledger item first (a SigMF pair:
+    data, then meta); ``(path,)`` for a one-file format or a file no format claims.
+
+    Never raises; imports a reader module only for formats of several files.
+    """
+    path = os.fspath(path)
+    reg = registration_for(path, forced)
+    if reg is None or reg.files is None:
+        return (path,)
+    files = getattr(importlib.import_module(reg.module), reg.files)
+    return tuple(files(path))
 
 
 def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
@@ -152,12 +197,7 @@ def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
 
     Never raises and imports no reader module for extensions it does not know.
     """
-    path = os.fspath(path)
-    low = path.lower()
-    if not forced or forced == "sigmf":
-        if low.endswith(".sigmf-meta") and "sigmf" in _REGISTRY:
-            return path[: -len(".sigmf-meta")] + ".sigmf-data"
-    return path
+    return recording_files(path, forced)[0]
 
 
 def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
@@ -174,6 +214,8 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         FormatError: unknown format or unreadable file (one line naming the file).
         IncompleteRecording: shorter than its header says.
     """
+    from crunchctl.formats.base import ReadOptions
+
     options = options or ReadOptions()
     _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
@@ -210,10 +252,11 @@ def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
 
     Formats without a sample rate of their own (raw IQ) only when one is configured.
     """
-    options = options or ReadOptions()
+    # No ReadOptions built here: ``watch --help`` shows these, and base.py is not needed.
+    rate = options.sample_rate if options is not None else None
     out: list[str] = []
     for reg in _REGISTRY.values():
-        if reg.needs_sample_rate and not options.sample_rate:
+        if reg.needs_sample_rate and not rate:
             continue
         out.extend("*" + e for e in reg.extensions)
     return tuple(out)
@@ -223,11 +266,25 @@ def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
               forced: str | None = None) -> Readiness:
     """Whether a recording is complete enough to process (watch calls this).
 
-    A file no reader claims counts as complete: processing it records the error.
+    For a file no reader claims (a ``--pattern`` beyond the known formats) no format can
+    tell: ``complete`` is None, so the settle time decides, and processing records the
+    error.
     """
+    from crunchctl.formats.base import ReadOptions, Readiness
+
     path = os.fspath(path)
     try:
         reader = reader_for(path, forced)
     except (FormatError, UsageError):
-        return Readiness(True, group=item_path(path, forced))
+        return Readiness(None, group=item_path(path, forced))
     return reader.readiness(path, options or ReadOptions())
+
+
+def __getattr__(name: str) -> Any:
+    # The reader contract's types, imported when first used: ``crunchctl --help`` reads
+    # the registry (``watch --help`` shows its patterns) and needs none of them.
+    if name in ("Block", "Header", "ReadOptions", "Reader", "Readiness"):
+        from crunchctl.formats import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

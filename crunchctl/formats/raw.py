@@ -5,12 +5,11 @@ from the settings (docs/formats.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from crunchctl.errors import FormatError
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 #: extension -> (numpy type of one component, full scale, zero point)
 #: Signed integers: full scale 2^(bits-1); unsigned bytes are centred at 127.5 (RTL-SDR).

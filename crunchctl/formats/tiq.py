@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from crunchctl.errors import IncompleteRecording, TiqError
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crunchctl.errors import ConfigError
+from crunchctl.identity import fingerprint
 from crunchctl.ledger.query import LEGACY_DIGEST
 from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
 from crunchctl.words import count
@@ -118,11 +119,7 @@ def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, 
             continue
         size = mtime_ns = None
         if kind == KIND_IQ:
-            try:
-                st = os.stat(item)
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-            except OSError:
-                pass
+            size, mtime_ns = fingerprint(item)  # all the recording's files, as processing
         new.append(Outcome(
             item=item, kind=kind, source=source, status=status, started=now, finished=now,
             size=size, mtime_ns=mtime_ns, settings_digest=LEGACY_DIGEST, products=[],

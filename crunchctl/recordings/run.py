@@ -15,12 +15,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
-from crunchctl.run import engine
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.run import engine
 from crunchctl.words import count
 
 if TYPE_CHECKING:
@@ -33,23 +33,31 @@ log = logging.getLogger("crunchctl.recordings")
 FLUSH_INTERVAL = 0.5
 
 
+class Page(Protocol):
+    """The control-room page of the web folder (``www.site.WebPage``), built by the command
+    and handed in: this path tells it each outcome and keeps its heartbeat."""
+
+    def note(self, outcome: Outcome, published: list[str]) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class Publisher:
     """Copies each finished recording's PNGs into the web folder, newest recording last.
 
     With parallel workers an older recording can finish after a newer one; the web folder
     keeps showing the newest (by mtime) of each source folder.
+
+    Args:
+        www: the web folder, or None for no web copies.
+        page: the control-room page to tell about each outcome, or None.
     """
 
-    def __init__(self, www: str | None, settings: Settings | None = None,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(self, www: str | None, page: Page | None = None) -> None:
         self.www = www
         self._newest: dict[str, int] = {}
         self._cleaned = False
-        self.page = None  # the control-room page (crunchctl/www), given settings
-        if www and settings is not None:
-            from crunchctl.www.site import WebPage
-
-            self.page = WebPage(www, settings, ledger)
+        self.page = page
 
     def publish(self, outcome: Outcome) -> list[str]:
         if not self.www or outcome.status != OK:
@@ -138,13 +146,12 @@ def prepare_output(settings: Settings) -> Path:
 def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
               *, force: bool = False) -> tuple[list[str], list[str]]:
     """(due, done) among ``paths`` per the ledger's done-state rules (docs/ledger.md)."""
-    from crunchctl.quicklook.task import fingerprint
+    from crunchctl.identity import Digests, fingerprint
 
     if ledger is None or force:
         return list(paths), []
-    candidates = [(p, *fingerprint(p)) for p in paths]
-    done = ledger.done_items(KIND_IQ, candidates, settings.product_digest(),
-                             products=settings.products)
+    candidates = [(p, *fingerprint(p, settings.format)) for p in paths]
+    done = ledger.done_items(KIND_IQ, candidates, Digests(settings), products=settings.products)
     return [p for p in paths if p not in done], [p for p in paths if p in done]
 
 
@@ -157,16 +164,17 @@ class RecordingRun:
         source: the ledger's source column (``process``, ``demo``, ``watch:<folder>``).
         keep_outcomes: keep every outcome in :attr:`outcomes` (a batch run reports them;
             a watch runs for months and keeps counts only).
+        page: the control-room page of the web folder (the command builds it), or None.
     """
 
     def __init__(self, settings: Settings, ledger: Ledger | None, *, source: str,
-                 keep_outcomes: bool = True) -> None:
+                 keep_outcomes: bool = True, page: Page | None = None) -> None:
         self.settings = settings
         self.ledger = ledger
         self.source = source
         self.keep_outcomes = keep_outcomes
         self.summary = engine.RunSummary()
-        self.publisher = Publisher(settings.www_path, settings, ledger)
+        self.publisher = Publisher(settings.www_path, page)
         self.outcomes: list[Outcome] = []
         self.skipped: list[str] = []
         self.published: list[str] = []
@@ -192,12 +200,20 @@ class RecordingRun:
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
         """Tasks whose product stems collide with no other recording of this run."""
+        from crunchctl import catalog
+        from crunchctl.identity import settings_digest
         from crunchctl.quicklook.products import plan_stems
         from crunchctl.quicklook.task import RecordingTask
 
         owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
-        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir())
-        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers)
+        claimed_by = self.ledger.product_owners if self.ledger is not None else None
+        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(),
+                           claimed_by)
+        entries = catalog.chosen(self.settings.products)
+        kinds = [e.name for e in entries]
+        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers,
+                              products=entries,
+                              digest=settings_digest(self.settings, p, kinds))
                 for p in paths]
 
     def finish(self, outcome: Outcome) -> list[str]:
@@ -262,6 +278,7 @@ def process_files(
     source: str = "process",
     reporter: engine.Reporter | None = None,
     flags: engine.StopFlags | None = None,
+    page: Page | None = None,
 ) -> ProcessResult:
     """Process recordings into products, skipping those the ledger says are done.
 
@@ -273,6 +290,7 @@ def process_files(
         source: the ledger's source column (``process``, ``demo``).
         reporter: progress callbacks.
         flags: stop/cancel flags for signal handling.
+        page: the control-room page of the web folder, or None.
 
     Returns:
         The outcomes, the skipped items, the web copies and the run summary.
@@ -283,7 +301,7 @@ def process_files(
     from crunchctl.quicklook.task import process_recording
 
     prepare_output(settings)
-    run = RecordingRun(settings, ledger, source=source)
+    run = RecordingRun(settings, ledger, source=source, page=page)
     due = run.plan(unique_paths(paths), force=force)
     result = ProcessResult(run.summary, run.outcomes, run.skipped, run.published)
     if not due:

@@ -232,7 +232,7 @@ class FolderWatcher:
 
     Args:
         folder: the folder to watch (absolute).
-        patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``("*.tiq",)``.
+        patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``formats.patterns()``.
         recursive: watch sub-folders too.
         poll: None for the platform's native observer (inotify, FSEvents, ...); seconds for
             polling (:class:`ScanPoller`; network shares deliver no events).

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crunchctl.run.engine import RunSummary
     from crunchctl.outcome import Outcome
+    from crunchctl.run.engine import RunSummary
 
 log = logging.getLogger("crunchctl.watch")
 
@@ -47,7 +47,6 @@ class WatchReporter:
     def item_done(self, outcome: Outcome, published: list[str]) -> None: ...
     def waiting(self, path: str, reason: str) -> None: ...
     def message(self, text: str) -> None: ...
-    def stopping(self, text: str) -> None: ...
     def close(self, snapshot: WatchSnapshot) -> None: ...
 
 

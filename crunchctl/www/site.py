@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crunchctl import __version__
+from crunchctl import __version__, formats
 from crunchctl.www import history, page, status_doc
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class WebPage:
                             "finished": outcome.finished, "error": outcome.error}
         if outcome.status != OK:
             return
-        full, zoom = history.split_pngs(outcome.products)
+        full, zoom = history.split_pngs(item, outcome.products)
         if not (full or zoom):
             return
         acquired = status_doc.acquisition_start(item, outcome.products)
@@ -326,7 +326,8 @@ class WebPage:
                     errors.append({"item": row["item"], "error": row["error"],
                                    "finished": row["finished"]})
             suffixes = ((led["suffixes"] if led else set())
-                        | {_suffix(n) for n in mine}) - {""} or {".tiq"}
+                        | {_suffix(n) for n in mine}) - {""} or {
+                            _suffix(p) for p in formats.patterns()}
             pending = _count_pending(
                 (n for n in _recording_names(folder, suffixes) if n not in mine),
                 led["attempted"] if led else None)

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from crunchctl.cli import app
-from conftest import small_args
-
-runner = CliRunner()
+from conftest import invoke as run, small_args
 
 PROGRESS = {"completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
             "errors": ["'orbit_003'"], "no_data": ["'orbit_005'"], "last_index": 4,
             "schema_version": 1}
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_import_both_formats_once(tmp_path):
