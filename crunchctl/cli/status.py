@@ -192,6 +192,7 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
     """A table whose ``path_col`` holds paths: never cut inside a file name. With
     ``counts`` the other columns are numbers (right-aligned)."""
     from rich import box
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
@@ -219,8 +220,10 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
         for r, full in zip(rows, whole):
             console.print(Text(shorten_path(full[path_col], console.width)), no_wrap=True,
                           crop=False, overflow="ignore")
-            console.print(Text("    " + "  ".join(x for i, x in enumerate(r)
-                                                  if i != path_col and x)))
+            # The rest under it, indented as a whole when it wraps.
+            console.print(Padding(Text("  ".join(x for i, x in enumerate(r)
+                                                 if i != path_col and x)), (0, 0, 0, 4),
+                                  expand=False))
         return
     if not console.is_terminal:
         # Off a terminal nobody reads the width: make it what the table needs.

@@ -3,6 +3,7 @@ that keep the folder a file is in, help a person reads, counts in the right numb
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -256,18 +257,45 @@ def test_a_watched_folder_coming_back_is_said_once(tmp_path):
     assert log.count("the watched folder is back; rescanning it") == 1  # still in the log
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (Linux ``/proc``)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for kid in map(int, kids):
+            out += [kid, *descendants(kid)]
+    return out
+
+
 def test_a_stopping_watch_says_what_is_in_progress_without_1_recordings(tmp_path):
     folder = tmp_path / "rec"
     folder.mkdir()
-    # Big enough to be in progress for a while (about 2 s here) when the watch is stopped.
-    make_recording(folder / "big.tiq", RecordingSpec(nframes=64, lframes=65536, fs=1e6,
-                                                     center=100e6))
+    for name in ("a.tiq", "b.tiq"):
+        make_recording(folder / name, RecordingSpec(nframes=64, lframes=65536, fs=1e6,
+                                                    center=100e6))
     proc, err = start_watch(tmp_path, folder, "-j", "1", "--lframes", "65536")
+    frozen: list[int] = []
     try:
-        time.sleep(0.3)
+        # The first recording is done: the one worker takes the second. Freeze the workers,
+        # so that one is still in progress when the watch is told to stop.
+        wait_for(lambda: " ok " in err.read_text(), 60, "the first recording")
+        frozen = descendants(proc.pid)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stopping" in err.read_text(), 30, "the stop line")
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        frozen = []
         assert proc.wait(60) == 0
     finally:
+        for pid in frozen:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
         if proc.poll() is None:
             proc.kill()
     text = err.read_text()
