@@ -129,7 +129,8 @@ DbRangeOpt = Annotated[Optional[str], typer.Option(
 ScalingOpt = Annotated[Optional[str], typer.Option(
     "--scaling", help="Mean power as spectrum (V², a tone reads its power) or density "
     "(V²/Hz), as scipy.signal.periodogram [default: spectrum].", show_default=False,
-    rich_help_panel=LINES, autocompletion=lambda: ["spectrum", "density"])]
+    rich_help_panel=LINES, metavar="spectrum|density",
+    autocompletion=lambda: ["spectrum", "density"])]
 
 
 def levels(peaks: int | None, peak_snr: float | None, db_range: str | None,

@@ -122,7 +122,7 @@ def test_help_shows_metavars_a_person_reads(command):
             assert m.group(1) in FLAGS, f"{m.group(1)} shows no metavar: {line!r}"
 
 
-FLAGS = {"--version", "--verbose", "--quiet", "--install-completion", "--show-completion",
+FLAGS = {"--csv", "--version", "--verbose", "--quiet", "--install-completion", "--show-completion",
          "--help", "--force", "--json", "--recursive", "--once", "--errors", "--list", "--all",
          "--dry-run", "--yes", "--noise-only", "--verify-checksum", "--resume"}
 
@@ -346,9 +346,13 @@ def test_the_quicklook_subtitles_name_the_window(tmp_path, make_tiq):
     with np.load(out / "w.npz") as z:
         freqs, times, power = z["arr_0"][0], z["arr_1"][:, 0], z["arr_2"]
         assert str(z["window"]) == "hann"
+    from crunchctl.quicklook import levels
+
     settings = Settings(lframes=1024, zoom_span=2e5, window="hann")
     title = task.title_for(str(path), task.open_for(str(path), settings).header)
-    style = render.Style(cmap="viridis")
+    style = render.Style(cmap="viridis", scaling="spectrum")
+    # The pictures show power in the spectrum scaling (the NPZ keeps |FFT|²).
+    power = power * np.float32(levels.power_factor("spectrum", "hann", 1024, 1e6))
     # The pictures crunchctl wrote are these pictures, subtitles and all.
     expected_full = "centre 100 MHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
     expected_zoom = "span 200 kHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
