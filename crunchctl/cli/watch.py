@@ -14,10 +14,10 @@ import typer
 
 from crunchctl import formats
 from crunchctl.cli import options as opt
-from crunchctl.cli.application import Application, page_for
 from crunchctl.cli.output import plain_output
 
 if TYPE_CHECKING:
+    from crunchctl.cli.application import Application
     from rich.console import Console
 
     from crunchctl.config import Settings
@@ -100,6 +100,8 @@ def watch(
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
                      log_file=log_file) as app:
         from crunchctl.errors import UsageError
@@ -132,6 +134,7 @@ def watch(
 def _run(app: Application, options: WatchOptions) -> None:
     import signal
 
+    from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings.run import describe
     from crunchctl.watch.session import run_watch
