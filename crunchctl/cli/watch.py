@@ -95,8 +95,9 @@ def watch(
     processed once the bytes its header announces are all there; a recording is processed
     once per version and again when it changes. Ctrl-C or SIGTERM: no new work, recordings
     in progress finish (Ctrl-C again cancels them), the ledger is flushed; exit 130 after
-    Ctrl-C, after SIGTERM 0 (1 if a recording's latest attempt failed). One watch per
-    folder and ledger: a second one refuses to start.
+    Ctrl-C, 0 after SIGTERM (failed recordings are error rows, counted in the summary;
+    --once exits 1 when one failed). One watch per folder and ledger: a second one
+    refuses to start.
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
