@@ -8,24 +8,22 @@ No heavy imports here: the CLI reads settings before any numerics run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crunchctl import catalog
 from crunchctl.errors import ConfigError
 
 ENV_PREFIX = "CRUNCHCTL_"
 APP_NAME = "crunchctl"
 
 WINDOWS = ("rectangular", "hann", "hamming", "blackman")
-#: The products a recording can have, in their canonical order (see docs/products.md).
-PRODUCTS = ("png", "zoom", "npz", "spectrum")
 
-#: key -> (type, default, help). Types: int, float, str, "path", "window".
+#: key -> (type, default, help). Types: int, float, str, "path", "window", "products",
+#: "format" (a ``--format`` value, see ``formats.check_name``).
 KEYS: dict[str, tuple[Any, Any, str]] = {
     # [paths]
     "folder_path": ("path", None, "folder the recorder writes recordings into (watch)"),
@@ -44,9 +42,10 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "cmap": (str, "viridis", "matplotlib colour map of the quicklooks"),
     "workers": (int, None, "worker processes (default: the number of cores)"),
     "num_threads": (int, None, "legacy name of workers"),
-    "products": ("products", "png,zoom,npz", "products per recording, out of png, zoom, npz, spectrum"),
+    "products": ("products", catalog.DEFAULT,
+                 "products per recording, out of " + catalog.describe()),
     # recording formats (see docs/formats.md)
-    "format": (str, None, "force one recording format for every input (default: by extension)"),
+    "format": ("format", None, "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)"),
     "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
     "center_frequency": (float, None, "centre frequency of raw and WAV IQ files, Hz (default 0)"),
     "tdms_channels": (str, None, "TDMS I and Q channels as GROUP/I,GROUP/Q"),
@@ -63,6 +62,14 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "quiet_after": (float, None, "minutes without a new recording after which watch warns"),
 }
 TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
+#: Settings that never shape a product: where things go, how work is run and shown. Every
+#: other setting is declared by a product (``catalog.py``) or a format's read options
+#: (``formats/__init__.py``), or shapes every product (``identity.ALWAYS``); the settings
+#: digest is built from those declarations (docs/ledger.md).
+NOT_SHAPING = frozenset({
+    "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
+    "num_threads", "products", "verify_checksum", "scheduler", "scheduler_timeout", "www_history",
+    "www_stale_after", "www_refresh", "incomplete_after", "quiet_after"})
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
 #: gigabytes per frame.
@@ -95,7 +102,7 @@ class Settings:
     window: str = "rectangular"
     cmap: str = "viridis"
     workers: int = 0
-    products: str = "png,zoom,npz"
+    products: str = catalog.DEFAULT
     format: str | None = None
     sample_rate: float | None = None
     center_frequency: float | None = None
@@ -114,15 +121,6 @@ class Settings:
 
     def output_dir(self) -> Path:
         return Path(self.output_path or "crunchctl-out").absolute()
-
-    def product_digest(self) -> str:
-        """Digest of everything that shapes the products (done-state compares it)."""
-        shaping = {k: getattr(self, k) for k in
-                   ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window", "cmap")}
-        shaping["output"] = str(self.output_dir())
-        shaping["format"] = 1
-        raw = json.dumps(shaping, sort_keys=True).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def default_config_path() -> Path:
@@ -209,12 +207,21 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 raise ValueError
         elif kind == "products":
             value = normalise_products(value)
+        elif kind == "format":
+            from crunchctl.errors import UsageError
+            from crunchctl.formats import check_name
+
+            try:
+                value = check_name(str(value))  # one spelling: "cf32" is "raw:cf32"
+            except UsageError as e:
+                raise ConfigError(f"{_label(key, value, where)}: "
+                                  f"{str(e).split('; ', 1)[-1]}") from None
         else:
             value = str(value)
     except (TypeError, ValueError):
         expected = {int: "a whole number", float: "a number", "path": "a path", bool: "true or false",
                     "window": "one of " + ", ".join(WINDOWS),
-                    "products": "a comma list out of " + ", ".join(PRODUCTS)}.get(kind, "text")
+                    "products": "a comma list out of " + catalog.describe()}.get(kind, "text")
         raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
         raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
@@ -245,13 +252,9 @@ def normalise_products(value: Any) -> str:
     """A products list (comma text or a sequence) in canonical order, e.g. ``"png,npz"``.
 
     Raises:
-        ValueError: empty, or a name that is not one of :data:`PRODUCTS`.
+        ValueError: empty, or a name that is not in the product table (``catalog.py``).
     """
-    names = value.split(",") if isinstance(value, str) else list(value)
-    chosen = {str(n).strip().lower() for n in names if str(n).strip()}
-    if not chosen or not chosen <= set(PRODUCTS):
-        raise ValueError
-    return ",".join(p for p in PRODUCTS if p in chosen)
+    return catalog.normalise(value)
 
 
 def resolve(config_file: str | os.PathLike | None = None,

@@ -11,6 +11,7 @@ from crunchctl.cli.app import app
 from crunchctl.cli.batch import batch
 from crunchctl.cli.demo import demo
 from crunchctl.cli.importcmd import import_
+from crunchctl.cli.output import Command
 from crunchctl.cli.process import process
 from crunchctl.cli.reset import reset
 from crunchctl.cli.status import status
@@ -23,6 +24,8 @@ app.command("import")(import_)
 app.command("demo")(demo)
 app.command("watch")(watch)
 app.command("batch")(batch)
+for _info in app.registered_commands:  # help that names arguments as a person reads them
+    _info.cls = Command
 
 __all__ = ["app", "main"]
 

@@ -17,17 +17,20 @@ if TYPE_CHECKING:
 def demo(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Option(
-        "--dir", help="Folder for the demo recording, products, web folder and ledger.",
+        "--dir", metavar="DIR",
+        help="Folder for the demo recording, products, web folder and ledger.",
         file_okay=False)] = Path("crunchctl-demo"),
     frames: Annotated[int, typer.Option(
-        "--frames", help="Frames of 65536 samples in the recording (94 is about 50 MB).",
+        "--frames", metavar="N",
+        help="Frames of 65536 samples in the recording (94 is about 50 MB).",
         min=1)] = 94,
     noise_only: Annotated[bool, typer.Option(
         "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
     workers: opt.WorkersOpt = None,
     products: opt.ProductsOpt = None,
     ledger: Annotated[Optional[Path], typer.Option(
-        "--ledger", help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
+        "--ledger", metavar="DIR",
+        help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
     log_file: opt.LogFileOpt = None,
     verbose: opt.VerboseOpt = 0,
     quiet: opt.QuietOpt = False,

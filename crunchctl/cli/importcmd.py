@@ -29,6 +29,7 @@ def import_(
     with Application(ctx, config=config, ledger=ledger, verbose=verbose,
                      quiet=quiet) as app:
         from crunchctl.ledger.legacy import import_legacy, read_legacy
+        from crunchctl.words import count
 
         app.configure()
         for path in legacy:
@@ -36,6 +37,6 @@ def import_(
         with app.ledger() as led:
             for path in legacy:
                 added, present = import_legacy(led, path)
-                typer.echo(f"{path}: imported {added} entries"
+                typer.echo(f"{path}: imported {count(added, 'entry', 'entries')}"
                            + (f" ({present} already in the ledger)" if present else ""))
             typer.echo(f"ledger: {led.path}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl import catalog
 from crunchctl.config import WINDOWS
 
 if TYPE_CHECKING:
@@ -21,12 +22,14 @@ CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "jet", "gray")
 
 # ----------------------------------------------------------------- every command
 ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", "-c", help="Config file (TOML; a legacy datacrunch config works unchanged).",
+    "--config", "-c", metavar="FILE",
+    help="Config file (TOML; a legacy datacrunch config works unchanged).",
     envvar="CRUNCHCTL_CONFIG", dir_okay=False, show_default=False)]
 LedgerOpt = Annotated[Optional[Path], typer.Option(
-    "--ledger", help="Ledger folder [default: the user's state dir].", show_default=False)]
+    "--ledger", metavar="DIR",
+    help="Ledger folder [default: the user's state dir].", show_default=False)]
 LogFileOpt = Annotated[Optional[Path], typer.Option(
-    "--log-file", help="Log file [default: the user's log dir].", dir_okay=False,
+    "--log-file", metavar="FILE", help="Log file [default: the user's log dir].", dir_okay=False,
     show_default=False)]
 VerboseOpt = Annotated[int, typer.Option(
     "--verbose", "-v", count=True, help="More output; -v shows tracebacks, -vv debug.")]
@@ -35,15 +38,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 # ------------------------------------------------------------- commands that write
 OutputOpt = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", help="Folder for the products [default: ./crunchctl-out].",
+    "--output", "-o", metavar="DIR", help="Folder for the products [default: ./crunchctl-out].",
     file_okay=False, show_default=False)]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", "-j", help="Worker processes [default: number of cores].", show_default=False)]
+    "--workers", "-j", metavar="N",
+    help="Worker processes [default: number of cores].", show_default=False)]
 WwwOpt = Annotated[Optional[Path], typer.Option(
-    "--www", help="Web folder: <folder>.png and zoom_<folder>.png after each recording.",
+    "--www", metavar="DIR",
+    help="Web folder: <folder>.png and zoom_<folder>.png after each recording.",
     file_okay=False, show_default=False)]
 SchedulerOpt = Annotated[Optional[str], typer.Option(
-    "--scheduler", help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
+    "--scheduler", metavar="ADDRESS",
+    help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
     "scheduler file (.json), or 'local' for --workers local Dask processes. Workers need "
     "the same paths (a shared file system).", show_default=False)]
 SchedulerTimeoutOpt = Annotated[Optional[float], typer.Option(
@@ -53,31 +59,45 @@ SchedulerTimeoutOpt = Annotated[Optional[float], typer.Option(
 
 # ----------------------------------------------------------------------- numerics
 LframesOpt = Annotated[Optional[int], typer.Option(
-    "--lframes", help="FFT length, samples per frame [default: 65536].", show_default=False,
+    "--lframes", metavar="N",
+    help="FFT length, samples per frame [default: 65536].", show_default=False,
     rich_help_panel=SPECTROGRAM)]
 NframesOpt = Annotated[Optional[int], typer.Option(
-    "--nframes", help="Frames read from the start of each recording [default: all].",
+    "--nframes", metavar="N", help="Frames read from the start of each recording [default: all].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 NavgOpt = Annotated[Optional[int], typer.Option(
-    "--n-avg", help="Average every N frames for the zoom image [default: 1].",
+    "--n-avg", metavar="N", help="Average every N frames for the zoom image [default: 1].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 ZoomCenterOpt = Annotated[Optional[float], typer.Option(
-    "--zoom-center", help="Zoom centre, Hz offset from the recording's centre [default: 0].",
+    "--zoom-center", metavar="HZ",
+    help="Zoom centre, Hz offset from the recording's centre [default: 0].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 ZoomSpanOpt = Annotated[Optional[float], typer.Option(
-    "--zoom-span", help="Zoom span, Hz [default: 1e6].", show_default=False,
+    "--zoom-span", metavar="HZ", help="Zoom span, Hz [default: 1e6].", show_default=False,
     rich_help_panel=SPECTROGRAM)]
 WindowOpt = Annotated[Optional[str], typer.Option(
-    "--window", help="FFT window: rectangular (legacy numbers), hann, hamming, blackman.",
+    "--window", metavar="NAME",
+    help="FFT window: rectangular (legacy numbers), hann, hamming, blackman.",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(WINDOWS))]
 CmapOpt = Annotated[Optional[str], typer.Option(
-    "--cmap", help="Matplotlib colour map of the quicklooks [default: viridis].",
+    "--cmap", metavar="NAME", help="Matplotlib colour map of the quicklooks [default: viridis].",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
+
+
+def _product_choices(incomplete: str = "") -> list[str]:
+    """Completions of ``--products``: the default, then the list typed so far plus each
+    product of the table not in it yet (``png,zo`` -> ``png,zoom``)."""
+    done, _, last = incomplete.rpartition(",")
+    have = [p for p in done.split(",") if p]
+    head = done + "," if done else ""
+    out = [head + n for n in catalog.names() if n not in have and n.startswith(last)]
+    return out if done else [catalog.DEFAULT, *out]
+
+
 ProductsOpt = Annotated[Optional[str], typer.Option(
-    "--products", help="Products per recording, a comma list out of png, zoom, npz, spectrum "
-    "[default: png,zoom,npz].", show_default=False, rich_help_panel=SPECTROGRAM,
-    autocompletion=lambda: ["png,zoom,npz", "png,zoom", "png,zoom,spectrum",
-                            "png,zoom,npz,spectrum", "spectrum"])]
+    "--products", metavar="LIST", help=f"Products per recording, a comma list out of {catalog.describe()} "
+    f"[default: {catalog.DEFAULT}].", show_default=False, rich_help_panel=SPECTROGRAM,
+    autocompletion=_product_choices)]
 
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,
@@ -107,6 +127,29 @@ def check_cmap(settings: Settings) -> None:
                           f"(for example viridis, magma, inferno, jet)")
 
 
+# ---------------------------------------------------------------- status and reset
+
+
+def status_choices(*choices: str) -> Any:
+    """A ``--status`` callback: each value (repeatable, or a comma list) must be one of
+    ``choices``; anything else is a usage error naming them."""
+
+    def check(values: list[str] | None) -> list[str] | None:
+        if not values:
+            return values
+        out = []
+        for value in values:
+            for name in (v.strip().lower() for v in value.split(",")):
+                if name not in choices:
+                    raise typer.BadParameter(
+                        f"{name!r} is not a status; choose {', '.join(choices[:-1])} or "
+                        f"{choices[-1]}")
+                out.append(name)
+        return out
+
+    return check
+
+
 # ------------------------------------------------------------- recording formats
 FORMATS = "Recording formats"  # help panel (docs/formats.md)
 
@@ -114,32 +157,36 @@ FORMATS = "Recording formats"  # help panel (docs/formats.md)
 def _format_names() -> list[str]:
     from crunchctl import formats
 
-    return formats.names()
+    return formats.names() + [t for n in formats.names()
+                              for t in formats.registration(n).sample_types()]
 
 
 def _check_format(value: str | None) -> str | None:
     if value is None:
         return None
     from crunchctl import formats
+    from crunchctl.errors import UsageError
 
-    if value.strip().lower() not in formats.names():
-        raise typer.BadParameter(f"unknown format {value!r}; choose one of "
-                                 f"{', '.join(formats.names())}")
-    return value.strip().lower()
+    try:
+        return formats.check_name(value)
+    except UsageError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 FormatOpt = Annotated[Optional[str], typer.Option(
-    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw) "
-    "[default: by extension].", show_default=False, rich_help_panel=FORMATS,
+    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw), or as "
+    "raw IQ of one sample type (cf32, cs16, cu8, ...; also raw:cf32) for raw files whose "
+    "extension does not say it (HackRF .iq, GNU Radio .dat/.bin) [default: by extension].",
+    metavar="FORMAT", show_default=False, rich_help_panel=FORMATS,
     callback=_check_format, autocompletion=_format_names)]
 SampleRateOpt = Annotated[Optional[float], typer.Option(
-    "--sample-rate", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
+    "--sample-rate", metavar="HZ", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
     show_default=False, rich_help_panel=FORMATS)]
 CenterOpt = Annotated[Optional[float], typer.Option(
-    "--center", help="Centre frequency of raw and WAV IQ files, Hz [default: 0].",
+    "--center", metavar="HZ", help="Centre frequency of raw and WAV IQ files, Hz [default: 0].",
     show_default=False, rich_help_panel=FORMATS)]
 TdmsChannelsOpt = Annotated[Optional[str], typer.Option(
-    "--tdms-channels", help="TDMS I and Q channels as GROUP/I,GROUP/Q "
+    "--tdms-channels", metavar="CHANNELS", help="TDMS I and Q channels as GROUP/I,GROUP/Q "
     "[default: RecordData/I,RecordData/Q].", show_default=False, rich_help_panel=FORMATS)]
 VerifyChecksumOpt = Annotated[Optional[bool], typer.Option(
     "--verify-checksum/--no-verify-checksum", help="Verify a SigMF recording's SHA-512 "

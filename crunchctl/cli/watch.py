@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl import formats
+from crunchctl import formats, words
 from crunchctl.cli import options as opt
 from crunchctl.cli.output import plain_output
 
@@ -34,7 +34,7 @@ def watch(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
     pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", show_default=False,
+        "--pattern", metavar="GLOB", show_default=False,
         help="File-name pattern of recordings (case-insensitive); repeat it for several "
              f"[default: every format crunchctl reads: {' '.join(formats.patterns())}; raw "
              "IQ too when --sample-rate is given].")] = None,
@@ -192,7 +192,7 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
 
 
 def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
+    return words.stamp()
 
 
 def _name(path: str) -> str:
@@ -375,7 +375,7 @@ class LivePanel:
             grid.add_row("working", ", ".join(_name(p) for p in s.in_progress))
         if s.last is not None:
             o = s.last
-            when = time.strftime("%H:%M:%S", time.localtime(o.finished))
+            when = words.when(o.finished, date=False)
             line = Text(f"{_name(o.item)}  ")
             line.append(o.status, style="green" if o.status == "ok" else "red")
             line.append(f"  {o.duration:.2f} s  at {when}")
@@ -405,12 +405,12 @@ class LivePanel:
                 lines.append(f"\n+{len(s.pending) - len(shown)} more", style="dim")
             grid.add_row("pending", lines)
         if s.restarts:
-            grid.add_row("events", f"observer restarted {s.restarts} times")
+            grid.add_row("events", f"observer restarted {words.count(s.restarts, 'time')}")
         if s.quiet_since is not None:
             quiet = int(time.time() - s.quiet_since) // 60
             grid.add_row("quiet", Text(f"no new recording since "
-                                          f"{time.strftime('%H:%M', time.localtime(s.quiet_since))}"
-                                          f" ({quiet} min)", style="yellow"))
+                                       f"{words.when(s.quiet_since, date=False, seconds=False)}"
+                                       f" ({quiet} min)", style="yellow"))
         if s.stopping:
             grid.add_row("", Text("stopping: waiting for the recordings in progress "
                                   "(Ctrl-C again cancels them)" if s.in_progress

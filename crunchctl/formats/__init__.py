@@ -18,39 +18,67 @@ if TYPE_CHECKING:
 
 __all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
            "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
-           "reader_for", "readiness", "registration"]
+           "reader_for", "readiness", "recording_files", "registration", "registration_for"]
 
 
 @dataclass(frozen=True)
 class Registration:
     """One format: its name, the module holding ``READER``, and the extensions it owns.
 
+    ``options``: the read options (fields of :class:`ReadOptions`, named as settings) that
+    change what this format's reader reads: they are part of the settings digest of its
+    recordings, so a change redoes them (docs/formats.md). ``files``: the name of a function
+    in ``module`` giving every file of one recording, the ledger item first, for formats
+    whose recording is more than one file (SigMF: data and meta); None: the file itself.
     ``needs_sample_rate``: files of this format carry no sample rate (raw IQ), so watch
     looks at them only when one is configured.
+    ``typed_by_extension``: the extension names the sample type (raw IQ), so a file of
+    any name can be read as one type with ``--format cf32`` or ``--format raw:cf32`` (the
+    reader's ``typed(sample_type)``).
     """
 
     name: str
     module: str
     extensions: tuple[str, ...]
+    options: tuple[str, ...] = ()
+    files: str | None = None
     needs_sample_rate: bool = False
+    typed_by_extension: bool = False
+
+    def sample_types(self) -> tuple[str, ...]:
+        """The sample types ``--format`` may name (``cf32``, ``cs16``, ...), if any."""
+        return tuple(e[1:] for e in self.extensions) if self.typed_by_extension else ()
 
 
 _REGISTRY: dict[str, Registration] = {}
+_ENDINGS: dict[str, Registration] = {}  # extension -> the first format registering it
 
 
-def register(name: str, module: str, *extensions: str, needs_sample_rate: bool = False) -> None:
+def register(name: str, module: str, *extensions: str, options: tuple[str, ...] = (),
+             files: str | None = None, needs_sample_rate: bool = False,
+             typed_by_extension: bool = False) -> None:
     """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
+    if any(not e.startswith(".") for e in extensions):
+        raise ValueError(f"format {name}: extensions start with a dot")
     _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
-                                   needs_sample_rate)
+                                   tuple(options), files, needs_sample_rate, typed_by_extension)
+    _ENDINGS.clear()
+    for reg in _REGISTRY.values():
+        for ext in reg.extensions:
+            _ENDINGS.setdefault(ext, reg)
 
 
 # ------------------------------------------------------------------ the formats (one line each)
 register("tiq", "crunchctl.formats.tiq", ".tiq")
-register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf")
-register("tdms", "crunchctl.formats.tdms", ".tdms")
-register("wav", "crunchctl.formats.wav", ".wav")
+register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf",
+         options=("center_frequency",), files="recording_files")
+register("tdms", "crunchctl.formats.tdms", ".tdms",
+         options=("sample_rate", "center_frequency", "tdms_channels"))
+register("wav", "crunchctl.formats.wav", ".wav", options=("center_frequency",))
 register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
-         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8", needs_sample_rate=True)
+         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8",
+         options=("sample_rate", "center_frequency"), needs_sample_rate=True,
+         typed_by_extension=True)
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -71,24 +99,40 @@ def extensions() -> list[str]:
 
 
 def check_name(name: str | None) -> str | None:
-    """A ``--format`` value, lower-cased; UsageError if no format has that name."""
+    """A ``--format`` value in its one spelling: a format name (``tiq``), or a format and a
+    sample type (``raw:cf32``, also given as ``cf32``); UsageError if it names neither."""
     if name is None or name == "":
         return None
     key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise UsageError(f"unknown format {name!r}; crunchctl reads {', '.join(_REGISTRY)}")
-    return key
+    if key in _REGISTRY:
+        return key
+    fmt, _, sample_type = key.rpartition(":")
+    sample_type = sample_type.lstrip(".")
+    for reg in _REGISTRY.values():
+        if fmt in ("", reg.name) and sample_type in reg.sample_types():
+            return f"{reg.name}:{sample_type}"
+    raise UsageError(f"unknown format {name!r}; choose one of {', '.join(_REGISTRY)}, or "
+                     f"a raw IQ sample type for files whose extension does not say it: "
+                     f"{', '.join(_sample_types())} (also written raw:cf32)")
+
+
+def _sample_types() -> list[str]:
+    return [t for reg in _REGISTRY.values() for t in reg.sample_types()]
 
 
 def _by_extension(path: str) -> Registration | None:
     low = os.path.basename(path).lower()
-    best: tuple[int, Registration] | None = None
-    for reg in _REGISTRY.values():
-        for ext in reg.extensions:
-            # The longest matching extension wins (``.sigmf-data`` over a shorter one).
-            if low.endswith(ext) and len(low) > len(ext) and (best is None or len(ext) > best[0]):
-                best = (len(ext), reg)
-    return best[1] if best else None
+    endings = _ENDINGS
+    # The longest matching extension wins (``.sigmf-data`` over a shorter one): try the
+    # name's endings from its first dot on; a name is more than its extension. Looked up,
+    # not searched: a watch asks this for every file of a folder of thousands.
+    i = low.find(".", 1)
+    while i > 0:
+        reg = endings.get(low[i:])
+        if reg is not None:
+            return reg
+        i = low.find(".", i + 1)
+    return None
 
 
 def _load(reg: Registration) -> Reader:
@@ -96,8 +140,17 @@ def _load(reg: Registration) -> Reader:
     return module.READER  # type: ignore[no-any-return]
 
 
+def registration_for(path: str | os.PathLike, forced: str | None = None) -> Registration | None:
+    """The registration that reads ``path`` (``forced``, else by extension); None if no
+    format claims it. Imports no reader module."""
+    if forced:
+        return _REGISTRY.get(forced.strip().lower())
+    return _by_extension(os.fspath(path))
+
+
 def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
-    """The reader for ``path``: ``forced`` (a format name) if given, else by extension.
+    """The reader for ``path``: ``forced`` (a ``--format`` value, see :func:`check_name`)
+    if given, else by extension.
 
     Raises:
         FormatError: the extension is not one crunchctl knows (the message lists them).
@@ -105,13 +158,38 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
     """
     path = os.fspath(path)
     if forced:
-        return _load(_REGISTRY[check_name(forced)])  # type: ignore[index]
+        name, _, sample_type = check_name(forced).partition(":")  # type: ignore[union-attr]
+        reader = _load(_REGISTRY[name])
+        return reader.typed(sample_type) if sample_type else reader  # type: ignore[attr-defined]
     reg = _by_extension(path)
     if reg is None:
+        _not_a_folder(path)
         ext = os.path.splitext(path)[1] or "(none)"
         raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
-                          f"reads {' '.join(extensions())}, or give --format NAME")
+                          f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
+                          f"of any name: --format cf32, cs16, cu8, ...)")
     return _load(reg)
+
+
+def _not_a_folder(path: str) -> None:
+    """FormatError if ``path`` is a folder (directory): say so, and how to process what it
+    holds."""
+    if os.path.isdir(path):
+        raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
+                          f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
+                          f"run: crunchctl watch --once {path}")
+def recording_files(path: str | os.PathLike, forced: str | None = None) -> tuple[str, ...]:
+    """Every file of the recording ``path`` belongs to, its ledger item first (a SigMF pair:
+    data, then meta); ``(path,)`` for a one-file format or a file no format claims.
+
+    Never raises; imports a reader module only for formats of several files.
+    """
+    path = os.fspath(path)
+    reg = registration_for(path, forced)
+    if reg is None or reg.files is None:
+        return (path,)
+    files = getattr(importlib.import_module(reg.module), reg.files)
+    return tuple(files(path))
 
 
 def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
@@ -119,12 +197,7 @@ def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
 
     Never raises and imports no reader module for extensions it does not know.
     """
-    path = os.fspath(path)
-    low = path.lower()
-    if not forced or forced == "sigmf":
-        if low.endswith(".sigmf-meta") and "sigmf" in _REGISTRY:
-            return path[: -len(".sigmf-meta")] + ".sigmf-data"
-    return path
+    return recording_files(path, forced)[0]
 
 
 def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
@@ -144,6 +217,7 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
     from crunchctl.formats.base import ReadOptions
 
     options = options or ReadOptions()
+    _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
     header = reader.probe(os.fspath(path), options)
     cut = getattr(reader, "as_far_as_it_goes", None)

@@ -33,13 +33,14 @@ class ReadOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ReadOptions:
-        """The read options of resolved settings (None: the defaults); the one answer."""
+        """The options of the settings of the same names (every field is a setting); None
+        gives the defaults. The one answer for every command."""
+        import dataclasses
+
         if settings is None:
             return cls()
-        return cls(sample_rate=getattr(settings, "sample_rate", None),
-                   center_frequency=getattr(settings, "center_frequency", None),
-                   tdms_channels=getattr(settings, "tdms_channels", None),
-                   verify_checksum=bool(getattr(settings, "verify_checksum", False)))
+        return cls(**{f.name: getattr(settings, f.name, f.default)
+                      for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)

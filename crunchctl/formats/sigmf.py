@@ -13,7 +13,7 @@ from typing import Any
 
 from crunchctl.errors import FormatError, IncompleteRecording
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 META, DATA, ARCHIVE = ".sigmf-meta", ".sigmf-data", ".sigmf"
 _DATATYPE = re.compile(r"^(c|r)(f32|f64|i32|i16|u32|u16|i8|u8)(_le|_be)?$")
@@ -27,6 +27,15 @@ def pair(path: str) -> tuple[str, str]:
             base = path[: -len(ext)]
             return base + META, base + DATA
     return path + META, path + DATA
+
+
+def recording_files(path: str) -> tuple[str, ...]:
+    """The files of the recording ``path`` belongs to, the ledger item first: data, then
+    meta; an archive is one file. The registry asks this (docs/formats.md)."""
+    if not path.lower().endswith((META, DATA)):
+        return (path,)  # an archive, or another name read as SigMF
+    meta, data = pair(path)
+    return data, meta
 
 
 def _datatype_info(path: str, datatype: Any) -> tuple[str, float, float]:

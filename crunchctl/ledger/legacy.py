@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crunchctl.errors import ConfigError
+from crunchctl.identity import fingerprint
 from crunchctl.ledger.query import LEGACY_DIGEST
 from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -117,11 +119,7 @@ def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, 
             continue
         size = mtime_ns = None
         if kind == KIND_IQ:
-            try:
-                st = os.stat(item)
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-            except OSError:
-                pass
+            size, mtime_ns = fingerprint(item)  # all the recording's files, as processing
         new.append(Outcome(
             item=item, kind=kind, source=source, status=status, started=now, finished=now,
             size=size, mtime_ns=mtime_ns, settings_digest=LEGACY_DIGEST, products=[],
@@ -154,7 +152,8 @@ def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None
     if ledger.has_source(import_source(tracking_file)):
         return None
     added, _ = import_legacy(ledger, tracking_file)
-    log.info("imported %d entries from the legacy tracking file %s", added, tracking_file)
+    log.info("imported %s from the legacy tracking file %s", count(added, "entry", "entries"),
+             tracking_file)
     return added
 
 

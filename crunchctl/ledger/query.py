@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from crunchctl import catalog
 from crunchctl.outcome import OK, RESET
 
 UTC_US = pl.Datetime("us", "UTC")
@@ -22,9 +23,6 @@ UTC_US = pl.Datetime("us", "UTC")
 #: settings_digest of rows imported from the legacy tools: done whatever the settings.
 LEGACY_DIGEST = "legacy"
 
-#: File-name endings of a recording's products, longest first (see docs/products.md).
-PRODUCT_SUFFIXES = (("_spectrum.npz", "spectrum"), ("_zoom.png", "zoom"), (".npz", "npz"),
-                    (".png", "png"))
 _LISTDIR_MIN = 256  # products asked about in one folder before it is listed instead
 
 
@@ -149,23 +147,9 @@ def latest(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def product_kind(item: str, path: str) -> str | None:
-    """Which product ``path`` is for the recording ``item``: png, zoom, npz or spectrum.
-
-    The name is ``<stem><ending>`` where the stem is the recording's own stem, or that stem
-    followed by ``__<folder>-<hash>`` when two recordings share it; knowing the stem tells
-    ``x_zoom.png`` (the full picture of ``x_zoom.tiq``) from the zoom picture of ``x.tiq``.
-    """
-    name = os.path.basename(path)
-    stem = os.path.splitext(os.path.basename(item))[0]
-    for ending, kind in PRODUCT_SUFFIXES:
-        if name.endswith(ending):
-            rest = name[: -len(ending)]
-            if rest == stem or rest.startswith(stem + "__"):
-                return kind
-    for ending, kind in PRODUCT_SUFFIXES:  # a name that does not follow the stem rule
-        if name.endswith(ending):
-            return kind
-    return None
+    """Which product ``path`` is for the recording ``item`` (the product table's
+    ``catalog.kind_of``): png, zoom, npz, spectrum, ...; None for none of them."""
+    return catalog.kind_of(item, path)
 
 
 def product_kinds(item: str, paths: Sequence[str]) -> list[str | None]:
@@ -196,28 +180,35 @@ def candidates_frame(candidates: Sequence[tuple[str, int | None, int | None]]) -
 def done(
     latest_rows: pl.DataFrame,
     cand: pl.DataFrame,
-    settings_digest: str | None,
+    settings_digest: str | Callable[[str, Sequence[str | None]], str] | None,
     wanted: frozenset[str] | None,
     check_products: bool,
 ) -> set[str]:
     """The done rule (docs/ledger.md) applied to the latest rows of the candidates.
 
     The latest row must be ``ok`` with the candidate's fingerprint and the same settings
-    digest (None accepts any; the legacy digest matches anything). Then, with ``wanted``
-    product kinds, the row must have recorded each of them and (``check_products``) each
-    file must exist; other products of the row do not matter. Without ``wanted``, every
-    product the row recorded must exist. Legacy rows have no products and are done.
+    digest (None accepts any; the legacy digest matches anything). A callable digest gives
+    the digest the current settings make for an item and the products its row recorded
+    (``identity.Digests``): a row is done when those products would come out the same.
+    Then, with ``wanted`` product kinds, the row must have recorded each of them and
+    (``check_products``) each file must exist; other products of the row do not matter.
+    Without ``wanted``, every product the row recorded must exist. Legacy rows have no
+    products and are done.
     """
+    per_row = callable(settings_digest)
+    fixed = None if per_row else settings_digest
     passed = latest_rows.join(cand, on="item", how="inner").filter(
         (pl.col("status") == OK)
         & pl.col("size").eq_missing(pl.col("_size"))
         & pl.col("mtime_ns").eq_missing(pl.col("_mtime"))
         & (
-            pl.lit(settings_digest is None)
-            | (pl.col("settings_digest") == (settings_digest or ""))
+            pl.lit(fixed is None)
+            | (pl.col("settings_digest") == (fixed or ""))
             | (pl.col("settings_digest") == LEGACY_DIGEST)
         )
     )
+    if per_row:
+        passed = _same_digest(passed, settings_digest)  # type: ignore[arg-type]
     items = passed["item"].to_list()
     products = passed["products"].to_list()
     if wanted is None:
@@ -242,6 +233,24 @@ def done(
         return set(needed)
     exists = _exists_checker(p for ps in needed.values() for p in ps)
     return {item for item, ps in needed.items() if all(map(exists, ps))}
+
+
+def _same_digest(rows: pl.DataFrame,
+                 digest: Callable[[str, Sequence[str | None]], str]) -> pl.DataFrame:
+    """The rows whose digest is what the current settings give for their products."""
+    if rows.height == 0:
+        return rows
+    keep = []
+    for item, stored, ps, ks in zip(rows["item"].to_list(), rows["settings_digest"].to_list(),
+                                    rows["products"].to_list(), rows["product_kinds"].to_list()):
+        if stored == LEGACY_DIGEST:
+            keep.append(True)
+            continue
+        ps = ps or []
+        if ks is None or len(ks) != len(ps):  # rows written before kinds were stored
+            ks = product_kinds(item, ps)
+        keep.append(stored == digest(item, ks))
+    return rows.filter(pl.Series(keep, dtype=pl.Boolean))
 
 
 def _exists_checker(paths: Iterable[str]) -> Callable[[str], bool]:

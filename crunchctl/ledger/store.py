@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -24,8 +24,7 @@ import polars as pl
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
 from crunchctl.ledger import default_ledger_path, files, query  # noqa: F401 (re-exported)
-from crunchctl.ledger.query import UTC_US as _UTC_US
-from crunchctl.ledger.query import ResetTarget
+from crunchctl.ledger.query import UTC_US as _UTC_US, ResetTarget
 from crunchctl.outcome import RESET, Outcome
 
 log = logging.getLogger("crunchctl.ledger")
@@ -408,6 +407,11 @@ class Ledger:
             except Exception as exc:
                 if not p.exists():
                     return empty, None
+                reason = _io_failure(exc)
+                if reason is not None:
+                    # Not damage: its rows exist but cannot be read now (EIO, EACCES on a
+                    # share). Reading on without them would take done work for not done.
+                    raise LedgerError(f"cannot read ledger file {p}: {reason}") from None
                 self._mark_damaged(p, exc)
         if not frames:
             return empty, read_ok
@@ -543,7 +547,7 @@ class Ledger:
         self,
         kind: str,
         candidates: Sequence[tuple[str, int | None, int | None]],
-        settings_digest: str | None,
+        settings_digest: str | Callable[[str, Sequence[str | None]], str] | None,
         *,
         products: str | Iterable[str] | None = None,
         check_products: bool = True,
@@ -553,8 +557,10 @@ class Ledger:
         Args:
             kind: ``iq`` or ``batch``.
             candidates: ``(item, size, mtime_ns)`` per item.
-            settings_digest: digest of the current product-shaping settings; None accepts
-                any settings (``status`` asks "done at all?", not "done with mine?").
+            settings_digest: digest of the current product-shaping settings, or a callable
+                giving it per item and the product kinds of its row (``identity.Digests``);
+                None accepts any settings (``status`` asks "done at all?", not "done with
+                mine?").
             products: the product kinds the current settings ask for (``"png,zoom"``):
                 each must have been recorded by the latest ``ok`` row and exist. None: every
                 product the row recorded must exist.
@@ -568,10 +574,23 @@ class Ledger:
         cand = query.candidates_frame(candidates)
         wanted = query.wanted_kinds(products)
         columns = ["status", "size", "mtime_ns", "settings_digest", "products"]
-        if wanted is not None:  # the kinds are read only when they matter
+        if wanted is not None or callable(settings_digest):  # read only when they matter
             columns.append("product_kinds")
         latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
         return query.done(latest, cand, settings_digest, wanted, check_products)
+
+    def product_owners(self, paths: Sequence[str], kind: str = "iq") -> dict[str, str]:
+        """``{product path: item}`` for those of ``paths`` some row lists as a product: the
+        item of the newest such row (who made the file now there; docs/ledger.md)."""
+        if not paths:
+            return {}
+        wanted = pl.Series(list(paths), dtype=pl.String()).implode()
+        where = (pl.col("kind") == kind) & pl.col("products").list.eval(
+            pl.element().is_in(wanted)).list.any()
+        frame = self.read(["item", "products", "finished", "seq"], where, dedup=False)
+        frame = (frame.sort(["finished", "seq"], nulls_last=False).explode("products")
+                 .filter(pl.col("products").is_in(wanted)))
+        return dict(zip(frame["products"].to_list(), frame["item"].to_list()))
 
     # ------------------------------------------------------------------ reset
 
@@ -655,6 +674,21 @@ def _read_one(path: pathlib.Path, columns: list[str] | None, predicate: pl.Expr 
         for c, t in SCHEMA.items()
     ]
     return _select(raw.lazy().select(exprs), columns, predicate).collect()
+
+
+_OS_ERROR_RE = re.compile(r"\(os error \d+\)")
+
+
+def _io_failure(exc: BaseException) -> str | None:
+    """Why reading a file failed when the reason is the file system, not its content (an
+    ``OSError``, or polars' words for one); None for damaged content (docs/ledger.md)."""
+    text = " ".join(str(exc).split())
+    match = _OS_ERROR_RE.search(text)
+    if match is not None:  # "Permission denied (os error 13): <a shortened path>"
+        return text[: match.end()][-200:]
+    if isinstance(exc, OSError):
+        return exc.strerror or text or type(exc).__name__
+    return None
 
 
 def _dedup(frame: pl.DataFrame) -> pl.DataFrame:

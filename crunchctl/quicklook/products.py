@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crunchctl.errors import ItemError, OutputError
+from crunchctl.errors import OutputError
 
 _TMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
@@ -168,24 +168,41 @@ def ensure_output_dir(folder: str | os.PathLike) -> Path:
 
 
 def _claims_of(npz: Path) -> str | None:
-    """The source recorded in an existing NPZ product, or None if it has none."""
+    """The source recorded in an existing NPZ product; None if it has none; ``""`` if it
+    cannot be read (it belongs to somebody: an unreadable file is not a free name)."""
     try:
         import numpy as np
 
         with np.load(npz, allow_pickle=False) as z:
             return str(z["source"]) if "source" in z.files else None
-    except Exception:  # noqa: BLE001 - an unreadable old product claims nothing
-        return None
+    except Exception:  # noqa: BLE001 - any damage: the owner is unknown, not absent
+        return ""
 
 
-def plan_stems(sources: Iterable[str], output: str | os.PathLike) -> dict[str, str]:
+def plan_stems(sources: Iterable[str], output: str | os.PathLike,
+               claimed_by: Callable[[list[str]], Mapping[str, str]] | None = None,
+               ) -> dict[str, str]:
     """Choose a product stem per source so equal stems from different folders never collide.
 
-    A source keeps its plain stem unless another source in the same run, or an existing
-    product in ``output``, already has it; then it gets ``<stem>__<folder>-<hash>``, a name
-    that depends only on the source's absolute path (stable across runs).
+    A source keeps its plain stem unless another source in the same run, or another
+    recording's products in ``output``, already has it; then it gets
+    ``<stem>__<folder>-<hash>``, a name that depends only on the source's absolute path
+    (stable across runs). Who owns products that exist is asked first of ``claimed_by``
+    (the ledger's rows: product path -> the recording whose row lists it, docs/ledger.md),
+    then of an NPZ's ``source``; products of unknown origin without an NPZ are taken over.
     """
+    from crunchctl import catalog
+
     output = Path(output)
+    sources = list(sources)
+    endings = [p.ending for p in catalog.products()]
+    present: dict[str, list[Path]] = {}
+    for src in sources:
+        stem = Path(src).stem
+        if stem not in present:
+            present[stem] = [f for f in (output / f"{stem}{e}" for e in endings) if f.exists()]
+    asked = [str(f) for files in present.values() for f in files]
+    owners = dict(claimed_by(asked)) if claimed_by is not None and asked else {}
     taken: dict[str, str] = {}
     plan: dict[str, str] = {}
     for src in sources:
@@ -193,10 +210,11 @@ def plan_stems(sources: Iterable[str], output: str | os.PathLike) -> dict[str, s
         stem = path.stem
         owner = taken.get(stem)
         if owner is None:
-            # The NPZ says whose products these are (the spectrum NPZ when no NPZ was asked).
-            claimed = next((_claims_of(existing) for existing in
-                            (output / f"{stem}.npz", output / f"{stem}_spectrum.npz")
-                            if existing.exists()), None)
+            files = present[stem]
+            claimed = next((owners[str(f)] for f in files if str(f) in owners), None)
+            if claimed is None:
+                # The NPZ says whose products these are (the spectrum NPZ when no NPZ was asked).
+                claimed = next((_claims_of(f) for f in files if f.suffix == ".npz"), None)
             if claimed is None or claimed == src:
                 taken[stem] = src
                 plan[src] = stem
@@ -217,12 +235,27 @@ def _safe(name: str) -> str:
 def safe_name(item: str, taken: set[str] | None = None) -> str:
     """A file-name-safe, unique name for an arbitrary item string.
 
-    Plain ids keep their name (``run_001``); anything with slashes or odd characters is
-    sanitised and suffixed with a short hash of the original, so names never collide.
+    Plain ids keep their name (``run_001``, ``Messung_ä``, ``日本``): letters of any script,
+    digits, ``.``, ``_`` and ``-``, up to 151 bytes. Anything else is sanitised (slashes and
+    each run of other characters, spaces included, become ``_``; the text is NFC and cut to
+    100 bytes of UTF-8) and suffixed with a short hash of the original, so names never
+    collide and stay readable in every script (docs/products.md, "Batch figures").
     """
-    plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}", item) is not None
-    base = item if plain else (_safe(item.replace("/", "_"))[:100] or "item")
-    if not plain:
+    import unicodedata
+
+    def kept(c: str) -> bool:
+        # Letters, digits and combining marks of every script; no spaces, symbols, controls.
+        return c in "._-" or unicodedata.category(c)[0] in "LNM"
+
+    text = unicodedata.normalize("NFC", item)
+    plain = (text == item and bool(item) and unicodedata.category(item[0])[0] in "LN"
+             and all(kept(c) for c in item) and len(item.encode()) <= 151)
+    if plain:
+        base = item
+    else:
+        marked = "".join(c if kept(c) else "\0" for c in text.replace("/", "_"))
+        base = re.sub("\0+", "_", marked).strip("._")
+        base = base.encode()[:100].decode(errors="ignore") or "item"
         base = f"{base}-{hashlib.sha1(item.encode()).hexdigest()[:8]}"
     if taken is not None:
         if base in taken:
@@ -232,24 +265,12 @@ def safe_name(item: str, taken: set[str] | None = None) -> str:
 
 
 def quicklook_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str | None]:
-    """The full and zoom PNGs among a recording's products (None where not made).
+    """The full and zoom PNGs among a recording's products (None where not made): the
+    products the table (``catalog.py``) gives a web copy, ``png`` and ``zoom``."""
+    from crunchctl import catalog
 
-    Products are named ``<stem><ending>`` with the recording's stem, or that stem followed
-    by ``__<folder>-<hash>``; knowing the stem tells ``x_zoom.png`` (the full picture of
-    ``x_zoom.tiq``) from the zoom picture of ``x.tiq``.
-    """
-    stem = Path(item).stem
-    png = zoom = None
-    for path in products:
-        name = os.path.basename(path)
-        if not name.endswith(".png"):
-            continue
-        head = name[: -len("_zoom.png")] if name.endswith("_zoom.png") else None
-        if head is not None and (head == stem or head.startswith(stem + "__")):
-            zoom = zoom or path
-        else:
-            png = png or path
-    return png, zoom
+    copies = catalog.web_copies(item, products)
+    return copies.get("png"), copies.get("zoom")
 
 
 def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str | None,
@@ -259,6 +280,8 @@ def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str | No
 
     ``<folder>`` is the name of the folder the recording came from (docs/products.md).
     """
+    from crunchctl import catalog
+
     if png is None and zoom_png is None:
         return []
     www = Path(www)
@@ -268,7 +291,8 @@ def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str | No
     except OSError as e:
         raise OutputError(f"{www}: cannot create the web folder: {e.strerror or e}") from None
     published = []
-    for src, final in ((png, www / f"{folder}.png"), (zoom_png, www / f"zoom_{folder}.png")):
+    for src, kind in ((png, "png"), (zoom_png, "zoom")):
+        final = www / catalog.web_name(kind, folder)
         if src is not None:
             atomic_copy(src, final)
             published.append(str(final))

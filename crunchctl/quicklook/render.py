@@ -314,11 +314,14 @@ class _Canvas:
         cls._local.__dict__.get("by_dpi", {}).pop(dpi, None)
 
 
-def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None) -> str:
-    """Subtitle text: bin width, frame time and averaging."""
+def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None,
+                        window: str | None = None) -> str:
+    """Subtitle text: bin width, frame time, FFT window and averaging."""
     rbw = fs / lframes
     frame_t = lframes / fs
     parts = [f"bin {fmt_hz(rbw)}", f"frame {fmt_seconds(frame_t)}", f"L={lframes}"]
+    if window:
+        parts.append(f"window {window}")
     if n_avg > 1:
         parts.append(f"averaged x{n_avg} ({fmt_seconds(frame_t * n_avg)})")
     if pooled and pooled > 1:

@@ -7,13 +7,13 @@ recording, it returns an error ``Outcome`` with a one-line message instead.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crunchctl.catalog import Product
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, OutputError
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
@@ -30,34 +30,46 @@ class RecordingTask:
     fft_workers: int = 1
     #: Read an incomplete recording as far as it goes (``watch --incomplete-after``).
     partial: bool = False
+    #: The product table's entries of the products to make, taken in the main process (a
+    #: worker's table may lack products registered there); empty: from the settings.
+    products: tuple[Product, ...] = ()
+    #: The settings digest of those products (``identity.settings_digest``); "": computed.
+    digest: str = ""
 
     @property
     def item(self) -> str:
         return self.path
 
+    def entries(self) -> tuple[Product, ...]:
+        from crunchctl import catalog
+
+        return self.products or catalog.chosen(self.settings.products)
+
+    def settings_digest(self) -> str:
+        from crunchctl.identity import settings_digest
+
+        return self.digest or settings_digest(self.settings, self.path,
+                                              [p.name for p in self.entries()])
+
     def failure(self, message: str, started: float) -> Outcome:
-        size, mtime = fingerprint(self.path)
+        size, mtime = fingerprint(self.path, self.settings.format)
         return Outcome(self.path, KIND_IQ, self.source, ERROR, started, time.time(),
-                       size, mtime, self.settings.product_digest(), [], message)
+                       size, mtime, self.settings_digest(), [], message)
 
 
-def fingerprint(path: str) -> tuple[int | None, int | None]:
-    """(size, mtime_ns) of a file, or (None, None) if it cannot be stat'ed."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None, None
-    return st.st_size, st.st_mtime_ns
+def fingerprint(path: str, forced: str | None = None) -> tuple[int | None, int | None]:
+    """(size, mtime_ns) of a recording over all its files (``identity.fingerprint``)."""
+    from crunchctl.identity import fingerprint as of_files
+
+    return of_files(path, forced)
 
 
-#: File name ending of each product after the recording's stem (docs/products.md).
-PRODUCT_ENDINGS = {"png": ".png", "zoom": "_zoom.png", "npz": ".npz",
-                   "spectrum": "_spectrum.npz"}
+def product_path(output: Path, stem: str, kind: str | Product) -> Path:
+    """Where product ``kind`` of the recording ``stem`` goes (its ending: ``catalog.py``)."""
+    from crunchctl import catalog
 
-
-def product_path(output: Path, stem: str, kind: str) -> Path:
-    """Where product ``kind`` (png, zoom, npz, spectrum) of the recording ``stem`` goes."""
-    return output / f"{stem}{PRODUCT_ENDINGS[kind]}"
+    entry = kind if not isinstance(kind, str) else catalog.product(kind)
+    return output / f"{stem}{entry.ending}"
 
 
 def product_paths(output: Path, stem: str) -> tuple[Path, Path, Path]:
@@ -67,11 +79,42 @@ def product_paths(output: Path, stem: str) -> tuple[Path, Path, Path]:
 
 
 def wanted_products(settings: Settings) -> tuple[str, ...]:
-    """The products the settings ask for, in canonical order (png, zoom, npz, spectrum)."""
-    from crunchctl.config import PRODUCTS, normalise_products
+    """The products the settings ask for, in the product table's order."""
+    return tuple(p.name for p in catalog_chosen(settings))
 
-    chosen = set(normalise_products(settings.products).split(","))
-    return tuple(p for p in PRODUCTS if p in chosen)
+
+def catalog_chosen(settings: Settings) -> tuple[Product, ...]:
+    from crunchctl import catalog
+
+    return catalog.chosen(settings.products)
+
+
+class MeanSpectrumProduct:
+    """The ``spectrum`` product's maker: the mean power spectrum with the NPZ's self-describing
+    entries (docs/products.md); the contract of a maker is in ``catalog.Product``."""
+
+    def __init__(self, rec: Recording, settings: Settings) -> None:
+        from crunchctl.quicklook.stream import MeanSpectrum
+
+        self.rec, self.settings = rec, settings
+        self.mean = MeanSpectrum(rec.lframes)
+
+    def add(self, power: object) -> None:
+        self.mean.add(power)
+
+    def write(self, f: object) -> None:
+        from crunchctl.quicklook.products import write_npz
+
+        arrays = {"arr_0": self.rec.freqs(), "arr_1": self.mean.result(),
+                  **_describe(self.rec, self.settings)}
+        write_npz(f, arrays)  # type: ignore[arg-type]
+
+
+def _maker(spec: str) -> Callable[..., object]:
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -166,7 +209,6 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     """
     import numpy as np
 
-    from crunchctl.quicklook.stream import stream_power
 
     rec = open_for(path, settings)
     power = np.empty((rec.nframes, rec.lframes), dtype=np.float32)
@@ -223,8 +265,8 @@ def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
 
 
 def make_products(path: str, output: Path, stem: str, settings: Settings, *,
-                  fft_workers: int = 1, threaded: bool = True,
-                  partial: bool = False) -> tuple[list[str], Recording]:
+                  fft_workers: int = 1, threaded: bool = True, partial: bool = False,
+                  products: tuple[Product, ...] = ()) -> tuple[list[str], Recording]:
     """Stream one recording into the products the settings ask for; return their paths
     (canonical order) and the opened recording.
 
@@ -232,6 +274,8 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     rows), to the max-pooled full image, to the zoom averager and to the mean spectrum,
     then is dropped. Every file is written under a temp name and renamed when complete
     (after the stream for the NPZ, so a failure leaves no product half-written).
+
+    ``products``: the table's entries to make (default: those the settings ask for).
 
     Raises:
         FormatError: unreadable recording, or a zoom span outside it.
@@ -243,10 +287,11 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
     from crunchctl.quicklook import render, zoom as zoommod
     from crunchctl.quicklook.npzstream import NpzStream
-    from crunchctl.quicklook.products import Flusher, atomic_write, write_npz
-    from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
+    from crunchctl.quicklook.products import Flusher, atomic_write
+    from crunchctl.quicklook.stream import MaxPooler
 
-    wanted = wanted_products(settings)
+    entries = products or catalog_chosen(settings)
+    wanted = tuple(p.name for p in entries)
     rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
     style = render.Style(cmap=settings.cmap, unit=rec.header.unit)
@@ -262,7 +307,9 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     averager = zoommod.ZoomAverager(window) if window is not None else None
     zoomed = (MaxPooler(window.rows, window.stop - window.start, height, width)
               if window is not None else None)
-    mean = MeanSpectrum(rec.lframes) if "spectrum" in wanted else None
+    # Products with a maker of their own (catalog.py) are fed the same chunks.
+    made = [(entry, _maker(entry.maker)(rec, settings)) for entry in entries
+            if entry.maker is not None]
     described = _describe(rec, settings)
 
     if full is not None or zoomed is not None:
@@ -290,8 +337,8 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 done = averager.add(power)
                 if done is not None:
                     zoomed.add(done)
-            if mean is not None:
-                mean.add(power)
+            for _, maker in made:
+                maker.add(power)  # type: ignore[attr-defined]
 
         _stream(rec, settings, consume, fft_workers=fft_workers, threaded=threaded)
 
@@ -308,7 +355,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
         try:
             title = title_for(path, rec.header)
             if full is not None:
-                res = render.describe_resolution(rec.fs, rec.lframes)
+                res = render.describe_resolution(rec.fs, rec.lframes, window=settings.window)
                 pixels = render.draw_pooled(
                     full.result(), freqs, times, title=title, style=style,
                     row_time=rec.lframes / rec.fs,
@@ -322,7 +369,8 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 last = averager.finish()
                 if last is not None:
                     zoomed.add(last)
-                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
+                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg,
+                                                  window=settings.window)
                 pixels = render.draw_pooled(
                     zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
                     title=title + "   (zoom)",
@@ -330,15 +378,15 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                     relative_to=window.centre, style=style,
                     row_time=window.n_avg * rec.lframes / rec.fs)
                 _write_png(product_path(output, stem, "zoom"), pixels, style)
-            if mean is not None:
-                with atomic_write(product_path(output, stem, "spectrum")) as f:
-                    write_npz(f, {"arr_0": freqs, "arr_1": mean.result(), **described})
+            for entry, maker in made:
+                with atomic_write(product_path(output, stem, entry)) as f:
+                    maker.write(f)  # type: ignore[attr-defined]
         finally:
             # Waited for even when something else failed; their errors count too.
             for pending in (encoding, finishing):
                 if pending is not None:
                     pending.result()
-    return [str(product_path(output, stem, kind)) for kind in wanted], rec
+    return [str(product_path(output, stem, entry)) for entry in entries], rec
 
 
 def _write_png(final: Path, pixels: object, style: object) -> None:
@@ -395,17 +443,18 @@ def process_recording(task: RecordingTask) -> Outcome:
     """Process one recording into its products; errors become an error ``Outcome``."""
     started = time.time()
     try:
-        size, mtime = fingerprint(task.path)
+        size, mtime = fingerprint(task.path, task.settings.format)
         output = task.settings.output_dir()
         products, rec = make_products(task.path, output, task.stem, task.settings,
-                                      fft_workers=task.fft_workers, partial=task.partial)
+                                      fft_workers=task.fft_workers, partial=task.partial,
+                                      products=task.entries())
         cut = rec.header.info.get("incomplete") if rec.header.info else None
         notes = [f"incomplete: processed the {rec.nframes} whole frames present ({cut})"
                  ] if cut else []
         notes += rec.notes
         warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
-                       task.settings.product_digest(), products, warning,
+                       task.settings_digest(), products, warning,
                        {"nframes": rec.nframes, "center": rec.center})
 
     except ItemError as e:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
-from crunchctl.run import engine
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.run import engine
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -145,13 +146,12 @@ def prepare_output(settings: Settings) -> Path:
 def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
               *, force: bool = False) -> tuple[list[str], list[str]]:
     """(due, done) among ``paths`` per the ledger's done-state rules (docs/ledger.md)."""
-    from crunchctl.quicklook.task import fingerprint
+    from crunchctl.identity import Digests, fingerprint
 
     if ledger is None or force:
         return list(paths), []
-    candidates = [(p, *fingerprint(p)) for p in paths]
-    done = ledger.done_items(KIND_IQ, candidates, settings.product_digest(),
-                             products=settings.products)
+    candidates = [(p, *fingerprint(p, settings.format)) for p in paths]
+    done = ledger.done_items(KIND_IQ, candidates, Digests(settings), products=settings.products)
     return [p for p in paths if p not in done], [p for p in paths if p in done]
 
 
@@ -192,7 +192,7 @@ class RecordingRun:
         for p in done:
             log.debug("%s: already done, skipped", p)
         if done:
-            log.info("%d recordings already done, skipped", len(done))
+            log.info("%s already done, skipped", count(len(done), "recording"))
         self.summary.skipped += len(done)
         if self.keep_outcomes:
             self.skipped.extend(done)
@@ -200,12 +200,20 @@ class RecordingRun:
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
         """Tasks whose product stems collide with no other recording of this run."""
+        from crunchctl import catalog
+        from crunchctl.identity import settings_digest
         from crunchctl.quicklook.products import plan_stems
         from crunchctl.quicklook.task import RecordingTask
 
         owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
-        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir())
-        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers)
+        claimed_by = self.ledger.product_owners if self.ledger is not None else None
+        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(),
+                           claimed_by)
+        entries = catalog.chosen(self.settings.products)
+        kinds = [e.name for e in entries]
+        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers,
+                              products=entries,
+                              digest=settings_digest(self.settings, p, kinds))
                 for p in paths]
 
     def finish(self, outcome: Outcome) -> list[str]:

@@ -11,11 +11,19 @@ import logging
 import logging.handlers
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 ROOT = "crunchctl"
-FILE_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+FILE_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(process)d %(name)s: %(message)s"
+
+
+def _utc(fmt: str) -> logging.Formatter:
+    """A formatter whose times are UTC and say so (ISO 8601, ``Z``), as every printed time."""
+    formatter = logging.Formatter(fmt, "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    return formatter
 
 
 def default_log_file() -> Path:
@@ -100,7 +108,7 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         target = logging.FileHandler(path, encoding="utf-8", delay=False)
-        target.setFormatter(logging.Formatter(FILE_FORMAT))
+        target.setFormatter(_utc(FILE_FORMAT))
         target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
         memory = logging.handlers.MemoryHandler(max(1, flush_every), flushLevel=logging.ERROR,
                                                 target=target, flushOnClose=True)
@@ -128,8 +136,7 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     else:
         stream = console.file if console is not None else None
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                               "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(_utc("%(asctime)sZ %(levelname)s %(message)s"))
     handler.setLevel(level)
     # Records logged with extra={"file_only": True} (tracebacks) stay out of the console.
     handler.addFilter(lambda record: not getattr(record, "file_only", False))

@@ -23,16 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crunchctl.formats import recording_files
 from crunchctl.watch.readiness import (QUIET, RECHECK_MAX, RECHECK_MIN, SettleTracker,
                                        readiness, stalled, written_long_ago)
 
-from crunchctl.watch.scan import Version, entry_version, matches, scan_folder
+from crunchctl.watch.scan import (Version, entry_version, matches, recording_version,
+                                  scan_folder)
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
     from crunchctl.ledger.store import Ledger
-    from crunchctl.watch.scan import ResetFollower
     from crunchctl.watch.options import WatchOptions
+    from crunchctl.watch.scan import ResetFollower
 
 log = logging.getLogger("crunchctl.watch")
 
@@ -176,7 +178,8 @@ class RecordingQueue:
                 or path in self.waiting)
 
     def scan_dir(self, folder: str) -> None:
-        for p, _, _ in scan_folder(folder, self.options.patterns, self.options.recursive):
+        for p, _, _ in scan_folder(folder, self.options.patterns, self.options.recursive,
+                                   self.settings.format):
             if self.wanted(p):
                 self.mark(p)
 
@@ -222,6 +225,9 @@ class RecordingQueue:
             self.recheck.add(path)
             return
         version = (st.st_size, st.st_mtime_ns)
+        if len(recording_files(path, self.settings.format)) > 1:
+            # A SigMF pair: an edit of its meta file alone is a new version too.
+            version = recording_version(path, self.settings.format) or version
         if self.attempted.get(path) == version:
             if not self._replaced(path, st.st_ctime_ns):
                 self.forget(path)  # this version was done already: a repeated event
@@ -308,7 +314,7 @@ class RecordingQueue:
         while self.ready:
             path, version = next(iter(self.ready.items()))
             del self.ready[path]
-            if entry_version(path) == version:
+            if recording_version(path, self.settings.format) == version:
                 return path, version
             self.mark(path)  # changed or gone since it was judged ready
         return None

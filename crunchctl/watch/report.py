@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crunchctl.run.engine import RunSummary
     from crunchctl.outcome import Outcome
+    from crunchctl.run.engine import RunSummary
 
 log = logging.getLogger("crunchctl.watch")
 
@@ -52,7 +51,9 @@ class WatchReporter:
 
 
 def _clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    from crunchctl.words import when
+
+    return when(ts, date=False, seconds=False)
 
 
 def _minutes(seconds: float) -> str:

@@ -41,15 +41,40 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
     return re.compile(joined, re.IGNORECASE | re.DOTALL).match
 
 
-def scan_folder(folder: str, patterns: Sequence[str],
-                recursive: bool) -> list[tuple[str, int, int]]:
-    """Matching files under ``folder`` as (path, size, mtime_ns), oldest first.
+def scan_folder(folder: str, patterns: Sequence[str], recursive: bool,
+                forced: str | None = None) -> list[tuple[str, int, int]]:
+    """Recordings under ``folder`` with a matching file, as (item, size, mtime_ns), oldest
+    first (see :func:`iter_recordings`).
 
     Folders and dangling links whose names match are listed too (size 0), so processing
     records their error. Hidden files and folders are skipped; a folder that cannot be
     read is logged and skipped (a share outage must not stop the watch).
     """
-    return oldest_first(iter_folder(folder, patterns, recursive))
+    return oldest_first(iter_recordings(folder, patterns, recursive, forced))
+
+
+def iter_recordings(folder: str, patterns: Sequence[str], recursive: bool,
+                    forced: str | None = None) -> Iterator[tuple[str, int, int]]:
+    """:func:`iter_folder`'s files as recordings: a recording of several files (a SigMF
+    pair) once, as its ledger item with the version of all its files (docs/formats.md)."""
+    from crunchctl.formats import recording_files
+
+    seen: set[str] = set()  # items of several files met so far (this listing only)
+    for path, size, mtime in iter_folder(folder, patterns, recursive):
+        files = recording_files(path, forced)
+        if len(files) == 1:
+            yield path, size, mtime
+            continue
+        item = files[0]
+        if item in seen:
+            continue
+        seen.add(item)
+        version = recording_version(item, forced)
+        if version is not None:
+            yield (item, *version)
+        else:  # its item is not there (a meta file without its data): the file itself
+            seen.discard(item)
+            yield path, size, mtime
 
 
 def oldest_first(files: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -119,6 +144,21 @@ def entry_version(path: str) -> Version | None:
     return (st.st_size if _stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns)
 
 
+def recording_version(path: str, forced: str | None = None) -> Version | None:
+    """:func:`entry_version` of a recording over all its files (a SigMF pair: the summed
+    sizes and the newest mtime, as the ledger stores it: ``identity.fingerprint``)."""
+    from crunchctl.formats import recording_files
+
+    version = entry_version(path)
+    files = recording_files(path, forced)
+    if version is None or len(files) == 1:
+        return version
+    from crunchctl.identity import fingerprint
+
+    size, mtime = fingerprint(path, forced)
+    return version if size is None or mtime is None else (size, mtime)
+
+
 def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
                        ledger: Ledger | None, settings: Settings | None = None,
                        ) -> list[tuple[str, str]]:
@@ -143,10 +183,13 @@ def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
     from crunchctl.outcome import KIND_IQ
     from crunchctl.watch.readiness import pending_reason
 
-    files = scan_folder(os.path.abspath(folder), patterns, recursive)
+    forced = settings.format if settings is not None else None
+    files = scan_folder(os.path.abspath(folder), patterns, recursive, forced)
     done: set[str] = set()
     if ledger is not None and files:
-        digest = settings.product_digest() if settings is not None else None
+        from crunchctl.identity import Digests
+
+        digest = Digests(settings) if settings is not None else None
         done = set(ledger.done_items(KIND_IQ, files, digest))
     return [(p, pending_reason(p, settings)) for p, _, _ in files if p not in done]
 

@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, LedgerError
-from crunchctl.run import engine, memory
 from crunchctl.outcome import ERROR, Outcome
 from crunchctl.recordings.run import Page, RecordingRun, prepare_output
+from crunchctl.run import engine, memory
 from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
-from crunchctl.watch.scan import ResetFollower, iter_folder, oldest_first
+from crunchctl.watch.scan import ResetFollower, iter_recordings, oldest_first
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -42,6 +43,8 @@ CHECK_INTERVAL = 1.0
 RESCAN_INTERVAL = 300.0
 #: Seconds between looks for recordings ``crunchctl reset`` made due (watch/scan.py).
 RESET_INTERVAL = 30.0
+#: Seconds between the attempts to read a ledger that failed to read, before a watch stops.
+LEDGER_RETRY_DELAYS = (1.0, 3.0)
 #: Seconds between panel updates.
 UPDATE_INTERVAL = 0.25
 #: Window of the rate shown in the panel, s.
@@ -144,15 +147,12 @@ class Watch:
             self.failed.clear()
         changed = oldest_first(
             (p, size, mtime) for p, size, mtime in
-            iter_folder(self.options.folder, self.options.patterns, self.options.recursive)
+            iter_recordings(self.options.folder, self.options.patterns, self.options.recursive,
+                            self.settings.format)
             if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p))
         unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
-            try:
-                due = set(self.run_.plan(unknown))
-            except LedgerError as e:
-                log.error("%s; treating %d recordings as not done", e, len(unknown))
-                due = set(unknown)
+            due = set(self._plan(unknown))
             asked = set(unknown)  # a list here made a 50,000-file start take minutes
             for p, size, mtime in changed:
                 if p in asked and p not in due:
@@ -160,6 +160,25 @@ class Watch:
         for p, size, mtime in changed:
             if q.attempted.get(p) != (size, mtime):
                 q.mark(p)
+
+    def _plan(self, paths: list[str]) -> list[str]:
+        """The due ones of ``paths``; a ledger that cannot be read is asked again a few
+        times, then the watch stops: a failed read is never taken for "nothing is done",
+        which would process the whole folder again (docs/ledger.md).
+
+        Raises:
+            LedgerError: the ledger could not be read (or the watch was stopped meanwhile).
+        """
+        for delay in (*LEDGER_RETRY_DELAYS, None):
+            try:
+                return self.run_.plan(paths)
+            except LedgerError as e:
+                if delay is None:
+                    raise
+                log.warning("%s; trying again in %g s", e, delay)
+                if self.flags.stop.wait(delay):
+                    raise
+        raise AssertionError("unreachable")
 
     def _pick_up_resets(self) -> None:
         if self._resets is None:
@@ -170,7 +189,9 @@ class Watch:
             log.warning("looking for reset recordings: %s", e)
             return
         if again:
-            log.info("%d recordings were reset in the ledger; processing them again", len(again))
+            log.info("%s reset in the ledger; processing %s again",
+                     count(len(again), "recording was", "recordings were"),
+                     "it" if len(again) == 1 else "them")
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from crunchctl import catalog
 from crunchctl.quicklook.products import atomic_copy, atomic_write, safe_name
 
 HISTORY = "history"
@@ -35,15 +36,11 @@ def history_dir(www: str | os.PathLike, folder: str) -> Path:
     return Path(www) / HISTORY / folder
 
 
-def split_pngs(products: Iterable[str]) -> tuple[str | None, str | None]:
-    """(full-span PNG, zoom PNG) among a recording's products; None where it has none."""
-    full = zoom = None
-    for p in products:
-        if p.endswith("_zoom.png"):
-            zoom = zoom or p
-        elif p.endswith(".png"):
-            full = full or p
-    return full, zoom
+def split_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str | None]:
+    """(full-span PNG, zoom PNG) among a recording's products; None where it has none
+    (which product is which: the product table, ``catalog.py``)."""
+    copies = catalog.web_copies(item, products)
+    return copies.get("png"), copies.get("zoom")
 
 
 def add(www: str | os.PathLike, folder: str, item: str, full_png: str | None,
@@ -62,14 +59,16 @@ def add(www: str | os.PathLike, folder: str, item: str, full_png: str | None,
     stem = entry_stem(item)
     rel = f"{HISTORY}/{folder}/"
     out: dict[str, str | None] = {"image": None, "zoom_image": None, "thumb": None}
+    full_name = stem + catalog.product("png").ending
+    zoom_name = stem + catalog.product("zoom").ending
     if full_png:
-        atomic_copy(full_png, hdir / f"{stem}.png")
-        out["image"] = rel + f"{stem}.png"
+        atomic_copy(full_png, hdir / full_name)
+        out["image"] = rel + full_name
         thumb = make_thumbnail(full_png, hdir / f"{stem}.thumb")
         out["thumb"] = rel + thumb.name if thumb else out["image"]
     if zoom_png:
-        atomic_copy(zoom_png, hdir / f"{stem}_zoom.png")
-        out["zoom_image"] = rel + f"{stem}_zoom.png"
+        atomic_copy(zoom_png, hdir / zoom_name)
+        out["zoom_image"] = rel + zoom_name
     return out
 
 

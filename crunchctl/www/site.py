@@ -173,7 +173,7 @@ class WebPage:
                             "finished": outcome.finished, "error": outcome.error}
         if outcome.status != OK:
             return
-        full, zoom = history.split_pngs(outcome.products)
+        full, zoom = history.split_pngs(item, outcome.products)
         if not (full or zoom):
             return
         acquired = status_doc.acquisition_start(item, outcome.products)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from crunchctl import catalog
+
 SCHEMA_VERSION = 1
 STATUS_NAME = "status.json"
 #: The page shows its banner when the heartbeat is older than this (browser clock), s.
@@ -159,8 +161,8 @@ def build(
         out_recs.append({
             "folder": r["folder"],
             "paths": sorted(r.get("paths") or []),
-            "image": f"{r['folder']}.png",
-            "zoom_image": f"zoom_{r['folder']}.png",
+            "image": catalog.web_name("png", r["folder"]),
+            "zoom_image": catalog.web_name("zoom", r["folder"]),
             "latest": r.get("latest"),
             "history": list(r.get("history") or []),
             "counts": counts,

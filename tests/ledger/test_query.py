@@ -13,7 +13,6 @@ from crunchctl.ledger.store import Ledger
 from crunchctl.watch.status import summary
 from ledger_helpers import T0, oc, status_ledger
 
-
 # ---------------------------------------------------------------------- done-state
 
 
@@ -207,11 +206,38 @@ def test_rows_of_an_older_version_without_kinds(tmp_path):
     assert led.done_items("iq", cand, "d1", products="spectrum") == set()
 
 
-def test_products_are_not_part_of_the_settings_digest():
-    digest = Settings().product_digest()
-    assert Settings(products="png").product_digest() == digest
-    assert Settings(products="png,zoom,npz,spectrum").product_digest() == digest
-    assert Settings(lframes=1024).product_digest() != digest  # the digest does see settings
+def test_the_digest_covers_the_settings_of_the_products_made():
+    from crunchctl.identity import Digests, settings_digest
+
+    quicklooks = ("png", "zoom", "npz")
+    digest = settings_digest(Settings(), "/r/a.tiq", quicklooks)
+    # The --products setting itself is not in it: the products a row made are.
+    assert settings_digest(Settings(products="png"), "/r/a.tiq", quicklooks) == digest
+    assert settings_digest(Settings(lframes=1024), "/r/a.tiq", quicklooks) != digest
+    # The colour map shapes the pictures, not the NPZ.
+    assert (settings_digest(Settings(cmap="gray"), "/r/a.tiq", ["npz"])
+            == settings_digest(Settings(), "/r/a.tiq", ["npz"]))
+    # Read options count for the formats that read them only.
+    raw = Settings(sample_rate=2e6)
+    assert settings_digest(raw, "/r/a.tiq", quicklooks) == digest
+    assert settings_digest(raw, "/r/a.cs16", quicklooks) != settings_digest(
+        Settings(sample_rate=4e6), "/r/a.cs16", quicklooks)
+    assert Digests(Settings())("/r/a.tiq", ["zoom", "npz", "png"]) == digest
+
+
+def test_the_digest_of_the_default_products_is_that_of_earlier_versions():
+    """Recordings done before read options and product declarations stay done."""
+    import hashlib
+    import json
+    import os
+
+    from crunchctl.identity import settings_digest
+
+    old = {"lframes": 65536, "nframes": None, "n_avg": 1, "zoom_center": 0.0,
+           "zoom_span": 1.0e6, "window": "rectangular", "cmap": "viridis",
+           "output": os.path.abspath("crunchctl-out"), "format": 1}
+    expected = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert settings_digest(Settings(), "/r/a.tiq", ("png", "zoom", "npz")) == expected
 
 
 # ---------------------------------------------------------------------- filters

@@ -186,13 +186,13 @@ def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(tmp_path, make_t
     with open(ref_full, "wb") as f:
         render.render_spectrogram(f, power, freqs, times, title=title, style=style,
                                   subtitle=f"centre {render.fmt_hz(h.center)}, "
-                                           f"{render.describe_resolution(h.fs, 4096)}")
+                                           f"{render.describe_resolution(h.fs, 4096, window='rectangular')}")
     z = zoom.zoom_of(str(path), power, freqs, h.center, h.fs, settings)
     with open(ref_zoom, "wb") as f:
         render.render_spectrogram(
             f, z.power, z.freqs, z.times, title=title + "   (zoom)", style=style,
             subtitle=f"span {render.fmt_hz(3e5)}, "
-                     f"{render.describe_resolution(h.fs, 4096, n_avg)}",
+                     f"{render.describe_resolution(h.fs, 4096, n_avg, window='rectangular')}",
             relative_to=z.window.centre)
     for got, ref in ((out / "p.png", ref_full), (out / "p_zoom.png", ref_zoom)):
         a, b = _pixels(got), _pixels(ref)

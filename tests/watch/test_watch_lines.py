@@ -14,23 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import child_env, crunchctl_cmd, wait_for
+from conftest import (
+    child_env,
+    crunchctl_cmd,
+    drop,
+    iq_rows as rows,
+    make_incomplete,
+    run_once,
+    tiny_tiq,
+    wait_for,
+)
 from crunchctl.watch.report import QuietAlarm
-from test_watch import WatchProc, drop, make_incomplete, rows, run_once, tiny_tiq
-
-
-@pytest.fixture
-def watchers():
-    made: list[WatchProc] = []
-
-    def make(base: Path, *extra: str) -> WatchProc:
-        w = WatchProc(base, *extra)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.kill()
 
 
 def status_json(ledger: Path) -> dict:

@@ -1,0 +1,84 @@
+"""What a recording's products depend on: the fingerprint of all the recording's files and
+the settings digest, built from declarations (docs/ledger.md, "When a recording is done").
+
+The digest covers the settings the products declare (``catalog.py``) and the read options
+the recording's format declares (``formats/__init__.py``), never a list kept here. No heavy
+imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from crunchctl import catalog, formats
+
+if TYPE_CHECKING:
+    from crunchctl.config import Settings
+    from crunchctl.formats import Registration
+
+#: Settings that shape every product of every recording: the output folder, and the format
+#: every input is read as (``--format``).
+ALWAYS = ("output_path", "format")
+#: Bump when products change in a way that should redo every recording.
+PRODUCT_FORMAT = 1
+
+
+def fingerprint(path: str, forced: str | None = None) -> tuple[int | None, int | None]:
+    """(size, mtime_ns) of a recording: over all its files (a SigMF pair: the sum of the
+    sizes and the newest mtime, so an edit of either file is a new version); (None, None)
+    if its ledger item cannot be stat'ed."""
+    files = formats.recording_files(path, forced)
+    try:
+        st = os.stat(files[0])
+    except OSError:
+        return None, None
+    size, mtime = st.st_size, st.st_mtime_ns
+    for other in files[1:]:
+        try:
+            o = os.stat(other)
+        except OSError:
+            continue
+        size += o.st_size
+        mtime = max(mtime, o.st_mtime_ns)
+    return size, mtime
+
+
+def settings_digest(settings: Settings, path: str, kinds: Iterable[str]) -> str:
+    """The digest of everything that shapes these products of the recording ``path``."""
+    reg = formats.registration_for(path, settings.format)
+    return _digest(settings, reg.options if reg is not None else (), kinds)
+
+
+def _digest(settings: Settings, options: Iterable[str], kinds: Iterable[str]) -> str:
+    shaping: dict[str, object] = {k: getattr(settings, k) for k in catalog.settings_of(kinds)}
+    shaping["output"] = str(settings.output_dir())
+    shaping["format"] = PRODUCT_FORMAT
+    # Read options enter only when set: recordings done before an option existed stay done.
+    read = {k: getattr(settings, k) for k in ("format", *options)
+            if getattr(settings, k) not in (None, False)}
+    if read:
+        shaping["read"] = read
+    raw = json.dumps(shaping, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class Digests:
+    """The settings digest of one run's settings per recording and products, as the done
+    rule asks for it: ``digests(item, kinds)`` (docs/ledger.md)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._cache: dict[tuple[Registration | None, tuple[str | None, ...]], str] = {}
+
+    def __call__(self, item: str, kinds: Iterable[str | None]) -> str:
+        reg = formats.registration_for(item, self.settings.format)
+        key = (reg, tuple(kinds))
+        digest = self._cache.get(key)
+        if digest is None:
+            digest = self._cache[key] = _digest(
+                self.settings, reg.options if reg is not None else (), [k for k in key[1] if k])
+        return digest
