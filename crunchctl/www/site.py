@@ -105,6 +105,15 @@ def _count_pending(names: Iterable[str], attempted: Any) -> int:
     return n
 
 
+def _title_lines(png: str | None) -> list[str] | None:
+    """A quicklook's title and subtitle, as its PNG holds them in text (None: none)."""
+    from crunchctl.quicklook.render import png_text
+
+    text = png_text(png) if png else {}
+    lines = [text[k] for k in ("Title", "Description") if text.get(k)]
+    return lines or None
+
+
 class WebPage:
     """The page of one web folder, as one process sees it.
 
@@ -210,7 +219,9 @@ class WebPage:
             return  # older than everything kept: no copies that would be removed at once
         images = history.add(self.www, folder, item, full, zoom)
         self._own.update(v for v in images.values() if v)
-        entry = {**probe, **{k: images.get(k) for k in ("image", "zoom_image", "thumb")}}
+        entry = {**probe, **{k: images.get(k) for k in ("image", "zoom_image", "thumb")},
+                 # The pictures' title lines as text: the card shows them legibly.
+                 "image_text": _title_lines(full), "zoom_text": _title_lines(zoom)}
         rec["history"] = status_doc.merge_history(hist, [entry], keep=self.keep)
         if newest:
             rec["latest"] = entry

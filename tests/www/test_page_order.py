@@ -10,9 +10,13 @@ import json
 import subprocess
 from pathlib import Path
 
-from test_browser import _card, _images_loaded, _severe, _text, browser, chrome, serve  # noqa: F401
+import test_browser
+from test_browser import _card, _images_loaded, _severe, _text
 
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
+
+# The browser fixtures of test_browser.py (one headless Chromium per module).
+chrome, browser, serve = test_browser.chrome, test_browser.browser, test_browser.serve
 
 T0 = dt.datetime(2024, 4, 17, 13, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -34,7 +38,7 @@ def _strip(driver) -> list[tuple[str, bool]]:
 
 
 def test_latest_strip_lightbox_and_web_copy_follow_acquisition_time(
-        tmp_path, make_tiq, browser, serve):  # noqa: F811
+        tmp_path, make_tiq, browser, serve):
     from selenium.webdriver.common.by import By
 
     rec, www, out = tmp_path / "rec" / "rsa510", tmp_path / "www", tmp_path / "out"
