@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crunchctl.ledger.store import Ledger  # noqa: E402
 from crunchctl.outcome import Outcome  # noqa: E402
-from crunchctl.watch.status import summary  # noqa: E402
 
 DIGEST = "3f2a9c"
 T_START = 1_714_000_000.0  # rows spread over 30 days from here

@@ -30,6 +30,9 @@ class Product:
         web: the name of its copy in the web folder, ``{folder}`` being the recorder
             folder's name; None: not copied.
         help: a few words for ``--products`` and docs.
+        more: endings of further files of the same product (the spectrum's picture).
+        folder: the product is one file per recorder folder, ``<output>/<folder>/<recorder
+            folder name>.npz``, not one per recording (the campaign); None: per recording.
     """
 
     name: str
@@ -38,11 +41,20 @@ class Product:
     maker: str | None = None
     web: str | None = None
     help: str = ""
+    more: tuple[str, ...] = ()
+    folder: str | None = None
+
+    @property
+    def endings(self) -> tuple[str, ...]:
+        return (self.ending, *self.more)
 
 
 _TABLE: dict[str, Product] = {}
 #: The products of a recording when none are chosen.
 DEFAULT = "png,zoom,npz"
+#: Settings that products declared after ledgers were first written: they enter the
+#: settings digest only away from their defaults, so recordings done before stay done.
+LATER = frozenset({"peaks", "peak_snr", "db_min", "db_max", "scaling"})
 
 
 def register(product: Product) -> None:
@@ -52,15 +64,22 @@ def register(product: Product) -> None:
 
 # ------------------------------------------------------------------ the products (one entry each)
 _FRAMES = ("lframes", "nframes", "window")
-register(Product("png", ".png", (*_FRAMES, "cmap"), web="{folder}.png",
+_LEVELS = ("scaling", "db_min", "db_max")  # the power's scaling and the colour range
+_LINES = ("peaks", "peak_snr")
+register(Product("png", ".png", (*_FRAMES, *_LEVELS, "cmap"), web="{folder}.png",
                  help="full-span spectrogram picture"))
 register(Product("zoom", "_zoom.png",
-                 (*_FRAMES, "n_avg", "zoom_center", "zoom_span", "cmap"),
+                 (*_FRAMES, *_LEVELS, "n_avg", "zoom_center", "zoom_span", "cmap"),
                  web="zoom_{folder}.png", help="zoomed spectrogram picture"))
 register(Product("npz", ".npz", _FRAMES, help="the whole power spectrogram"))
-register(Product("spectrum", "_spectrum.npz", _FRAMES,
-                 maker="crunchctl.quicklook.task:MeanSpectrumProduct",
-                 help="mean power spectrum"))
+# The mean-spectrum products are made together by quicklook/meanproducts.py; the campaign
+# row of a recording is added in the main process (night/campaign.py).
+register(Product("spectrum", "_spectrum.npz", (*_FRAMES, *_LEVELS, *_LINES),
+                 more=("_spectrum.png",), help="mean power spectrum and its picture"))
+register(Product("peaks", "_peaks.csv", (*_FRAMES, "scaling", *_LINES),
+                 help="the strongest lines of the mean spectrum"))
+register(Product("campaign", ".npz", (*_FRAMES, *_LEVELS, "cmap"), folder="campaign",
+                 help="per recorder folder: every recording's mean spectrum as a waterfall"))
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -116,16 +135,21 @@ def kind_of(item: str, path: str) -> str | None:
     ``x_zoom.png`` (the full picture of ``x_zoom.tiq``) from the zoom picture of ``x.tiq``.
     """
     name = os.path.basename(path)
-    stem = os.path.splitext(os.path.basename(item))[0]
-    by_length = sorted(_TABLE.values(), key=lambda p: -len(p.ending))
-    for entry in by_length:
-        if name.endswith(entry.ending):
-            rest = name[: -len(entry.ending)]
-            if rest == stem or rest.startswith(stem + "__"):
-                return entry.name
-    for entry in by_length:  # a name that does not follow the stem rule
-        if name.endswith(entry.ending):
+    parent = os.path.basename(os.path.dirname(path))
+    for entry in _TABLE.values():  # a product of the recorder folder (the campaign)
+        if entry.folder is not None and parent == entry.folder and name.endswith(entry.ending):
             return entry.name
+    stem = os.path.splitext(os.path.basename(item))[0]
+    by_length = sorted(((e, p.name) for p in _TABLE.values() if p.folder is None
+                        for e in p.endings), key=lambda pair: -len(pair[0]))
+    for ending, kind in by_length:
+        if name.endswith(ending):
+            rest = name[: -len(ending)]
+            if rest == stem or rest.startswith(stem + "__"):
+                return kind
+    for ending, kind in by_length:  # a name that does not follow the stem rule
+        if name.endswith(ending):
+            return kind
     return None
 
 

@@ -21,8 +21,11 @@ ENV_PREFIX = "CRUNCHCTL_"
 APP_NAME = "crunchctl"
 
 WINDOWS = ("rectangular", "hann", "hamming", "blackman")
+#: How mean power is scaled (scipy.signal.periodogram's names; docs/products.md).
+SCALINGS = ("spectrum", "density")
 
-#: key -> (type, default, help). Types: int, float, str, "path", "window".
+#: key -> (type, default, help). Types: int, float, str, "path", "window", "products",
+#: "format" (a ``--format`` value, see ``formats.check_name``).
 KEYS: dict[str, tuple[Any, Any, str]] = {
     # [paths]
     "folder_path": ("path", None, "folder the recorder writes recordings into (watch)"),
@@ -43,14 +46,21 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "num_threads": (int, None, "legacy name of workers"),
     "products": ("products", catalog.DEFAULT,
                  "products per recording, out of " + catalog.describe()),
+    # lines, levels and the night across recordings (docs/products.md)
+    "peaks": (int, 10, "at most this many lines per recording in the peaks product"),
+    "peak_snr": (float, 10.0, "a line is at least this many dB above the spectrum's median"),
+    "db_min": (float, None, "bottom of the colour range of the quicklooks and campaign, dB"),
+    "db_max": (float, None, "top of the colour range of the quicklooks and campaign, dB"),
+    "scaling": ("scaling", "spectrum", "mean power as spectrum (V²) or density (V²/Hz)"),
     # recording formats (see docs/formats.md)
-    "format": (str, None, "force one recording format for every input (default: by extension)"),
+    "format": ("format", None, "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)"),
     "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
     "center_frequency": (float, None, "centre frequency of raw and WAV IQ files, Hz (default 0)"),
     "tdms_channels": (str, None, "TDMS I and Q channels as GROUP/I,GROUP/Q"),
     "verify_checksum": (bool, False, "verify a SigMF recording's SHA-512 before reading it"),
     # running elsewhere
     "scheduler": (str, None, "Dask scheduler address, or 'local' for a LocalCluster"),
+    "scheduler_timeout": (float, 60.0, "seconds to wait for the Dask scheduler to answer"),
     # the control-room page in the web folder
     "www_history": (int, 24, "quicklooks kept per recorder folder in the page's history"),
     "www_stale_after": (float, 15.0, "minutes after which a recorder's latest recording is stale"),
@@ -66,7 +76,7 @@ TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 #: digest is built from those declarations (docs/ledger.md).
 NOT_SHAPING = frozenset({
     "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
-    "num_threads", "products", "verify_checksum", "scheduler", "www_history",
+    "num_threads", "products", "verify_checksum", "scheduler", "scheduler_timeout", "www_history",
     "www_stale_after", "www_refresh", "incomplete_after", "quiet_after"})
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
@@ -74,10 +84,12 @@ NOT_SHAPING = frozenset({
 LFRAMES_MIN = 16
 LFRAMES_MAX = 1 << 24
 
-_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_history", "www_refresh"}
+_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_history", "www_refresh",
+             "peaks"}
 _POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
                    "www_stale_after": "a positive number of minutes",
                    "incomplete_after": "a positive number of minutes",
+                   "scheduler_timeout": "a positive number of seconds",
                    "quiet_after": "a positive number of minutes"}
 
 
@@ -106,11 +118,17 @@ class Settings:
     tdms_channels: str | None = None
     verify_checksum: bool = False
     scheduler: str | None = None
+    scheduler_timeout: float = 60.0
     www_history: int = 24
     www_stale_after: float = 15.0
     www_refresh: int = 10
     incomplete_after: float | None = None
     quiet_after: float | None = None
+    peaks: int = 10
+    peak_snr: float = 10.0
+    db_min: float | None = None
+    db_max: float | None = None
+    scaling: str = "spectrum"
     config_file: str | None = None
     #: (key, where its value came from) for every setting not left at its default
     origins: tuple[tuple[str, str], ...] = ()
@@ -203,11 +221,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 raise ValueError
         elif kind == "products":
             value = normalise_products(value)
+        elif kind == "format":
+            from crunchctl.errors import UsageError
+            from crunchctl.formats import check_name
+
+            try:
+                value = check_name(str(value))  # one spelling: "cf32" is "raw:cf32"
+            except UsageError as e:
+                raise ConfigError(f"{_label(key, value, where)}: "
+                                  f"{str(e).split('; ', 1)[-1]}") from None
+        elif kind == "scaling":
+            value = str(value).strip().lower()
+            if value not in SCALINGS:
+                raise ValueError
         else:
             value = str(value)
     except (TypeError, ValueError):
         expected = {int: "a whole number", float: "a number", "path": "a path", bool: "true or false",
                     "window": "one of " + ", ".join(WINDOWS),
+                    "scaling": "one of " + ", ".join(SCALINGS),
                     "products": "a comma list out of " + catalog.describe()}.get(kind, "text")
         raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
@@ -289,10 +321,23 @@ def resolve(config_file: str | os.PathLike | None = None,
     if values.get("workers") is None:
         values["workers"] = os.cpu_count() or 1
         origin["workers"] = "the number of cores"
+    _check_db_range(values, origin)
     fields = {f.name for f in dataclasses.fields(Settings)}
     clean = {k: v for k, v in values.items() if k in fields and v is not None}
     origins = tuple(sorted((k, origin[k]) for k in clean if k in origin))
     return Settings(config_file=used_file, origins=origins, **clean)
+
+
+def _check_db_range(values: dict[str, Any], origin: dict[str, str]) -> None:
+    """``db_min`` and ``db_max`` come together, the bottom below the top."""
+    lo, hi = values.get("db_min"), values.get("db_max")
+    if lo is None and hi is None:
+        return
+    where = origin.get("db_min") or origin.get("db_max") or ""
+    if lo is None or hi is None:
+        raise ConfigError(f"{where}: db_min and db_max go together (--db-range MIN,MAX)")
+    if not lo < hi:
+        raise ConfigError(f"{where}: db_min {lo} must be below db_max {hi}")
 
 
 def describe(settings: Settings) -> list[str]:

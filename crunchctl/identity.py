@@ -53,7 +53,10 @@ def settings_digest(settings: Settings, path: str, kinds: Iterable[str]) -> str:
 
 
 def _digest(settings: Settings, options: Iterable[str], kinds: Iterable[str]) -> str:
-    shaping: dict[str, object] = {k: getattr(settings, k) for k in catalog.settings_of(kinds)}
+    from crunchctl.config import KEYS
+
+    shaping: dict[str, object] = {k: getattr(settings, k) for k in catalog.settings_of(kinds)
+                                  if k not in catalog.LATER or getattr(settings, k) != KEYS[k][1]}
     shaping["output"] = str(settings.output_dir())
     shaping["format"] = PRODUCT_FORMAT
     # Read options enter only when set: recordings done before an option existed stay done.

@@ -9,14 +9,9 @@ import subprocess
 from pathlib import Path
 
 from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
+from readme_commands import FIRST_COMMAND, README, ROOT, TEST_COMMAND
 
-
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 FAKE_HOME = "/home/me"
-FIRST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/crunchctl demo"
-TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install -e ".[test]" '
-                '&& .venv/bin/python -m pytest -q')
 
 
 def console_blocks() -> list[list[tuple[str, list[str]]]]:
@@ -34,9 +29,17 @@ def console_blocks() -> list[list[tuple[str, list[str]]]]:
     return out
 
 
+# What differs from run to run and machine to machine: clock times, dates, durations, sizes,
+# rates. Everything else (counts, exit codes, file names, settings) is compared as printed.
+_CLOCK = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?( ?UTC|Z|[+-]\d{2}:?\d{2})?"
+                    r"|\b\d+:\d{2}(:\d{2})?\b")
+_MEASURED = re.compile(r"\b\d+(\.\d+)?(?= ?([A-Za-z]*/(s|min|h)|s|ms|min|h|d|B|kB|KB|MB|GB|KiB|MiB|"
+                       r"GiB|bytes|%)\b)")
+
+
 def normalise(text: str, cwd: Path) -> str:
     text = text.replace(str(cwd), FAKE_HOME)
-    return re.sub(r"\d+(\.\d+)?", "N", text)
+    return _MEASURED.sub("N", _CLOCK.sub("T", text))
 
 
 def test_setup_commands_match_ci():

@@ -9,10 +9,11 @@ object; it knows nothing of items, the ledger or file names.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from crunchctl.batch.rows import DEFAULT_Y_LABEL, DEFAULT_Z_LABEL, Row
+from crunchctl.batch.rows import DEFAULT_X_LABEL, DEFAULT_Y_LABEL, DEFAULT_Z_LABEL, Row
 from crunchctl.errors import ItemError, UsageError
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ class FigureOptions:
         dpi: resolution of the PNG.
         y_label, z_label: axis and colour bar labels of every row (None: the row's own,
             else ``DEFAULT_Y_LABEL``/``DEFAULT_Z_LABEL``).
+        x_label: the shared x axis label (None: the first row's own, else ``time (UTC)``
+            on a time axis, ``time (s)`` for rows with an ``x_origin``, else
+            ``DEFAULT_X_LABEL``). Naming the x axis also says that plain numbers are not
+            UNIX seconds: they are drawn as numbers, not dates.
 
     Raises:
         UsageError: a value no figure can be drawn with, named by its command-line option.
@@ -73,6 +78,7 @@ class FigureOptions:
     dpi: int = 100
     y_label: str | None = None
     z_label: str | None = None
+    x_label: str | None = None
 
     def __post_init__(self) -> None:
         for lo, hi, what in ((self.y_min, self.y_max, "--y-min/--y-max"),
@@ -225,6 +231,7 @@ class _Prepared:
     ylim: tuple[float, float]
     events: list[float]  # in display units
     note: str | None = None
+    given: dict[float, float] = field(default_factory=dict)  # display units -> as given
 
 
 def _prepare(row: Row, opts: FigureOptions, warnings: list[str]) -> _Prepared:
@@ -279,11 +286,10 @@ def _prepare(row: Row, opts: FigureOptions, warnings: list[str]) -> _Prepared:
     else:
         note = f"no data between y = {lim_lo:g} and {lim_hi:g}"
 
-    events = [e - (row.x_origin or 0.0) for e in (*opts.events, *row.events)]
-    if row.x_is_time:
-        events = [e / _DAY for e in events]
+    given = {(e - (row.x_origin or 0.0)) / (_DAY if row.x_is_time else 1.0): e
+             for e in (*opts.events, *row.events)}
     return _Prepared(row, _to_display(xe, row), ye, data, ylog, zlog,
-                     (float(lim_lo), float(lim_hi)), sorted(set(events)), note)
+                     (float(lim_lo), float(lim_hi)), sorted(given), note, given)
 
 
 def _to_display(xe: np.ndarray, row: Row) -> np.ndarray:
@@ -372,17 +378,23 @@ class _XRange:
     events: list[float]
     zooms: list[tuple[float, float, float]]
     not_zoomed: list[float]
+    unit: str = ""  # of numeric x values: " s" when rows count seconds from an x_origin
 
 
 def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
              warnings: list[str]) -> _XRange:
     lo = min(float(p.xe[0]) for p in prepared)
     hi = max(float(p.xe[-1]) for p in prepared)
+    unit = " s" if any(p.row.x_origin is not None for p in prepared) else ""
     all_events = sorted({e for p in prepared for e in p.events})
     visible = [e for e in all_events if lo <= e <= hi]
-    if len(visible) < len(all_events):
-        warnings.append(f"{len(all_events) - len(visible)} of {len(all_events)} event(s) "
-                        f"outside the x range, not drawn")
+    outside = [e for e in all_events if not lo <= e <= hi]
+    if outside:
+        given = {k: v for p in prepared for k, v in p.given.items()}
+        shown = ", ".join(_given_text(given.get(e, e)) for e in outside[:5])
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        warnings.append(f"{len(outside)} of {len(all_events)} event(s) outside the x range "
+                        f"({_range_text(lo, hi, time_axis, unit)}), not drawn: {shown}{more}")
     zooms: list[tuple[float, float, float]] = []
     rest: list[float] = []
     if options.zoom_minutes:
@@ -395,16 +407,31 @@ def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
                 warnings.append(
                     f"{len(rest)} of {len(visible)} events not zoomed (at most "
                     f"{MAX_ZOOM_COLUMNS} zoom columns): "
-                    f"{', '.join(_event_text(e, time_axis) for e in rest)}")
-        else:
+                    f"{', '.join(_event_text(e, time_axis, unit=unit) for e in rest)}")
+        elif all_events:
             warnings.append("no event inside the x range: zoom column left out")
-    return _XRange(lo, hi, visible, zooms, rest)
+        # No events at all: said once for the run (``run.run_batch``), not per figure.
+    return _XRange(lo, hi, visible, zooms, rest, unit)
 
 
-def _event_text(e: float, time_axis: bool, *, short: bool = False) -> str:
-    """An event's time as a reader wants it: UTC on a time axis, seconds otherwise."""
+def _given_text(e: float) -> str:
+    """An event as the user gave it: a UTC time when it can be UNIX seconds, else a number."""
+    from crunchctl.batch.rows import UNIX_RANGE
+
+    return _event_text(e / _DAY, True) if UNIX_RANGE[0] <= e <= UNIX_RANGE[1] else f"{e:g}"
+
+
+def _range_text(lo: float, hi: float, time_axis: bool, unit: str) -> str:
     if not time_axis:
-        return f"{e:g} s"
+        return f"{lo:g} to {hi:g}{unit}"
+    return f"{_event_text(lo, True)[:-4]} to {_event_text(hi, True)}"
+
+
+def _event_text(e: float, time_axis: bool, *, short: bool = False, unit: str = "") -> str:
+    """An event's time as a reader wants it: UTC on a time axis, a number otherwise."""
+    if not time_axis:
+        # Seconds from an x_origin carry the rounding of UNIX seconds (0.0999999): to the µs.
+        return f"{round(e, 6) if unit else e:g}{unit}"
     import datetime as _dt
 
     when = _dt.datetime.fromtimestamp(e * _DAY, _dt.timezone.utc)
@@ -569,12 +596,17 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     Raises:
         FigureError: the rows cannot share a figure.
     """
-    from matplotlib import colormaps
+    from warnings import catch_warnings, simplefilter
+
+    from matplotlib import colormaps, rc_context, rcParams
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not rows:
         raise FigureError(f"{title}: no rows to draw")
+    if options.x_label:
+        # A named x axis holds numbers, even ones that could be UNIX seconds.
+        rows = [replace(r, x_is_time=False) if r.x_guessed_time else r for r in rows]
     if len({r.x_is_time for r in rows}) > 1:
         raise FigureError(f"{title}: rows mix datetime and numeric x values; a shared x axis "
                           f"needs one kind")
@@ -585,24 +617,125 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
         warnings.extend(r.warnings)
     xr = _x_range(prepared, options, time_axis, warnings)
     layout = _Layout(len(rows), len(xr.zooms), options.dpi)
-    fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
-    FigureCanvasAgg(fig)
     base = colormaps[options.cmap]
     cmap = base.with_extremes(under=base(0.0), bad=NO_DATA_COLOR)
 
-    axes: list[tuple[Any, list[Any]]] = []
-    for i, p in enumerate(prepared):
-        ax, zaxes = _draw_row(fig, layout, i, p, options, cmap, xr,
-                              axes[0][0] if axes else None, warnings)
-        axes.append((ax, zaxes))
-    _x_axes(axes, rows, xr, options, time_axis)
-    _header(fig, layout, title, subtitle, xr, time_axis)
-    fig.savefig(out, format="png", dpi=options.dpi)
+    texts = [title, subtitle, options.x_label, options.y_label, options.z_label,
+             *(t for r in rows for t in (r.label, r.x_label, r.y_label, r.z_label))]
+    families, lacking = font_families([t for t in texts if t])
+    if lacking:
+        warnings.append(f"{FONT_NOTE} {', '.join(lacking)}: drawn as boxes (install a font "
+                        f"that has them: Noto fonts cover most scripts; Chinese, Japanese "
+                        f"and Korean are in Noto Sans CJK, Debian's fonts-noto-cjk)")
+    # Text takes its font when it is made: the fallback fonts are set around all of it.
+    # Matplotlib's own warnings (a missing glyph, with its source line) would reach stderr
+    # from every worker; they become this figure's warnings instead, glyphs said above.
+    fallback = {"font.family": [*rcParams["font.family"], *families]} if families else {}
+    with rc_context(fallback), \
+            catch_warnings(record=True) as caught:
+        simplefilter("always")
+        fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
+        FigureCanvasAgg(fig)
+        axes: list[tuple[Any, list[Any]]] = []
+        for i, p in enumerate(prepared):
+            ax, zaxes = _draw_row(fig, layout, i, p, options, cmap, xr,
+                                  axes[0][0] if axes else None, warnings)
+            axes.append((ax, zaxes))
+        _x_axes(axes, rows, xr, options, time_axis, layout.zoom_width)
+        _header(fig, layout, title, subtitle, xr, time_axis)
+        fig.savefig(out, format="png", dpi=options.dpi)
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if not (text.startswith("Glyph ") and "missing from font" in text):
+            warnings.append(f"while drawing: {text}")
     return warnings
 
 
+# ------------------------------------------------------------------------------ fonts
+
+#: The note about characters no installed font has starts so (``run.py`` says it once
+#: per run, not once per figure).
+FONT_NOTE = "no installed font has the characters"
+#: Families tried first for characters the default font (DejaVu Sans) lacks.
+PREFERRED_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC",
+                   "Noto Sans CJK KR", "Source Han Sans", "WenQuanYi Micro Hei",
+                   "WenQuanYi Zen Hei", "Droid Sans Fallback", "IPAGothic", "IPAexGothic",
+                   "Noto Sans")
+_CHARMAPS: dict[str, frozenset[int]] = {}
+_FALLBACKS: dict[frozenset[str], tuple[list[str], str]] = {}
+
+
+def font_families(texts: list[str]) -> tuple[list[str], str]:
+    """Fonts for the characters of ``texts`` that the default font lacks.
+
+    Returns:
+        (families to fall back to, in order; the characters no installed font has). Both
+        empty when the default font has every character. Installed fonts matplotlib has
+        not listed yet (installed after its font cache was made) are found too.
+    """
+    from matplotlib import font_manager
+
+    needed = {c for t in texts for c in t if ord(c) > 0x7F and c.isprintable()
+              and not c.isspace()}
+    if not needed:
+        return [], ""
+    default = font_manager.findfont(font_manager.FontProperties())
+    missing = frozenset(c for c in needed if ord(c) not in _charmap(default))
+    if not missing:
+        return [], ""
+    if missing not in _FALLBACKS:
+        _FALLBACKS[missing] = _cover(missing)
+    return _FALLBACKS[missing]
+
+
+def _cover(missing: frozenset[str]) -> tuple[list[str], str]:
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    rank = {name: i for i, name in enumerate(PREFERRED_FONTS)}
+    left = set(missing)
+    families: list[str] = []
+
+    def take(entries: list[Any]) -> None:
+        for entry in sorted(entries, key=lambda e: (rank.get(e.name, len(rank)), e.name)):
+            if not left:
+                return
+            if entry.name.startswith("Last Resort"):
+                continue  # matplotlib's own: a box for every character, which is no glyph
+            covered = {c for c in left if ord(c) in _charmap(entry.fname)}
+            if covered and entry.name not in families:
+                families.append(entry.name)
+                left.difference_update(covered)
+
+    take(list(manager.ttflist))
+    if left:
+        known = {e.fname for e in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if (path not in known and "LastResort" not in os.path.basename(path)
+                    and any(ord(c) in _charmap(path) for c in left)):
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        take([e for e in manager.ttflist if e.fname not in known])
+    return families, "".join(sorted(left))
+
+
+def _charmap(path: str) -> frozenset[int]:
+    found = _CHARMAPS.get(path)
+    if found is None:
+        from matplotlib.ft2font import FT2Font
+
+        try:
+            found = frozenset(FT2Font(path).get_charmap())
+        except (OSError, RuntimeError, ValueError):
+            found = frozenset()
+        _CHARMAPS[path] = found
+    return found
+
+
 def _x_axes(axes: list[tuple[Any, list[Any]]], rows: list[Row], xr: _XRange,
-            options: FigureOptions, time_axis: bool) -> None:
+            options: FigureOptions, time_axis: bool, zoom_width: float) -> None:
     """Tick labels on the bottom row only, each zoom column's title (its event ± half the
     window), the x label and range."""
     from matplotlib import dates as mdates
@@ -614,20 +747,34 @@ def _x_axes(axes: list[tuple[Any, list[Any]]], rows: list[Row], xr: _XRange,
             ax.tick_params(labelbottom=False)
         for zax, (event, _, _) in zip(zaxes, xr.zooms):
             if i == 0:
-                zax.set_title(f"{_event_text(event, time_axis, short=True)} \u00b1 {half}",
+                zax.set_title(f"{_event_text(event, time_axis, short=True, unit=xr.unit)} "
+                              f"\u00b1 {half}",
                               loc="left", fontsize=9 if layout_narrow(xr) else 10)
             if not last:
                 zax.tick_params(labelbottom=False)
-            if time_axis:
-                _date_axis(zax, mdates, zoom=True)
+            _zoom_ticks(zax, zoom_width, time_axis)
     first, bottom = axes[0][0], axes[-1][0]
     first.set_xlim(xr.lo, xr.hi)
-    x_label = next((r.x_label for r in rows if r.x_label), None)
-    bottom.set_xlabel(x_label or ("time (UTC)" if time_axis else "Time (s)"), fontsize=9)
+    bottom.set_xlabel(x_label(rows, options, time_axis), fontsize=9)
     if time_axis:
         _date_axis(first, mdates)
     else:
-        first.ticklabel_format(axis="x", useOffset=False, style="plain")
+        # Matplotlib's offset and powers of ten ("1e13" at the axis end) for large values:
+        # 10000000000000 on every tick reads as nothing.
+        from matplotlib.ticker import ScalarFormatter
+
+        first.xaxis.set_major_formatter(ScalarFormatter(useMathText=True))
+
+
+def x_label(rows: list[Row], options: FigureOptions, time_axis: bool) -> str:
+    """The x axis label: ``--x-label``, else the first row's ``x_label``, else what x is."""
+    given = options.x_label or next((r.x_label for r in rows if r.x_label), None)
+    if given:
+        return given
+    if time_axis:
+        return "time (UTC)"
+    # Plain numbers are seconds only when a row says they count from a time (x_origin).
+    return "time (s)" if any(r.x_origin is not None for r in rows) else DEFAULT_X_LABEL
 
 
 def layout_narrow(xr: _XRange) -> bool:
@@ -646,7 +793,8 @@ def _header(fig: Any, layout: _Layout, title: str, subtitle: str, xr: _XRange,
     if xr.zooms:
         subtitle += f", zoom on {'each' if not xr.not_zoomed else f'the first {len(xr.zooms)}'}"
     if xr.not_zoomed:
-        shown = ", ".join(_event_text(e, time_axis, short=True) for e in xr.not_zoomed[:4])
+        shown = ", ".join(_event_text(e, time_axis, short=True, unit=xr.unit)
+                          for e in xr.not_zoomed[:4])
         more = f" and {len(xr.not_zoomed) - 4} more" if len(xr.not_zoomed) > 4 else ""
         subtitle += f"; not zoomed: {shown}{more}"
     head = title if not subtitle else f"{title}\n{subtitle}"
@@ -660,14 +808,95 @@ def _event_line(ax: Any, x: float) -> None:
     ax.axvline(x, color=EVENT_COLOR, lw=1.4, ls=(0, (4, 2)))
 
 
-def _date_axis(ax: Any, mdates: Any, *, zoom: bool = False) -> None:
-    # A zoom column is narrow: few ticks, and no date offset (its title says when).
-    locator = mdates.AutoDateLocator(minticks=2, maxticks=4) if zoom else mdates.AutoDateLocator()
-    formatter = mdates.ConciseDateFormatter(locator)
-    if zoom:
-        formatter.offset_formats = [""] * 6
+def _date_axis(ax: Any, mdates: Any) -> None:
+    locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(formatter)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+# Zoom columns stand 0.2 in apart: a label at a column's edge runs into the next column's
+# ("11:1511:15"). Their ticks are chosen so that every label fits inside its column.
+TICK_PT = 8  # tick label size
+#: Width of one character of a tick label, inches (DejaVu Sans digits are 0.64 em).
+CHAR_IN = 0.64 * TICK_PT / 72
+TICK_GAP_IN = 0.1  # at least this between two labels, and between a label and the edge
+#: Tick steps on a time axis, seconds: round clock values.
+TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200,
+              10800, 21600, 43200, _DAY, 2 * _DAY, 7 * _DAY, 14 * _DAY, 28 * _DAY)
+
+
+def zoom_ticks(lo: float, hi: float, width_in: float,
+               time_axis: bool) -> tuple[list[float], list[str]]:
+    """The ticks and labels of a zoom column ``width_in`` inches wide showing ``lo..hi``
+    (days on a time axis): the densest round ticks whose labels all lie inside the column
+    without touching each other; one tick when no two fit, none when no label fits."""
+    single: tuple[list[float], list[str]] = ([], [])
+    for ticks, labels in _tick_candidates(lo, hi, time_axis):
+        fitted = _fitting(ticks, labels, lo, hi, width_in)
+        if fitted is None:
+            continue  # labels too close together: try sparser ticks
+        if len(fitted[0]) >= 2:
+            return fitted
+        if fitted[0] and not single[0]:
+            single = fitted
+    return single
+
+
+def _tick_candidates(lo: float, hi: float, time_axis: bool):
+    """(ticks, labels) from the densest to the sparsest."""
+    import datetime as _dt
+
+    import numpy as np
+
+    if time_axis:
+        a, b = lo * _DAY, hi * _DAY
+        for step in TIME_STEPS:
+            first = math.ceil(a / step - 1e-9) * step
+            ticks = np.arange(first, b + 1e-9 * step, step)
+            if ticks.size > 12:
+                continue
+            fmt = "%H:%M:%S" if step < 60 else "%H:%M" if step < _DAY else "%Y-%m-%d"
+            yield ([float(t) / _DAY for t in ticks],
+                   [_dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).strftime(fmt)
+                    for t in ticks])
+        return
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    for nbins in (8, 6, 5, 4, 3, 2, 1):
+        ticks = [float(t) for t in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10])
+                 .tick_values(lo, hi) if lo <= t <= hi]
+        formatter = ScalarFormatter()
+        formatter.create_dummy_axis()
+        formatter.axis.set_view_interval(lo, hi)
+        formatter.set_locs(ticks)
+        yield ticks, [formatter(t) for t in ticks]
+
+
+def _fitting(ticks: list[float], labels: list[str], lo: float, hi: float,
+             width_in: float) -> tuple[list[float], list[str]] | None:
+    """The ticks whose labels lie inside the column; None when two labels would touch."""
+    from itertools import pairwise
+
+    per_unit = width_in / (hi - lo)
+    kept: list[tuple[float, str]] = []
+    for t, text in zip(ticks, labels):
+        half = len(text) * CHAR_IN / 2 + TICK_GAP_IN
+        if (t - lo) * per_unit >= half and (hi - t) * per_unit >= half:
+            kept.append((t, text))
+    for (t1, a), (t2, b) in pairwise(kept):
+        if (t2 - t1) * per_unit < (len(a) + len(b)) * CHAR_IN / 2 + TICK_GAP_IN:
+            return None
+    return [t for t, _ in kept], [text for _, text in kept]
+
+
+def _zoom_ticks(zax: Any, width_in: float, time_axis: bool) -> None:
+    from matplotlib.ticker import FixedFormatter, FixedLocator, ScalarFormatter
+
+    lo, hi = zax.get_xlim()
+    ticks, labels = zoom_ticks(lo, hi, width_in, time_axis)
+    zax.xaxis.set_major_locator(FixedLocator(ticks))
+    # A time axis gets the labels as chosen; numbers keep matplotlib's offset (+1e13).
+    zax.xaxis.set_major_formatter(FixedFormatter(labels) if time_axis else ScalarFormatter())
 
 
 def _fmt_minutes(m: float) -> str:

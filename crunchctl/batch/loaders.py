@@ -108,7 +108,7 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
     fs, center = header.sample_rate, header.center_frequency
     acquired = header.acquisition_start
     origin = acquired.timestamp() if acquired else None
-    res = describe_resolution(fs, spec.lframes)
+    res = describe_resolution(fs, spec.lframes, window=settings.window)
     when = (f", acquired {acquired.isoformat(sep=' ', timespec='milliseconds')}" if acquired
             else "")
     frame = spec.lframes / fs
@@ -119,7 +119,7 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
     z = zoom.zoom_of(path, spec.power, spec.freqs, center, fs, settings)
     for note in z.window.notes:
         log.warning("%s: %s", path, note)
-    zres = describe_resolution(fs, spec.lframes, z.window.n_avg)
+    zres = describe_resolution(fs, spec.lframes, z.window.n_avg, window=settings.window)
     rows.append(_iq_row(z.power, z.freqs, z.times, center=center,
                         origin=origin, frame=frame * z.window.n_avg,
                         label=f"zoom {fmt_hz(z.window.span)} around "
@@ -210,8 +210,8 @@ def _legacy_row(arrays: dict, path: str) -> dict:
         center = float(arrays["center_frequency"])
     else:
         center = float(freqs[freqs.size // 2]) if freqs.size else 0.0
-    from crunchctl.quicklook.render import fmt_hz
     from crunchctl.formats.tiq import parse_datetime
+    from crunchctl.quicklook.render import fmt_hz
 
     # crunchctl's own NPZ products say when the recording started: events can then land.
     origin = None

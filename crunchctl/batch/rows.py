@@ -28,6 +28,7 @@ _COLLAPSE = ("sum", "mean", "max")
 
 #: Labels of rows that bring none (``--y-label``/``--z-label`` set others): neutral,
 #: since nothing is known about the data.
+DEFAULT_X_LABEL = "x"
 DEFAULT_Y_LABEL = "y"
 DEFAULT_Z_LABEL = "value"
 
@@ -41,7 +42,8 @@ class Row:
     """One dataset of a figure: ``data[j, i]`` is the value at ``(x[i], y[j])``.
 
     ``x`` holds ``nx`` centres or ``nx + 1`` edges, likewise ``y``. ``x_is_time`` marks an
-    ``x`` given as datetimes (stored as UNIX seconds). Bounds are None when not given.
+    ``x`` given as datetimes (stored as UNIX seconds), or as numbers that can only be UNIX
+    seconds (``x_guessed_time``). Bounds are None when not given.
     Beyond x, y, data, label and bounds a row may set ``x_label``, ``y_scale``/``z_scale`` (override
     the global scales), ``events`` (times) and ``x_origin`` (UNIX seconds at ``x = 0``, so
     UNIX event times land on a relative time axis).
@@ -61,6 +63,7 @@ class Row:
     y_scale: str | None = None
     z_scale: str | None = None
     x_is_time: bool = False
+    x_guessed_time: bool = False  # numbers taken for UNIX seconds, not datetimes
     x_origin: float | None = None
     events: tuple[float, ...] = ()
     warnings: list[str] = field(default_factory=list)
@@ -76,6 +79,25 @@ def _where(item: str, index: int, raw: Mapping) -> str:
     label = raw.get("label") if isinstance(raw, Mapping) else None
     named = f" ({label!s})" if isinstance(label, str) and label else ""
     return f"{item}: row {index + 1}{named}"
+
+
+def _key_list(raw: Mapping) -> str:
+    """``'a', 'b'`` for a message: the first few keys of what a loader returned."""
+    keys = [repr(k) for k in list(raw)[:8]]
+    more = f" and {len(raw) - 8} more" if len(raw) > 8 else ""
+    return f"{', '.join(keys)}{more}" if keys else "no keys"
+
+
+def _listed(keys: list[str]) -> str:
+    quoted = [repr(k) for k in keys]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+def _hint(raw: Mapping) -> str:
+    values = list(raw.values())
+    if values and all(isinstance(v, Mapping) for v in values):
+        return "; its values are dicts: return them as a list, e.g. list(d.values())"
+    return "; return a list of dicts with keys x, y, data"
 
 
 def check_rows(raw: Any, item: str) -> list[Row]:
@@ -96,6 +118,12 @@ def check_rows(raw: Any, item: str) -> list[Row]:
     if raw is None:
         return []
     if isinstance(raw, Mapping):
+        missing = [k for k in ("x", "y", "data") if raw.get(k) is None]
+        if missing:
+            # Not a row: say what came back, not "row 1", which the loader never made.
+            raise RowError(f"{item}: the loader returned a dict with keys {_key_list(raw)} "
+                           f"instead of a list of rows; as a single row it lacks "
+                           f"{_listed(missing)}{_hint(raw)}")
         raw = [raw]
     elif isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
         raise RowError(f"{item}: the loader returned {type(raw).__name__}; expected a list "
@@ -115,15 +143,17 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     where = _where(item, index, raw)
     for key in ("x", "y", "data"):
         if key not in raw or raw[key] is None:
-            raise RowError(f"{where}: missing key {key!r} (a row needs x, y and data)")
+            raise RowError(f"{where}: missing key {key!r} (a row needs x, y and data; it has "
+                           f"{_key_list(raw)})")
     warnings = [f"{where}: unknown key {k!r} ignored" for k in raw if k not in ROW_KEYS]
 
     x, x_is_time = _axis(raw["x"], where, "x", allow_time=True)
+    x_guessed = False
     if (not x_is_time and raw.get("x_label") is None and raw.get("x_origin") is None
-            and _UNIX_RANGE[0] <= float(x.min()) and float(x.max()) <= _UNIX_RANGE[1]):
+            and UNIX_RANGE[0] <= float(x.min()) and float(x.max()) <= UNIX_RANGE[1]):
         # Plain numbers that can only be UNIX seconds (the legacy plotter's x) are drawn as
         # UTC date-times: ten-digit second ticks are unreadable.
-        x_is_time = True
+        x_is_time = x_guessed = True
     y, _ = _axis(raw["y"], where, "y", allow_time=False)
     try:
         data = np.asarray(raw["data"])
@@ -165,10 +195,16 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     y, data = _monotonic(y, data, 0, where, "y")
 
     bounds = {k: _number(raw.get(k), where, k) for k in _BOUND_KEYS}
-    z_min = bounds["vmin"] if bounds["vmin"] is not None else bounds["z_min"]
-    z_max = bounds["vmax"] if bounds["vmax"] is not None else bounds["z_max"]
-    for lo_key, hi_key, lo, hi in (("y_min", "y_max", bounds["y_min"], bounds["y_max"]),
-                                   ("z_min", "z_max", z_min, z_max)):
+    # vmin/vmax (matplotlib's names) win over z_min/z_max; messages use the names given.
+    lo_z = "vmin" if bounds["vmin"] is not None else "z_min"
+    hi_z = "vmax" if bounds["vmax"] is not None else "z_max"
+    for alias, key in (("vmin", "z_min"), ("vmax", "z_max")):
+        if bounds[alias] is not None and bounds[key] is not None and bounds[alias] != bounds[key]:
+            warnings.append(f"{where}: both {alias!r} and {key!r} given; {alias!r} = "
+                            f"{bounds[alias]:g} is used")
+    z_min, z_max = bounds[lo_z], bounds[hi_z]
+    for lo_key, hi_key in (("y_min", "y_max"), (lo_z, hi_z)):
+        lo, hi = bounds[lo_key], bounds[hi_key]
         if lo is not None and hi is not None and not hi > lo:
             raise RowError(f"{where}: {lo_key} = {lo:g} is not below {hi_key} = {hi:g}")
 
@@ -182,7 +218,7 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
         z_label=_text(raw.get("z_label"), where, "z_label"),
         y_scale=_scale(raw.get("y_scale"), where, "y_scale"),
         z_scale=_scale(raw.get("z_scale"), where, "z_scale"),
-        x_is_time=x_is_time,
+        x_is_time=x_is_time, x_guessed_time=x_guessed,
         x_origin=(None if raw.get("x_origin") is None
                   else parse_time(raw["x_origin"], f"{where}: 'x_origin'")),
         events=() if events is None else _events(events, f"{where}: 'events'"),
@@ -191,7 +227,7 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
 
 
 #: x values all inside this range (UNIX seconds of 2000-01-01 and 2100-01-01) are times.
-_UNIX_RANGE = (946_684_800.0, 4_102_444_800.0)
+UNIX_RANGE = (946_684_800.0, 4_102_444_800.0)
 
 
 def _axis(value: Any, where: str, key: str, *, allow_time: bool) -> tuple[np.ndarray, bool]:

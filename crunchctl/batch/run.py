@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from crunchctl.run import engine
-from crunchctl.errors import ItemError, UsageError
 from crunchctl.batch.figure import FigureOptions
 from crunchctl.batch.plugins import AUTO, BUILTINS, LoaderSpec
+from crunchctl.errors import ItemError, UsageError
 from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+from crunchctl.run import engine
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -50,6 +50,12 @@ def read_items(spec: str, stdin: IO[str] | None = None, *, what: str = "items fi
     Raises:
         UsageError: the file cannot be read or is not UTF-8 text.
     """
+    return [line for _, line in _numbered_lines(spec, stdin, what=what)]
+
+
+def _numbered_lines(spec: str, stdin: IO[str] | None = None, *,
+                    what: str) -> list[tuple[int, str]]:
+    """(line number, text) of every entry of a file (or stdin) as ``read_items`` reads it."""
     if spec == "-":
         import sys
 
@@ -72,15 +78,15 @@ def read_items(spec: str, stdin: IO[str] | None = None, *, what: str = "items fi
         except UnicodeDecodeError as e:
             raise UsageError(f"{spec}: not UTF-8 text (byte {e.start}); expected one item "
                              f"per line") from None
-    items = []
+    lines = []
     for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if "\x00" in line:
             raise UsageError(f"{name} line {n}: holds a NUL byte; is this a binary file?")
-        items.append(line)
-    return items
+        lines.append((n, line))
+    return lines
 
 
 def items_source(spec: str) -> str:
@@ -98,11 +104,10 @@ def read_events(path: str | os.PathLike) -> tuple[float, ...]:
     """
     from crunchctl.batch.rows import RowError, parse_time
 
-    lines = read_items(os.fspath(path), what="events file")
     events = []
-    for text in lines:
+    for n, text in _numbered_lines(os.fspath(path), what="events file"):
         try:
-            events.append(parse_time(text.split("#", 1)[0].strip(), f"{path}"))
+            events.append(parse_time(text.split("#", 1)[0].strip(), f"{path} line {n}"))
         except RowError as e:
             raise UsageError(f"--events {e}") from None
     return tuple(sorted(events))
@@ -118,17 +123,16 @@ def dedupe(items: Iterable[str]) -> tuple[list[str], list[str]]:
 
 #: ``--names``: ``full`` keeps the whole item in the name; ``stem`` uses a path's stem.
 NAME_STYLES = ("full", "stem")
-_PLAIN_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}"
 
 
 def _stem(item: str) -> str | None:
     """The short name ``--names stem`` gives a path item, or None to keep the full form."""
-    import re
-
     if "/" not in item and os.sep not in item and "." not in item:
         return None  # an id (run_001) is short already
+    from crunchctl.quicklook.products import safe_name
+
     stem = os.path.splitext(os.path.basename(item.rstrip("/" + os.sep)))[0]
-    return stem if re.fullmatch(_PLAIN_NAME, stem) else None
+    return stem if stem and safe_name(stem) == stem else None  # a plain name, any script
 
 
 def figure_names(items: Sequence[str], style: str = "full") -> dict[str, str]:
@@ -261,7 +265,7 @@ def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
     Keys added later enter the digest only when set, so figures done before stay done.
     """
     fig = figure.as_dict()
-    for key in ("y_label", "z_label"):
+    for key in ("x_label", "y_label", "z_label"):
         if fig.get(key) is None:
             fig.pop(key, None)
     shaping: dict[str, Any] = {"loader": loader.name, "figure": fig,
@@ -360,9 +364,13 @@ def run_item(task: BatchTask) -> Outcome:
                            f"{_one_line(str(e), 300)}", started)
         out.extra["item_traceback"] = traceback.format_exc()
         return out
+    # A missing font is the machine's, not the item's: said once per run (``run_batch``).
+    once = [w for w in warnings if w.startswith(figure.FONT_NOTE)]
+    warnings = [w for w in warnings if w not in once]
     out = task.outcome(OK, started, [task.png],
                        _one_line("; ".join(warnings), 500) if warnings else None)
     out.extra["warnings"] = warnings
+    out.extra["once"] = once
     out.extra["rows"] = len(rows)
     return out
 
@@ -466,6 +474,9 @@ def run_batch(
         result.summary.finished = time.time()
         return result
 
+    if options.figure.zoom_minutes is not None and not options.figure.events:
+        log.warning("--zoom-minutes %g without --events: zoom columns only around the events "
+                    "a loader's rows bring ('events' key)", options.figure.zoom_minutes)
     specs = resolve_loaders(unique, options.loader,
                             options.settings.format if options.settings else None)
     digests = {spec: settings_digest(spec, options.figure, output, options.settings,
@@ -503,10 +514,16 @@ def run_batch(
                        specs[item], options.figure, options.settings, options.source,
                        digests[specs[item]], *stats[item]) for item in due]
 
+    said: set[str] = set()
+
     def handle(outcome: Outcome) -> None:
         tb = outcome.extra.pop("item_traceback", None)
         for warning in outcome.extra.pop("warnings", []):
             log.warning("%s: %s", outcome.item, warning)
+        for note in outcome.extra.pop("once", []):
+            if note not in said:
+                said.add(note)
+                log.warning("%s (first in %s)", note, outcome.item)
         if outcome.status == ERROR:
             log.error("%s", outcome.error)
             if tb:  # the log file always has it; the console only with -v

@@ -11,9 +11,11 @@ from crunchctl.cli.app import app
 from crunchctl.cli.batch import batch
 from crunchctl.cli.demo import demo
 from crunchctl.cli.importcmd import import_
+from crunchctl.cli.output import Command
 from crunchctl.cli.process import process
 from crunchctl.cli.reset import reset
 from crunchctl.cli.status import status
+from crunchctl.cli.trend import trend
 from crunchctl.cli.watch import watch
 
 app.command("process")(process)
@@ -23,6 +25,9 @@ app.command("import")(import_)
 app.command("demo")(demo)
 app.command("watch")(watch)
 app.command("batch")(batch)
+app.command("trend")(trend)
+for _info in app.registered_commands:  # help that names arguments as a person reads them
+    _info.cls = Command
 
 __all__ = ["app", "main"]
 

@@ -1,34 +1,22 @@
-"""The root ``crunchctl`` app and what every command runs inside: its shared options, its
-settings, logs and ledger, and the one way out (errors to one line and an exit code).
+"""The root ``crunchctl`` app: its shared options and usage errors in plain words.
 
-Exit codes are listed in docs/ARCHITECTURE.md ("Errors and exit codes"). Light imports only.
+What every command runs inside (settings, logs, ledger, signals, the way out) is the
+application object of ``application.py``. Light imports only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from crunchctl import __version__
 from crunchctl.cli import options as opt
-from crunchctl.cli.output import error_line, plain_output, reporter_for
-from crunchctl.errors import CrunchError
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from crunchctl.config import Settings
-    from crunchctl.ledger.store import Ledger
-    from crunchctl.run.logs import LogSetup
 
 # ------------------------------------------------------------------- usage errors
 
@@ -136,6 +124,10 @@ app = typer.Typer(
 )
 
 
+#: Notes on the settings said in this invocation (said once, logged when the log opens).
+_NOTES: dict[str, bool] = {}
+
+
 @dataclass(frozen=True)
 class Common:
     """The shared options of one command invocation."""
@@ -174,9 +166,10 @@ def root(
                      log_file=log_file)
 
 
-def common(ctx: typer.Context, **kw: Any) -> Common:
+def common(ctx: typer.Context | None, **kw: Any) -> Common:
     """Merge a command's shared options with those given before the command name."""
-    root_opts: Common = ctx.obj if isinstance(ctx.obj, Common) else Common()
+    obj = getattr(ctx, "obj", None)
+    root_opts: Common = obj if isinstance(obj, Common) else Common()
     return Common(
         config=kw.get("config") or root_opts.config,
         ledger=kw.get("ledger") or root_opts.ledger,
@@ -184,185 +177,3 @@ def common(ctx: typer.Context, **kw: Any) -> Common:
         quiet=bool(kw.get("quiet")) or root_opts.quiet,
         log_file=kw.get("log_file") or root_opts.log_file,
     )
-
-
-# ------------------------------------------------------------------------ the way out
-
-
-def _print_traceback() -> None:
-    import traceback
-
-    traceback.print_exc(file=sys.stderr)
-
-
-def internal_error_message(exc: BaseException, log_path: Path | None) -> str:
-    """What an unexpected error tells the user: what happened and what to attach."""
-    attach = (f"the log file {log_path}" if log_path is not None
-              else "the log file (see --log-file)")
-    return (f"internal error: {type(exc).__name__}: {exc}. This is a bug in crunchctl; "
-            f"when reporting it, attach {attach} and the output of the same command run "
-            f"with -v.")
-
-
-@contextlib.contextmanager
-def errors_to_exit(opts: Common, logs: LogSetup | None = None) -> Iterator[None]:
-    """Turn errors into one line on stderr and the exit code of their kind.
-
-    ``CrunchError``: its message and ``exit_code``; Ctrl-C: 130; anything else is a bug:
-    exit 1, the traceback goes to the log file. Tracebacks on stderr only with ``-v``.
-    """
-    try:
-        yield
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
-    except CrunchError as e:
-        if opts.verbose:
-            _print_traceback()
-        error_line(str(e))
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        raise typer.Exit(130) from None
-    except Exception as e:  # noqa: BLE001
-        logging.getLogger("crunchctl").error("internal error", exc_info=True,
-                                             extra={"file_only": True})
-        if logs is not None:
-            logs.flush()
-        if opts.verbose:
-            _print_traceback()
-        error_line(internal_error_message(e, logs.path if logs is not None else None))
-        raise typer.Exit(1) from None
-
-
-def exit_code_for(summary: Any) -> int:
-    """A finished run's exit code; the rule is the engine's (``run.engine.exit_code``)."""
-    from crunchctl.run.engine import exit_code
-
-    return exit_code(summary)
-
-
-# --------------------------------------------------------- settings, logs and ledger
-
-
-#: Notes on the settings said in this invocation (said once, logged when the log opens).
-_NOTES: dict[str, bool] = {}
-
-
-def settings_for(opts: Common, **overrides: Any) -> Settings:
-    """Resolve settings (CLI > env > config > defaults) with the command's overrides.
-
-    Settings that work but are probably not what was meant (``config.notes``) are said
-    once, as a warning line on stderr, and go to the log file when it opens.
-    """
-    from crunchctl.config import notes, resolve
-
-    if opts.ledger is not None:
-        overrides["ledger_path"] = str(opts.ledger)
-    if opts.log_file is not None:
-        overrides["log_file"] = str(opts.log_file)
-    settings = resolve(opts.config, {k: (str(v) if isinstance(v, Path) else v)
-                                     for k, v in overrides.items()})
-    for note in notes(settings):
-        if note not in _NOTES:
-            _NOTES[note] = False  # not logged yet
-            if not opts.quiet:
-                typer.echo(f"Warning: {note}", err=True)
-    return settings
-
-
-def start_logging(opts: Common, settings: Settings | None, console: Console | None,
-                  *, flush_every: int = 10) -> LogSetup:
-    """The run's log file and console lines (``-q``/``-v`` pick the console level)."""
-    from crunchctl.run import logs
-
-    log_file = settings.log_file if settings is not None else (
-        str(opts.log_file) if opts.log_file else None)
-    setup = logs.setup(log_file=log_file, verbosity=opts.verbosity, console=console,
-                       plain=plain_output(), flush_every=flush_every)
-    log = logging.getLogger("crunchctl")
-    for note, logged in list(_NOTES.items()):
-        if not logged:  # said on stderr already
-            log.warning("%s", note, extra={"file_only": True})
-            _NOTES[note] = True
-    if settings is not None and opts.verbosity >= 2:
-        from crunchctl.config import describe
-
-        # -vv: every setting and where it came from, once per command.
-        log.debug("settings (config file: %s):", settings.config_file or "none")
-        for line in describe(settings):
-            log.debug("  %s", line)
-    return setup
-
-
-@contextlib.contextmanager
-def command_logs(opts: Common, settings: Settings | None, console: Console | None,
-                 *, flush_every: int = 10) -> Iterator[LogSetup]:
-    """Logging for one command body; errors are logged and mapped before the log closes."""
-    logs = start_logging(opts, settings, console, flush_every=flush_every)
-    try:
-        with errors_to_exit(opts, logs):
-            yield logs
-    finally:
-        logs.close()
-
-
-def open_ledger(settings: Settings | None, opts: Common, *, create: bool = True,
-                flush_every: int = 50) -> Ledger:
-    """The ledger named by --ledger, the config, CRUNCHCTL_STATE_DIR or platformdirs."""
-    from crunchctl.ledger.store import Ledger, default_ledger_path
-
-    path = (settings.ledger_path if settings is not None and settings.ledger_path
-            else (str(opts.ledger) if opts.ledger else None))
-    return Ledger(Path(path) if path else default_ledger_path(), flush_every=flush_every,
-                  create=create)
-
-
-@contextlib.contextmanager
-def engine_run(opts: Common, settings: Settings, console: Console, label: str, *,
-               flush_every: int = 50) -> Iterator[tuple[Ledger, Any, Any]]:
-    """The ledger, a progress reporter and signal flags for one run of the engine.
-
-    SIGINT and SIGTERM stop the run after the items in progress; a second Ctrl-C cancels
-    them (docs/ARCHITECTURE.md, "Errors and exit codes").
-    """
-    import signal
-
-    from crunchctl.run import engine
-    from crunchctl.run.executor import warm_up
-
-    warm_up(settings)
-
-    class _Signals(engine.signals_to_flags):
-        def _handler(self, signum: int, frame: Any) -> None:
-            self.flags.request(signum)
-            if self.on_signal is not None:
-                self.on_signal(signum)
-            # A task running in this very process can only be cancelled by an exception;
-            # worker processes are killed by the engine, which then ends the run as usual.
-            if self.flags.cancel.is_set() and _inline_task(frame):
-                raise KeyboardInterrupt
-
-    def said(signum: int) -> None:
-        n = getattr(reporter, "in_progress", 0)
-        if flags.cancel.is_set():
-            text = f"cancelling: {n} in progress (they will be done by the next run)"
-        else:
-            how = ", Ctrl-C again to cancel" if signum == signal.SIGINT and n else ""
-            text = (f"stopping: {n} in progress{how}" if n
-                    else "stopping: nothing in progress")
-        logging.getLogger("crunchctl").info("%s", text, extra={"file_only": True})
-        reporter.message(text)
-
-    with open_ledger(settings, opts, flush_every=flush_every) as ledger:
-        reporter = reporter_for(console, label, opts.quiet)
-        with _Signals(engine.StopFlags(), said) as flags:
-            yield ledger, reporter, flags
-
-
-def _inline_task(frame: Any) -> bool:
-    """The signal arrived while a task ran in this process (``executor.run_inline``)."""
-    while frame is not None:
-        if frame.f_code.co_name == "run_inline":
-            return True
-        frame = frame.f_back
-    return False

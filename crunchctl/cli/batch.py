@@ -9,8 +9,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from crunchctl.cli import options as opt, output
-from crunchctl.cli.app import (command_logs, common, engine_run, errors_to_exit, exit_code_for,
-                               settings_for)
 
 
 class Scale(str, Enum):
@@ -33,12 +31,13 @@ def batch(
         help="Items file: one item per line (paths or ids), blank lines and '#' comments "
              "ignored; '-' reads stdin.", show_default=False, metavar="ITEMS")],
     loader: Annotated[Optional[str], typer.Option(
-        "--loader", "-l", show_default=False,
+        "--loader", "-l", metavar="LOADER", show_default=False,
         help="iq, npz, package.module:function or path/to/file.py:function "
              "[default: npz for .npz items, iq for recordings].")] = None,
     output_dir: opt.OutputOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -49,9 +48,10 @@ def batch(
         help="--resume skips items already done with the same settings; --fresh redoes "
              "every item.")] = True,
     flush_every: Annotated[int, typer.Option(
-        "--flush-every", min=1, help="Write progress to the ledger every N outcomes.")] = 10,
+        "--flush-every", metavar="N",
+        min=1, help="Write progress to the ledger every N outcomes.")] = 10,
     log_flush_every: Annotated[Optional[int], typer.Option(
-        "--log-flush-every", min=1, show_default=False,
+        "--log-flush-every", metavar="N", min=1, show_default=False,
         help="Write buffered log records every N records [default: --flush-every].")] = None,
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", show_default=False, metavar="GLOB", rich_help_panel=_PICK,
@@ -62,46 +62,62 @@ def batch(
         help="Run at most N due items now (try a loader on a few); the next run goes on "
              "with the rest.")] = None,
     names: Annotated[Names, typer.Option(
-        "--names", rich_help_panel=_PICK,
+        "--names", metavar="full|stem", rich_help_panel=_PICK,
         help="Figure names: full (the whole item, unique) or stem (a path item's file "
              "stem; items sharing a stem keep the full form).")] = Names.full,
     y_min: Annotated[Optional[float], typer.Option(
-        "--y-min", help="Lower y limit of rows without their own.", show_default=False,
+        "--y-min", metavar="VALUE",
+        help="Lower y limit of rows without their own.", show_default=False,
         rich_help_panel=_FIG)] = None,
     y_max: Annotated[Optional[float], typer.Option(
-        "--y-max", help="Upper y limit of rows without their own.", show_default=False,
+        "--y-max", metavar="VALUE",
+        help="Upper y limit of rows without their own.", show_default=False,
         rich_help_panel=_FIG)] = None,
     z_min: Annotated[Optional[float], typer.Option(
-        "--z-min", help="Lower colour bound of rows without their own.", show_default=False,
+        "--z-min", metavar="VALUE",
+        help="Lower colour bound of rows without their own.", show_default=False,
         rich_help_panel=_FIG)] = None,
     z_max: Annotated[Optional[float], typer.Option(
-        "--z-max", help="Upper colour bound of rows without their own.", show_default=False,
+        "--z-max", metavar="VALUE",
+        help="Upper colour bound of rows without their own.", show_default=False,
         rich_help_panel=_FIG)] = None,
     y_scale: Annotated[Scale, typer.Option(
-        "--y-scale", help="y axis scale.", rich_help_panel=_FIG)] = Scale.linear,
+        "--y-scale", metavar="linear|log",
+        help="y axis scale.", rich_help_panel=_FIG)] = Scale.linear,
     z_scale: Annotated[Scale, typer.Option(
-        "--z-scale", help="Colour scale (log: zeros and negatives get the lowest colour).",
+        "--z-scale", metavar="linear|log",
+        help="Colour scale (log: zeros and negatives get the lowest colour).",
         rich_help_panel=_FIG)] = Scale.linear,
     percentiles: Annotated[str, typer.Option(
-        "--percentiles", help="Colour bounds LO,HI as percentiles of the values, for rows "
+        "--percentiles", metavar="LO,HI",
+        help="Colour bounds LO,HI as percentiles of the values, for rows "
                               "without bounds.", rich_help_panel=_FIG)] = "1,99",
     cmap: opt.CmapOpt = None,
     events: Annotated[Optional[Path], typer.Option(
-        "--events", help="Event times, one per line (UNIX seconds or ISO 8601), drawn as "
-                         "vertical lines.", dir_okay=False, show_default=False,
+        "--events", metavar="FILE",
+        help="Event times, one per line (UNIX seconds, or ISO 8601: UTC unless the time "
+        "says its zone, as --since), drawn as vertical lines.", dir_okay=False,
+        show_default=False,
         rich_help_panel=_FIG)] = None,
     zoom_minutes: Annotated[Optional[float], typer.Option(
-        "--zoom-minutes", show_default=False,
+        "--zoom-minutes", metavar="MINUTES", show_default=False,
         help="Add a right-hand zoom column this many minutes wide around each event (at "
-             "most 4; the figure names the others).",
+             "most 4; the figure names the others). Without --events it warns once and zooms "
+             "only on events a loader's rows bring.",
         rich_help_panel=_FIG)] = None,
     dpi: Annotated[int, typer.Option(
-        "--dpi", min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
+        "--dpi", metavar="DPI",
+        min=20, max=600, help="Figure resolution.", rich_help_panel=_FIG)] = 100,
+    x_label: Annotated[Optional[str], typer.Option(
+        "--x-label", metavar="TEXT", show_default=False, rich_help_panel=_FIG,
+        help="x axis label; plain numbers are then drawn as numbers, never as dates "
+             "[default: the rows' own, else 'time (UTC)' for times, 'time (s)' for rows "
+             "with x_origin, else 'x'].")] = None,
     y_label: Annotated[Optional[str], typer.Option(
-        "--y-label", show_default=False, rich_help_panel=_FIG,
+        "--y-label", metavar="TEXT", show_default=False, rich_help_panel=_FIG,
         help="y axis label of every row [default: the row's own, else 'y'].")] = None,
     z_label: Annotated[Optional[str], typer.Option(
-        "--z-label", show_default=False, rich_help_panel=_FIG,
+        "--z-label", metavar="TEXT", show_default=False, rich_help_panel=_FIG,
         help="Colour bar label of every row [default: the row's own, else 'value'].")] = None,
     lframes: opt.LframesOpt = None,
     nframes: opt.NframesOpt = None,
@@ -121,31 +137,32 @@ def batch(
     A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
     zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
-    z_max, vmin, vmax, y_label, z_label. Items whose loader returns nothing are 'no data';
-    errors are recorded and the run goes on. Ctrl-C stops after the items in progress;
-    run the same command again to finish.
+    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader
+    returns nothing are 'no data'; errors are recorded and the run goes on. Ctrl-C stops
+    after the items in progress; run the same command again to finish.
 
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                      log_file=log_file)
-    with errors_to_exit(opts):
+    from crunchctl.cli.application import Application
+
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         from crunchctl.batch import run as core
         from crunchctl.batch.figure import FigureOptions, parse_percentiles
 
-        settings = settings_for(opts, output_path=output_dir, workers=workers,
-                                scheduler=scheduler,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                    **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                                   zoom_span, window, cmap))
+        settings = app.configure(output_path=output_dir, workers=workers, scheduler=scheduler,
+                                 scheduler_timeout=scheduler_timeout,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         opt.check_cmap(settings)
         figure = FigureOptions(y_min=y_min, y_max=y_max, z_min=z_min, z_max=z_max,
                                y_scale=y_scale.value, z_scale=z_scale.value,
                                cmap=settings.cmap, percentiles=parse_percentiles(percentiles),
-                               zoom_minutes=zoom_minutes, dpi=dpi, y_label=y_label,
-                               z_label=z_label,
+                               zoom_minutes=zoom_minutes, dpi=dpi, x_label=x_label,
+                               y_label=y_label, z_label=z_label,
                                events=core.read_events(events) if events is not None else ())
         options = core.BatchOptions(
             output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,
@@ -156,17 +173,14 @@ def batch(
         if not item_list:
             result = core.BatchResult(output=options.output)
         else:
-            console = output.err_console()
+            app.start_logs(flush_every=log_flush_every or flush_every)
             # User code's output goes to stderr; with --json, stdout is the document alone.
             with output.stdout_to_stderr(fd_level=json_out), \
-                    command_logs(opts, settings, console,
-                                 flush_every=log_flush_every or flush_every), \
-                    engine_run(opts, settings, console, "batch",
-                               flush_every=flush_every) as (led, reporter, flags):
+                    app.engine_run("batch", flush_every=flush_every) as (led, reporter, flags):
                 result = core.run_batch(item_list, options, ledger=led, reporter=reporter,
                                         flags=flags)
         _print(result, items, json_out)
-        raise typer.Exit(exit_code_for(result.summary))
+        app.exit(result.summary)
 
 
 def _print(result: Any, items: str, json_out: bool) -> None:

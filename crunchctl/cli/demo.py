@@ -8,30 +8,29 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, command_logs, common, engine_run, errors_to_exit,
-                               exit_code_for, settings_for)
-from crunchctl.cli.output import err_console
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
+    from crunchctl.cli.application import Application
     from crunchctl.config import Settings
 
 
 def demo(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Option(
-        "--dir", help="Folder for the demo recording, products, web folder and ledger.",
+        "--dir", metavar="DIR",
+        help="Folder for the demo recording, products, web folder and ledger.",
         file_okay=False)] = Path("crunchctl-demo"),
     frames: Annotated[int, typer.Option(
-        "--frames", help="Frames of 65536 samples in the recording (94 is about 50 MB).",
+        "--frames", metavar="N",
+        help="Frames of 65536 samples in the recording (94 is about 50 MB).",
         min=1)] = 94,
     noise_only: Annotated[bool, typer.Option(
         "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
     workers: opt.WorkersOpt = None,
     products: opt.ProductsOpt = None,
     ledger: Annotated[Optional[Path], typer.Option(
-        "--ledger", help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
+        "--ledger", metavar="DIR",
+        help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
     log_file: opt.LogFileOpt = None,
     verbose: opt.VerboseOpt = 0,
     quiet: opt.QuietOpt = False,
@@ -44,27 +43,39 @@ def demo(
 
     Example: crunchctl demo --dir /tmp/crunch-demo
     """
-    opts = common(ctx, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file)
-    with errors_to_exit(opts):
+    from crunchctl.cli.application import Application
+
+    with Application(ctx, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         folder = folder.absolute()
-        settings = settings_for(
-            opts, output_path=folder / "products", www_path=folder / "www", workers=workers,
-            products=products, ledger_path=str(opts.ledger or folder / "ledger"))
-        console = err_console()
-        with command_logs(opts, settings, console):
-            code = _run(folder, frames, noise_only, settings, opts, console)
-        raise typer.Exit(code)
+        settings = app.configure(
+            output_path=folder / "products", www_path=folder / "www", workers=workers,
+            products=products, ledger_path=str(app.opts.ledger or folder / "ledger"))
+        _make_folder(folder)
+        app.start_logs()
+        _run(app, folder, frames, noise_only, settings)
 
 
-def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: Common,
-         console: Console) -> int:
+def _make_folder(folder: Path) -> None:
+    """The demo's folders are made first: one that cannot be is a usage error (exit 2)."""
+    from crunchctl.errors import UsageError
+
+    try:
+        (folder / "recordings" / "rsa510").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create the demo folder: {e.strerror or e}"
+                         ) from None
+
+
+def _run(app: Application, folder: Path, frames: int, noise_only: bool,
+         settings: Settings) -> None:
     import time
 
+    from crunchctl.cli.application import page_for
     from crunchctl.formats import synth
     from crunchctl.recordings import run as recordings
 
     rec_dir = folder / "recordings" / "rsa510"
-    rec_dir.mkdir(parents=True, exist_ok=True)
     name = "20240417_130522_noise.tiq" if noise_only else "20240417_130522.tiq"
     path = rec_dir / name
     spec = synth.RecordingSpec(nframes=frames, lines=() if noise_only else None)
@@ -78,9 +89,10 @@ def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: 
     typer.echo(f"recording: {path}  ({size_mb:.1f} MB, {frames} frames of {spec.lframes} "
                f"samples, centre {spec.center / 1e6:g} MHz, {spec.fs / 1e6:g} MS/s; "
                f"{made})")
-    with engine_run(opts, settings, console, "demo") as (ledger, reporter, flags):
+    with app.engine_run("demo") as (ledger, reporter, flags):
         result = recordings.process_files([path], settings, ledger=ledger, force=True,
-                                          reporter=reporter, flags=flags, source="demo")
+                                          reporter=reporter, flags=flags, source="demo",
+                                          page=page_for(settings, ledger))
     typer.echo(recordings.describe(result.summary))
     for o in result.outcomes:
         if o.status == "ok":
@@ -95,4 +107,4 @@ def _run(folder: Path, frames: int, noise_only: bool, settings: Settings, opts: 
     if settings.www_path and page.exists():
         typer.echo(f"control-room page: {page.as_uri()}")
     typer.echo(f"ledger: {ledger.path}   (try: crunchctl status --ledger {ledger.path})")
-    return exit_code_for(result.summary)
+    app.exit(result.summary)

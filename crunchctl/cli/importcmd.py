@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, open_ledger, settings_for
 from crunchctl.cli import options as opt
 
 
@@ -25,16 +24,19 @@ def import_(
 
     Example: crunchctl import /data/crunch/processed.toml generic_progress.json
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
-        from crunchctl.ledger.legacy import import_legacy, read_legacy
+    from crunchctl.cli.application import Application
 
-        settings = settings_for(opts)
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
+        from crunchctl.ledger.legacy import import_legacy, read_legacy
+        from crunchctl.words import count
+
+        app.configure()
         for path in legacy:
             read_legacy(path)  # every file is checked before anything is written
-        with open_ledger(settings, opts) as led:
+        with app.ledger() as led:
             for path in legacy:
                 added, present = import_legacy(led, path)
-                typer.echo(f"{path}: imported {added} entries"
+                typer.echo(f"{path}: imported {count(added, 'entry', 'entries')}"
                            + (f" ({present} already in the ledger)" if present else ""))
             typer.echo(f"ledger: {led.path}")

@@ -22,12 +22,14 @@ CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "jet", "gray")
 
 # ----------------------------------------------------------------- every command
 ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", "-c", help="Config file (TOML; a legacy datacrunch config works unchanged).",
+    "--config", "-c", metavar="FILE",
+    help="Config file (TOML; a legacy datacrunch config works unchanged).",
     envvar="CRUNCHCTL_CONFIG", dir_okay=False, show_default=False)]
 LedgerOpt = Annotated[Optional[Path], typer.Option(
-    "--ledger", help="Ledger folder [default: the user's state dir].", show_default=False)]
+    "--ledger", metavar="DIR",
+    help="Ledger folder [default: the user's state dir].", show_default=False)]
 LogFileOpt = Annotated[Optional[Path], typer.Option(
-    "--log-file", help="Log file [default: the user's log dir].", dir_okay=False,
+    "--log-file", metavar="FILE", help="Log file [default: the user's log dir].", dir_okay=False,
     show_default=False)]
 VerboseOpt = Annotated[int, typer.Option(
     "--verbose", "-v", count=True, help="More output; -v shows tracebacks, -vv debug.")]
@@ -36,39 +38,49 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 # ------------------------------------------------------------- commands that write
 OutputOpt = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", help="Folder for the products [default: ./crunchctl-out].",
+    "--output", "-o", metavar="DIR", help="Folder for the products [default: ./crunchctl-out].",
     file_okay=False, show_default=False)]
 WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", "-j", help="Worker processes [default: number of cores].", show_default=False)]
+    "--workers", "-j", metavar="N",
+    help="Worker processes [default: number of cores].", show_default=False)]
 WwwOpt = Annotated[Optional[Path], typer.Option(
-    "--www", help="Web folder: <folder>.png and zoom_<folder>.png after each recording.",
+    "--www", metavar="DIR",
+    help="Web folder: <folder>.png and zoom_<folder>.png after each recording.",
     file_okay=False, show_default=False)]
 SchedulerOpt = Annotated[Optional[str], typer.Option(
-    "--scheduler", help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
+    "--scheduler", metavar="ADDRESS",
+    help="Run on a Dask cluster: scheduler address (tcp://host:8786), "
     "scheduler file (.json), or 'local' for --workers local Dask processes. Workers need "
     "the same paths (a shared file system).", show_default=False)]
+SchedulerTimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--scheduler-timeout", metavar="SECONDS",
+    help="Give up (exit 2) when the Dask scheduler has not answered after this long; the "
+    "wait can be stopped with Ctrl-C [default: 60].", show_default=False)]
 
 # ----------------------------------------------------------------------- numerics
 LframesOpt = Annotated[Optional[int], typer.Option(
-    "--lframes", help="FFT length, samples per frame [default: 65536].", show_default=False,
+    "--lframes", metavar="N",
+    help="FFT length, samples per frame [default: 65536].", show_default=False,
     rich_help_panel=SPECTROGRAM)]
 NframesOpt = Annotated[Optional[int], typer.Option(
-    "--nframes", help="Frames read from the start of each recording [default: all].",
+    "--nframes", metavar="N", help="Frames read from the start of each recording [default: all].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 NavgOpt = Annotated[Optional[int], typer.Option(
-    "--n-avg", help="Average every N frames for the zoom image [default: 1].",
+    "--n-avg", metavar="N", help="Average every N frames for the zoom image [default: 1].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 ZoomCenterOpt = Annotated[Optional[float], typer.Option(
-    "--zoom-center", help="Zoom centre, Hz offset from the recording's centre [default: 0].",
+    "--zoom-center", metavar="HZ",
+    help="Zoom centre, Hz offset from the recording's centre [default: 0].",
     show_default=False, rich_help_panel=SPECTROGRAM)]
 ZoomSpanOpt = Annotated[Optional[float], typer.Option(
-    "--zoom-span", help="Zoom span, Hz [default: 1e6].", show_default=False,
+    "--zoom-span", metavar="HZ", help="Zoom span, Hz [default: 1e6].", show_default=False,
     rich_help_panel=SPECTROGRAM)]
 WindowOpt = Annotated[Optional[str], typer.Option(
-    "--window", help="FFT window: rectangular (legacy numbers), hann, hamming, blackman.",
+    "--window", metavar="NAME",
+    help="FFT window: rectangular (legacy numbers), hann, hamming, blackman.",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(WINDOWS))]
 CmapOpt = Annotated[Optional[str], typer.Option(
-    "--cmap", help="Matplotlib colour map of the quicklooks [default: viridis].",
+    "--cmap", metavar="NAME", help="Matplotlib colour map of the quicklooks [default: viridis].",
     show_default=False, rich_help_panel=SPECTROGRAM, autocompletion=lambda: list(CMAPS))]
 
 
@@ -83,9 +95,52 @@ def _product_choices(incomplete: str = "") -> list[str]:
 
 
 ProductsOpt = Annotated[Optional[str], typer.Option(
-    "--products", help=f"Products per recording, a comma list out of {catalog.describe()} "
+    "--products", metavar="LIST", help=f"Products per recording, a comma list out of {catalog.describe()} "
     f"[default: {catalog.DEFAULT}].", show_default=False, rich_help_panel=SPECTROGRAM,
     autocompletion=_product_choices)]
+
+# ------------------------------------------------------- lines and levels (docs/products.md)
+LINES = "Lines and levels"  # help panel
+
+
+def _check_db_range(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: expected MIN,MAX in dB, e.g. -140,-60") from None
+    if not lo < hi:
+        raise typer.BadParameter(f"{value!r}: MIN must be below MAX")
+    return value
+
+
+PeaksOpt = Annotated[Optional[int], typer.Option(
+    "--peaks", help="At most N lines per recording in the peaks product [default: 10].",
+    show_default=False, rich_help_panel=LINES, metavar="N")]
+PeakSnrOpt = Annotated[Optional[float], typer.Option(
+    "--peak-snr", help="A line is at least DB above the spectrum's median [default: 10].",
+    show_default=False, rich_help_panel=LINES, metavar="DB")]
+DbRangeOpt = Annotated[Optional[str], typer.Option(
+    "--db-range", help="Colour range of the quicklooks and the campaign, dB, as MIN,MAX "
+    "[default: each picture's own].", show_default=False, rich_help_panel=LINES,
+    metavar="MIN,MAX", callback=_check_db_range)]
+ScalingOpt = Annotated[Optional[str], typer.Option(
+    "--scaling", help="Mean power as spectrum (V², a tone reads its power) or density "
+    "(V²/Hz), as scipy.signal.periodogram [default: spectrum].", show_default=False,
+    rich_help_panel=LINES, metavar="spectrum|density",
+    autocompletion=lambda: ["spectrum", "density"])]
+
+
+def levels(peaks: int | None, peak_snr: float | None, db_range: str | None,
+           scaling: str | None) -> dict[str, Any]:
+    """The lines-and-levels options as settings overrides (None: not given)."""
+    lo = hi = None
+    if db_range is not None:
+        lo, hi = (float(p) for p in db_range.split(","))
+    return {"peaks": peaks, "peak_snr": peak_snr, "db_min": lo, "db_max": hi,
+            "scaling": scaling}
 
 
 def numerics(lframes: int | None, nframes: int | None, n_avg: int | None,
@@ -115,6 +170,29 @@ def check_cmap(settings: Settings) -> None:
                           f"(for example viridis, magma, inferno, jet)")
 
 
+# ---------------------------------------------------------------- status and reset
+
+
+def status_choices(*choices: str) -> Any:
+    """A ``--status`` callback: each value (repeatable, or a comma list) must be one of
+    ``choices``; anything else is a usage error naming them."""
+
+    def check(values: list[str] | None) -> list[str] | None:
+        if not values:
+            return values
+        out = []
+        for value in values:
+            for name in (v.strip().lower() for v in value.split(",")):
+                if name not in choices:
+                    raise typer.BadParameter(
+                        f"{name!r} is not a status; choose {', '.join(choices[:-1])} or "
+                        f"{choices[-1]}")
+                out.append(name)
+        return out
+
+    return check
+
+
 # ------------------------------------------------------------- recording formats
 FORMATS = "Recording formats"  # help panel (docs/formats.md)
 
@@ -122,32 +200,36 @@ FORMATS = "Recording formats"  # help panel (docs/formats.md)
 def _format_names() -> list[str]:
     from crunchctl import formats
 
-    return formats.names()
+    return formats.names() + [t for n in formats.names()
+                              for t in formats.registration(n).sample_types()]
 
 
 def _check_format(value: str | None) -> str | None:
     if value is None:
         return None
     from crunchctl import formats
+    from crunchctl.errors import UsageError
 
-    if value.strip().lower() not in formats.names():
-        raise typer.BadParameter(f"unknown format {value!r}; choose one of "
-                                 f"{', '.join(formats.names())}")
-    return value.strip().lower()
+    try:
+        return formats.check_name(value)
+    except UsageError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 FormatOpt = Annotated[Optional[str], typer.Option(
-    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw) "
-    "[default: by extension].", show_default=False, rich_help_panel=FORMATS,
+    "--format", help="Read every input as this format (tiq, sigmf, tdms, wav, raw), or as "
+    "raw IQ of one sample type (cf32, cs16, cu8, ...; also raw:cf32) for raw files whose "
+    "extension does not say it (HackRF .iq, GNU Radio .dat/.bin) [default: by extension].",
+    metavar="FORMAT", show_default=False, rich_help_panel=FORMATS,
     callback=_check_format, autocompletion=_format_names)]
 SampleRateOpt = Annotated[Optional[float], typer.Option(
-    "--sample-rate", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
+    "--sample-rate", metavar="HZ", help="Sample rate of raw IQ files (.cf32, .cs16, ...), Hz.",
     show_default=False, rich_help_panel=FORMATS)]
 CenterOpt = Annotated[Optional[float], typer.Option(
-    "--center", help="Centre frequency of raw and WAV IQ files, Hz [default: 0].",
+    "--center", metavar="HZ", help="Centre frequency of raw and WAV IQ files, Hz [default: 0].",
     show_default=False, rich_help_panel=FORMATS)]
 TdmsChannelsOpt = Annotated[Optional[str], typer.Option(
-    "--tdms-channels", help="TDMS I and Q channels as GROUP/I,GROUP/Q "
+    "--tdms-channels", metavar="CHANNELS", help="TDMS I and Q channels as GROUP/I,GROUP/Q "
     "[default: RecordData/I,RecordData/Q].", show_default=False, rich_help_panel=FORMATS)]
 VerifyChecksumOpt = Annotated[Optional[bool], typer.Option(
     "--verify-checksum/--no-verify-checksum", help="Verify a SigMF recording's SHA-512 "

@@ -16,12 +16,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 #: Lines of a failure list shown at the end of a run; the rest is in ``crunchctl status``.
 SHOWN_FAILURES = 10
+
+
+class Command(TyperCommand):
+    """A command whose help names each argument as a person reads it: ``FILE...`` in the
+    usage line and the argument list, not ``{FILE...}...`` and ``FILE... <list[Path]>``
+    (Typer adds the Python type of an argument even when it has a metavar)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        rows: dict[str, list[tuple[str, str]]] = {"argument": [], "option": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None or param.param_type_name not in rows:
+                continue
+            if param.param_type_name == "argument":
+                record = (_argument_name(param), record[1])
+            rows[param.param_type_name].append(record)
+        for title, kind in (("Arguments", "argument"), ("Options", "option")):
+            if rows[kind]:
+                with formatter.section(title):
+                    formatter.write_dl(rows[kind])
+
+
+def _argument_name(param: Any) -> str:
+    name = param.metavar or (param.name or "").upper()
+    return name if param.nargs == 1 or name.endswith("...") else name + "..."
 
 
 def plain_output() -> bool:
@@ -177,9 +213,16 @@ class RichReporter(_Counter):
     """A rich progress bar on stderr: done/total, items per second, ETA, the last item."""
 
     def __init__(self, console: Console, label: str) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TaskProgressColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         super().__init__(label)
         self.progress = Progress(
@@ -219,7 +262,9 @@ class PlainReporter(_Counter):
     def show(self, outcome: Any) -> None:
         if self.quiet or outcome.status == "error":
             return  # errors are logged on stderr already
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        from crunchctl.words import stamp as utc_stamp
+
+        stamp = utc_stamp()
         of = f"/{self.total}" if self.total else ""
         typer.echo(f"{stamp} {self.label} [{self.done}{of}] {outcome.status} {outcome.item} "
                    f"({outcome.duration:.2f} s)", err=True)

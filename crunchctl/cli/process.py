@@ -8,14 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, command_logs, common, engine_run, errors_to_exit,
-                               exit_code_for, settings_for)
-from crunchctl.cli.output import err_console, print_json
+from crunchctl.cli.output import print_json
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from crunchctl.config import Settings
+    from crunchctl.cli.application import Application
 
 
 def process(
@@ -29,6 +25,7 @@ def process(
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
     fmt: opt.FormatOpt = None,
@@ -44,6 +41,10 @@ def process(
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
     products: opt.ProductsOpt = None,
+    peaks: opt.PeaksOpt = None,
+    peak_snr: opt.PeakSnrOpt = None,
+    db_range: opt.DbRangeOpt = None,
+    scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -60,35 +61,39 @@ def process(
 
     Example: crunchctl process /data/rsa510/*.tiq --output out/ --lframes 65536
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                  log_file=log_file)
-    with errors_to_exit(opts):
-        settings = settings_for(opts, output_path=output, www_path=www, workers=workers,
-                                scheduler=scheduler, products=products,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                               zoom_span, window, cmap))
+    from crunchctl.cli.application import Application
+
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
+        settings = app.configure(output_path=output, www_path=www, workers=workers,
+                                 scheduler=scheduler, scheduler_timeout=scheduler_timeout,
+                                 products=products,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.levels(peaks, peak_snr, db_range, scaling),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         opt.check_cmap(settings)
-        console = err_console()
-        with command_logs(opts, settings, console):
-            code = _run(files, settings, opts, console, force, json_out)
-        raise typer.Exit(code)
+        app.start_logs()
+        _run(app, files, force, json_out)
 
 
-def _run(files: list[Path], settings: Settings, opts: Common, console: Console, force: bool,
-         json_out: bool) -> int:
+def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> None:
+    from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings import run as recordings
 
-    with engine_run(opts, settings, console, "process") as (ledger, reporter, flags):
+    settings = app.settings
+    assert settings is not None
+    with app.engine_run("process") as (ledger, reporter, flags):
         import_on_first_use(ledger, settings.tracking_file_path)
         result = recordings.process_files(files, settings, ledger=ledger, force=force,
-                                          reporter=reporter, flags=flags)
+                                          reporter=reporter, flags=flags,
+                                          page=page_for(settings, ledger))
     if json_out:
         print_json(recordings.as_json(result))
     else:
         typer.echo(recordings.describe(result.summary))
         if result.outcomes and result.summary.ok:
             typer.echo(f"products in {settings.output_dir()}")
-    return exit_code_for(result.summary)
+    app.exit(result.summary)

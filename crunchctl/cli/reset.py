@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, settings_for
 from crunchctl.cli import options as opt
 from crunchctl.cli.status import known_sources
 
@@ -16,13 +15,15 @@ def reset(
     ctx: typer.Context,
     errors: Annotated[bool, typer.Option("--errors", help="Items whose latest status is error (same as --status error).")] = False,
     status: Annotated[Optional[list[str]], typer.Option(
-        "--status", help="Items whose latest status is this (ok, error, no_data); repeatable.",
-        show_default=False, autocompletion=lambda: ["ok", "error", "no_data"])] = None,
+        "--status", help="Items whose latest status is this: ok, error or no_data; repeat it "
+        "(or give a comma list) for several.", metavar="STATUS", show_default=False,
+        callback=opt.status_choices("ok", "error", "no_data"),
+        autocompletion=lambda: ["ok", "error", "no_data"])] = None,
     item: Annotated[Optional[str], typer.Option(
-        "--item", help="Items matching this glob.", show_default=False)] = None,
+        "--item", help="Items matching this glob.", metavar="GLOB", show_default=False)] = None,
     source: Annotated[Optional[str], typer.Option(
         "--source", help="Items whose latest attempt came from this source (glob allowed).",
-        show_default=False, autocompletion=lambda: known_sources())] = None,
+        metavar="SOURCE", show_default=False, autocompletion=lambda: known_sources())] = None,
     all_items: Annotated[bool, typer.Option("--all", help="Every item.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be reset; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -39,17 +40,17 @@ def reset(
     """
     from crunchctl.errors import UsageError
 
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
+    from crunchctl.cli.application import Application
+
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
         statuses = list(status or [])
         if errors:
             statuses.append("error")
         if not (statuses or item or source or all_items):
             raise UsageError("say what to reset: --errors, --status, --item, --source or --all")
-        from crunchctl.ledger import open_for_reading
-
-        settings = settings_for(opts)
-        led = open_for_reading(settings.ledger_path)
+        app.configure()
+        led = app.ledger(write=False)
         targets = led.select_for_reset(statuses=statuses or None, item_glob=item,
                                        source=source, all_items=all_items)
         n = len(targets)
@@ -77,4 +78,6 @@ def reset(
 
 
 def _items(n: int) -> str:
-    return f"{n} item{'s' if n != 1 else ''}"
+    from crunchctl.words import count
+
+    return count(n, "item")

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli.app import common, errors_to_exit, settings_for
 from crunchctl.cli import options as opt
 from crunchctl.cli import output
 
@@ -33,27 +32,38 @@ def parse_since(text: str | None) -> float | None:
         if t.replace(".", "", 1).isdigit():
             return float(t)
         when = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.astimezone()
+        if when.tzinfo is None:  # a time without a zone is UTC, in every command
+            when = when.replace(tzinfo=_dt.timezone.utc)
         return when.timestamp()
     except ValueError:
-        raise UsageError(f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00), "
-                         f"UNIX seconds, or an age such as 30m, 6h, 2d") from None
+        raise UsageError(f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00 is "
+                         f"UTC; add an offset such as +02:00 for another zone), UNIX "
+                         f"seconds, or an age such as 30m, 6h, 2d") from None
 
 
 def status(
     ctx: typer.Context,
     since: Annotated[Optional[str], typer.Option(
-        "--since", help="Only attempts since then: ISO time, UNIX seconds, or 30m/6h/2d.",
+        "--since", metavar="WHEN",
+        help="Only attempts since then: an ISO 8601 time (UTC unless it says its zone: "
+        "2024-04-17T13:00 or 2024-04-17T15:00+02:00), UNIX seconds, or an age: 30m, 6h, 2d.",
         show_default=False)] = None,
     item: Annotated[Optional[str], typer.Option(
-        "--item", help="Only items matching this glob (e.g. '*2024*.tiq').",
+        "--item", metavar="GLOB", help="Only items matching this glob (e.g. '*2024*.tiq').",
         show_default=False)] = None,
     source: Annotated[Optional[str], typer.Option(
-        "--source", help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
+        "--source", metavar="SOURCE",
+        help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
                          " a glob works too).", show_default=False,
         autocompletion=lambda: known_sources())] = None,
-    errors: Annotated[bool, typer.Option("--errors", help="Only items whose latest status is error.")] = False,
+    errors: Annotated[bool, typer.Option(
+        "--errors", help="Only items whose latest status is error (same as --status error).",
+        )] = False,
+    statuses: Annotated[Optional[list[str]], typer.Option(
+        "--status", help="Only items whose latest status is this: ok, error, no_data or reset; "
+        "repeat it (or give a comma list) for several.", metavar="STATUS", show_default=False,
+        callback=opt.status_choices("ok", "error", "no_data", "reset"),
+        autocompletion=lambda: ["ok", "error", "no_data", "reset"])] = None,
     list_items: Annotated[bool, typer.Option(
         "--list", help="List each matching item: latest status, when, how long, products, "
                        "error.")] = False,
@@ -67,29 +77,30 @@ def status(
 
     Example: crunchctl status --since 6h --errors
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet)
-    with errors_to_exit(opts):
-        from crunchctl.watch.status import document
-        from crunchctl.ledger import open_for_reading
+    from crunchctl.cli.application import Application
 
-        settings = settings_for(opts)
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
+                     quiet=quiet) as app:
+        from crunchctl.watch.status import document
+
+        settings = app.configure()
         since_ts = parse_since(since)
-        doc = document(open_for_reading(settings.ledger_path), settings, since=since_ts,
+        doc = document(app.ledger(write=False), settings, since=since_ts,
                        item_glob=item, source=source, errors_only=errors,
-                       list_items=list_items)
-    for w in doc["warnings"]:
-        typer.echo(f"Warning: {w}", err=True)
-    if json_out:
-        output.print_json(doc)
-    else:
-        render(doc, output.out_console())
+                       statuses=statuses, list_items=list_items)
+        for w in doc["warnings"]:
+            typer.echo(f"Warning: {w}", err=True)
+        if json_out:
+            output.print_json(doc)
+        else:
+            render(doc, app.out)
 
 
 def known_sources() -> list[str]:
     try:
-        from crunchctl.ledger.store import Ledger, default_ledger_path
+        from crunchctl.ledger import open_for_reading
 
-        return sorted(Ledger(default_ledger_path(), create=False).sources())[:50]
+        return sorted(open_for_reading(None).sources())[:50]
     except Exception:  # noqa: BLE001 - completion must never fail
         return []
 
@@ -104,7 +115,10 @@ def render(doc: dict[str, Any], console: Console) -> None:
     from rich import box
     from rich.table import Table
 
-    console.print(f"Ledger {doc['ledger']}: {doc['items']} items, {doc['rows']} attempts")
+    from crunchctl.words import count
+
+    console.print(f"Ledger {doc['ledger']}: {count(doc['items'], 'item')}, "
+                  f"{count(doc['rows'], 'attempt')}")
     if not doc["rows"]:
         console.print("Nothing recorded yet (or nothing matches the filters).")
     else:
@@ -122,8 +136,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
         _path_table(console, "By source", ("source", *statuses), rows, path_col=0,
                     counts=True)
         rate = doc.get("throughput_per_hour")
-        console.print(f"First activity {doc.get('first_activity')}, last activity "
-                      f"{doc.get('last_activity')}" +
+        console.print(f"First activity {_when(doc.get('first_activity'))}, last activity "
+                      f"{_when(doc.get('last_activity'))}" +
                       (f", throughput {rate:.1f} ok per hour" if rate else ""))
     if doc.get("latest_errors"):
         rows = [(_when(e["finished"]), e["item"], e.get("error") or "")
@@ -170,7 +184,7 @@ def _last(w: dict[str, Any]) -> str:
     if not w.get("last_recording"):
         return "none yet"
     return (f"{os.path.basename(w['last_recording'])} {w.get('last_status') or ''} "
-            f"{_when(w.get('last_finished'))[11:]}").strip()
+            f"{_when(w.get('last_finished'))[11:]}").strip()  # the time of day, with UTC
 
 
 def _path_table(console: Console, title: str, headers: tuple[str, ...],
@@ -179,9 +193,11 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
     """A table whose ``path_col`` holds paths: never cut inside a file name. With
     ``counts`` the other columns are numbers (right-aligned)."""
     from rich import box
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
+    whole = rows
     if console.is_terminal:
         # What the other columns need (long text folds at 24), 3 per column for padding
         # and rule: the rest is for the paths.
@@ -200,11 +216,15 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
         t.add_row(*(Text(x) for x in r))  # Text: a name with [brackets] is not markup
     if console.is_terminal and _min_width(console, t) > console.width:
         # Too narrow for a table that keeps the names whole: one block per row instead.
+        # The path has a line of its own: shortened to the terminal, not to a column.
         console.print(Text(title))
-        for r in rows:
-            console.print(Text(r[path_col]), no_wrap=True, crop=False, overflow="ignore")
-            console.print(Text("    " + "  ".join(x for i, x in enumerate(r)
-                                                  if i != path_col and x)))
+        for r, full in zip(rows, whole):
+            console.print(Text(shorten_path(full[path_col], console.width)), no_wrap=True,
+                          crop=False, overflow="ignore")
+            # The rest under it, indented as a whole when it wraps.
+            console.print(Padding(Text("  ".join(x for i, x in enumerate(r)
+                                                 if i != path_col and x)), (0, 0, 0, 4),
+                                  expand=False))
         return
     if not console.is_terminal:
         # Off a terminal nobody reads the width: make it what the table needs.
@@ -224,7 +244,9 @@ def _min_width(console: Console, table: Table) -> int:
 
 def shorten_path(path: str, width: int) -> str:
     """``path`` in at most ``width`` characters where possible, shortening only the folder
-    part (``…/rsa510/20240417_130522.tiq``); the file name always stays whole."""
+    part and keeping the name of the folder the file is in where it fits
+    (``…/rsa510/20240417_130522.tiq``: recorders differ by it); the file name always stays
+    whole."""
     if len(path) <= width:
         return path
     name = os.path.basename(path) or path
@@ -236,7 +258,9 @@ def shorten_path(path: str, width: int) -> str:
 
 
 def _when(iso: str | None) -> str:
-    return (iso or "")[:19].replace("T", " ")
+    from crunchctl.words import when_iso
+
+    return when_iso(iso)  # in UTC, saying so, whatever zone the document had
 
 
 def _seconds(value: float | None) -> str:

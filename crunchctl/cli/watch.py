@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from crunchctl import formats, words
 from crunchctl.cli import options as opt
-from crunchctl.cli.app import (Common, common, errors_to_exit, exit_code_for, open_ledger,
-                               settings_for, start_logging)
-from crunchctl.cli.output import err_console, plain_output
+from crunchctl.cli.output import plain_output
 
 if TYPE_CHECKING:
+    from crunchctl.cli.application import Application
     from rich.console import Console
 
     from crunchctl.config import Settings
@@ -34,8 +34,10 @@ def watch(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Watch sub-folders too.")] = False,
     pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", help="File-name pattern of recordings (case-insensitive); repeat it "
-                          "for several [default: *.tiq].", show_default=False)] = None,
+        "--pattern", metavar="GLOB", show_default=False,
+        help="File-name pattern of recordings (case-insensitive); repeat it for several "
+             f"[default: every format crunchctl reads: {' '.join(formats.patterns())}; raw "
+             "IQ too when --sample-rate is given].")] = None,
     settle: Annotated[float, typer.Option(
         "--settle", metavar="SECONDS", min=0.0,
         help="Files whose format cannot prove them complete (raw IQ, unknown names) are "
@@ -67,6 +69,7 @@ def watch(
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
     scheduler: opt.SchedulerOpt = None,
+    scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -80,6 +83,10 @@ def watch(
     window: opt.WindowOpt = None,
     cmap: opt.CmapOpt = None,
     products: opt.ProductsOpt = None,
+    peaks: opt.PeaksOpt = None,
+    peak_snr: opt.PeakSnrOpt = None,
+    db_range: opt.DbRangeOpt = None,
+    scaling: opt.ScalingOpt = None,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -92,69 +99,71 @@ def watch(
     processed once the bytes its header announces are all there; a recording is processed
     once per version and again when it changes. Ctrl-C or SIGTERM: no new work, recordings
     in progress finish (Ctrl-C again cancels them), the ledger is flushed; exit 130 after
-    Ctrl-C, after SIGTERM 0 (1 if a recording's latest attempt failed). One watch per
-    folder and ledger: a second one refuses to start.
+    Ctrl-C, 0 after SIGTERM (failed recordings are error rows, counted in the summary;
+    --once exits 1 when one failed). One watch per folder and ledger: a second one
+    refuses to start.
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
-    opts = common(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                  log_file=log_file)
-    with errors_to_exit(opts):
+    from crunchctl.cli.application import Application
+
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
+                     log_file=log_file) as app:
         from crunchctl.errors import UsageError
 
-        settings = settings_for(opts, folder_path=folder, output_path=output, www_path=www,
-                                workers=workers, scheduler=scheduler, products=products,
-                                incomplete_after=incomplete_after, quiet_after=quiet_after,
-                                **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                     verify_checksum),
-                                **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                               zoom_span, window, cmap))
+        settings = app.configure(folder_path=folder, output_path=output, www_path=www,
+                                 workers=workers, scheduler=scheduler,
+                                 scheduler_timeout=scheduler_timeout, products=products,
+                                 incomplete_after=incomplete_after, quiet_after=quiet_after,
+                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
+                                                      verify_checksum),
+                                 **opt.levels(peaks, peak_snr, db_range, scaling),
+                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
+                                                zoom_span, window, cmap))
         if not settings.folder_path:
             raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
                              "[paths] table of the config")
-        from crunchctl.watch.options import WatchOptions, check_options
-        from crunchctl import formats  # every registered format by default (docs/formats.md)
         from crunchctl.formats.base import ReadOptions
+        from crunchctl.watch.options import WatchOptions, check_options
 
+        # Every registered format by default (docs/formats.md).
         default = formats.patterns(ReadOptions.from_settings(settings))
         options = WatchOptions(settings.folder_path, patterns=tuple(pattern or default),
                                recursive=recursive, settle=settle, poll=poll, once=once,
                                retry_after=retry_after)
         check_options(options)
         opt.check_cmap(settings)
-        console = err_console()
-        logs = start_logging(opts, settings, console)
-        with errors_to_exit(opts, logs):
-            try:
-                code = _run(options, settings, opts, console)
-            finally:
-                logs.close()
-        raise typer.Exit(code)
+        app.start_logs()
+        _run(app, options)
 
 
-def _run(options: WatchOptions, settings: Settings, opts: Common, console: Console) -> int:
+def _run(app: Application, options: WatchOptions) -> None:
     import signal
 
+    from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
-    from crunchctl.run import engine
     from crunchctl.recordings.run import describe
     from crunchctl.watch.session import run_watch
 
+    settings, opts = app.settings, app.opts
+    assert settings is not None
     _describe(options, settings)
+    reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
+        if opts.quiet or plain_output() else LivePanel(app.err)
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
-    with open_ledger(settings, opts, flush_every=1000) as ledger:
+    with app.ledger(flush_every=1000) as ledger:
         import_on_first_use(ledger, settings.tracking_file_path)
-        reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
-            if opts.quiet or plain_output() else LivePanel(console)
-        with engine.signals_to_flags(engine.StopFlags()) as flags:
-            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags)
+        with app.signals(reporter.message) as flags:
+            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags,
+                               page=page_for(settings, ledger))
     s = result.summary
     how = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped (SIGTERM)"}.get(
         s.interrupted_by, "done" if options.once else "stopped")  # type: ignore[arg-type]
     typer.echo(f"watch {how}: " + describe(s, f"pending {len(result.pending)}"))
     for path, reason in result.pending:
         typer.echo(f"pending: {path}: {reason}")
-    return exit_code_for(s)
+    # A watch that runs until stopped is a service; --once is a run over a list of work.
+    app.exit(s, service=not options.once)
 
 
 def _describe(options: WatchOptions, settings: Settings) -> None:
@@ -188,7 +197,7 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
 
 
 def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
+    return words.stamp()
 
 
 def _name(path: str) -> str:
@@ -232,9 +241,6 @@ class PlainLines:
 
 
     def message(self, text: str) -> None:
-        self._line(text)
-
-    def stopping(self, text: str) -> None:
         self._line(text)
 
     def close(self, snap: WatchSnapshot) -> None:
@@ -331,8 +337,6 @@ class LivePanel:
     def message(self, text: str) -> None:
         self.console.print(text)
 
-    def stopping(self, text: str) -> None:
-        pass  # the panel's last row says it
 
     def close(self, snap: WatchSnapshot) -> None:
 
@@ -376,7 +380,7 @@ class LivePanel:
             grid.add_row("working", ", ".join(_name(p) for p in s.in_progress))
         if s.last is not None:
             o = s.last
-            when = time.strftime("%H:%M:%S", time.localtime(o.finished))
+            when = words.when(o.finished, date=False)
             line = Text(f"{_name(o.item)}  ")
             line.append(o.status, style="green" if o.status == "ok" else "red")
             line.append(f"  {o.duration:.2f} s  at {when}")
@@ -406,12 +410,12 @@ class LivePanel:
                 lines.append(f"\n+{len(s.pending) - len(shown)} more", style="dim")
             grid.add_row("pending", lines)
         if s.restarts:
-            grid.add_row("events", f"observer restarted {s.restarts} times")
+            grid.add_row("events", f"observer restarted {words.count(s.restarts, 'time')}")
         if s.quiet_since is not None:
             quiet = int(time.time() - s.quiet_since) // 60
             grid.add_row("quiet", Text(f"no new recording since "
-                                          f"{time.strftime('%H:%M', time.localtime(s.quiet_since))}"
-                                          f" ({quiet} min)", style="yellow"))
+                                       f"{words.when(s.quiet_since, date=False, seconds=False)}"
+                                       f" ({quiet} min)", style="yellow"))
         if s.stopping:
             grid.add_row("", Text("stopping: waiting for the recordings in progress "
                                   "(Ctrl-C again cancels them)" if s.in_progress

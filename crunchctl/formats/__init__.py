@@ -10,9 +10,12 @@ import importlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import FormatError, IncompleteRecording, UsageError
-from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
+
+if TYPE_CHECKING:
+    from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
 
 __all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
            "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
@@ -30,6 +33,9 @@ class Registration:
     whose recording is more than one file (SigMF: data and meta); None: the file itself.
     ``needs_sample_rate``: files of this format carry no sample rate (raw IQ), so watch
     looks at them only when one is configured.
+    ``typed_by_extension``: the extension names the sample type (raw IQ), so a file of
+    any name can be read as one type with ``--format cf32`` or ``--format raw:cf32`` (the
+    reader's ``typed(sample_type)``).
     """
 
     name: str
@@ -38,6 +44,11 @@ class Registration:
     options: tuple[str, ...] = ()
     files: str | None = None
     needs_sample_rate: bool = False
+    typed_by_extension: bool = False
+
+    def sample_types(self) -> tuple[str, ...]:
+        """The sample types ``--format`` may name (``cf32``, ``cs16``, ...), if any."""
+        return tuple(e[1:] for e in self.extensions) if self.typed_by_extension else ()
 
 
 _REGISTRY: dict[str, Registration] = {}
@@ -46,12 +57,13 @@ _SEVERAL: tuple[str, ...] = ()  # extensions of formats whose recording is sever
 
 
 def register(name: str, module: str, *extensions: str, options: tuple[str, ...] = (),
-             files: str | None = None, needs_sample_rate: bool = False) -> None:
+             files: str | None = None, needs_sample_rate: bool = False,
+             typed_by_extension: bool = False) -> None:
     """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
     if any(not e.startswith(".") for e in extensions):
         raise ValueError(f"format {name}: extensions start with a dot")
     _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
-                                   tuple(options), files, needs_sample_rate)
+                                   tuple(options), files, needs_sample_rate, typed_by_extension)
     global _SEVERAL
     _ENDINGS.clear()
     for reg in _REGISTRY.values():
@@ -69,7 +81,8 @@ register("tdms", "crunchctl.formats.tdms", ".tdms",
 register("wav", "crunchctl.formats.wav", ".wav", options=("center_frequency",))
 register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
          ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8",
-         options=("sample_rate", "center_frequency"), needs_sample_rate=True)
+         options=("sample_rate", "center_frequency"), needs_sample_rate=True,
+         typed_by_extension=True)
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -90,13 +103,25 @@ def extensions() -> list[str]:
 
 
 def check_name(name: str | None) -> str | None:
-    """A ``--format`` value, lower-cased; UsageError if no format has that name."""
+    """A ``--format`` value in its one spelling: a format name (``tiq``), or a format and a
+    sample type (``raw:cf32``, also given as ``cf32``); UsageError if it names neither."""
     if name is None or name == "":
         return None
     key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise UsageError(f"unknown format {name!r}; crunchctl reads {', '.join(_REGISTRY)}")
-    return key
+    if key in _REGISTRY:
+        return key
+    fmt, _, sample_type = key.rpartition(":")
+    sample_type = sample_type.lstrip(".")
+    for reg in _REGISTRY.values():
+        if fmt in ("", reg.name) and sample_type in reg.sample_types():
+            return f"{reg.name}:{sample_type}"
+    raise UsageError(f"unknown format {name!r}; choose one of {', '.join(_REGISTRY)}, or "
+                     f"a raw IQ sample type for files whose extension does not say it: "
+                     f"{', '.join(_sample_types())} (also written raw:cf32)")
+
+
+def _sample_types() -> list[str]:
+    return [t for reg in _REGISTRY.values() for t in reg.sample_types()]
 
 
 def _by_extension(path: str) -> Registration | None:
@@ -123,7 +148,11 @@ def registration_for(path: str | os.PathLike, forced: str | None = None) -> Regi
     """The registration that reads ``path`` (``forced``, else by extension); None if no
     format claims it. Imports no reader module."""
     if forced:
-        return _REGISTRY.get(forced.strip().lower())
+        try:  # a --format value: a format's name, or a raw sample type (raw:cf32, cf32)
+            name = check_name(forced)
+        except UsageError:
+            return None
+        return _REGISTRY.get((name or "").partition(":")[0])
     return _by_extension(os.fspath(path))
 
 
@@ -136,7 +165,7 @@ def name_expr(paths: object, forced: str | None = None,
     import polars as pl
 
     if forced:
-        reg = _REGISTRY.get(forced.strip().lower())
+        reg = registration_for("", forced)
         return pl.lit(reg.name if reg else None, dtype=pl.String())
     kept = None if only is None else set(only)
     if kept is not None and not kept:
@@ -153,7 +182,8 @@ def name_expr(paths: object, forced: str | None = None,
 
 
 def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
-    """The reader for ``path``: ``forced`` (a format name) if given, else by extension.
+    """The reader for ``path``: ``forced`` (a ``--format`` value, see :func:`check_name`)
+    if given, else by extension.
 
     Raises:
         FormatError: the extension is not one crunchctl knows (the message lists them).
@@ -161,15 +191,26 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
     """
     path = os.fspath(path)
     if forced:
-        return _load(_REGISTRY[check_name(forced)])  # type: ignore[index]
+        name, _, sample_type = check_name(forced).partition(":")  # type: ignore[union-attr]
+        reader = _load(_REGISTRY[name])
+        return reader.typed(sample_type) if sample_type else reader  # type: ignore[attr-defined]
     reg = _by_extension(path)
     if reg is None:
+        _not_a_folder(path)
         ext = os.path.splitext(path)[1] or "(none)"
         raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
-                          f"reads {' '.join(extensions())}, or give --format NAME")
+                          f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
+                          f"of any name: --format cf32, cs16, cu8, ...)")
     return _load(reg)
 
 
+def _not_a_folder(path: str) -> None:
+    """FormatError if ``path`` is a folder (directory): say so, and how to process what it
+    holds."""
+    if os.path.isdir(path):
+        raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
+                          f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
+                          f"run: crunchctl watch --once {path}")
 def recording_files(path: str | os.PathLike, forced: str | None = None) -> tuple[str, ...]:
     """Every file of the recording ``path`` belongs to, its ledger item first (a SigMF pair:
     data, then meta); ``(path,)`` for a one-file format or a file no format claims.
@@ -208,7 +249,10 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         FormatError: unknown format or unreadable file (one line naming the file).
         IncompleteRecording: shorter than its header says.
     """
+    from crunchctl.formats.base import ReadOptions
+
     options = options or ReadOptions()
+    _not_a_folder(os.fspath(path))
     reader = reader_for(path, forced)
     header = reader.probe(os.fspath(path), options)
     cut = getattr(reader, "as_far_as_it_goes", None)
@@ -243,10 +287,11 @@ def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
 
     Formats without a sample rate of their own (raw IQ) only when one is configured.
     """
-    options = options or ReadOptions()
+    # No ReadOptions built here: ``watch --help`` shows these, and base.py is not needed.
+    rate = options.sample_rate if options is not None else None
     out: list[str] = []
     for reg in _REGISTRY.values():
-        if reg.needs_sample_rate and not options.sample_rate:
+        if reg.needs_sample_rate and not rate:
             continue
         out.extend("*" + e for e in reg.extensions)
     return tuple(out)
@@ -256,11 +301,25 @@ def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
               forced: str | None = None) -> Readiness:
     """Whether a recording is complete enough to process (watch calls this).
 
-    A file no reader claims counts as complete: processing it records the error.
+    For a file no reader claims (a ``--pattern`` beyond the known formats) no format can
+    tell: ``complete`` is None, so the settle time decides, and processing records the
+    error.
     """
+    from crunchctl.formats.base import ReadOptions, Readiness
+
     path = os.fspath(path)
     try:
         reader = reader_for(path, forced)
     except (FormatError, UsageError):
-        return Readiness(True, group=item_path(path, forced))
+        return Readiness(None, group=item_path(path, forced))
     return reader.readiness(path, options or ReadOptions())
+
+
+def __getattr__(name: str) -> Any:
+    # The reader contract's types, imported when first used: ``crunchctl --help`` reads
+    # the registry (``watch --help`` shows its patterns) and needs none of them.
+    if name in ("Block", "Header", "ReadOptions", "Reader", "Readiness"):
+        from crunchctl.formats import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

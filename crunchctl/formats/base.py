@@ -33,9 +33,12 @@ class ReadOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ReadOptions:
-        """The options of the settings of the same names (every field is a setting)."""
+        """The options of the settings of the same names (every field is a setting); None
+        gives the defaults. The one answer for every command."""
         import dataclasses
 
+        if settings is None:
+            return cls()
         return cls(**{f.name: getattr(settings, f.name, f.default)
                       for f in dataclasses.fields(cls)})
 

@@ -1,15 +1,15 @@
 """Headerless raw IQ files (``.cf32``, ``.cs16``, ``.cu8``, ...), typed by extension as
-inspectrum and GNU Radio do; sample rate and centre come from the settings (docs/formats.md).
+inspectrum and GNU Radio do, or by ``--format cf32`` for any name; sample rate and centre come
+from the settings (docs/formats.md).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from crunchctl.errors import FormatError
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 #: extension -> (numpy type of one component, full scale, zero point)
 #: Signed integers: full scale 2^(bits-1); unsigned bytes are centred at 127.5 (RTL-SDR).
@@ -24,25 +24,42 @@ TYPES: dict[str, tuple[str, float, float]] = {
 EXTENSIONS = tuple(TYPES)
 
 
-def _type_of(path: str) -> tuple[str, str, float, float]:
+def _type_of(path: str, forced: str | None) -> tuple[str, str, float, float]:
+    if forced is not None:
+        ext = "." + forced
+        return (ext, *TYPES[ext])
     low = path.lower()
     for ext, (component, full, zero) in TYPES.items():
         if low.endswith(ext):
             return ext, component, full, zero
-    raise FormatError(f"{path}: raw IQ type unknown: name the file with one of "
-                      f"{' '.join(EXTENSIONS)}")
+    raise FormatError(f"{path}: raw IQ type unknown: give it with --format TYPE "
+                      f"({', '.join(e[1:] for e in EXTENSIONS)}; e.g. --format cs16), or end "
+                      f"the file name in .TYPE")
 
 
 class RawReader:
-    """Raw interleaved I, Q; integer blocks go to the spectrum as they are, with 1/full scale."""
+    """Raw interleaved I, Q; integer blocks go to the spectrum as they are, with 1/full scale.
+
+    ``sample_type`` (``cf32``, ``cs16``, ...: an extension without its dot) reads every file
+    as that type whatever its name (``--format cf32``); None types each file by extension.
+    """
 
     name = "raw"
     patterns = tuple("*" + e for e in EXTENSIONS)
 
+    def __init__(self, sample_type: str | None = None) -> None:
+        if sample_type is not None and "." + sample_type not in TYPES:
+            raise ValueError(f"unknown raw IQ sample type {sample_type!r}")
+        self.sample_type = sample_type
+
+    def typed(self, sample_type: str) -> RawReader:
+        """This reader for files of one sample type, whatever their extension."""
+        return RawReader(sample_type)
+
     def probe(self, path: str, options: ReadOptions) -> Header:
         import numpy as np
 
-        ext, component, full, zero = _type_of(path)
+        ext, component, full, zero = _type_of(path, self.sample_type)
         size = _io.file_size(path, "raw IQ recording")
         if not options.sample_rate:
             raise FormatError(f"{path}: raw IQ has no header: give its sample rate with "

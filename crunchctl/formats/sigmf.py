@@ -13,7 +13,7 @@ from typing import Any
 
 from crunchctl.errors import FormatError, IncompleteRecording
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 META, DATA, ARCHIVE = ".sigmf-meta", ".sigmf-data", ".sigmf"
 _DATATYPE = re.compile(r"^(c|r)(f32|f64|i32|i16|u32|u16|i8|u8)(_le|_be)?$")

@@ -216,6 +216,34 @@ def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | N
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def make_night(folder: str | os.PathLike, count: int = 30, *, every: float = 600.0,
+               spec: RecordingSpec | None = None, lifetime_h: float = 6.0,
+               drift_hz_per_h: float = 400.0, pause: tuple[int, int] = (0, 0)) -> list[Path]:
+    """A night of a recorder: ``count`` recordings ``every`` seconds apart whose Schottky-like
+    lines drift (``drift_hz_per_h``, scaled per line) and decay (``lifetime_h``: the
+    amplitude's e-folding time), with ``pause = (first, how many)`` recordings not taken (a
+    beam stop). Names are ``night_NNN.tiq``; returns the paths written."""
+    import dataclasses
+
+    spec = spec or RecordingSpec(nframes=16, lframes=16384)
+    base = spec.lines if spec.lines is not None else tuple(schottky_lines(spec.fs, spec.seed))
+    start = _acquired(spec)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(count):
+        if pause[0] <= i < pause[0] + pause[1]:
+            continue
+        hours = i * every / 3600.0
+        lines = tuple(Line(ln.offset + drift_hz_per_h * hours * (1 + ln.offset / spec.fs),
+                           ln.amplitude * 2.718281828459045 ** (-hours / lifetime_h),
+                           ln.drift) for ln in base)
+        one = dataclasses.replace(spec, lines=lines, seed=spec.seed + i,
+                                  acquired=start + _dt.timedelta(seconds=i * every))
+        written.append(make_recording(folder / f"night_{i:03d}.tiq", one))
+    return written
+
+
 #: The demo signal in every format: (writer format, file name).
 ALL_FORMATS = (("tiq", "demo_tiq.tiq"), ("sigmf", "demo_sigmf.sigmf-data"),
                ("tdms", "demo_tdms.tdms"), ("wav", "demo_wav.wav"), ("raw", "demo_cs16.cs16"),
@@ -223,16 +251,26 @@ ALL_FORMATS = (("tiq", "demo_tiq.tiq"), ("sigmf", "demo_sigmf.sigmf-data"),
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m crunchctl.formats.synth FOLDER [--frames N]``: the demo signal written in
-    every format into FOLDER (raw files need ``--sample-rate 3.125e6 --center 245e6``)."""
+    """``python -m crunchctl.formats.synth FOLDER [--frames N] [--night N]``: the demo signal
+    written in every format into FOLDER (raw files need ``--sample-rate 3.125e6 --center
+    245e6``); with ``--night N``, a night of N .tiq recordings ten minutes apart instead."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m crunchctl.formats.synth",
                                  description=main.__doc__.splitlines()[0] if main.__doc__ else "")
     ap.add_argument("folder")
     ap.add_argument("--frames", type=int, default=DEMO_NFRAMES)
+    ap.add_argument("--night", type=int, default=0, metavar="N",
+                    help="N recordings of 16384-sample frames, ten minutes apart, whose "
+                         "lines drift and decay")
     args = ap.parse_args(argv)
     folder = Path(args.folder)
+    if args.night:
+        spec = RecordingSpec(nframes=args.frames if args.frames != DEMO_NFRAMES else 16,
+                             lframes=16384)
+        for path in make_night(folder, args.night, spec=spec):
+            print(path)
+        return
     folder.mkdir(parents=True, exist_ok=True)
     spec = RecordingSpec(nframes=args.frames)
     for fmt, name in ALL_FORMATS:

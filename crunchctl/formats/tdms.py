@@ -12,7 +12,7 @@ from typing import Any
 
 from crunchctl.errors import FormatError, IncompleteRecording
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 LEAD_IN = 28
 _TAG = b"TDSm"

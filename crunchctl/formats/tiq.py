@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from crunchctl.errors import IncompleteRecording, TiqError
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -555,15 +555,20 @@ class TiqReader:
 
     def probe(self, path: str, options: ReadOptions) -> Header:
         t = read_header(path)
+        acquired = t.acquired_at()
+        warnings = []
+        if t.datetime and acquired is None:
+            warnings.append(_io.warn(path, f"header DateTime {t.datetime.strip()!r} is not an "
+                                           f"ISO 8601 time: acquisition time unknown"))
         return Header(
             path=t.path, format=self.name, sample_rate=t.fs, center_frequency=t.center,
-            nsamples=t.nsamples, acquisition_start=t.acquired_at(),
+            nsamples=t.nsamples, acquisition_start=acquired,
             scaling=f"{t.scaling!r} V per count ({t.number_format})",
             complete_size=t.expected_size,
             info={"offset": t.offset, "number_format": t.number_format,
                   "big_endian": t.big_endian, "volts_per_count": t.scaling,
                   "datetime": t.datetime, "acq_bandwidth": t.acq_bandwidth, "span": t.span,
-                  "rbw": t.rbw, "rf_attenuation": t.rf_attenuation})
+                  "rbw": t.rbw, "rf_attenuation": t.rf_attenuation, "warnings": warnings})
 
     @staticmethod
     def tiq_header(header: Header) -> TiqHeader:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from crunchctl.errors import FormatError, IncompleteRecording
 from crunchctl.formats import _io
-from crunchctl.formats.base import Block, Header, ReadOptions, Readiness
+from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 #: (format tag, bits) -> (numpy type of one component, full scale)

@@ -18,6 +18,7 @@ from crunchctl.errors import ConfigError
 from crunchctl.identity import fingerprint
 from crunchctl.ledger.query import LEGACY_DIGEST
 from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -151,7 +152,8 @@ def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None
     if ledger.has_source(import_source(tracking_file)):
         return None
     added, _ = import_legacy(ledger, tracking_file)
-    log.info("imported %d entries from the legacy tracking file %s", added, tracking_file)
+    log.info("imported %s from the legacy tracking file %s", count(added, "entry", "entries"),
+             tracking_file)
     return added
 
 

@@ -24,8 +24,7 @@ import polars as pl
 from crunchctl import __version__
 from crunchctl.errors import LedgerError
 from crunchctl.ledger import default_ledger_path, files, query  # noqa: F401 (re-exported)
-from crunchctl.ledger.query import UTC_US as _UTC_US
-from crunchctl.ledger.query import ResetTarget
+from crunchctl.ledger.query import UTC_US as _UTC_US, ResetTarget
 from crunchctl.outcome import RESET, Outcome
 
 log = logging.getLogger("crunchctl.ledger")
@@ -52,6 +51,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "version": pl.String(),
     "host": pl.String(),
     "pid": pl.Int64(),
+    # The peaks product of a recording, JSON (docs/ledger.md); null in rows without it.
+    "peaks": pl.String(),
 }
 _COLUMNS = tuple(SCHEMA)
 # Rows are buffered as tuples with timestamps as integer microseconds; cast when flushed.
@@ -639,7 +640,7 @@ def _row(o: Outcome) -> tuple:
         uuid.uuid4().hex, _next_seq(), o.item, o.kind, o.source, o.status,
         _us(o.started), _us(o.finished), o.duration, o.size, o.mtime_ns,
         o.settings_digest, products, query.product_kinds(o.item, products), o.error,
-        __version__, _HOSTNAME, os.getpid(),
+        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"),
     )
 
 

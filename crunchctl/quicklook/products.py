@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crunchctl.errors import ItemError, OutputError
+from crunchctl.errors import OutputError
 
 _TMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
@@ -235,12 +235,27 @@ def _safe(name: str) -> str:
 def safe_name(item: str, taken: set[str] | None = None) -> str:
     """A file-name-safe, unique name for an arbitrary item string.
 
-    Plain ids keep their name (``run_001``); anything with slashes or odd characters is
-    sanitised and suffixed with a short hash of the original, so names never collide.
+    Plain ids keep their name (``run_001``, ``Messung_ä``, ``日本``): letters of any script,
+    digits, ``.``, ``_`` and ``-``, up to 151 bytes. Anything else is sanitised (slashes and
+    each run of other characters, spaces included, become ``_``; the text is NFC and cut to
+    100 bytes of UTF-8) and suffixed with a short hash of the original, so names never
+    collide and stay readable in every script (docs/products.md, "Batch figures").
     """
-    plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}", item) is not None
-    base = item if plain else (_safe(item.replace("/", "_"))[:100] or "item")
-    if not plain:
+    import unicodedata
+
+    def kept(c: str) -> bool:
+        # Letters, digits and combining marks of every script; no spaces, symbols, controls.
+        return c in "._-" or unicodedata.category(c)[0] in "LNM"
+
+    text = unicodedata.normalize("NFC", item)
+    plain = (text == item and bool(item) and unicodedata.category(item[0])[0] in "LN"
+             and all(kept(c) for c in item) and len(item.encode()) <= 151)
+    if plain:
+        base = item
+    else:
+        marked = "".join(c if kept(c) else "\0" for c in text.replace("/", "_"))
+        base = re.sub("\0+", "_", marked).strip("._")
+        base = base.encode()[:100].decode(errors="ignore") or "item"
         base = f"{base}-{hashlib.sha1(item.encode()).hexdigest()[:8]}"
     if taken is not None:
         if base in taken:

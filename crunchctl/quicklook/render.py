@@ -36,8 +36,16 @@ class Style:
     png_compress: int = 1
     #: what one unit of a sample is (the reader's ``Header.unit``): the colour bar's unit
     unit: str = "V"
+    #: ``spectrum`` or ``density`` (quicklook/levels.py), None: |FFT|² per bin
+    scaling: str | None = None
+    #: fixed colour range in dB (``--db-range``) instead of the image's percentiles
+    db_range: tuple[float, float] | None = None
 
     def power_label(self) -> str:
+        if self.scaling is not None and self.db:
+            from crunchctl.quicklook.levels import db_label
+
+            return db_label(self.unit, self.scaling)
         unit = {"V": "V²", "full scale": "full scale²", "count": "count²"}.get(self.unit)
         if self.db:
             return f"power (dB re 1 {unit} per bin)" if unit else "power (dB per bin)"
@@ -179,7 +187,9 @@ def draw_pooled(
             img = 10.0 * np.log10(img, dtype=np.float32)
         img[~np.isfinite(img)] = np.nan
     vmin, vmax = color_bounds(img, style.percentiles)
-    if style.db and vmax - vmin < MIN_DB_RANGE:
+    if style.db and style.db_range is not None:
+        vmin, vmax = style.db_range
+    elif style.db and vmax - vmin < MIN_DB_RANGE:
         # Noise alone must not be stretched over the whole colour map: it would look like
         # signal. Keep the floor where it is and extend the top.
         vmax = vmin + MIN_DB_RANGE
@@ -314,11 +324,14 @@ class _Canvas:
         cls._local.__dict__.get("by_dpi", {}).pop(dpi, None)
 
 
-def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None) -> str:
-    """Subtitle text: bin width, frame time and averaging."""
+def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None,
+                        window: str | None = None) -> str:
+    """Subtitle text: bin width, frame time, FFT window and averaging."""
     rbw = fs / lframes
     frame_t = lframes / fs
     parts = [f"bin {fmt_hz(rbw)}", f"frame {fmt_seconds(frame_t)}", f"L={lframes}"]
+    if window:
+        parts.append(f"window {window}")
     if n_avg > 1:
         parts.append(f"averaged x{n_avg} ({fmt_seconds(frame_t * n_avg)})")
     if pooled and pooled > 1:

@@ -89,25 +89,16 @@ def catalog_chosen(settings: Settings) -> tuple[Product, ...]:
     return catalog.chosen(settings.products)
 
 
-class MeanSpectrumProduct:
-    """The ``spectrum`` product's maker: the mean power spectrum with the NPZ's self-describing
-    entries (docs/products.md); the contract of a maker is in ``catalog.Product``."""
+def entries_in_order(entries: tuple[Product, ...], made: dict[str, list[str]]) -> list[Product]:
+    """The products asked for, and those made for them (the spectrum file of a campaign), in
+    the product table's order; entries this process's table lacks (registered in the main
+    process only) keep their place at the end."""
+    from crunchctl import catalog
 
-    def __init__(self, rec: Recording, settings: Settings) -> None:
-        from crunchctl.quicklook.stream import MeanSpectrum
-
-        self.rec, self.settings = rec, settings
-        self.mean = MeanSpectrum(rec.lframes)
-
-    def add(self, power: object) -> None:
-        self.mean.add(power)
-
-    def write(self, f: object) -> None:
-        from crunchctl.quicklook.products import write_npz
-
-        arrays = {"arr_0": self.rec.freqs(), "arr_1": self.mean.result(),
-                  **_describe(self.rec, self.settings)}
-        write_npz(f, arrays)  # type: ignore[arg-type]
+    names = {e.name for e in entries} | set(made)
+    ordered = [p for p in catalog.products() if p.name in names]
+    known = {p.name for p in ordered}
+    return ordered + [e for e in entries if e.name not in known]
 
 
 def _maker(spec: str) -> Callable[..., object]:
@@ -129,6 +120,8 @@ class Recording:
     lframes: int
     #: settings clamped to what the recording has (one line each), for the outcome
     notes: list[str] = field(default_factory=list)
+    #: what the outcome carries beside its products (the peaks for the ledger)
+    extra: dict = field(default_factory=dict)
 
     @property
     def center(self) -> float:
@@ -209,7 +202,6 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     """
     import numpy as np
 
-    from crunchctl.quicklook.stream import stream_power
 
     rec = open_for(path, settings)
     power = np.empty((rec.nframes, rec.lframes), dtype=np.float32)
@@ -286,16 +278,20 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
 
     import numpy as np
 
-    from crunchctl.quicklook import render, zoom as zoommod
+    from crunchctl.quicklook import levels, meanproducts, render, zoom as zoommod
     from crunchctl.quicklook.npzstream import NpzStream
     from crunchctl.quicklook.products import Flusher, atomic_write
-    from crunchctl.quicklook.stream import MaxPooler
+    from crunchctl.quicklook.stream import MaxPooler, MeanSpectrum
 
     entries = products or catalog_chosen(settings)
     wanted = tuple(p.name for p in entries)
+    made: dict[str, list[str]] = {}
     rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
-    style = render.Style(cmap=settings.cmap, unit=rec.header.unit)
+    style = render.Style(cmap=settings.cmap, unit=rec.header.unit, scaling=settings.scaling,
+                         db_range=meanproducts.db_range(settings))
+    # |FFT|² to the chosen scaling, for every product but the NPZ's legacy numbers.
+    factor = levels.power_factor(settings.scaling, settings.window, rec.lframes, rec.fs)
     width, height = render.image_size(style)
     window = None
     if "zoom" in wanted:  # checked before any reading: a bad span fails fast
@@ -309,8 +305,9 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     zoomed = (MaxPooler(window.rows, window.stop - window.start, height, width)
               if window is not None else None)
     # Products with a maker of their own (catalog.py) are fed the same chunks.
-    made = [(entry, _maker(entry.maker)(rec, settings)) for entry in entries
-            if entry.maker is not None]
+    makers = [(entry, _maker(entry.maker)(rec, settings)) for entry in entries
+              if entry.maker is not None]
+    mean = MeanSpectrum(rec.lframes) if meanproducts.wants_mean(wanted) else None
     described = _describe(rec, settings)
 
     if full is not None or zoomed is not None:
@@ -338,8 +335,10 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 done = averager.add(power)
                 if done is not None:
                     zoomed.add(done)
-            for _, maker in made:
+            for _, maker in makers:
                 maker.add(power)  # type: ignore[attr-defined]
+            if mean is not None:
+                mean.add(power)
 
         _stream(rec, settings, consume, fft_workers=fft_workers, threaded=threaded)
 
@@ -356,9 +355,9 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
         try:
             title = title_for(path, rec.header)
             if full is not None:
-                res = render.describe_resolution(rec.fs, rec.lframes)
+                res = render.describe_resolution(rec.fs, rec.lframes, window=settings.window)
                 pixels = render.draw_pooled(
-                    full.result(), freqs, times, title=title, style=style,
+                    full.result() * np.float32(factor), freqs, times, title=title, style=style,
                     row_time=rec.lframes / rec.fs,
                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
@@ -370,23 +369,35 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 last = averager.finish()
                 if last is not None:
                     zoomed.add(last)
-                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg)
+                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg,
+                                                  window=settings.window)
                 pixels = render.draw_pooled(
-                    zoomed.result(), window.freqs(freqs), window.times(rec.lframes, rec.fs),
+                    zoomed.result() * np.float32(factor), window.freqs(freqs),
+                    window.times(rec.lframes, rec.fs),
                     title=title + "   (zoom)",
                     subtitle=f"span {render.fmt_hz(window.span)}, {zres}",
                     relative_to=window.centre, style=style,
                     row_time=window.n_avg * rec.lframes / rec.fs)
                 _write_png(product_path(output, stem, "zoom"), pixels, style)
-            for entry, maker in made:
+            for entry, maker in makers:
                 with atomic_write(product_path(output, stem, entry)) as f:
                     maker.write(f)  # type: ignore[attr-defined]
+            if mean is not None:
+                made, rec.extra = meanproducts.write(
+                    output, stem, wanted, settings, freqs=freqs, mean_raw=mean.result(),
+                    described=described, rec=rec, title=title)
         finally:
             # Waited for even when something else failed; their errors count too.
             for pending in (encoding, finishing):
                 if pending is not None:
                     pending.result()
-    return [str(product_path(output, stem, entry)) for entry in entries], rec
+    paths = []
+    for entry in entries_in_order(entries, made):
+        if entry.name in made:  # the mean spectrum's files: made for the campaign too
+            paths.extend(made[entry.name])
+        elif entry.folder is None:  # a folder's product is added in the main process
+            paths.append(str(product_path(output, stem, entry)))
+    return paths, rec
 
 
 def _write_png(final: Path, pixels: object, style: object) -> None:
@@ -455,7 +466,7 @@ def process_recording(task: RecordingTask) -> Outcome:
         warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
                        task.settings_digest(), products, warning,
-                       {"nframes": rec.nframes, "center": rec.center})
+                       {"nframes": rec.nframes, "center": rec.center, **rec.extra})
 
     except ItemError as e:
         message = str(e)

@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crunchctl.config import Settings
 from crunchctl.errors import ItemError, LedgerError, UsageError
-from crunchctl.run import engine
 from crunchctl.outcome import ERROR, KIND_IQ, OK, Outcome
+from crunchctl.run import engine
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -32,23 +33,31 @@ log = logging.getLogger("crunchctl.recordings")
 FLUSH_INTERVAL = 0.5
 
 
+class Page(Protocol):
+    """The control-room page of the web folder (``www.site.WebPage``), built by the command
+    and handed in: this path tells it each outcome and keeps its heartbeat."""
+
+    def note(self, outcome: Outcome, published: list[str]) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class Publisher:
     """Copies each finished recording's PNGs into the web folder, newest recording last.
 
     With parallel workers an older recording can finish after a newer one; the web folder
     keeps showing the newest (by mtime) of each source folder.
+
+    Args:
+        www: the web folder, or None for no web copies.
+        page: the control-room page to tell about each outcome, or None.
     """
 
-    def __init__(self, www: str | None, settings: Settings | None = None,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(self, www: str | None, page: Page | None = None) -> None:
         self.www = www
         self._newest: dict[str, int] = {}
         self._cleaned = False
-        self.page = None  # the control-room page (crunchctl/www), given settings
-        if www and settings is not None:
-            from crunchctl.www.site import WebPage
-
-            self.page = WebPage(www, settings, ledger)
+        self.page = page
 
     def publish(self, outcome: Outcome) -> list[str]:
         if not self.www or outcome.status != OK:
@@ -155,22 +164,25 @@ class RecordingRun:
         source: the ledger's source column (``process``, ``demo``, ``watch:<folder>``).
         keep_outcomes: keep every outcome in :attr:`outcomes` (a batch run reports them;
             a watch runs for months and keeps counts only).
+        page: the control-room page of the web folder (the command builds it), or None.
     """
 
     def __init__(self, settings: Settings, ledger: Ledger | None, *, source: str,
-                 keep_outcomes: bool = True) -> None:
+                 keep_outcomes: bool = True, page: Page | None = None) -> None:
         self.settings = settings
         self.ledger = ledger
         self.source = source
         self.keep_outcomes = keep_outcomes
         self.summary = engine.RunSummary()
-        self.publisher = Publisher(settings.www_path, settings, ledger)
+        self.publisher = Publisher(settings.www_path, page)
         self.outcomes: list[Outcome] = []
         self.skipped: list[str] = []
         self.published: list[str] = []
         self._stem_owner: dict[str, str] = {}  # plain stem -> first recording that had it
         self._unflushed = False
         self._last_flush = 0.0
+        self._campaign = "campaign" in settings.products.split(",")
+        self._derive = bool({"peaks", "campaign"} & set(settings.products.split(",")))
 
     def plan(self, paths: Sequence[str], *, force: bool = False) -> list[str]:
         """The recordings among ``paths`` that are due; the done ones are counted as skipped.
@@ -179,14 +191,33 @@ class RecordingRun:
             LedgerError: the ledger cannot be read.
         """
         due, done = split_due(paths, self.settings, self.ledger, force=force)
+        if due and not force and self._derive:  # peaks, campaign: from the spectrum product
+            due = self._from_spectrum(due)
         for p in done:
             log.debug("%s: already done, skipped", p)
         if done:
-            log.info("%d recordings already done, skipped", len(done))
+            log.info("%s already done, skipped", count(len(done), "recording"))
         self.summary.skipped += len(done)
         if self.keep_outcomes:
             self.skipped.extend(done)
         return due
+
+    def _from_spectrum(self, due: list[str]) -> list[str]:
+        """Finish the due recordings whose missing products the spectrum product makes
+        (docs/products.md); return the others."""
+        from crunchctl.night import derive
+
+        rows = derive.derivable(due, self.settings, self.ledger)
+        for item, products in rows.items():
+            outcome = derive.outcome_from_spectrum(item, products, self.settings, self.source)
+            self.summary.add(outcome)
+            self.finish(outcome)
+        if rows:  # on the console too: these recordings were not read again
+            log.warning("%d recording%s done already: %s made from the spectrum product, "
+                        "the recordings not read again", len(rows), "s" if len(rows) > 1
+                        else "", " and ".join(sorted(derive.FROM_SPECTRUM & set(
+                            self.settings.products.split(",")))))
+        return [p for p in due if p not in rows]
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
         """Tasks whose product stems collide with no other recording of this run."""
@@ -208,7 +239,20 @@ class RecordingRun:
 
     def finish(self, outcome: Outcome) -> list[str]:
         """Publish, log and record one outcome; return the web copies written."""
-        published = self.publisher.publish_and_log(outcome)
+        campaign: list[str] = []
+        if self._campaign and outcome.status == OK:  # the folder's row, before the ledger's
+            from crunchctl.night.campaign import add_outcome
+
+            campaign = add_outcome(outcome, self.settings)
+        if outcome.status == OK and outcome.kind == KIND_IQ:
+            # The digest of the products the row records, as the done rule will ask for it
+            # (a campaign's recording has its spectrum file too).
+            from crunchctl import catalog
+            from crunchctl.identity import settings_digest
+
+            kinds = [k for p in outcome.products if (k := catalog.kind_of(outcome.item, p))]
+            outcome.settings_digest = settings_digest(self.settings, outcome.item, kinds)
+        published = self.publisher.publish_and_log(outcome) + campaign
         if self.ledger is not None:
             try:
                 self.ledger.record(outcome)
@@ -268,6 +312,7 @@ def process_files(
     source: str = "process",
     reporter: engine.Reporter | None = None,
     flags: engine.StopFlags | None = None,
+    page: Page | None = None,
 ) -> ProcessResult:
     """Process recordings into products, skipping those the ledger says are done.
 
@@ -279,6 +324,7 @@ def process_files(
         source: the ledger's source column (``process``, ``demo``).
         reporter: progress callbacks.
         flags: stop/cancel flags for signal handling.
+        page: the control-room page of the web folder, or None.
 
     Returns:
         The outcomes, the skipped items, the web copies and the run summary.
@@ -289,7 +335,7 @@ def process_files(
     from crunchctl.quicklook.task import process_recording
 
     prepare_output(settings)
-    run = RecordingRun(settings, ledger, source=source)
+    run = RecordingRun(settings, ledger, source=source, page=page)
     due = run.plan(unique_paths(paths), force=force)
     result = ProcessResult(run.summary, run.outcomes, run.skipped, run.published)
     if not due:

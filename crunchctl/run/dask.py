@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,14 @@ PRELOAD = ("crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy", "s
            "matplotlib.figure", "matplotlib.backends.backend_agg")
 #: Seconds between looks at the cluster's size (workers join and leave, e.g. Slurm jobs).
 SIZE_REFRESH = 2.0
+
+
+#: Seconds to wait for a scheduler that does not answer [``--scheduler-timeout``].
+DEFAULT_TIMEOUT = 60.0
+#: Seconds of waiting before the user is told what the command waits for.
+SAY_WAITING_AFTER = 2.0
+#: Loggers whose lines go to the log file only, unless -v (``run/logs.adopt``).
+QUIET_LOGGERS = ("distributed", "tornado")
 
 
 class SchedulerLost(RunAborted):
@@ -185,12 +194,20 @@ class DaskExecutor:
     """
 
     def __init__(self, fn: Callable[[Any], Outcome], settings: Settings | str, *,
-                 workers: int = 1, announce: Callable[[str], None] | None = None) -> None:
+                 workers: int = 1, announce: Callable[[str], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         scheduler = settings if isinstance(settings, str) else str(settings.scheduler)
+        timeout = DEFAULT_TIMEOUT if isinstance(settings, str) else float(
+            getattr(settings, "scheduler_timeout", None) or DEFAULT_TIMEOUT)
         # First, so that its imports run on the other core while this one imports Dask.
         forkserver = scheduler == "local" and start_local_forkserver()
         require_distributed()
         from distributed import Client
+
+        from crunchctl.run import logs
+
+        for name in QUIET_LOGGERS:
+            logs.adopt(name)
 
         self.fn = fn
         self.scheduler = scheduler
@@ -206,10 +223,9 @@ class DaskExecutor:
             if scheduler == "local":
                 self._cluster = _local_cluster(max(1, workers), forkserver)
                 self.client = Client(self._cluster)
-            elif scheduler.endswith(".json") or os.path.isfile(scheduler):
-                self.client = Client(scheduler_file=scheduler, timeout="20s")
             else:
-                self.client = Client(scheduler, timeout="20s")
+                self.client = _connect(scheduler, timeout, stop or threading.Event(),
+                                       announce or (lambda text: log.warning("%s", text)))
         except (OSError, TimeoutError, ValueError) as e:
             self.close()
             raise UsageError(f"--scheduler {scheduler}: cannot reach the Dask scheduler: "
@@ -411,6 +427,91 @@ class DaskExecutor:
                 # load=False: only the workers import it, when a task needs it (the
                 # scheduler may not even have the plugin's own dependencies).
                 self.client.upload_file(path, load=False)
+
+
+def _is_file(scheduler: str) -> bool:
+    """``--scheduler`` names a scheduler file (JSON) rather than an address."""
+    return "://" not in scheduler and (scheduler.endswith(".json") or os.sep in scheduler
+                                       or os.path.isfile(scheduler))
+
+
+def _connect(scheduler: str, timeout: float, stop: threading.Event,
+             say: Callable[[str], None]) -> Any:
+    """A client of the scheduler at an address or in a scheduler file, waiting for it.
+
+    Dask's own client waits for a missing scheduler file for ever and cannot be stopped
+    by a signal, so the waiting is done here: in short attempts, saying after
+    ``SAY_WAITING_AFTER`` s what it waits for, ending when ``stop`` is set (a stop
+    signal) or after ``timeout`` s.
+
+    Raises:
+        UsageError: a scheduler file whose folder does not exist (a typo), an unreadable
+            scheduler file, or no answer within ``timeout`` s.
+        StoppedStarting: ``stop`` was set while waiting.
+    """
+    import json
+
+    from distributed import Client
+
+    from crunchctl.run.executor import StoppedStarting
+
+    started = time.monotonic()
+    said = False
+    what = f"the Dask scheduler {'file' if _is_file(scheduler) else 'at'} {scheduler}"
+    if _is_file(scheduler):
+        folder = os.path.dirname(os.path.abspath(scheduler))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--scheduler {scheduler}: no such scheduler file (the folder "
+                             f"{folder} does not exist)")
+    while True:
+        waited = time.monotonic() - started
+        if stop.is_set():
+            raise StoppedStarting(what)
+        if waited >= timeout:
+            raise UsageError(f"--scheduler {scheduler}: no Dask scheduler answered within "
+                             f"{timeout:g} s (--scheduler-timeout)")
+        if not said and waited >= SAY_WAITING_AFTER:
+            said = True
+            say(f"waiting for {what} (Ctrl-C to stop)")
+        step = max(0.1, min(SAY_WAITING_AFTER, timeout - waited))
+        address = scheduler
+        if _is_file(scheduler):
+            try:
+                with open(scheduler, encoding="utf-8") as f:
+                    address = json.load(f)["address"]
+            except FileNotFoundError:
+                stop.wait(0.1)
+                continue
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                if time.monotonic() - started < SAY_WAITING_AFTER:
+                    stop.wait(0.1)  # being written by the scheduler just now
+                    continue
+                raise UsageError(f"--scheduler {scheduler}: not a Dask scheduler file: "
+                                 f"{type(e).__name__}: {e}") from None
+        try:
+            _handshake(address, step)
+        except (OSError, TimeoutError):
+            stop.wait(0.05)
+            continue
+        return Client(address, timeout=f"{max(step, timeout - waited)}s")
+
+
+def _handshake(address: str, timeout: float) -> None:
+    """Connect to a scheduler and shake hands, within ``timeout`` s; Dask's client alone
+    waits for ever on an address that accepts connections and never answers.
+
+    Raises:
+        OSError, TimeoutError: no scheduler answered.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def shake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout + 0.5)
+        await comm.close()
+
+    asyncio.run(shake())
 
 
 def _installed(module: str) -> bool:

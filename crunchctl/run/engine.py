@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted
-from crunchctl.run.executor import Executor, TaskFn, make_executor
+from crunchctl.run.executor import Executor, StoppedStarting, TaskFn, make_executor
 from crunchctl.outcome import ERROR, NO_DATA, OK, Outcome
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class StopFlags:
         self.stop = threading.Event()
         self.cancel = threading.Event()
         self.signal: int | None = None
+        #: How many items run now, for what a stop signal says; set by whoever runs them.
+        self.in_progress: Callable[[], int] = lambda: 0
 
     def request(self, signum: int) -> None:
         if self.stop.is_set() and signum == signal.SIGINT:
@@ -99,20 +101,15 @@ class signals_to_flags:  # noqa: N801 - used as a context manager, reads like a 
     cancel in-flight items.
     """
 
-    def __init__(self, flags: StopFlags, on_signal: Callable[[int], None] | None = None,
-                 *, raise_on_cancel: bool = False) -> None:
+    def __init__(self, flags: StopFlags, on_signal: Callable[[int], None] | None = None) -> None:
         self.flags = flags
         self.on_signal = on_signal
-        self.raise_on_cancel = raise_on_cancel
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         self.flags.request(signum)
         if self.on_signal is not None:
             self.on_signal(signum)
-        if self.raise_on_cancel and self.flags.cancel.is_set():
-            # Work running in this very process can only be cancelled by an exception.
-            raise KeyboardInterrupt
 
     def __enter__(self) -> StopFlags:
         if threading.current_thread() is threading.main_thread():
@@ -127,13 +124,20 @@ class signals_to_flags:  # noqa: N801 - used as a context manager, reads like a 
 
 
 
-def exit_code(summary: RunSummary) -> int:
-    """The exit code of a run: 130 after Ctrl-C, else 1 if an item failed, else 0.
+def exit_code(summary: RunSummary, *, service: bool = False) -> int:
+    """The exit code of a run that ended (docs/ARCHITECTURE.md, "Errors and exit codes").
 
-    SIGTERM (systemd stop, kill) is a clean stop like the end of the work list.
+    130 after Ctrl-C. Otherwise a run over a list of work (``process``, ``batch``,
+    ``watch --once``) is 1 when an item's latest outcome in this run failed, else 0; a
+    ``service`` (a watch running until stopped) is 0: its failed recordings are ``error``
+    rows and a line in the summary, not a failed service. SIGTERM (systemd stop, kill) is
+    a clean stop like the end of the work list. A run that itself went wrong (ledger
+    unwritable, outcomes lost) does not get here: its error is exit 2.
     """
     if summary.interrupted_by == signal.SIGINT:
         return 130
+    if service:
+        return 0
     return 1 if summary.failed else 0
 
 
@@ -246,9 +250,17 @@ def run_tasks(
     exhausted = False
     dispatcher: Dispatcher | None = None
     try:
-        dispatcher = Dispatcher(make_executor(fn, settings, workers=workers, inline=inline,
-                                              announce=reporter.message),
-                                finish, flags=flags, summary=summary)
+        try:
+            executor = make_executor(fn, settings, workers=workers, inline=inline,
+                                     announce=reporter.message, stop=flags.stop)
+        except StoppedStarting:
+            # Stopped while waiting for the executor (a Dask scheduler that did not
+            # answer yet): nothing ran, nothing is lost.
+            summary.not_started += sum(1 for _ in it)
+            summary.interrupted_by = flags.signal or signal.SIGINT
+            return summary
+        dispatcher = Dispatcher(executor, finish, flags=flags, summary=summary)
+        flags.in_progress = lambda: dispatcher.busy if dispatcher is not None else 0
         while True:
             while not exhausted and dispatcher.accepting:
                 task = next(it, None)

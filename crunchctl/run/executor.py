@@ -7,6 +7,7 @@ See docs/ARCHITECTURE.md, "Rules every command follows".
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +26,15 @@ class Task(Protocol):
     def item(self) -> str: ...
 
     def failure(self, message: str, started: float) -> Outcome: ...
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised by the signal handler into a task running in this process (a second Ctrl-C);
+    the inline executor turns it into that task's cancellation, as a pool kills a worker."""
+
+
+class StoppedStarting(Exception):  # noqa: N818 - a state, not a failure
+    """A stop signal arrived while an executor was starting (waiting for a scheduler)."""
 
 
 #: A top-level (picklable by reference) function turning one task into its outcome.
@@ -79,7 +89,7 @@ class InlineExecutor:
     """One task at a time in this process (a lone recording: no worker start-up cost).
 
     ``collect`` runs the submitted task; it cannot be cancelled from outside, so the
-    signal handler cancels it by raising ``KeyboardInterrupt`` (see ``signals_to_flags``).
+    signal handler cancels it by raising :class:`Cancelled` into it.
     """
 
     def __init__(self, fn: TaskFn) -> None:
@@ -103,8 +113,15 @@ class InlineExecutor:
         self._task = task
 
     def collect(self, timeout: float | None) -> list[tuple[Any, Outcome]]:
-        task, self._task = self._task, None
-        return [] if task is None else [(task, run_inline(task, self.fn))]
+        task = self._task
+        if task is None:
+            return []
+        try:
+            outcome = run_inline(task, self.fn)
+        except Cancelled:
+            return []  # still running as far as the engine knows: its cancel() takes it
+        self._task = None
+        return [(task, outcome)]
 
     def cancel(self) -> list[Any]:
         task, self._task = self._task, None
@@ -128,8 +145,8 @@ def warm_up(settings: Settings) -> None:
 
 
 def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int | None = None,
-                  inline: bool = False,
-                  announce: Callable[[str], None] | None = None) -> Executor:
+                  inline: bool = False, announce: Callable[[str], None] | None = None,
+                  stop: threading.Event | None = None) -> Executor:
     """The executor of a run: the single place that chooses where tasks run.
 
     Args:
@@ -138,10 +155,13 @@ def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int 
             (``crunchctl.run.dask.DaskExecutor(fn, settings, workers=...)``).
         workers: tasks at once [default: ``settings.workers``, else 1].
         inline: a lone task that may run in this process (ignored with a scheduler).
-        announce: shows the user a line about the executor (the Dask dashboard link).
+        announce: shows the user a line about the executor (the Dask dashboard link, or
+            that it waits for the scheduler).
+        stop: set by a stop signal; ends a wait for a Dask scheduler.
 
     Raises:
         ConfigError: a scheduler is configured but the Dask executor cannot be used.
+        StoppedStarting: ``stop`` was set while waiting for the scheduler.
     """
     if workers is None:
         workers = settings.workers if settings is not None and settings.workers else 1
@@ -153,7 +173,7 @@ def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int 
 
             raise ConfigError(f"scheduler {settings.scheduler!r}: the Dask executor cannot "
                               f"be loaded ({e})") from None
-        return DaskExecutor(fn, settings, workers=workers, announce=announce)
+        return DaskExecutor(fn, settings, workers=workers, announce=announce, stop=stop)
     if inline:
         return InlineExecutor(fn)
     from crunchctl.run.local import LocalPool

@@ -11,12 +11,12 @@ import signal
 import threading
 import time
 import traceback
-from multiprocessing.connection import Connection, wait
 from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from crunchctl.run.executor import TaskFn
 from crunchctl.outcome import Outcome
+from crunchctl.run.executor import TaskFn
 
 
 def _worker_main(conn: Connection, fn: TaskFn) -> None:

@@ -11,11 +11,19 @@ import logging
 import logging.handlers
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 ROOT = "crunchctl"
-FILE_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+FILE_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(process)d %(name)s: %(message)s"
+
+
+def _utc(fmt: str) -> logging.Formatter:
+    """A formatter whose times are UTC and say so (ISO 8601, ``Z``), as every printed time."""
+    formatter = logging.Formatter(fmt, "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    return formatter
 
 
 def default_log_file() -> Path:
@@ -26,14 +34,21 @@ def default_log_file() -> Path:
     return PlatformDirs(APP_NAME, appauthor=False).user_log_path / f"{APP_NAME}.log"
 
 
+#: The handlers of the run in this process (set by :func:`setup`, cleared by ``close``).
+_CURRENT: LogSetup | None = None
+
+
 class LogSetup:
     """The handlers of one run; ``flush`` writes buffered records, ``close`` detaches."""
 
     def __init__(self, path: Path | None, memory: logging.handlers.MemoryHandler | None,
-                 console: logging.Handler | None, flush_interval: float) -> None:
+                 console: logging.Handler | None, flush_interval: float,
+                 verbosity: int = 0) -> None:
         self.path = path
         self.memory = memory
         self.console = console
+        self.verbosity = verbosity
+        self.adopted: list[logging.Logger] = []
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         if memory is not None and flush_interval > 0:
@@ -50,7 +65,13 @@ class LogSetup:
             self.memory.flush()
 
     def close(self) -> None:
+        global _CURRENT
+        if _CURRENT is self:
+            _CURRENT = None
         self._stop.set()
+        for other in self.adopted:
+            if self.memory is not None:
+                other.removeHandler(self.memory)
         logger = logging.getLogger(ROOT)
         # MemoryHandler.close() forgets its target, so keep it to close the file after.
         target = self.memory.target if self.memory is not None else None
@@ -68,12 +89,16 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     """Attach a buffered file handler and a stderr handler to the ``crunchctl`` logger.
 
     Args:
-        log_file: the log file (its folder is created); None for the default location.
+        log_file: the log file (its folder is created); None for the default location,
+            where a file that cannot be opened is a warning and the run goes on.
         verbosity: -1 quiet (errors only), 0 warnings, 1 info, 2 debug on the console.
         console: a rich Console on stderr, shared with progress bars (None: plain stream).
         plain: plain timestamped lines instead of rich formatting.
         flush_every: buffered records between writes to the file.
         flush_interval: seconds between timed flushes (long-running watch).
+
+    Raises:
+        UsageError: ``log_file`` cannot be opened (exit 2, before any work).
     """
     logger = logging.getLogger(ROOT)
     logger.setLevel(logging.DEBUG)
@@ -83,14 +108,21 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         target = logging.FileHandler(path, encoding="utf-8", delay=False)
-        target.setFormatter(logging.Formatter(FILE_FORMAT))
+        target.setFormatter(_utc(FILE_FORMAT))
         target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
         memory = logging.handlers.MemoryHandler(max(1, flush_every), flushLevel=logging.ERROR,
                                                 target=target, flushOnClose=True)
         logger.addHandler(memory)
     except OSError as e:
+        if log_file:
+            # A log file someone named is part of the run, like its output folder
+            # (docs/ARCHITECTURE.md, "Rules every command follows").
+            from crunchctl.errors import UsageError
+
+            raise UsageError(f"{path}: cannot open the log file: {e.strerror or e}") from None
         path = None  # type: ignore[assignment]
-        logging.getLogger(ROOT).warning("cannot open the log file: %s", e)
+        logging.getLogger(ROOT).warning("cannot open the log file %s: %s",
+                                        default_log_file(), e.strerror or e)
 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG)
@@ -104,10 +136,34 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     else:
         stream = console.file if console is not None else None
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                               "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(_utc("%(asctime)sZ %(levelname)s %(message)s"))
     handler.setLevel(level)
     # Records logged with extra={"file_only": True} (tracebacks) stay out of the console.
     handler.addFilter(lambda record: not getattr(record, "file_only", False))
     logger.addHandler(handler)
-    return LogSetup(path, memory, handler, flush_interval)
+    global _CURRENT
+    _CURRENT = LogSetup(path, memory, handler, flush_interval, verbosity)
+    return _CURRENT
+
+
+def adopt(name: str) -> None:
+    """A library's logger (``distributed``) writes its warnings to this run's log file, and
+    to the console only with ``-v``: its tracebacks would bury crunchctl's one line (a lost
+    Dask scheduler is said once, by the executor)."""
+    setup = _CURRENT
+    if setup is None or setup.verbosity >= 1:
+        return
+    logger = logging.getLogger(name)
+    # The library gives some of its child loggers a console handler of their own.
+    family = [logger] + [logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict)
+                         if n.startswith(name + ".")]
+    for member in family:
+        for h in list(member.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h,
+                                                                       logging.FileHandler):
+                member.removeHandler(h)
+        member.propagate = member is not logger  # up to ``name``, not to the root
+    logger.setLevel(logging.WARNING)
+    if setup.memory is not None and setup.memory not in logger.handlers:
+        logger.addHandler(setup.memory)
+        setup.adopted.append(logger)

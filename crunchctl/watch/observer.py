@@ -232,7 +232,7 @@ class FolderWatcher:
 
     Args:
         folder: the folder to watch (absolute).
-        patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``("*.tiq",)``.
+        patterns: file-name patterns (fnmatch, case-insensitive), e.g. ``formats.patterns()``.
         recursive: watch sub-folders too.
         poll: None for the platform's native observer (inotify, FSEvents, ...); seconds for
             polling (:class:`ScanPoller`; network shares deliver no events).
@@ -340,7 +340,8 @@ class FolderWatcher:
             self.note = (f"{self.folder}: the watched folder is back; rescanning it"
                          if was_gone else f"{self.folder}: the watched folder was replaced; "
                          f"watching the new one and rescanning it")
-            log.warning("%s", self.note)
+            # The caller says the note on the console (it returns True): the log file only.
+            log.warning("%s", self.note, extra={"file_only": True})
             return True
         if self.alive():
             return False
@@ -349,9 +350,9 @@ class FolderWatcher:
         self._stop_observer()
         if not self._restart(now):
             return False
-        self.note = f"observer restarted; rescanning {self.folder}"
-        log.warning("observer on %s had stopped (events while it was down are lost); "
-                    "restarted (%s) and rescanning the folder", self.folder, self.kind)
+        self.note = (f"observer on {self.folder} had stopped (events while it was down are "
+                     f"lost); restarted ({self.kind}) and rescanning the folder")
+        log.warning("%s", self.note, extra={"file_only": True})  # the caller says the note
         return True
 
     def _restart(self, now: float, quiet: bool = False) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from crunchctl import formats
 from crunchctl.errors import UsageError
-from crunchctl.watch.readiness import DEFAULT_PATTERNS
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,8 @@ class WatchOptions:
 
     Args:
         folder: the recorder's folder (made absolute).
-        patterns: file-name patterns, fnmatch, case-insensitive (``*.tiq``).
+        patterns: file-name patterns, fnmatch, case-insensitive [default: those of every
+            registered format, ``formats.patterns()``].
         recursive: include sub-folders.
         settle: seconds a file whose format cannot prove it complete must keep its size
             and mtime.
@@ -27,7 +28,7 @@ class WatchOptions:
     """
 
     folder: str
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    patterns: tuple[str, ...] = field(default_factory=formats.patterns)
     recursive: bool = False
     settle: float = 2.0
     poll: float | None = None

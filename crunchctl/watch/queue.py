@@ -33,8 +33,8 @@ from crunchctl.watch.scan import (Version, entry_version, matches, recording_ver
 if TYPE_CHECKING:
     from crunchctl.config import Settings
     from crunchctl.ledger.store import Ledger
-    from crunchctl.watch.scan import ResetFollower
     from crunchctl.watch.options import WatchOptions
+    from crunchctl.watch.scan import ResetFollower
 
 log = logging.getLogger("crunchctl.watch")
 

@@ -18,8 +18,6 @@ QUIET = 0.1
 #: Seconds between own stats of a recording being written (fastest, and after backing off).
 RECHECK_MIN = 0.25
 RECHECK_MAX = 5.0
-#: Watch patterns when none is given.
-DEFAULT_PATTERNS = ("*.tiq",)
 
 
 def readiness(path: str, settings: Settings | None = None) -> Readiness:
@@ -31,18 +29,10 @@ def readiness(path: str, settings: Settings | None = None) -> Readiness:
     complete: processing records its error.
     """
     from crunchctl import formats
-    from crunchctl.errors import FormatError, UsageError
-    from crunchctl.formats.base import ReadOptions, Readiness
+    from crunchctl.formats.base import ReadOptions
 
     forced = settings.format if settings is not None else None
-    try:
-        formats.reader_for(path, forced)
-    except (FormatError, UsageError):
-        # No format can tell (a --pattern beyond the known formats): the settle time
-        # decides, and processing records the error.
-        return Readiness(None)
-    options = ReadOptions.from_settings(settings) if settings is not None else ReadOptions()
-    return formats.readiness(path, options, forced)
+    return formats.readiness(path, ReadOptions.from_settings(settings), forced)
 
 
 def pending_reason(path: str, settings: Settings | None = None) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from crunchctl import formats
+
 log = logging.getLogger("crunchctl.watch")
 
 #: Seconds between heartbeats of a running watch.
@@ -156,7 +158,8 @@ def known_watches(ledger_path: str | os.PathLike) -> list[dict[str, Any]]:
         doc = read_record(path)
         if not isinstance(doc.get("folder"), str):
             continue
-        doc["patterns"] = [str(p) for p in doc.get("patterns") or ()] or ["*.tiq"]
+        doc["patterns"] = [str(p) for p in doc.get("patterns") or ()] or list(
+            formats.patterns())
         doc["recursive"] = bool(doc.get("recursive"))
         doc["running"] = _running(doc, host, now)
         out.append(doc)
@@ -169,9 +172,8 @@ def watched_folders(ledger_path: str | os.PathLike, sources: Sequence[str],
 
     From the watches' records, then folders that only the ledger's ``watch:<folder>``
     sources name (recorded before watches kept records) and the config's ``folder_path``,
-    those two with the default patterns, not recursive.
+    those two with the default patterns (every registered format's), not recursive.
     """
-    from crunchctl.watch.readiness import DEFAULT_PATTERNS
 
     found: dict[str, tuple[str, ...]] = {}
     recursive: dict[str, bool] = {}
@@ -181,6 +183,6 @@ def watched_folders(ledger_path: str | os.PathLike, sources: Sequence[str],
     extra = [s[len("watch:"):] for s in sources if s.startswith("watch:")]
     for folder in [*extra, *([folder_path] if folder_path else [])]:
         folder = os.path.abspath(folder)
-        found.setdefault(folder, DEFAULT_PATTERNS)
+        found.setdefault(folder, formats.patterns())
         recursive.setdefault(folder, False)
     return [(f, found[f], recursive[f]) for f in sorted(found)]

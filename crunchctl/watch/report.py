@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crunchctl.run.engine import RunSummary
     from crunchctl.outcome import Outcome
+    from crunchctl.run.engine import RunSummary
 
 log = logging.getLogger("crunchctl.watch")
 
@@ -48,12 +47,13 @@ class WatchReporter:
     def item_done(self, outcome: Outcome, published: list[str]) -> None: ...
     def waiting(self, path: str, reason: str) -> None: ...
     def message(self, text: str) -> None: ...
-    def stopping(self, text: str) -> None: ...
     def close(self, snapshot: WatchSnapshot) -> None: ...
 
 
 def _clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    from crunchctl.words import when
+
+    return when(ts, date=False, seconds=False)
 
 
 def _minutes(seconds: float) -> str:

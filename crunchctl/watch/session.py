@@ -14,21 +14,23 @@ import dataclasses
 import logging
 import os
 import queue
+import signal
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from crunchctl.config import Settings
 from crunchctl.errors import ConfigError, LedgerError
-from crunchctl.run import engine, memory
 from crunchctl.outcome import ERROR, Outcome
-from crunchctl.recordings.run import RecordingRun, prepare_output
+from crunchctl.recordings.run import Page, RecordingRun, prepare_output
+from crunchctl.run import engine, memory
 from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
 from crunchctl.watch.record import WatchRecord
 from crunchctl.watch.report import QuietAlarm, WatchReporter, WatchResult, WatchSnapshot
 from crunchctl.watch.scan import ResetFollower, iter_recordings, oldest_first
+from crunchctl.words import count
 
 if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
@@ -58,17 +60,20 @@ class Watch:
         ledger: where outcomes go and done-state comes from.
         reporter: panel or log lines.
         flags: stop/cancel flags (signal handlers set them).
+        page: the control-room page of the web folder, or None.
     """
 
     def __init__(self, options: WatchOptions, settings: Settings, ledger: Ledger,
                  reporter: WatchReporter | None = None,
-                 flags: engine.StopFlags | None = None) -> None:
+                 flags: engine.StopFlags | None = None, page: Page | None = None) -> None:
         self.options = options
         self.settings = settings
         self.ledger = ledger
         self.reporter = reporter or WatchReporter()
         self.flags = flags or engine.StopFlags()
-        self.run_ = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False)
+        self.flags.in_progress = lambda: len(self.queue.inflight)
+        self.run_ = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False,
+                                 page=page)
         self.summary = self.run_.summary
         self.events: queue.Queue = queue.Queue()
         self.watcher: Any = None
@@ -84,7 +89,6 @@ class Watch:
                                   options.recursive)
         self.failed: set[str] = set()                     # failed this session
         self.retry_at: dict[str, float] = {}              # output-side failures, when to retry
-        self._stop_announced = False
         self._finished: deque[float] = deque()
         self._last: Outcome | None = None
         self._last_published: list[str] = []
@@ -185,7 +189,9 @@ class Watch:
             log.warning("looking for reset recordings: %s", e)
             return
         if again:
-            log.info("%d recordings were reset in the ledger; processing them again", len(again))
+            log.info("%s reset in the ledger; processing %s again",
+                     count(len(again), "recording was", "recordings were"),
+                     "it" if len(again) == 1 else "them")
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
@@ -212,21 +218,28 @@ class Watch:
 
     # ------------------------------------------------------------------ work
 
-    def _dispatcher(self) -> engine.Dispatcher:
+    def _dispatcher(self) -> engine.Dispatcher | None:
+        """The dispatcher, started on first use; None if a stop came while it started."""
         if self.dispatcher is None:
             from crunchctl.quicklook.task import process_recording
-            from crunchctl.run.executor import make_executor
+            from crunchctl.run.executor import StoppedStarting, make_executor
 
+            try:
+                executor = make_executor(process_recording, self.settings,
+                                         announce=self.reporter.message, stop=self.flags.stop)
+            except StoppedStarting:
+                return None  # stopped while waiting for a Dask scheduler: nothing ran
             self.dispatcher = engine.Dispatcher(
-                make_executor(process_recording, self.settings,
-                              announce=self.reporter.message), self._finish,
-                flags=self.flags, summary=self.summary, on_cancel=self._cancelled)
+                executor, self._finish, flags=self.flags, summary=self.summary,
+                on_cancel=self._cancelled)
         return self.dispatcher
 
     def _submit(self) -> None:
         if not self.queue.ready or self.flags.stop.is_set():
             return
         d = self._dispatcher()
+        if d is None:
+            return
         while self.queue.ready and d.accepting:
             taken = self.queue.take_ready()
             if taken is None:
@@ -297,14 +310,7 @@ class Watch:
     def _turn(self, now: float, timers: dict[str, float]) -> bool:
         """One loop turn before waiting; False when the loop is over."""
         opts, q = self.options, self.queue
-        if self.flags.stop.is_set():
-            if not self._stop_announced:
-                self._stop_announced = True
-                text = "stopping: no new work" + (
-                    f"; waiting for {len(q.inflight)} recordings in progress "
-                    f"(Ctrl-C again cancels them)" if q.inflight else "")
-                log.info("%s", text, extra={"file_only": True})  # the reporter says it
-                self.reporter.stopping(text)
+        if self.flags.stop.is_set():  # the command said so as the signal came
             return bool(q.inflight)
         if self.watcher is not None:
             if now >= timers["check"]:
@@ -395,6 +401,8 @@ class Watch:
             self.dispatcher.close()
         else:
             self.summary.finished = time.time()
+            if self.flags.stop.is_set():
+                self.summary.interrupted_by = self.flags.signal or signal.SIGINT
         if self.flags.stop.is_set():
             self.summary.not_started += len(self.queue.ready)
         try:
@@ -407,7 +415,7 @@ class Watch:
 
 def run_watch(options: WatchOptions, settings: Settings, ledger: Ledger, *,
               reporter: WatchReporter | None = None,
-              flags: engine.StopFlags | None = None) -> WatchResult:
+              flags: engine.StopFlags | None = None, page: Page | None = None) -> WatchResult:
     """Watch a folder: the one call behind ``crunchctl watch``.
 
     Takes the single-watcher lock for (folder, ledger), processes the backlog oldest first,
@@ -421,6 +429,7 @@ def run_watch(options: WatchOptions, settings: Settings, ledger: Ledger, *,
             ``recordings.FLUSH_INTERVAL`` seconds.
         reporter: live panel or plain lines.
         flags: stop/cancel flags; first set stop (in-flight work finishes), cancel kills it.
+        page: the control-room page of the web folder (the command builds it), or None.
 
     Returns:
         Counts, the recordings still pending (path, reason) and the web copies written.
@@ -432,4 +441,4 @@ def run_watch(options: WatchOptions, settings: Settings, ledger: Ledger, *,
     """
     check_options(options)
     with WatchLock(ledger.path, options.folder):
-        return Watch(options, settings, ledger, reporter, flags).run()
+        return Watch(options, settings, ledger, reporter, flags, page).run()

@@ -7,6 +7,7 @@ Plain, JSON-serialisable values only; the command renders them (docs/ledger.md, 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -30,6 +31,7 @@ def document(
     item_glob: str | None = None,
     source: str | None = None,
     errors_only: bool = False,
+    statuses: Sequence[str] | None = None,
     list_items: bool = False,
 ) -> dict[str, Any]:
     """Everything ``crunchctl status`` shows, as one JSON-serialisable dict.
@@ -41,7 +43,7 @@ def document(
     end and holds what every read found.
     """
     doc = summary(ledger, since=since, item_glob=item_glob, source=source,
-                  errors_only=errors_only)
+                  errors_only=errors_only, statuses=statuses)
     del doc["warnings"]
     doc["pending"] = pending(ledger, settings, source)
     from crunchctl.watch.record import known_watches
@@ -49,7 +51,7 @@ def document(
     doc["watches"] = known_watches(ledger.path)  # with ``running`` checked now
     if list_items:
         doc["list"] = item_list(ledger, since=since, item_glob=item_glob, source=source,
-                                errors_only=errors_only)
+                                errors_only=errors_only, statuses=statuses)
     doc["warnings"] = list(ledger.warnings)
     return doc
 
@@ -61,12 +63,13 @@ def summary(
     item_glob: str | None = None,
     source: str | None = None,
     errors_only: bool = False,
+    statuses: Sequence[str] | None = None,
     latest_errors: int = 10,
 ) -> dict[str, Any]:
     """Totals over the rows the filters select (filters as in ``query.filters``).
 
-    Items are counted by their latest status among the selected rows; ``errors_only``
-    keeps the items whose latest status is ``error``. Throughput counts ``ok`` attempts
+    Items are counted by their latest status among the selected rows; ``statuses`` keeps
+    the items whose latest status is one of them (``errors_only``: ``error``). Throughput counts ``ok`` attempts
     per hour between the first and last selected attempt that was work: ``reset`` rows and
     imported rows (source ``import:...``) are left out. An error message does not repeat
     the item it belongs to.
@@ -79,8 +82,9 @@ def summary(
     predicate = query.filters(since=since, item_glob=item_glob, source=source)
     rows = ledger.read(_SUMMARY_COLUMNS, predicate)
     latest = query.latest(rows)
-    if errors_only:
-        latest = latest.filter(pl.col("status") == ERROR)
+    wanted = _wanted(errors_only, statuses)
+    if wanted is not None:
+        latest = latest.filter(pl.col("status").is_in(wanted))
         rows = rows.join(latest.select("kind", "item"), on=["kind", "item"], how="semi")
 
     by_source: dict[str, dict[str, int]] = {}
@@ -120,6 +124,7 @@ def item_list(
     item_glob: str | None = None,
     source: str | None = None,
     errors_only: bool = False,
+    statuses: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Each item the filters select, by name, with its latest attempt.
 
@@ -129,8 +134,9 @@ def item_list(
     """
     predicate = query.filters(since=since, item_glob=item_glob, source=source)
     latest = ledger.latest(where=predicate, columns=_LIST_COLUMNS)
-    if errors_only:
-        latest = latest.filter(pl.col("status") == ERROR)
+    wanted = _wanted(errors_only, statuses)
+    if wanted is not None:
+        latest = latest.filter(pl.col("status").is_in(wanted))
     return [
         {"item": r["item"], "kind": r["kind"], "status": r["status"],
          "finished": _iso(r["finished"]), "duration_s": r["duration_s"],
@@ -182,6 +188,12 @@ def _failed(ledger: Ledger, items: list[str]) -> set[str]:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _wanted(errors_only: bool, statuses: Sequence[str] | None) -> list[str] | None:
+    """The latest statuses an item may have to be shown; None: any."""
+    wanted = list(statuses or []) + ([ERROR] if errors_only else [])
+    return sorted(set(wanted)) if wanted else None
 
 
 def without_item(error: str | None, item: str) -> str | None:

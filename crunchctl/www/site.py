@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crunchctl import __version__
-from crunchctl.www import history, page, status_doc
+from crunchctl import __version__, formats
+from crunchctl.www import history, night, page, status_doc
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -173,6 +173,7 @@ class WebPage:
                             "finished": outcome.finished, "error": outcome.error}
         if outcome.status != OK:
             return
+        night.note(rec, outcome, self.www)
         full, zoom = history.split_pngs(item, outcome.products)
         if not (full or zoom):
             return
@@ -216,6 +217,7 @@ class WebPage:
             rec = self._recorders.setdefault(
                 folder, {"folder": folder, "paths": set(), "latest": None, "history": []})
             rec["paths"].update(p for p in r.get("paths") or [] if isinstance(p, str))
+            night.merge(rec, r)
             rec["history"] = status_doc.merge_history(rec["history"], r.get("history") or [],
                                                       keep=self.keep)
             theirs = r.get("latest")
@@ -264,6 +266,10 @@ class WebPage:
             self._cleaned = True
             for folder in self._recorders:
                 clean_stale_temps(history.history_dir(self.www, folder))
+        try:
+            night.refresh_trends(self.www, self.ledger, self._recorders.values(), final=final)
+        except Exception as e:  # noqa: BLE001 - the page goes on without the trend picture
+            self._warn(f"{self.www}: trend picture not drawn: {e}")
         now = time.time()
         doc = status_doc.build(
             self._recorders.values(), self._folders(),
@@ -326,7 +332,8 @@ class WebPage:
                     errors.append({"item": row["item"], "error": row["error"],
                                    "finished": row["finished"]})
             suffixes = ((led["suffixes"] if led else set())
-                        | {_suffix(n) for n in mine}) - {""} or {".tiq"}
+                        | {_suffix(n) for n in mine}) - {""} or {
+                            _suffix(p) for p in formats.patterns()}
             pending = _count_pending(
                 (n for n in _recording_names(folder, suffixes) if n not in mine),
                 led["attempted"] if led else None)

@@ -167,6 +167,10 @@ def build(
             "history": list(r.get("history") or []),
             "counts": counts,
             "errors": errors[:ERRORS_PER_RECORDER],
+            # the night (www/night.py): null until made
+            "campaign_image": r.get("campaign_image"),
+            "trend_image": r.get("trend_image"),
+            "peaks": r.get("peaks"),
         })
     all_errors.sort(key=lambda e: e["time_unix"] or 0, reverse=True)
     hb = dict(heartbeat)

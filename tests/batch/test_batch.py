@@ -18,38 +18,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from batch_helpers import common, items_file
+from conftest import invoke as run
 from crunchctl.batch import run as core
-from crunchctl.cli import app
-from crunchctl.config import resolve
-from crunchctl.errors import UsageError
-from crunchctl.batch.figure import (FigureOptions, color_bounds, parse_percentiles, pool_cells,
-                                    render_figure)
-from crunchctl.ledger.store import Ledger
+from crunchctl.batch.figure import (
+    FigureOptions,
+    color_bounds,
+    parse_percentiles,
+    pool_cells,
+    render_figure,
+)
 from crunchctl.batch.loaders import load_npz
 from crunchctl.batch.rows import RowError, check_rows
+from crunchctl.config import resolve
+from crunchctl.errors import UsageError
+from crunchctl.ledger.store import Ledger
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 PLUGIN = PLUGINS / "batch_plugin.py"
 PNG = b"\x89PNG\r\n\x1a\n"
 
-runner = CliRunner()
 
-
-def run(*args, input: str | None = None):
-    return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
-
-
-def common(tmp_path: Path) -> list[str]:
-    return ["--output", tmp_path / "out", "--ledger", tmp_path / "ledger",
-            "--log-file", tmp_path / "batch.log", "--dpi", "40"]
-
-
-def items_file(tmp_path: Path, lines, name: str = "items.txt") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
 
 
 def ledger_rows(tmp_path: Path):
@@ -338,7 +328,8 @@ def test_overrides_events_and_zoom_render(tmp_path, monkeypatch):
         y_min=0.0, z_max=5.0, events=(batch_plugin.T0 + 600, batch_plugin.T0 + 10**7),
         zoom_minutes=5.0, dpi=40))
     assert buf.getvalue()[:8] == PNG
-    assert warnings == ["1 of 3 event(s) outside the x range, not drawn"]  # 1 from the row
+    assert warnings == ["1 of 3 event(s) outside the x range (2023-11-14 22:13:05 to "
+                        "2023-11-14 23:13:05 UTC), not drawn: 2024-03-09 16:00:00 UTC"]
 
 
 def test_nan_only_data_is_no_data(tmp_path):

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from crunchctl.cli import app
-from conftest import small_args
-
-runner = CliRunner()
+from conftest import invoke as run, small_args
 
 PROGRESS = {"completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
             "errors": ["'orbit_003'"], "no_data": ["'orbit_005'"], "last_index": 4,
             "schema_version": 1}
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_import_both_formats_once(tmp_path):
@@ -67,10 +59,10 @@ def test_tracking_file_in_config_is_imported_on_first_use(tmp_path, make_tiq):
     assert r.exit_code == 0
     assert "processed 1, failed 0, skipped 1 already done" in r.stdout
     log = tmp_path / "crunchctl.log"  # a normal event: INFO, in the log file (-v shows it)
-    assert "imported 1 entries from the legacy tracking file" in log.read_text()
+    assert "imported 1 entry from the legacy tracking file" in log.read_text()
     assert "imported" not in r.stderr
     r = run("process", rec, other, "--config", cfg, *small_args(tmp_path))
-    assert log.read_text().count("imported 1 entries") == 1  # once only
+    assert log.read_text().count("imported 1 entry") == 1  # once only
     assert "skipped 2 already done" in r.stdout
 
 

@@ -10,18 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from crunchctl.cli import app
+from conftest import invoke as run, small_args
 from crunchctl.config import resolve
 from crunchctl.recordings.run import process_files
-from conftest import small_args
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def settings(tmp_path: Path, **kw):

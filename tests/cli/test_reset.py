@@ -8,16 +8,7 @@ import select
 import subprocess
 import time
 
-from typer.testing import CliRunner
-
-from crunchctl.cli import app
-from conftest import child_env, crunchctl_cmd, small_args
-
-runner = CliRunner()
-
-
-def run(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, input=input)
+from conftest import child_env, crunchctl_cmd, invoke as run, small_args
 
 
 def test_reset_then_rerun_processes_exactly_the_reset_items(tmp_path, make_tiq):

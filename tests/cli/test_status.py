@@ -9,16 +9,8 @@ import re
 import subprocess
 
 import pytest
-from typer.testing import CliRunner
 
-from crunchctl.cli import app
-from conftest import child_env, small_args
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+from conftest import child_env, invoke as run, small_args
 
 
 def _two_runs(tmp_path, make_tiq):
@@ -191,8 +183,8 @@ def test_status_on_a_terminal_keeps_file_names_whole(tmp_path, width):
     from rich.console import Console
 
     from crunchctl.cli.status import render
-    from crunchctl.watch.status import document
     from crunchctl.ledger.store import Ledger
+    from crunchctl.watch.status import document
 
     items = long_name_ledger(tmp_path)
     doc = document(Ledger(tmp_path / "ledger"), None, list_items=True)

@@ -32,11 +32,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from crunchctl.formats import synth
+from batch_helpers import items_file
+from conftest import child_env, crunchctl_cmd, small_args, tiny_tiq, wait_for
 from crunchctl.cli import app
 from crunchctl.ledger.store import Ledger
 from crunchctl.outcome import Outcome
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 PNG_TAIL = b"IEND\xaeB`\x82"  # the IEND chunk and its CRC: the last 8 bytes of a whole PNG
@@ -141,12 +141,6 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def tiny_tiq(path: Path, seed: int = 1, nframes: int = 4) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return synth.make_recording(path, synth.RecordingSpec(nframes=nframes, lframes=1024,
-                                                          seed=seed))
-
-
 def temps(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) \
         if folder.is_dir() else []
@@ -210,12 +204,6 @@ def batch_args(tmp_path: Path, items: Path, loader: str, *extra: str) -> list[st
     return [*crunchctl_cmd(), "batch", str(items), "--loader", loader,
             "--output", str(tmp_path / "out"), "--ledger", str(tmp_path / "ledger"),
             "--log-file", str(tmp_path / "batch.log"), "--dpi", "40", *extra]
-
-
-def items_file(tmp_path: Path, names: list[str], name: str = "items.txt") -> Path:
-    path = tmp_path / name
-    path.write_text("".join(f"{n}\n" for n in names))
-    return path
 
 
 # ----------------------------------------------------------------------- kill -9: batch

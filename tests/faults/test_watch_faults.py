@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import child_env, crunchctl_cmd, wait_for
-from crunchctl.formats import synth
+from conftest import WatchProc, child_env, crunchctl_cmd, tiny_tiq, wait_for
 from crunchctl.ledger.store import Ledger
 
 # Loaded by every child Python (main process and workers) through PYTHONPATH.
@@ -77,55 +75,27 @@ if _FLAG:
 '''
 
 
-def tiny(path: Path, seed: int = 1) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return synth.make_recording(path, synth.RecordingSpec(nframes=4, lframes=1024, seed=seed))
+tiny = tiny_tiq
 
 
-class Watch:
+class Watch(WatchProc):
     """One ``crunchctl watch`` child with the hook, its folders in ``base``."""
 
     def __init__(self, base: Path, folder: Path, *extra: str, **env: str) -> None:
-        self.base, self.folder, self.extra = base, folder, extra
-        self.ledger, self.out = base / "ledger", base / "out"
         hook = base / "hook"
         hook.mkdir(exist_ok=True)
         (hook / "sitecustomize.py").write_text(HOOK)
-        self.env = child_env(PYTHONPATH=os.pathsep.join(
-            filter(None, [str(hook), os.environ.get("PYTHONPATH")])), **env)
-        self.proc: subprocess.Popen | None = None
-        self.err = base / f"watch-{folder.name}-{id(self)}.err"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook),
+                                                          os.environ.get("PYTHONPATH")]))
+        super().__init__(base, *extra, folder=folder, workers=1, www=False,
+                         zoom_span="200000", env=env, new_session=True)
 
     def common(self) -> list[str]:
         return ["--ledger", str(self.ledger), "--output", str(self.out), "--lframes", "1024",
-                "--zoom-span", "200000", "--log-file", str(self.base / "watch.log")]
+                "--zoom-span", "200000", "--log-file", str(self.log_path)]
 
     def start(self) -> Watch:
-        self.proc = subprocess.Popen(
-            [*crunchctl_cmd(), "watch", str(self.folder), "-j", "1", *self.extra,
-             *self.common()], stdout=subprocess.DEVNULL, stderr=open(self.err, "w"),
-            env=self.env, cwd=self.base, start_new_session=True)
-        wait_for(lambda: "watching " in self.log() or self.proc.poll() is not None, 60,
-                 "the watcher to start")
-        assert self.proc.poll() is None, self.stderr()
-        return self
-
-    def log(self) -> str:
-        p = self.base / "watch.log"
-        return p.read_text() if p.exists() else ""
-
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        return super().start(timeout=60)
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -176,10 +146,7 @@ def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watche
     away = tmp_path / "rec-away"
     os.rename(rec, away)  # the share is unmounted
     wait_for(lambda: "watched folder is gone" in w.log(), 10, "the gone message")
-    cpu0, t0 = w.cpu_seconds(), time.monotonic()
-    time.sleep(3.0)  # the absence (a minute in real life)
-    cpu = (w.cpu_seconds() - cpu0) / (time.monotonic() - t0)
-    assert cpu < 0.15, f"{cpu:.0%} of a core while the folder is gone"
+    time.sleep(1.0)  # the absence (a minute in real life); its CPU cost: the slow test below
     new = drop(staging, away, "while_away.tiq", seed=10)  # written on the server meanwhile
     os.rename(away, rec)  # the share is back
     new = rec / new.name
@@ -196,6 +163,24 @@ def test_folder_gone_and_back_keeps_watching_and_redoes_nothing(tmp_path, watche
     assert rows.group_by("item").len()["len"].max() == 1, rows  # nothing redone
     assert set(rows["status"]) == {"ok"}
     assert len(rows) == 4
+
+
+@pytest.mark.slow  # a CPU measurement: kept out of the default run, where load varies
+@pytest.mark.parametrize("mode", ["events", "poll"])
+def test_a_gone_folder_costs_little_cpu(tmp_path, watches, mode):
+    rec = tmp_path / "rec"
+    tiny(rec / "before.tiq")
+    w = watches(tmp_path, rec, *(["--poll", "0.5"] if mode == "poll" else [])).start()
+    wait_for(lambda: ok_count(w.ledger, rec / "before.tiq"), 60, "the backlog")
+    os.rename(rec, tmp_path / "rec-away")
+    wait_for(lambda: "watched folder is gone" in w.log(), 10, "the gone message")
+    cpu0, t0 = w.cpu_seconds(), time.monotonic()
+    time.sleep(5.0)
+    cpu = (w.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    # Idle waiting costs about 1 % of a core; a loop that retries without pausing costs a
+    # whole one. The margin holds on a machine busy with other work.
+    assert cpu < 0.4, f"{cpu:.0%} of a core while the folder is gone"
+    assert w.stop() == 0
 
 
 # ------------------------------------------------------------- the ledger's disk is full
@@ -218,7 +203,7 @@ def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost
     time.sleep(1.5)  # several flush attempts
     assert all(ok_count(w.ledger, p) == 0 for p in full)
     assert w.log().count("LEDGER NOT WRITTEN") == 1
-    assert "LEDGER NOT WRITTEN" in w.stderr()  # the person at the console sees it
+    assert "LEDGER NOT WRITTEN" in w.stderr  # the person at the console sees it
 
     flag.unlink()  # space is back
     wait_for(lambda: all(ok_count(w.ledger, p) == 1 for p in full), 10,
@@ -234,7 +219,7 @@ def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost
     wait_for(lambda: (w.out / "lost.png").exists(), 60, "a product while full again")
     time.sleep(1.0)
     code = w.stop()
-    err = w.stderr()
+    err = w.stderr
     assert code == 2, err
     assert "1 outcome not in the ledger" in err and "processed again by the next run" in err
     assert "Traceback" not in err
@@ -277,7 +262,7 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
     wait_for(lambda: ok_count(w.ledger, live), 30, "the live recording")
     time.sleep(2.5)  # more looks for resets: the reset one is not redone again
     assert w.stop() == 0
-    assert "recordings were reset in the ledger; processing them again" in w.log()
+    assert "1 recording was reset in the ledger; processing it again" in w.log()
     rows = iq_rows(w.ledger)
     counts = dict(rows.filter(pl.col("status") == "ok").group_by("item").len().iter_rows())
     assert counts == {str(recs[0]): 1, str(recs[1]): 2, str(recs[2]): 1, str(live): 1,
@@ -338,7 +323,7 @@ def test_two_hosts_share_a_ledger_lock_and_status_name_the_hosts(tmp_path, watch
     dup = subprocess.run([*crunchctl_cmd(), "watch", str(one), *alpha.common()],
                          capture_output=True, text=True, env={**beta.env}, timeout=60)
     assert dup.returncode == 2
-    assert f"on alpha, since" in dup.stderr, dup.stderr
+    assert "on alpha, since" in dup.stderr, dup.stderr
     status = subprocess.run([*crunchctl_cmd(), "status", "--json", "--ledger",
                              str(alpha.ledger)], capture_output=True, text=True,
                             env=child_env(), timeout=60)

@@ -14,9 +14,7 @@ import pytest
 
 from conftest import child_env, crunchctl_cmd
 from crunchctl.ledger.store import Ledger
-from formats_helpers import CENTER, FS, L, test_signal
-
-from test_readers import write_sigmf, write_tdms
+from formats_helpers import CENTER, FS, L, test_signal, write_sigmf, write_tdms
 
 N = 8 * L
 

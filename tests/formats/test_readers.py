@@ -15,57 +15,26 @@ from crunchctl import formats
 from crunchctl.errors import FormatError
 from crunchctl.formats import ReadOptions
 from crunchctl.quicklook import spectrum
-
-from formats_helpers import CENTER, FS, L, assert_same_numbers, pipeline_power, reference_power, \
-    test_signal
+from formats_helpers import (
+    CENTER,
+    FS,
+    L,
+    assert_same_numbers,
+    pipeline_power,
+    reference_power,
+    test_signal,
+    to_ints,
+    write_sigmf,
+    write_tdms,
+)
 
 N = 8 * L
-
-
-def to_ints(x: np.ndarray, bits: int, unsigned: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Interleaved integer components of ``x`` (|x| < 1) and their float64 values on ±1."""
-    full = 2.0 ** (bits - 1)
-    pairs = np.empty(2 * x.size)
-    pairs[0::2], pairs[1::2] = x.real, x.imag
-    counts = np.clip(np.rint(pairs * full), -full, full - 1)
-    if unsigned:
-        counts = counts + full
-        values = (counts - full) / full
-    else:
-        values = counts / full
-    return counts, values[0::2] + 1j * values[1::2]
 
 
 # --------------------------------------------------------------------------------- SigMF
 
 SIGMF_TYPES = ["cf32_le", "cf64_le", "ci32_le", "ci16_le", "ci8", "cu8", "cu16_le",
                "cf32_be", "cf64_be", "ci32_be", "ci16_be", "cu16_be"]
-
-
-def write_sigmf(folder: Path, name: str, x: np.ndarray, datatype: str, *,
-                capture: dict | None = None, global_extra: dict | None = None) -> Path:
-    from sigmf import SigMFFile
-
-    m = __import__("re").match(r"c(f|i|u)(\d+)(_le|_be)?", datatype)
-    kind, bits, endian = m.group(1), int(m.group(2)), m.group(3)
-    order = ">" if endian == "_be" else "<"
-    if kind == "f":
-        comps = np.empty(2 * x.size)
-        comps[0::2], comps[1::2] = x.real, x.imag
-        stored, values = comps.astype(f"{order}f{bits // 8}"), x
-        values = stored.astype(np.float64)[0::2] + 1j * stored.astype(np.float64)[1::2]
-    else:
-        counts, values = to_ints(x, bits, unsigned=kind == "u")
-        stored = counts.astype(f"{order}{'u' if kind == 'u' else 'i'}{bits // 8}")
-    data = folder / f"{name}.sigmf-data"
-    stored.tofile(data)
-    g = {"core:datatype": datatype, "core:sample_rate": FS}
-    g.update(global_extra or {})
-    meta = SigMFFile(data_file=str(data), global_info=g)
-    meta.add_capture(0, capture if capture is not None else {
-        "core:frequency": CENTER, "core:datetime": "2024-05-01T10:00:00.250000Z"})
-    meta.tofile(str(folder / f"{name}.sigmf-meta"))
-    return data, values
 
 
 @pytest.mark.parametrize("datatype", SIGMF_TYPES)
@@ -124,34 +93,6 @@ def test_sigmf_checksum_only_when_asked(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------- TDMS
-
-
-def write_tdms(path: Path, records: list[np.ndarray], gains: list[float], *,
-               group: str = "RecordData", i: str = "I", q: str = "Q", header: bool = True,
-               stamp: bool = True, root_extra: dict | None = None) -> np.ndarray:
-    """The lab layout, one segment per record; returns the float64 reference samples."""
-    from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
-
-    props = {"IQRate": FS, "IQCarrierFrequency": CENTER, "RFAttentuation": 10.0,
-             "NSamplesPerRecord": np.int64(records[0].size),
-             "NRecordsPerFile": np.int64(len(records))}
-    props.update(root_extra or {})
-    ref = []
-    with TdmsWriter(str(path)) as w:
-        for r, (x, gain) in enumerate(zip(records, gains)):
-            ci = np.clip(np.rint(x.real / gain), -32768, 32767).astype(np.int16)
-            cq = np.clip(np.rint(x.imag / gain), -32768, 32767).astype(np.int16)
-            ref.append((ci + 1j * cq) * gain)
-            objs = [RootObject(props), GroupObject(group), ChannelObject(group, i, ci),
-                    ChannelObject(group, q, cq)]
-            if header:
-                objs += [GroupObject("RecordHeader"),
-                         ChannelObject("RecordHeader", "gain", np.array([gain]))]
-                if stamp:
-                    objs.append(ChannelObject("RecordHeader", "absolute timestamp", np.array(
-                        [np.datetime64("2024-05-01T10:00:00") + np.timedelta64(r, "s")])))
-            w.write_segment(objs)
-    return np.concatenate(ref)
 
 
 def test_tdms_per_record_gain_and_header(tmp_path: Path):

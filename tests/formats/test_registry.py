@@ -59,8 +59,15 @@ def test_incomplete_tiq_is_reported_with_both_sizes(make_tiq):
     assert r.complete is False and r.reason.startswith("incomplete: ")
 
 
-def test_readiness_of_unknown_files_is_complete_so_processing_records_the_error(tmp_path):
-    assert formats.readiness(str(tmp_path / "x.dat")).complete is True
+def test_readiness_of_unknown_files_is_one_answer_the_settle_time_decides(tmp_path):
+    from crunchctl.watch.readiness import readiness
+
+    path = tmp_path / "x.dat"
+    path.write_bytes(b"whatever a --pattern '*.dat' finds")
+    # The registry and watch give the same answer: no format can tell, so the settle
+    # time decides (and processing records the error).
+    assert formats.readiness(str(path)).complete is None
+    assert readiness(str(path)) == formats.readiness(str(path))
 
 
 def test_import_is_light():

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl.formats import tiq
 from crunchctl.errors import IncompleteRecording, TiqError
+from crunchctl.formats import tiq
 from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import wait_for
-from formats_helpers import CENTER, FS, L, Watcher, slow_write, test_signal
-
-from test_readers import write_sigmf, write_tdms
+from conftest import WatchProc, wait_for
+from formats_helpers import CENTER, FS, L, slow_write, test_signal, write_sigmf, write_tdms
 
 N = 16 * L
 
@@ -29,28 +27,27 @@ def _pairs_f32(x: np.ndarray) -> bytes:
 
 
 @pytest.fixture
-def watcher(tmp_path: Path):
-    made: list[Watcher] = []
+def watcher(tmp_path: Path, watchers):
+    def make(*extra: str) -> WatchProc:
+        return watchers(tmp_path / "w", "--settle", SETTLE, *extra, workers=1, www=False,
+                        zoom_span="200000", lframes=L).start()
 
-    def make(*extra: str) -> Watcher:
-        w = Watcher(tmp_path / "w", "--settle", SETTLE, *extra)
-        made.append(w)
-        return w.start()
-
-    yield make
-    for w in made:
-        w.stop()
+    return make
 
 
-def _processed_once(w: Watcher, item: Path, size: int) -> None:
-    wait_for(lambda: any(r["item"] == str(item) for r in w.rows()), 60,
+def _rows(w: WatchProc) -> list[dict]:
+    return w.rows().to_dicts()
+
+
+def _processed_once(w: WatchProc, item: Path, size: int) -> None:
+    wait_for(lambda: any(r["item"] == str(item) for r in _rows(w)), 60,
              f"{item.name} to be processed")
     time.sleep(2.0)  # would a second, late event process it again?
-    rows = [r for r in w.rows() if r["item"] == str(item)]
+    rows = [r for r in _rows(w) if r["item"] == str(item)]
     assert len(rows) == 1, rows
     assert rows[0]["status"] == "ok", rows[0]["error"]
     assert rows[0]["size"] == size  # processed after the last byte, not before
-    assert len(w.rows()) == 1, [r["item"] for r in w.rows()]
+    assert len(_rows(w)) == 1, [r["item"] for r in _rows(w)]
 
 
 def test_tdms_written_segment_by_segment(tmp_path: Path, watcher):
@@ -90,7 +87,7 @@ def test_sigmf_data_first_meta_last_is_one_item(tmp_path: Path, watcher):
     w = watcher()
     slow_write(w.folder / "a.sigmf-data", data_src.read_bytes(), pieces=5, pause=0.3)
     time.sleep(2.5)  # data complete and settled, meta not there yet: nothing to process
-    assert w.rows() == []
+    assert _rows(w) == []
     slow_write(w.folder / "a.sigmf-meta", (src / "a.sigmf-meta").read_bytes(), pieces=3,
                pause=0.3)
     # The fingerprint covers both files of the pair (docs/ledger.md).
@@ -111,6 +108,6 @@ def test_raw_files_are_not_watched_without_a_sample_rate(tmp_path: Path, watcher
     write_sigmf(src, "s", test_signal(N), "cf32_le")
     shutil.copy(src / "s.sigmf-data", w.folder)
     shutil.copy(src / "s.sigmf-meta", w.folder)
-    wait_for(lambda: len(w.rows()) >= 1, 60, "the SigMF recording")
+    wait_for(lambda: len(_rows(w)) >= 1, 60, "the SigMF recording")
     time.sleep(2.0)
-    assert [Path(r["item"]).name for r in w.rows()] == ["s.sigmf-data"]
+    assert [Path(r["item"]).name for r in _rows(w)] == ["s.sigmf-data"]

@@ -9,11 +9,15 @@ import polars as pl
 import pytest
 
 from crunchctl.errors import ConfigError
-from crunchctl.ledger.legacy import (LegacyEntry, decode_repr_item, import_legacy,
-                                     import_on_first_use, read_legacy)
+from crunchctl.ledger.legacy import (
+    LegacyEntry,
+    decode_repr_item,
+    import_legacy,
+    import_on_first_use,
+    read_legacy,
+)
 from crunchctl.ledger.store import Ledger
 from crunchctl.watch.status import summary
-
 from legacy_samples import PROCESSED_TOML, PROGRESS_JSON
 
 

@@ -13,7 +13,6 @@ from crunchctl.ledger.store import Ledger
 from crunchctl.watch.status import summary
 from ledger_helpers import T0, oc, status_ledger
 
-
 # ---------------------------------------------------------------------- done-state
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from crunchctl.ledger.legacy import import_legacy
-from crunchctl.watch.status import summary, document, item_list, without_item
 from crunchctl.ledger.store import Ledger
+from crunchctl.watch.status import document, item_list, summary, without_item
 from ledger_helpers import T0, oc, status_ledger
 from legacy_samples import PROGRESS_JSON
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl.quicklook import spectrum
+from crunchctl.errors import TiqError
 from crunchctl.formats import tiq
-from crunchctl.errors import ItemError, TiqError
+from crunchctl.quicklook import spectrum
 from crunchctl.quicklook.products import write_npz
 
 

@@ -56,5 +56,5 @@ def test_the_products_option_knows_the_added_product(tmp_path):
     bad = _run(tmp_path, "process", "x.tiq", *small_args(tmp_path), "--products", "gif")
     assert bad.returncode == 2 and "peakbins" in bad.stderr, bad.stderr
     completed = _run(tmp_path, _CRUNCHCTL_COMPLETE="complete_bash", COMP_CWORD="3",
-                     COMP_WORDS="crunchctl process --products png,pe")
+                     COMP_WORDS="crunchctl process --products png,peakb")
     assert completed.stdout.split() == ["png,peakbins"], completed

@@ -28,6 +28,11 @@ VALUES = {
     "sample_rate": ("1e6", "2e6"),
     "center_frequency": ("100e6", "200e6"),
     "tdms_channels": ("RecordData/I,RecordData/Q", "RecordData/Q,RecordData/I"),
+    "scaling": ("spectrum", "density"),
+    "peaks": ("10", "3"),
+    "peak_snr": ("10", "6"),
+    "db_min": ("-200", "-190"),  # given together as --db-range MIN,MAX
+    "db_max": ("0", "-10"),
 }
 #: A recording of each format, with the file name the writer takes.
 FILES = {"tiq": "r.tiq", "sigmf": "r.sigmf-data", "tdms": "r.tdms", "wav": "r.wav",
@@ -35,6 +40,9 @@ FILES = {"tiq": "r.tiq", "sigmf": "r.sigmf-data", "tdms": "r.tdms", "wav": "r.wa
 
 
 def _process(tmp_path: Path, rec: Path, options: dict[str, str], *extra: str) -> dict:
+    options = dict(options)
+    if "db_min" in options or "db_max" in options:
+        options["db_range"] = f"{options.pop('db_min', '-200')},{options.pop('db_max', '0')}"
     args = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
     args = [a.replace("--center-frequency", "--center") for a in args]
     cmd = [*crunchctl_cmd(), "process", str(rec), "--output", str(tmp_path / "out"),

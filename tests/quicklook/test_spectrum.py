@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crunchctl.quicklook import spectrum
 from crunchctl.formats import tiq
+from crunchctl.quicklook import spectrum
 
 
 def _legacy(path, lframes, nframes):

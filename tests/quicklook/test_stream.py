@@ -181,18 +181,19 @@ def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(tmp_path, make_t
     times = spectrum.time_axis(40, 4096, h.fs)
     rec = task.open_for(str(path), settings)
     title = task.title_for(str(path), rec.header)
-    style = render.Style(cmap=settings.cmap)
+    style = render.Style(cmap=settings.cmap, scaling="spectrum")
+    factor = np.float32(1.0 / 4096**2)  # the spectrum scaling of a rectangular window
     ref_full, ref_zoom = tmp_path / "full.png", tmp_path / "zoom.png"
     with open(ref_full, "wb") as f:
-        render.render_spectrogram(f, power, freqs, times, title=title, style=style,
+        render.render_spectrogram(f, power * factor, freqs, times, title=title, style=style,
                                   subtitle=f"centre {render.fmt_hz(h.center)}, "
-                                           f"{render.describe_resolution(h.fs, 4096)}")
+                                           f"{render.describe_resolution(h.fs, 4096, window='rectangular')}")
     z = zoom.zoom_of(str(path), power, freqs, h.center, h.fs, settings)
     with open(ref_zoom, "wb") as f:
         render.render_spectrogram(
-            f, z.power, z.freqs, z.times, title=title + "   (zoom)", style=style,
+            f, z.power * factor, z.freqs, z.times, title=title + "   (zoom)", style=style,
             subtitle=f"span {render.fmt_hz(3e5)}, "
-                     f"{render.describe_resolution(h.fs, 4096, n_avg)}",
+                     f"{render.describe_resolution(h.fs, 4096, n_avg, window='rectangular')}",
             relative_to=z.window.centre)
     for got, ref in ((out / "p.png", ref_full), (out / "p_zoom.png", ref_zoom)):
         a, b = _pixels(got), _pixels(ref)
@@ -212,8 +213,9 @@ def test_only_the_asked_products_are_written(tmp_path, make_tiq, products):
     out = tmp_path / "out"
     out.mkdir()
     written, _ = task.make_products(str(path), out, "r", settings)
-    endings = {"png": "r.png", "zoom": "r_zoom.png", "npz": "r.npz", "spectrum": "r_spectrum.npz"}
-    expected = [str(out / endings[k]) for k in products.split(",")]
+    endings = {"png": ["r.png"], "zoom": ["r_zoom.png"], "npz": ["r.npz"],
+               "spectrum": ["r_spectrum.npz", "r_spectrum.png"]}
+    expected = [str(out / name) for k in products.split(",") for name in endings[k]]
     assert written == expected
     assert sorted(os.listdir(out)) == sorted(Path(p).name for p in expected)
 
@@ -228,8 +230,10 @@ def test_spectrum_product_is_the_float64_mean_over_all_frames(tmp_path, make_tiq
         assert z["arr_0"].dtype == np.float64 and z["arr_0"].shape == (1024,)
         assert z["arr_1"].dtype == np.float64 and z["arr_1"].shape == (1024,)
         np.testing.assert_array_equal(z["arr_0"], spectrum.frequency_axis(h.center, h.fs, 1024))
-        np.testing.assert_allclose(z["arr_1"], power.astype(np.float64).mean(axis=0),
+        # The spectrum scaling (docs/products.md): |FFT|² / (Σw)², L² for rectangular.
+        np.testing.assert_allclose(z["arr_1"], power.astype(np.float64).mean(axis=0) / 1024**2,
                                    rtol=1e-12)
+        assert str(z["power_scaling"]) == "spectrum" and str(z["power_unit"]) == "V²"
         assert str(z["source"]) == str(path) and str(z["format"]) == "tiq"
         assert float(z["center_frequency"]) == h.center
         assert float(z["sampling_frequency"]) == h.fs

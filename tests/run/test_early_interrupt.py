@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
 from crunchctl.ledger.store import Ledger

@@ -8,8 +8,6 @@ import textwrap
 
 import pytest
 
-from crunchctl.run import memory
-
 _CHILD = textwrap.dedent("""
     import sys
     from crunchctl.run import memory

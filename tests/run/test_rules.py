@@ -13,7 +13,6 @@ import pytest
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
 from crunchctl.ledger.store import Ledger
 
-
 #: Recordings per run: enough that a signal lands while some are still to do.
 N = 6
 

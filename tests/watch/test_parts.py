@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_incomplete, tiny_tiq
 from crunchctl.config import Settings
 from crunchctl.errors import LedgerBusyError
 from crunchctl.ledger.store import Ledger
@@ -22,7 +23,6 @@ from crunchctl.watch.readiness import SettleTracker
 from crunchctl.watch.record import WatchRecord, known_watches
 from crunchctl.watch.report import WatchSnapshot
 from crunchctl.watch.scan import pending_recordings, scan_folder
-from test_watch import make_incomplete, tiny_tiq
 
 
 def test_settle_tracker_needs_unchanged_size_and_mtime_for_settle_seconds():

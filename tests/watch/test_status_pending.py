@@ -7,8 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import child_env, crunchctl_cmd
-from test_watch import WatchProc, make_incomplete, tiny_tiq
+from conftest import WatchProc, child_env, crunchctl_cmd, make_incomplete, tiny_tiq
 
 
 def status(ledger: Path, *args: str) -> dict:
