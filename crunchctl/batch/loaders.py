@@ -100,10 +100,44 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
         settings: lframes, nframes, window, n_avg, zoom_center, zoom_span, and how to
             read it (format, sample_rate, center_frequency, tdms_channels, verify_checksum).
     """
-    from crunchctl.quicklook import task as pipeline, zoom
-    from crunchctl.quicklook.render import describe_resolution, fmt_hz
+    from crunchctl.quicklook import task as pipeline
+
+    return _iq_rows(path, pipeline.compute(path, settings), settings)
+
+
+def load_iq_products(path: str, settings: Settings, output: str, stem: str,
+                     wanted: tuple[str, ...]) -> tuple[list[dict], list[str], dict[str, Any]]:
+    """The ``iq`` loader's rows, and the recording's mean-spectrum products from the same
+    read (``spectrum``, ``peaks``; ``campaign`` needs the spectrum file), written to
+    ``output`` under ``stem`` as ``process`` writes them (docs/products.md).
+
+    Returns:
+        ``(rows, product paths in the table's order, extra)``; ``extra`` is what a
+        recording's outcome carries (``peaks``: the ledger's JSON value).
+    """
+    import numpy as np
+
+    from crunchctl import catalog
+    from crunchctl.quicklook import meanproducts, task as pipeline
 
     spec = pipeline.compute(path, settings)
+    rec: Any = spec.recording
+    mean = np.asarray(spec.power).mean(axis=0, dtype=np.float64)
+    made, extra = meanproducts.write(
+        Path(output), stem, wanted, settings, freqs=spec.freqs, mean_raw=mean,
+        described=pipeline.describe(rec, settings), rec=rec,
+        title=pipeline.title_for(path, spec.header))
+    extra.update(nframes=rec.nframes, center=rec.center)
+    entries = catalog.chosen(",".join(wanted))
+    paths = [p for e in pipeline.entries_in_order(entries, made) for p in made.get(e.name, [])]
+    return _iq_rows(path, spec, settings), paths, extra
+
+
+def _iq_rows(path: str, spec: Any, settings: Settings) -> list[dict]:
+    """The full and zoom rows of a computed spectrogram (``task.Spectrogram``)."""
+    from crunchctl.quicklook import zoom
+    from crunchctl.quicklook.render import describe_resolution, fmt_hz
+
     header: Any = spec.header  # formats.base.Header
     fs, center = header.sample_rate, header.center_frequency
     acquired = header.acquisition_start

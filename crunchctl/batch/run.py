@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from crunchctl.batch.figure import FigureOptions
 from crunchctl.batch.plugins import AUTO, BUILTINS, LoaderSpec
 from crunchctl.errors import ItemError, UsageError
-from crunchctl.outcome import ERROR, KIND_BATCH, NO_DATA, OK, Outcome
+from crunchctl.outcome import ERROR, KIND_BATCH, KIND_IQ, NO_DATA, OK, Outcome
 from crunchctl.run import engine
 
 if TYPE_CHECKING:
@@ -214,6 +214,9 @@ class BatchOptions:
             are considered. Empty: every item.
         limit: run at most this many due items now (the rest are left for the next run).
         names: figure names, ``full`` or ``stem`` (see :func:`figure_names`).
+        products: the mean-spectrum products (``spectrum``, ``peaks``, ``campaign``) the
+            ``iq`` loader also writes for each recording, as ``process`` does (see
+            :func:`recording_products`); empty: the figure only.
     """
 
     output: str
@@ -226,8 +229,14 @@ class BatchOptions:
     only: tuple[str, ...] = ()
     limit: int | None = None
     names: str = "full"
+    products: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from crunchctl.quicklook.meanproducts import MEAN_PRODUCTS
+
+        if set(self.products) - set(MEAN_PRODUCTS):
+            raise UsageError(f"batch products {','.join(self.products)}: only "
+                             f"{', '.join(MEAN_PRODUCTS)} are made beside the figure")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit {self.limit}: expected a number of items of at least 1")
         if self.names not in NAME_STYLES:
@@ -248,6 +257,9 @@ class BatchTask:
     digest: str
     size: int | None = None
     mtime_ns: int | None = None
+    #: the recording's mean-spectrum products to write (``iq`` loader), under this stem
+    products: tuple[str, ...] = ()
+    stem: str = ""
 
     def outcome(self, status: str, started: float, products: list[str] | None = None,
                 message: str | None = None) -> Outcome:
@@ -258,9 +270,21 @@ class BatchTask:
         return self.outcome(ERROR, started, message=message)
 
 
+def recording_products(products: str) -> tuple[str, ...]:
+    """The products of a ``products`` setting that ``batch`` writes for a recording: those
+    of its mean spectrum (docs/products.md). The figure stands for ``png`` and ``zoom``;
+    ``npz`` (the whole spectrogram) is ``process``'s."""
+    from crunchctl import catalog
+    from crunchctl.quicklook.meanproducts import MEAN_PRODUCTS
+
+    return tuple(n for n in catalog.normalise(products).split(",") if n in MEAN_PRODUCTS)
+
+
 def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
-                    settings: Settings | None, names: str = "full") -> str:
-    """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``).
+                    settings: Settings | None, names: str = "full",
+                    products: Sequence[str] = ()) -> str:
+    """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``, and the
+    recording products asked for with the settings that shape them).
 
     Keys added later enter the digest only when set, so figures done before stay done.
     """
@@ -287,6 +311,9 @@ def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
         shaping["iq"] = {k: getattr(s, k) for k in iq_keys}
         shaping["iq"].update({k: getattr(s, k) for k in sorted(read_keys)
                               if getattr(s, k) not in (None, False)})
+        if products:  # asking for peaks later makes the done figures due again
+            shaping["products"] = {"kinds": list(products),
+                                   **{k: getattr(s, k) for k in catalog.settings_of(products)}}
     raw = json.dumps(shaping, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -319,7 +346,15 @@ def run_item(task: BatchTask) -> Outcome:
     try:
         # A loader's print() must not reach stdout: `batch --json` owns it (one document).
         with contextlib.redirect_stdout(sys.stderr):
-            raw = loaders.call(task.loader, task.item, task.path, task.settings)
+            if task.products and task.loader.kind == "iq" and task.settings is not None:
+                raw, made, extra = loaders.load_iq_products(
+                    task.path, task.settings, os.path.dirname(task.png), task.stem,
+                    task.products)
+                recording = Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(),
+                                    task.size, task.mtime_ns, "", made, None, extra)
+            else:
+                raw = loaders.call(task.loader, task.item, task.path, task.settings)
+                recording = None
     except KeyboardInterrupt:
         raise
     except SystemExit as e:
@@ -372,6 +407,8 @@ def run_item(task: BatchTask) -> Outcome:
     out.extra["warnings"] = warnings
     out.extra["once"] = once
     out.extra["rows"] = len(rows)
+    if recording is not None:  # recorded as the recording's own row (``run_batch``)
+        out.extra["recording"] = recording
     return out
 
 
@@ -480,7 +517,7 @@ def run_batch(
     specs = resolve_loaders(unique, options.loader,
                             options.settings.format if options.settings else None)
     digests = {spec: settings_digest(spec, options.figure, output, options.settings,
-                                     options.names)
+                                     options.names, options.products)
                for spec in set(specs.values())}
     stats = {item: file_size_and_mtime(item) for item in unique}
 
@@ -510,9 +547,12 @@ def run_batch(
         raise UsageError(str(e)) from None
     clean_stale_temps(output)
 
+    recordings, stems = _recording_run(due, specs, options, output, ledger)
     tasks = [BatchTask(item, os.path.abspath(item), os.path.join(output, names[item] + ".png"),
                        specs[item], options.figure, options.settings, options.source,
-                       digests[specs[item]], *stats[item]) for item in due]
+                       digests[specs[item]], *stats[item],
+                       products=options.products if item in stems else (),
+                       stem=stems.get(item, "")) for item in due]
 
     said: set[str] = set()
 
@@ -533,6 +573,9 @@ def run_batch(
         else:
             log.info("%s: ok in %.2f s -> %s", outcome.item, outcome.duration,
                      ", ".join(outcome.products))
+        recording = outcome.extra.pop("recording", None)
+        if recording is not None and recordings is not None and outcome.status == OK:
+            recordings.finish(recording)  # campaign, digest, the recording's iq row
         result.outcomes.append(outcome)
         if ledger is not None:
             ledger.record(outcome)
@@ -563,6 +606,34 @@ def run_batch(
                     "command again (--resume) to finish", len(result.outcomes),
                     summary.not_started)
     return result
+
+
+def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: BatchOptions,
+                   output: str, ledger: Ledger | None) -> tuple[Any, dict[str, str]]:
+    """The ``RecordingRun`` that finishes the recordings' own products, and the product stem
+    of each ``iq`` item (as ``process`` names them); (None, {}) without such products.
+
+    The recording's products are recorded as its ``iq`` row through the same path as
+    ``process``'s (docs/ARCHITECTURE.md): the done rule, the campaign and ``trend`` see them.
+    """
+    iq = [i for i in due if specs[i].kind == "iq"]
+    if not options.products or not iq:
+        if options.products:
+            log.warning("--products %s: written by the iq loader only; none of these items "
+                        "uses it", ",".join(options.products))
+        return None, {}
+    import dataclasses
+
+    from crunchctl.config import Settings
+    from crunchctl.recordings.run import RecordingRun
+
+    # No web copies: a batch has no page, and its recordings are not the recorder's latest.
+    settings = dataclasses.replace(options.settings or Settings(), output_path=output,
+                                   products=",".join(options.products), www_path=None)
+    run = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False)
+    paths = [os.path.abspath(i) for i in iq]
+    stems = {t.path: t.stem for t in run.tasks(paths)}
+    return run, {i: stems[p] for i, p in zip(iq, paths)}
 
 
 def select(items: Sequence[str], only: Sequence[str]) -> list[str]:

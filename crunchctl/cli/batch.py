@@ -125,6 +125,11 @@ def batch(
     zoom_center: opt.ZoomCenterOpt = None,
     zoom_span: opt.ZoomSpanOpt = None,
     window: opt.WindowOpt = None,
+    products: opt.ProductsOpt = None,
+    peaks: opt.PeaksOpt = None,
+    peak_snr: opt.PeakSnrOpt = None,
+    db_range: opt.DbRangeOpt = None,
+    scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -137,7 +142,9 @@ def batch(
     A loader turns each item into rows: built-in 'iq' (a recording in any format: full and
     zoomed spectrogram) and 'npz' (arr_0/arr_1/arr_2, or x, y, data arrays), or a plugin function
     returning a list of dicts with x, y, data and optional label, y_min, y_max, z_min,
-    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. Items whose loader
+    z_max, vmin, vmax, x_label, y_label, z_label, events, x_origin. With --products
+    ...,spectrum,peaks,campaign the iq loader also writes those products of each recording
+    beside the figure, as process does, and records them for trend. Items whose loader
     returns nothing are 'no data'; errors are recorded and the run goes on. Ctrl-C stops
     after the items in progress; run the same command again to finish.
 
@@ -152,7 +159,8 @@ def batch(
         from crunchctl.batch.figure import FigureOptions, parse_percentiles
 
         settings = app.configure(output_path=output_dir, workers=workers, scheduler=scheduler,
-                                 scheduler_timeout=scheduler_timeout,
+                                 scheduler_timeout=scheduler_timeout, products=products,
+                                 **opt.levels(peaks, peak_snr, db_range, scaling),
                                  **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                       verify_checksum),
                                  **opt.numerics(lframes, nframes, n_avg, zoom_center,
@@ -168,7 +176,7 @@ def batch(
             output=str(settings.output_dir()), loader=loader or core.AUTO, figure=figure,
             settings=settings, workers=settings.workers, fresh=not resume,
             source=core.items_source(items), only=tuple(only or ()), limit=limit,
-            names=names.value)
+            names=names.value, products=core.recording_products(settings.products))
         item_list = core.read_items(items)
         if not item_list:
             result = core.BatchResult(output=options.output)

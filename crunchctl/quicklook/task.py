@@ -191,6 +191,8 @@ class Spectrogram:
     header: object  # formats.base.Header
     nframes: int
     lframes: int
+    #: the opened recording (``Recording``), for the mean-spectrum products of a batch item
+    recording: object = None
 
 
 def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogram:
@@ -213,7 +215,8 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
         row += chunk.shape[0]
 
     _stream(rec, settings, keep, fft_workers=fft_workers, threaded=False)
-    return Spectrogram(power, rec.freqs(), rec.times(), rec.header, rec.nframes, rec.lframes)
+    return Spectrogram(power, rec.freqs(), rec.times(), rec.header, rec.nframes, rec.lframes,
+                       rec)
 
 
 def _stream(rec: Recording, settings: Settings, consume: Callable[..., None], *,
@@ -239,7 +242,7 @@ NPZ_KEYS = ("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
             "arr_2: power |FFT|^2 (N x L, float32, per bin in the square of the unit in 'unit')")
 
 
-def _describe(rec: Recording, settings: Settings) -> dict[str, object]:
+def describe(rec: Recording, settings: Settings) -> dict[str, object]:
     """The self-describing scalar entries of the NPZ and spectrum products."""
     import numpy as np
 
@@ -308,7 +311,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     makers = [(entry, _maker(entry.maker)(rec, settings)) for entry in entries
               if entry.maker is not None]
     mean = MeanSpectrum(rec.lframes) if meanproducts.wants_mean(wanted) else None
-    described = _describe(rec, settings)
+    described = describe(rec, settings)
 
     if full is not None or zoomed is not None:
         _warm_up_drawing()
