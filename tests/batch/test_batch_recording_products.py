@@ -71,3 +71,22 @@ def test_batch_iq_writes_peaks_and_campaign_and_trend_sees_them(tmp_path):
     assert {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()} == before
     assert len(json.loads(crunchctl(tmp_path, "trend", "--json").stdout)["lines"][0]
                ["points"]) == 3
+
+
+def test_asking_for_peaks_later_redoes_done_figures_and_only_then(tmp_path):
+    p = record(tmp_path / "rec" / "rsa", "r0.tiq", 0)
+    items = tmp_path / "items.txt"
+    items.write_text(f"{p}\n")
+    args = ["batch", str(items), "--loader", "iq", "--lframes", str(L), "--zoom-span", "2e5",
+            "--output", str(tmp_path / "out"), "--log-file", str(tmp_path / "log"), "--json"]
+    assert json.loads(crunchctl(tmp_path, *args).stdout)["ok"] == 1
+    # Names batch does not make change nothing: the figure stays done.
+    doc = json.loads(crunchctl(tmp_path, *args, "--products", "png,zoom,npz").stdout)
+    assert (doc["ok"], doc["skipped"]) == (0, 1)
+    assert not (tmp_path / "out" / "r0_peaks.csv").exists()
+    doc = json.loads(crunchctl(tmp_path, *args, "--products", "png,peaks").stdout)
+    assert (doc["ok"], doc["skipped"]) == (1, 0)
+    assert (tmp_path / "out" / "r0_peaks.csv").is_file()
+    assert not (tmp_path / "out" / "campaign").exists()
+    trend = json.loads(crunchctl(tmp_path, "trend", "--json", "--lines", "1").stdout)
+    assert [pt["item"] for pt in trend["lines"][0]["points"]] == [str(p)]
