@@ -4,6 +4,7 @@ products beside the figures, their ledger rows read by ``trend``, resumed like f
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -11,8 +12,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import child_env, crunchctl_cmd
-from tests.night.test_night import BIN, L, record, tone
+from conftest import child_env, crunchctl_cmd
+from crunchctl.formats.synth import Line, RecordingSpec, make_recording
+
+FS, L, CENTER = 1.0e6, 1024, 100.0e6
+BIN = FS / L
+START = dt.datetime(2026, 3, 1, 22, 0, tzinfo=dt.timezone.utc)
+#: The tone: 50 kHz + 0.3 bins above the centre, 1.7 bins higher and 3 dB weaker in each
+#: recording; a steady weaker line at -200 kHz.
+TONE0, STEP, AMP0 = 50e3 + 0.3 * BIN, 1.7 * BIN, 1e-3
+
+
+def tone(i: int) -> tuple[float, float]:
+    """(absolute frequency Hz, power dB re 1 V²) of the tone in recording i."""
+    return CENTER + TONE0 + i * STEP, 20 * np.log10(AMP0) - 3.0 * i
+
+
+def record(folder: Path, name: str, i: int) -> Path:
+    """Recording i of the night: ten minutes after the one before."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = (Line(TONE0 + i * STEP, AMP0 * 10 ** (-3.0 * i / 20)), Line(-200e3, 3e-4))
+    spec = RecordingSpec(nframes=8, lframes=L, fs=FS, center=CENTER, lines=lines,
+                         seed=10 + i, acquired=START + dt.timedelta(minutes=10 * i))
+    return make_recording(folder / name, spec, chunk_samples=4096)
 
 
 def crunchctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
