@@ -65,6 +65,16 @@ def watch(
         help="Warn once when no new recording arrived for this long, and once more when "
              "recordings come again; status shows it [default: off].",
         show_default=False)] = None,
+    on_alert: Annotated[Optional[str], typer.Option(
+        "--on-alert", metavar="CMD", show_default=False,
+        help="Run CMD (split like a shell does, never run by one) with the alert as JSON on "
+             "its stdin when a recording fails, the recorder goes quiet (--quiet-after) or "
+             "comes back, and when the watch stops; a failing hook is logged, the watch goes "
+             "on [default: none].")] = None,
+    alert_timeout: Annotated[Optional[float], typer.Option(
+        "--alert-timeout", metavar="SECONDS", show_default=False,
+        help="Kill an --on-alert command still running after this long [default: 10].")
+    ] = None,
     output: opt.OutputOpt = None,
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
@@ -112,6 +122,7 @@ def watch(
                                  workers=workers, scheduler=scheduler,
                                  scheduler_timeout=scheduler_timeout, products=products,
                                  incomplete_after=incomplete_after, quiet_after=quiet_after,
+                                 on_alert=on_alert, alert_timeout=alert_timeout,
                                  **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                       verify_checksum),
                                  **opt.levels(peaks, peak_snr, db_range, scaling),
@@ -130,6 +141,10 @@ def watch(
                                retry_after=retry_after)
         check_options(options)
         opt.check_cmap(settings)
+        if settings.on_alert:
+            from crunchctl.watch.alerts import parse_command
+
+            parse_command(settings.on_alert)  # a typo is a usage error before any work
         app.start_logs()
         _run(app, options)
 
