@@ -9,7 +9,7 @@ import typer
 
 from crunchctl.cli import options as opt
 from crunchctl.cli.application import Application, page_for
-from crunchctl.cli.output import print_json
+from crunchctl.cli.output import print_json, print_plan
 
 
 def process(
@@ -44,6 +44,7 @@ def process(
     db_range: opt.DbRangeOpt = None,
     scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
+    dry_run: opt.DryRunOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -70,7 +71,13 @@ def process(
                                  **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                 zoom_span, window, cmap))
         opt.check_cmap(settings)
-        app.start_logs()
+        app.start_logs(to_file=not dry_run)
+        if dry_run:
+            from crunchctl.recordings import run as recordings
+
+            print_plan(recordings.plan_files(files, settings, app.ledger_to_read(),
+                                             force=force), json_out)
+            return
         _run(app, files, force, json_out)
 
 

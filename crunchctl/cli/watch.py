@@ -15,7 +15,7 @@ import typer
 from crunchctl import formats, words
 from crunchctl.cli import options as opt
 from crunchctl.cli.application import Application, page_for
-from crunchctl.cli.output import plain_output
+from crunchctl.cli.output import plain_output, print_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -97,6 +97,8 @@ def watch(
     peak_snr: opt.PeakSnrOpt = None,
     db_range: opt.DbRangeOpt = None,
     scaling: opt.ScalingOpt = None,
+    dry_run: opt.DryRunOpt = False,
+    json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -145,8 +147,28 @@ def watch(
             from crunchctl.watch.alerts import parse_command
 
             parse_command(settings.on_alert)  # a typo is a usage error before any work
+        if dry_run or json_out:
+            _dry_run(app, options, dry_run, json_out)
+            return
         app.start_logs()
         _run(app, options)
+
+
+def _dry_run(app: Application, options: WatchOptions, dry_run: bool, json_out: bool) -> None:
+    from crunchctl.errors import UsageError
+    from crunchctl.watch.scan import plan_once
+
+    if not (dry_run and options.once):
+        raise UsageError("--dry-run needs --once (and --json needs --dry-run)")
+    app.start_logs(to_file=False)
+    settings = app.settings
+    assert settings is not None
+    ledger = app.ledger_to_read()
+    # The watch's own folders are never recordings (watch/session.py).
+    excluded = [os.path.join(os.path.abspath(d), "") for d in (
+        str(settings.output_dir()), settings.www_path, ledger.path if ledger else None) if d]
+    print_plan(plan_once(options.folder, options.patterns, options.recursive, settings,
+                         ledger, excluded), json_out)
 
 
 def _run(app: Application, options: WatchOptions) -> None:
@@ -201,6 +223,8 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
               else "waited for (--incomplete-after is off)")
     log.debug("quiet recorder: %s", f"warned after {settings.quiet_after:g} min without a "
               f"new recording" if settings.quiet_after else "no alarm (--quiet-after is off)")
+    log.debug("alerts: %s", f"{settings.on_alert} (killed after {settings.alert_timeout:g} s)"
+              if settings.on_alert else "none (--on-alert is off)")
 
 
 # ------------------------------------------------------------------------------ output

@@ -581,6 +581,26 @@ class Ledger:
         latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
         return query.done(latest, cand, settings_digest, wanted, check_products)
 
+    def due_reasons(
+        self,
+        kind: str,
+        candidates: Sequence[tuple[str, int | None, int | None]],
+        settings_digest: str | Callable[[str, Sequence[str | None]], str] | None,
+        *,
+        products: str | Iterable[str] | None = None,
+    ) -> dict[str, str]:
+        """Why each candidate :meth:`done_items` finds not done is due (``new``, ``changed
+        since it was done``, ``settings changed``, ``product missing: ...``); done ones are
+        left out. For ``--dry-run``: the same rule, said in words (docs/ledger.md)."""
+        if not candidates:
+            return {}
+        cand = query.candidates_frame(candidates)
+        wanted = query.wanted_kinds(products)
+        columns = ["status", "size", "mtime_ns", "settings_digest", "products", "product_kinds"]
+        latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
+        done = query.done(latest, cand, settings_digest, wanted, True)
+        return query.why_due(latest, cand, settings_digest, wanted, done)
+
     def product_owners(self, paths: Sequence[str], kind: str = "iq") -> dict[str, str]:
         """``{product path: item}`` for those of ``paths`` some row lists as a product: the
         item of the newest such row (who made the file now there; docs/ledger.md)."""

@@ -355,6 +355,81 @@ def process_files(
     return result
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a run would do with one item, and why (``--dry-run``).
+
+    ``action``: ``process``, ``skip`` (done), ``derive`` (made from the spectrum
+    product, the recording not read), ``fail`` (it would be an error), ``wait`` (a watch
+    waits for it: incomplete) or ``later`` (beyond ``batch --limit``).
+    """
+
+    item: str
+    action: str
+    reason: str
+
+
+def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: Ledger | None,
+               *, force: bool = False) -> list[Planned]:
+    """What :func:`process_files` would do with each recording and why; nothing is written
+    (no output folder, no products, no ledger rows). The done rule is the ledger's
+    (``split_due``); ``Ledger.due_reasons`` says why a recording is due.
+    """
+    items = unique_paths(paths)
+    missing = {p for p in items if not os.path.exists(p)}
+    due, done = split_due([p for p in items if p not in missing], settings, ledger, force=force)
+    reasons: dict[str, str] = {}
+    derived: dict[str, list[str]] = {}
+    if ledger is not None and due and not force:
+        from crunchctl.identity import Digests, fingerprint
+
+        reasons = ledger.due_reasons(KIND_IQ, [(p, *fingerprint(p, settings.format))
+                                               for p in due], Digests(settings),
+                                     products=settings.products)
+        if {"peaks", "campaign"} & set(settings.products.split(",")):
+            from crunchctl.night import derive
+
+            derived = derive.derivable(due, settings, ledger)
+    why_not_done = "--force" if force else "new, no ledger yet"
+    out = []
+    for p in items:
+        if p in missing:
+            out.append(Planned(p, "fail", "not found"))
+        elif p in derived:
+            out.append(Planned(p, "derive", "peaks or campaign made from its spectrum product"))
+        elif p in due:
+            out.append(Planned(p, "process", reasons.get(p, why_not_done)))
+        else:
+            out.append(Planned(p, "skip", "done"))
+    return out
+
+
+def describe_plan(planned: Sequence[Planned]) -> str:
+    """The dry run's closing line: counts per action."""
+    from collections import Counter
+
+    counts = Counter(p.action for p in planned)
+    parts = [f"{counts[a]} to {a}" for a in ("process", "derive", "skip", "later", "wait",
+                                                    "fail")
+             if counts[a]]
+    return "dry run: " + (", ".join(parts) or "nothing to do") + "; nothing was written"
+
+
+def plan_as_json(planned: Sequence[Planned]) -> dict[str, Any]:
+    """The ``--dry-run --json`` document (stable keys)."""
+    from collections import Counter
+
+    counts = Counter(p.action for p in planned)
+    return {"dry_run": True, "counts": dict(sorted(counts.items())),
+            "items": [{"item": p.item, "action": p.action, "reason": p.reason}
+                      for p in planned]}
+
+
+def plan_lines(planned: Sequence[Planned]) -> list[str]:
+    """One line per item: ``ACTION  ITEM  (reason)``."""
+    return [f"{p.action:<7} {p.item}: {p.reason}" for p in planned]
+
+
 def describe(summary: engine.RunSummary, *extra: str) -> str:
     """The one-line summary printed at the end of a run (``extra`` parts go last)."""
     parts = [f"processed {summary.ok}", f"failed {summary.error}"]
