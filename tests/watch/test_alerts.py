@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import drop, run_once, tiny_tiq, wait_for
+from conftest import WatchProc, drop, run_once, tiny_tiq, wait_for
 
 HOOK = """\
 import sys, time
@@ -69,6 +69,17 @@ def test_watch_once_ends_with_a_stopped_alert(tmp_path):
     assert stopped["ok"] == 1 and stopped["failed"] == 0
 
 
+def test_the_config_key_on_alert_works_like_the_option(tmp_path):
+    cmd, out = hook(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text(f"[watch]\non_alert = {json.dumps(cmd)}\nalert_timeout = 5\n")
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "junk.tiq").write_bytes(b"this is not a TIQ file")
+    result = WatchProc(tmp_path).run_once("--config", str(config))
+    assert result.returncode == 1, result.stderr
+    assert [e["event"] for e in events(out)] == ["failed", "stopped"]
+
+
 def test_a_hook_past_its_time_limit_is_killed_and_logged_and_the_watch_goes_on(
         tmp_path, watchers):
     cmd, out = hook(tmp_path, sleep=30)
@@ -112,3 +123,21 @@ def test_a_failing_hook_is_logged_and_a_missing_program_is_a_usage_error(tmp_pat
     result = run_once(tmp_path / "other", "--on-alert", "no-such-program-here --flag")
     assert result.returncode == 2
     assert "no-such-program-here: program not found" in result.stderr
+
+
+def test_a_hanging_hook_never_blocks_the_sender_and_extra_alerts_are_dropped_and_counted(
+        tmp_path, monkeypatch, caplog):
+    from crunchctl.watch import alerts
+
+    monkeypatch.setattr(alerts, "QUEUE_SIZE", 2)
+    cmd, out = hook(tmp_path, sleep=30)
+    a = alerts.Alerts(cmd, str(tmp_path), timeout=1.0)
+    started = time.monotonic()
+    for i in range(8):
+        a.send("failed", item=f"r{i}.tiq", error="bad")
+    assert time.monotonic() - started < 0.5  # queued or dropped, never waited for
+    assert 8 - 2 - 1 <= a.dropped <= 8 - 2
+    a.close()
+    assert time.monotonic() - started < 10
+    assert a.failed == 8 - a.dropped and a.sent == 0 and not events(out)
+    assert f"{a.dropped} alert(s) were dropped" in caplog.text
