@@ -375,9 +375,14 @@ def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: L
     (no output folder, no products, no ledger rows). The done rule is the ledger's
     (``split_due``); ``Ledger.due_reasons`` says why a recording is due.
     """
+    from crunchctl.formats import registration_for
+
     items = unique_paths(paths)
-    missing = {p for p in items if not os.path.exists(p)}
-    due, done = split_due([p for p in items if p not in missing], settings, ledger, force=force)
+    failing = {p: "not found" for p in items if not os.path.exists(p)}
+    failing.update({p: "is a folder, not a recording" for p in items if os.path.isdir(p)})
+    failing.update({p: "unknown recording format" for p in items if p not in failing
+                    and registration_for(p, settings.format) is None})
+    due, done = split_due([p for p in items if p not in failing], settings, ledger, force=force)
     reasons: dict[str, str] = {}
     derived: dict[str, list[str]] = {}
     if ledger is not None and due and not force:
@@ -393,8 +398,8 @@ def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: L
     why_not_done = "--force" if force else "new, no ledger yet"
     out = []
     for p in items:
-        if p in missing:
-            out.append(Planned(p, "fail", "not found"))
+        if p in failing:
+            out.append(Planned(p, "fail", failing[p]))
         elif p in derived:
             out.append(Planned(p, "derive", "peaks or campaign made from its spectrum product"))
         elif p in due:

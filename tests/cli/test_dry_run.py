@@ -45,13 +45,17 @@ def lines(out: str) -> dict[str, str]:
 
 def test_process_dry_run_on_a_fresh_machine_creates_nothing(tmp_path):
     a = tiny_tiq(tmp_path / "rec" / "a.tiq")
+    odd = tmp_path / "notes.txt"
+    odd.write_text("not a recording")
     www = tmp_path / "www"
-    r = crunch(tmp_path, "process", str(a), str(tmp_path / "nope.tiq"), *small_args(tmp_path),
-               "--www", str(www), "--dry-run")
+    r = crunch(tmp_path, "process", str(a), str(tmp_path / "nope.tiq"), str(odd),
+               str(tmp_path / "rec"), *small_args(tmp_path), "--www", str(www), "--dry-run")
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == {str(a): "process: new, no ledger yet",
-                               str(tmp_path / "nope.tiq"): "fail: not found"}
-    assert "dry run: 1 to process, 1 to fail; nothing was written" in r.stderr
+                               str(tmp_path / "nope.tiq"): "fail: not found",
+                               str(odd): "fail: unknown recording format",
+                               str(tmp_path / "rec"): "fail: is a folder, not a recording"}
+    assert "dry run: 1 to process, 3 to fail; nothing was written" in r.stderr
     for made in ("out", "ledger", "crunchctl.log", "www"):
         assert not (tmp_path / made).exists(), made
 
