@@ -26,6 +26,9 @@ log = logging.getLogger("crunchctl.watch")
 QUEUE_SIZE = 50
 #: Seconds ``close`` waits beyond the time limit for the events still queued.
 CLOSE_GRACE = 2.0
+#: At most this many seconds (plus the grace) for the alerts still queued at the stop: a
+#: service manager's stop timeout must not run out on a backlog of slow alerts.
+CLOSE_MAX = 30.0
 #: Characters of the command's stderr kept in the log line of a failure.
 STDERR_KEPT = 300
 
@@ -105,7 +108,8 @@ class Alerts:
             self._queue.put_nowait(None)
         except queue.Full:
             pass  # the thread is stuck on a hook; it is a daemon and goes with the process
-        self._thread.join(self.timeout * (waiting + 1) + CLOSE_GRACE)
+        self._thread.join(min(self.timeout * (waiting + 1), max(CLOSE_MAX, self.timeout))
+                          + CLOSE_GRACE)
         left = self._queue.qsize()
         if self._thread.is_alive() and left:
             log.warning("%d alert(s) not sent: the alert command did not keep up", left)
