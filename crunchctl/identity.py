@@ -18,7 +18,6 @@ from crunchctl import catalog, formats
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
-    from crunchctl.formats import Registration
 
 #: Settings that shape every product of every recording: the output folder, and the format
 #: every input is read as (``--format``).
@@ -71,17 +70,33 @@ def _digest(settings: Settings, options: Iterable[str], kinds: Iterable[str]) ->
 
 class Digests:
     """The settings digest of one run's settings per recording and products, as the done
-    rule asks for it: ``digests(item, kinds)`` (docs/ledger.md)."""
+    rule asks for it: ``digests(item, kinds)``, or for many rows at once
+    ``digests.format_of(items)`` and ``digests.of(format name, kinds)`` (docs/ledger.md)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._cache: dict[tuple[Registration | None, tuple[str | None, ...]], str] = {}
+        self._cache: dict[tuple[str | None, tuple[str | None, ...]], str] = {}
 
     def __call__(self, item: str, kinds: Iterable[str | None]) -> str:
         reg = formats.registration_for(item, self.settings.format)
-        key = (reg, tuple(kinds))
+        return self.of(reg.name if reg is not None else None, kinds)
+
+    def format_of(self, items: object) -> object:
+        """A polars expression naming each item's format where the format matters (one
+        whose declared read options are set, or ``--format``), else null: formats whose
+        options are all unset give the same digest."""
+        relevant = [n for n in formats.names()
+                    if any(getattr(self.settings, k) not in (None, False)
+                           for k in formats.registration(n).options)]
+        return formats.name_expr(items, self.settings.format, only=relevant)
+
+    def of(self, format_name: str | None, kinds: Iterable[str | None]) -> str:
+        """The digest for a recording of this format (None: no format, or one whose read
+        options are all unset) with these products."""
+        key = (format_name, tuple(kinds))
         digest = self._cache.get(key)
         if digest is None:
+            reg = formats.registration(format_name) if format_name is not None else None
             digest = self._cache[key] = _digest(
                 self.settings, reg.options if reg is not None else (), [k for k in key[1] if k])
         return digest

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from crunchctl.cli import options as opt, output
-from crunchctl.cli.application import Application
 
 
 class Scale(str, Enum):
@@ -146,6 +145,8 @@ def batch(
     Example: crunchctl batch orbits.txt --loader myplugin.py:load --events events.txt
     --zoom-minutes 10 --z-scale log -o figures/
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
                      log_file=log_file) as app:
         from crunchctl.batch import run as core

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.application import Application, page_for
 
 if TYPE_CHECKING:
+    from crunchctl.cli.application import Application
     from crunchctl.config import Settings
 
 
@@ -43,6 +43,8 @@ def demo(
 
     Example: crunchctl demo --dir /tmp/crunch-demo
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, ledger=ledger, verbose=verbose, quiet=quiet,
                      log_file=log_file) as app:
         folder = folder.absolute()
@@ -69,6 +71,7 @@ def _run(app: Application, folder: Path, frames: int, noise_only: bool,
          settings: Settings) -> None:
     import time
 
+    from crunchctl.cli.application import page_for
     from crunchctl.formats import synth
     from crunchctl.recordings import run as recordings
 

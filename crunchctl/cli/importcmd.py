@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from crunchctl.cli.application import Application
 from crunchctl.cli import options as opt
 
 
@@ -25,6 +24,8 @@ def import_(
 
     Example: crunchctl import /data/crunch/processed.toml generic_progress.json
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose,
                      quiet=quiet) as app:
         from crunchctl.ledger.legacy import import_legacy, read_legacy

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.application import Application, page_for
 from crunchctl.cli.output import print_json, print_plan
+
+if TYPE_CHECKING:
+    from crunchctl.cli.application import Application
 
 
 def process(
@@ -60,6 +62,8 @@ def process(
 
     Example: crunchctl process /data/rsa510/*.tiq --output out/ --lframes 65536
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
                      log_file=log_file) as app:
         settings = app.configure(output_path=output, www_path=www, workers=workers,
@@ -82,6 +86,7 @@ def process(
 
 
 def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> None:
+    from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings import run as recordings
 

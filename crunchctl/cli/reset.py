@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from crunchctl.cli.application import Application
 from crunchctl.cli import options as opt
 from crunchctl.cli.status import known_sources
 
@@ -40,6 +39,8 @@ def reset(
     Example: crunchctl reset --errors --source 'watch:*' --dry-run
     """
     from crunchctl.errors import UsageError
+
+    from crunchctl.cli.application import Application
 
     with Application(ctx, config=config, ledger=ledger, verbose=verbose,
                      quiet=quiet) as app:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli.application import Application
 from crunchctl.cli import options as opt
 from crunchctl.cli import output
 
@@ -78,6 +77,8 @@ def status(
 
     Example: crunchctl status --since 6h --errors
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose,
                      quiet=quiet) as app:
         from crunchctl.watch.status import document

@@ -14,10 +14,10 @@ import typer
 
 from crunchctl import formats, words
 from crunchctl.cli import options as opt
-from crunchctl.cli.application import Application, page_for
 from crunchctl.cli.output import plain_output, print_plan
 
 if TYPE_CHECKING:
+    from crunchctl.cli.application import Application
     from rich.console import Console
 
     from crunchctl.config import Settings
@@ -111,11 +111,14 @@ def watch(
     processed once the bytes its header announces are all there; a recording is processed
     once per version and again when it changes. Ctrl-C or SIGTERM: no new work, recordings
     in progress finish (Ctrl-C again cancels them), the ledger is flushed; exit 130 after
-    Ctrl-C, after SIGTERM 0 (1 if a recording's latest attempt failed). One watch per
-    folder and ledger: a second one refuses to start.
+    Ctrl-C, 0 after SIGTERM (failed recordings are error rows, counted in the summary;
+    --once exits 1 when one failed). One watch per folder and ledger: a second one
+    refuses to start.
 
     Example: crunchctl watch /data/rsa510 --www /var/www/quicklook --workers 4
     """
+    from crunchctl.cli.application import Application
+
     with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
                      log_file=log_file) as app:
         from crunchctl.errors import UsageError
@@ -174,6 +177,7 @@ def _dry_run(app: Application, options: WatchOptions, dry_run: bool, json_out: b
 def _run(app: Application, options: WatchOptions) -> None:
     import signal
 
+    from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings.run import describe
     from crunchctl.watch.session import run_watch

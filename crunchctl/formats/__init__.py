@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ class Registration:
 
 _REGISTRY: dict[str, Registration] = {}
 _ENDINGS: dict[str, Registration] = {}  # extension -> the first format registering it
+_SEVERAL: tuple[str, ...] = ()  # extensions of formats whose recording is several files
 
 
 def register(name: str, module: str, *extensions: str, options: tuple[str, ...] = (),
@@ -62,10 +64,12 @@ def register(name: str, module: str, *extensions: str, options: tuple[str, ...] 
         raise ValueError(f"format {name}: extensions start with a dot")
     _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
                                    tuple(options), files, needs_sample_rate, typed_by_extension)
+    global _SEVERAL
     _ENDINGS.clear()
     for reg in _REGISTRY.values():
         for ext in reg.extensions:
             _ENDINGS.setdefault(ext, reg)
+    _SEVERAL = tuple(e for e, r in _ENDINGS.items() if r.files is not None)
 
 
 # ------------------------------------------------------------------ the formats (one line each)
@@ -144,8 +148,37 @@ def registration_for(path: str | os.PathLike, forced: str | None = None) -> Regi
     """The registration that reads ``path`` (``forced``, else by extension); None if no
     format claims it. Imports no reader module."""
     if forced:
-        return _REGISTRY.get(forced.strip().lower())
+        try:  # a --format value: a format's name, or a raw sample type (raw:cf32, cf32)
+            name = check_name(forced)
+        except UsageError:
+            return None
+        return _REGISTRY.get((name or "").partition(":")[0])
     return _by_extension(os.fspath(path))
+
+
+def name_expr(paths: object, forced: str | None = None,
+              only: Iterable[str] | None = None) -> object:
+    """A polars expression giving the format name of each path in ``paths`` (an expression
+    of strings): the same choice as :func:`registration_for`, for many paths at once (the
+    done rule asks it for every row); null where no format claims a path. With ``only``,
+    formats not named there give null too (fewer branches to evaluate)."""
+    import polars as pl
+
+    if forced:
+        reg = registration_for("", forced)
+        return pl.lit(reg.name if reg else None, dtype=pl.String())
+    kept = None if only is None else set(only)
+    if kept is not None and not kept:
+        return pl.lit(None, dtype=pl.String())
+    last = r"([^/\\\\]*)$" if os.sep == "\\" else r"([^/]*)$"  # the file name
+    name = paths.str.extract(last).str.to_lowercase()  # type: ignore[attr-defined]
+    expr = pl.lit(None, dtype=pl.String())
+    # Shortest first, so the longest matching extension is the outermost branch and wins.
+    for ext, reg in sorted(_ENDINGS.items(), key=lambda e: len(e[0])):
+        found = pl.lit(reg.name) if kept is None or reg.name in kept else pl.lit(None)
+        expr = pl.when(name.str.ends_with(ext) & (name.str.len_chars() > len(ext))).then(
+            found).otherwise(expr)
+    return expr
 
 
 def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
@@ -185,6 +218,8 @@ def recording_files(path: str | os.PathLike, forced: str | None = None) -> tuple
     Never raises; imports a reader module only for formats of several files.
     """
     path = os.fspath(path)
+    if not forced and not path.lower().endswith(_SEVERAL):
+        return (path,)  # the common case, asked for every file of a folder: no lookup
     reg = registration_for(path, forced)
     if reg is None or reg.files is None:
         return (path,)

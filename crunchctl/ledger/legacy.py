@@ -152,8 +152,9 @@ def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None
     if ledger.has_source(import_source(tracking_file)):
         return None
     added, _ = import_legacy(ledger, tracking_file)
-    log.info("imported %s from the legacy tracking file %s", count(added, "entry", "entries"),
-             tracking_file)
+    # On the console at the default verbosity: done-state changed without being asked for.
+    log.info("imported %s from the legacy tracking file %s into the ledger",
+             count(added, "entry", "entries"), tracking_file, extra={"console": True})
     return added
 
 

@@ -297,20 +297,35 @@ def _digest_matches(row: dict, digest: str | Callable[[str, Sequence[str | None]
 
 def _same_digest(rows: pl.DataFrame,
                  digest: Callable[[str, Sequence[str | None]], str]) -> pl.DataFrame:
-    """The rows whose digest is what the current settings give for their products."""
+    """The rows whose digest is what the current settings give for their products.
+
+    A digest that can name each row's format as a polars expression (``identity.Digests``)
+    is computed once per (format, products) and compared column-wise; another callable is
+    asked per row.
+    """
     if rows.height == 0:
         return rows
-    keep = []
-    for item, stored, ps, ks in zip(rows["item"].to_list(), rows["settings_digest"].to_list(),
-                                    rows["products"].to_list(), rows["product_kinds"].to_list()):
-        if stored == LEGACY_DIGEST:
-            keep.append(True)
-            continue
-        ps = ps or []
-        if ks is None or len(ks) != len(ps):  # rows written before kinds were stored
-            ks = product_kinds(item, ps)
-        keep.append(stored == digest(item, ks))
-    return rows.filter(pl.Series(keep, dtype=pl.Boolean))
+    items, products = rows["item"].to_list(), rows["products"].to_list()
+    kinds = rows["product_kinds"]
+    stale = kinds.is_null() | (kinds.list.len() != rows["products"].list.len().fill_null(0))
+    if stale.any():  # rows written before kinds were stored: from the names
+        kinds = pl.Series([product_kinds(i, ps or []) if bad else ks for i, ps, ks, bad in
+                           zip(items, products, kinds.to_list(), stale.to_list())],
+                          dtype=pl.List(pl.String()))
+    format_of = getattr(digest, "format_of", None)
+    if format_of is None:
+        keep = [d == LEGACY_DIGEST or d == digest(i, ks) for i, d, ks in
+                zip(items, rows["settings_digest"].to_list(), kinds.to_list())]
+        return rows.filter(pl.Series(keep, dtype=pl.Boolean))
+    keyed = rows.with_columns(format_of(pl.col("item")).alias("_format"),
+                              kinds.list.drop_nulls().list.join(",").alias("_kinds"))
+    combos = keyed.select("_format", "_kinds").unique()
+    expected = combos.with_columns(pl.Series(
+        "_expected", [digest.of(f, k.split(",") if k else [])  # type: ignore[attr-defined]
+                      for f, k in combos.iter_rows()], dtype=pl.String()))
+    return keyed.join(expected, on=["_format", "_kinds"], how="left", nulls_equal=True).filter(
+        (pl.col("settings_digest") == pl.col("_expected"))
+        | (pl.col("settings_digest") == LEGACY_DIGEST)).drop("_format", "_kinds", "_expected")
 
 
 def _exists_checker(paths: Iterable[str]) -> Callable[[str], bool]:

@@ -356,13 +356,14 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
             title = title_for(path, rec.header)
             if full is not None:
                 res = render.describe_resolution(rec.fs, rec.lframes, window=settings.window)
+                subtitle = f"centre {render.fmt_hz(rec.center)}, {res}"
                 pixels = render.draw_pooled(
                     full.result() * np.float32(factor), freqs, times, title=title, style=style,
-                    row_time=rec.lframes / rec.fs,
-                    subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
+                    row_time=rec.lframes / rec.fs, subtitle=subtitle)
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
                 encoding = _Background(functools.partial(
-                    _write_png, product_path(output, stem, "png"), pixels, style))
+                    _write_png, product_path(output, stem, "png"), pixels, style,
+                    (title, subtitle)))
                 if not threaded:
                     encoding.result()
             if averager is not None and zoomed is not None and window is not None:
@@ -371,14 +372,13 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                     zoomed.add(last)
                 zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg,
                                                   window=settings.window)
+                ztitle = (title + "   (zoom)", f"span {render.fmt_hz(window.span)}, {zres}")
                 pixels = render.draw_pooled(
                     zoomed.result() * np.float32(factor), window.freqs(freqs),
-                    window.times(rec.lframes, rec.fs),
-                    title=title + "   (zoom)",
-                    subtitle=f"span {render.fmt_hz(window.span)}, {zres}",
+                    window.times(rec.lframes, rec.fs), title=ztitle[0], subtitle=ztitle[1],
                     relative_to=window.centre, style=style,
                     row_time=window.n_avg * rec.lframes / rec.fs)
-                _write_png(product_path(output, stem, "zoom"), pixels, style)
+                _write_png(product_path(output, stem, "zoom"), pixels, style, ztitle)
             for entry, maker in makers:
                 with atomic_write(product_path(output, stem, entry)) as f:
                     maker.write(f)  # type: ignore[attr-defined]
@@ -400,11 +400,14 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     return paths, rec
 
 
-def _write_png(final: Path, pixels: object, style: object) -> None:
+def _write_png(final: Path, pixels: object, style: object,
+               title: tuple[str, str] = ("", "")) -> None:
     from crunchctl.quicklook import render
     from crunchctl.quicklook.products import atomic_write
 
-    data = render.encode_png(pixels, style.dpi, style.png_compress)  # type: ignore[arg-type, attr-defined]
+    # The title lines as text too: the page shows them, legible at any size.
+    data = render.encode_png(pixels, style.dpi, style.png_compress,  # type: ignore[arg-type, attr-defined]
+                             text={"Title": title[0], "Description": title[1]})
     with atomic_write(final) as f:
         f.write(data)
 

@@ -38,6 +38,7 @@ class Page(Protocol):
     and handed in: this path tells it each outcome and keeps its heartbeat."""
 
     def note(self, outcome: Outcome, published: list[str]) -> None: ...
+    def is_latest(self, outcome: Outcome) -> bool: ...
     def tick(self) -> None: ...
     def close(self) -> None: ...
 
@@ -45,8 +46,9 @@ class Page(Protocol):
 class Publisher:
     """Copies each finished recording's PNGs into the web folder, newest recording last.
 
-    With parallel workers an older recording can finish after a newer one; the web folder
-    keeps showing the newest (by mtime) of each source folder.
+    With parallel workers, or a late copy of an old recording, an older recording can
+    finish after a newer one; the web folder keeps showing the page's latest recording of
+    each folder (the newest by acquisition start, else by processing time).
 
     Args:
         www: the web folder, or None for no web copies.
@@ -73,11 +75,17 @@ class Publisher:
             self._cleaned = True
             clean_stale_temps(self.www)
 
-        folder = str(Path(outcome.item).parent)
-        mtime = outcome.mtime_ns or 0
-        if mtime < self._newest.get(folder, -1):
-            return []
-        self._newest[folder] = mtime
+        if self.page is not None:
+            # The fixed-name copies show the page's latest recording: the newest by
+            # acquisition start, else by processing time (docs/products.md).
+            if not self.page.is_latest(outcome):
+                return []
+        else:  # no page to follow: the newest file of each folder in this run
+            folder = str(Path(outcome.item).parent)
+            mtime = outcome.mtime_ns or 0
+            if mtime < self._newest.get(folder, -1):
+                return []
+            self._newest[folder] = mtime
         return publish_www(self.www, outcome.item, png, zoom_png)
 
     def publish_and_log(self, outcome: Outcome) -> list[str]:

@@ -144,9 +144,12 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
         stream = console.file if console is not None else None
         handler = logging.StreamHandler(stream)
         handler.setFormatter(_utc("%(asctime)sZ %(levelname)s %(message)s"))
-    handler.setLevel(level)
+    # A few INFO lines are said at the default verbosity too: those logged with
+    # extra={"console": True} (a legacy import, recordings reset meanwhile).
+    handler.setLevel(logging.INFO if level == logging.WARNING else level)
     # Records logged with extra={"file_only": True} (tracebacks) stay out of the console.
-    handler.addFilter(lambda record: not getattr(record, "file_only", False))
+    handler.addFilter(lambda record: not getattr(record, "file_only", False) and (
+        record.levelno >= level or getattr(record, "console", False)))
     logger.addHandler(handler)
     global _CURRENT
     _CURRENT = LogSetup(path, memory, handler, flush_interval, verbosity)

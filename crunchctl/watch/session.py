@@ -194,7 +194,7 @@ class Watch:
         if again:
             log.info("%s reset in the ledger; processing %s again",
                      count(len(again), "recording was", "recordings were"),
-                     "it" if len(again) == 1 else "them")
+                     "it" if len(again) == 1 else "them", extra={"console": True})
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR

@@ -43,7 +43,7 @@ def embed_json(doc: Mapping[str, Any]) -> str:
 
 
 #: Keys of a history entry the page does not use: left out of the embedded copy (size).
-_NOT_SHOWN = ("item", "acquired_at", "processed_at")
+_NOT_SHOWN = ("item", "acquired_at", "processed_at", "image_text", "zoom_text")
 
 
 def lean(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,15 @@ def _count_pending(names: Iterable[str], attempted: Any) -> int:
     return n
 
 
+def _title_lines(png: str | None) -> list[str] | None:
+    """A quicklook's title and subtitle, as its PNG holds them in text (None: none)."""
+    from crunchctl.quicklook.render import png_text
+
+    text = png_text(png) if png else {}
+    lines = [text[k] for k in ("Title", "Description") if text.get(k)]
+    return lines or None
+
+
 class WebPage:
     """The page of one web folder, as one process sees it.
 
@@ -130,6 +139,7 @@ class WebPage:
         self._dirty = True
         self._last_write = -1e18
         self._warned: set[str] = set()
+        self._acquired: tuple[Any, Any] = (None, None)  # (item, finished), its acquisition
         self._cleaned = False
         # When the ledger was last read, for which folders, and what it said (folder_latest).
         self._ledger_cache: tuple[float, list[str], dict[str, Any]] = (-1e18, [], {})
@@ -148,6 +158,28 @@ class WebPage:
             self._warn(f"{self.www}: control-room page: cannot add {outcome.item}: {e}")
         self._dirty = True
         self._maybe_write(DIRTY_GAP_S)
+
+    def is_latest(self, outcome: Outcome) -> bool:
+        """Whether ``outcome`` would be its recorder's latest recording: the newest by
+        acquisition start, else by processing time (``status_doc.order_key``), as the
+        history strip is ordered. The fixed-name copies ``<folder>.png`` follow this."""
+        try:
+            rec = self._recorders.get(history.folder_key(outcome.item))
+            latest = rec and rec["latest"]
+            return not latest or (status_doc.order_key(self._probe(outcome))
+                                  >= status_doc.order_key(latest))
+        except Exception as e:  # noqa: BLE001 - the page must never stop a run
+            self._warn(f"{self.www}: control-room page: cannot order {outcome.item}: {e}")
+            return True
+
+    def _probe(self, outcome: Outcome) -> dict[str, Any]:
+        """The page's entry of ``outcome`` without images (its acquisition start is read
+        once: the publisher asks, then the page notes the same outcome)."""
+        key = (outcome.item, outcome.finished)
+        if self._acquired[0] != key:
+            self._acquired = (key, status_doc.acquisition_start(outcome.item, outcome.products))
+        return status_doc.make_entry(outcome.item, processed=outcome.finished,
+                                     acquired=self._acquired[1], images={})
 
     def tick(self) -> None:
         """Called often by a watch: rewrite when something changed or the heartbeat is due."""
@@ -177,20 +209,21 @@ class WebPage:
         full, zoom = history.split_pngs(item, outcome.products)
         if not (full or zoom):
             return
-        acquired = status_doc.acquisition_start(item, outcome.products)
-        probe = status_doc.make_entry(item, processed=outcome.finished, acquired=acquired,
-                                      images={})
+        probe = self._probe(outcome)
+        latest = rec["latest"]
+        # One order for the strip, `latest` and the fixed-name copies (status_doc.order_key).
+        newest = not latest or status_doc.order_key(probe) >= status_doc.order_key(latest)
         hist = rec["history"]
-        newest_first = published != []  # what the fixed-name copies now show
-        if (len(hist) >= self.keep and not newest_first
-                and status_doc.sort_key(probe) < status_doc.sort_key(hist[-1])):
+        if (len(hist) >= self.keep and not newest
+                and status_doc.order_key(probe) < status_doc.order_key(hist[-1])):
             return  # older than everything kept: no copies that would be removed at once
         images = history.add(self.www, folder, item, full, zoom)
         self._own.update(v for v in images.values() if v)
-        entry = status_doc.make_entry(item, processed=outcome.finished, acquired=acquired,
-                                      images=images)
+        entry = {**probe, **{k: images.get(k) for k in ("image", "zoom_image", "thumb")},
+                 # The pictures' title lines as text: the card shows them legibly.
+                 "image_text": _title_lines(full), "zoom_text": _title_lines(zoom)}
         rec["history"] = status_doc.merge_history(hist, [entry], keep=self.keep)
-        if published:
+        if newest:
             rec["latest"] = entry
 
     def _recorder(self, folder: str) -> dict[str, Any]:
@@ -223,8 +256,7 @@ class WebPage:
             theirs = r.get("latest")
             mine = rec["latest"]
             if isinstance(theirs, dict) and (
-                    mine is None
-                    or (theirs.get("processed_unix") or 0) > (mine.get("processed_unix") or 0)):
+                    mine is None or status_doc.order_key(theirs) > status_doc.order_key(mine)):
                 rec["latest"] = theirs
 
     # ------------------------------------------------------------------ writing

@@ -102,6 +102,12 @@ def sort_key(entry: Mapping[str, Any]) -> float:
     return float(acq if acq is not None else entry.get("processed_unix") or 0.0)
 
 
+def order_key(entry: Mapping[str, Any]) -> tuple[float, float]:
+    """The one order of a recorder's recordings on the page (history strip, ``latest``, the
+    fixed-name copies): recording time (:func:`sort_key`), then when it was processed."""
+    return sort_key(entry), float(entry.get("processed_unix") or 0.0)
+
+
 def merge_history(*lists: Iterable[Mapping[str, Any]], keep: int) -> list[dict[str, Any]]:
     """Union of history lists by recording (the latest processing wins), newest first."""
     by_item: dict[str, dict[str, Any]] = {}
@@ -113,8 +119,7 @@ def merge_history(*lists: Iterable[Mapping[str, Any]], keep: int) -> list[dict[s
             old = by_item.get(key)
             if old is None or (e.get("processed_unix") or 0) >= (old.get("processed_unix") or 0):
                 by_item[key] = dict(e)
-    ordered = sorted(by_item.values(), key=lambda e: (sort_key(e), e.get("processed_unix") or 0),
-                     reverse=True)
+    ordered = sorted(by_item.values(), key=order_key, reverse=True)
     return ordered[:max(0, keep)]
 
 

@@ -186,7 +186,7 @@ def test_first_use_imports_once(tmp_path, caplog):
         assert import_on_first_use(led, str(legacy)) == 3
         assert import_on_first_use(led, str(legacy)) is None  # its source is in the ledger
     assert [r.getMessage() for r in caplog.records] == [
-        f"imported 3 entries from the legacy tracking file {legacy}"]
+        f"imported 3 entries from the legacy tracking file {legacy} into the ledger"]
     assert import_on_first_use(led, None) is None
 
 

@@ -254,3 +254,32 @@ def test_the_digest_of_the_default_products_is_that_of_earlier_versions():
 ])
 def test_source_matches(pattern, source, expected):
     assert source_matches(pattern, source) is expected
+
+
+def test_the_per_row_digest_is_the_same_column_wise_and_row_by_row(tmp_path):
+    """The done rule's two ways to compare digests (identity.Digests at once per format and
+    products, or any callable per row) agree, for formats with and without set options."""
+    from crunchctl.identity import Digests, settings_digest
+    from crunchctl.outcome import Outcome
+
+    settings = Settings(sample_rate=2e6, output_path=str(tmp_path / "out"))
+    led = Ledger(tmp_path / "l")
+    rows, cand = [], []
+    for i, (name, kinds) in enumerate([("a.tiq", ("png",)), ("b.cs16", ("png", "zoom")),
+                                       ("c.wav", ("npz",)), ("d.cs16", ("npz",))]):
+        item = f"/r/{name}"
+        stem = name.split(".")[0]
+        ends = {"png": ".png", "zoom": "_zoom.png", "npz": ".npz"}
+        products = [f"/o/{stem}{ends[k]}" for k in kinds]
+        # d.cs16 was made with another sample rate: not done.
+        made_with = Settings(sample_rate=4e6, output_path=settings.output_path) \
+            if name == "d.cs16" else settings
+        rows.append(Outcome(item, "iq", "process", "ok", 1.0, 2.0 + i, 10, 20,
+                            settings_digest(made_with, item, kinds), products))
+        cand.append((item, 10, 20))
+    led.append(rows)
+    digests = Digests(settings)
+    expected = {"/r/a.tiq", "/r/b.cs16", "/r/c.wav"}
+    assert led.done_items("iq", cand, digests, check_products=False) == expected
+    assert led.done_items("iq", cand, lambda i, k: digests(i, k),
+                          check_products=False) == expected

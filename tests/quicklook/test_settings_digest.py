@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crunchctl.formats.synth import RecordingSpec, make_recording_as
-from tests.conftest import child_env, crunchctl_cmd
+from conftest import child_env, crunchctl_cmd
 
 SPEC = RecordingSpec(nframes=8, lframes=1024, fs=1.0e6, center=100.0e6)
 
@@ -143,3 +143,14 @@ def test_every_setting_is_declared_or_said_not_to_shape_products():
     for key in config.KEYS:
         assert key in declared or key in config.NOT_SHAPING or key in identity.ALWAYS, key
     assert read <= declared | config.NOT_SHAPING
+
+
+def test_a_file_read_as_a_forced_raw_sample_type_is_redone_with_another_rate(tmp_path):
+    """``--format cf32`` names the raw format by a sample type: its read options count."""
+    src = make_recording_as(tmp_path / "t.cf32", "raw", SPEC)
+    rec = src.rename(tmp_path / "t.dat")
+    base = {"lframes": "1024", "zoom_span": "200000"}
+    assert _process(tmp_path, rec, {**base, "sample_rate": "2e6"},
+                    "--format", "cf32")["processed"] == 1
+    doc = _process(tmp_path, rec, {**base, "sample_rate": "4e6"}, "--format", "cf32")
+    assert doc["processed"] == 1 and doc["skipped"] == 0, doc

@@ -318,7 +318,9 @@ def test_lost_scheduler_flushes_finished_outcomes_and_exits_1(tmp_path):
     assert proc.returncode == 1, err
     assert "lost the connection to the Dask scheduler" in err
     first = per_item(tmp_path / "ledger", "batch")
-    assert 3 <= len(first) < len(items)
+    # A figure on disk whose outcome was still on its way when the scheduler went is not
+    # done for this run (it is redone): so at least one, not three, is recorded.
+    assert 1 <= len(first) < len(items)
     # Every item is accounted for: done (recorded), or not started (in progress or never
     # submitted when the scheduler went).
     counts = re.search(r"this run: (\d+) done, (\d+) failed, (\d+) not started", err)

@@ -93,6 +93,35 @@ def test_watch_with_a_bad_file_exits_0_on_sigterm(tmp_path, make_tiq):
     assert statuses == ["error", "ok"]
 
 
+def test_watch_whose_outcomes_cannot_be_recorded_exits_2_on_sigterm(tmp_path, make_tiq):
+    """The run itself went wrong (outcomes would be lost): not a clean stop."""
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    err = tmp_path / "stderr.txt"
+    with open(tmp_path / "stdout.txt", "w") as o, open(err, "w") as e:
+        child = subprocess.Popen([*crunchctl_cmd(), "watch", str(folder), "-j", "1",
+                                  *small_args(tmp_path)], stdout=o, stderr=e,
+                                 env=child_env(), cwd=tmp_path)
+    try:
+        wait_for(lambda: "watching " in err.read_text() or child.poll() is not None, 60,
+                 "the watch to start")
+        ledger = tmp_path / "ledger"
+        ledger.rename(tmp_path / "ledger.gone")
+        ledger.write_text("a file where the ledger folder was")
+        staged = make_tiq("a.tiq", folder=tmp_path / "staging")
+        staged.rename(folder / "a.tiq")
+        wait_for(lambda: "is a file, not a folder" in err.read_text()
+                 or child.poll() is not None, 60, "the ledger to fail")
+        assert child.poll() is None, err.read_text()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(60) == 2, err.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert err.read_text().splitlines()[-1] == (
+        f"Error: ledger path {tmp_path / 'ledger'} is a file, not a folder")
+
+
 # ------------------------------------------------------------ a second Ctrl-C, everywhere
 
 
