@@ -367,8 +367,8 @@ def run_item(task: BatchTask) -> Outcome:
     # A missing font is the machine's, not the item's: said once per run (``run_batch``).
     once = [w for w in warnings if w.startswith(figure.FONT_NOTE)]
     warnings = [w for w in warnings if w not in once]
-    out = task.outcome(OK, started, [task.png],
-                       _one_line("; ".join(warnings), 500) if warnings else None)
+    out = task.outcome(OK, started, [task.png])
+    out.warning = _one_line("; ".join(warnings), 500) if warnings else None
     out.extra["warnings"] = warnings
     out.extra["once"] = once
     out.extra["rows"] = len(rows)
@@ -614,7 +614,7 @@ def as_json(result: BatchResult) -> dict[str, Any]:
         "limited": result.limited, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None, "output": result.output,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "seconds": round(o.duration, 3)}
+                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
                      for o in result.outcomes],
         "skipped_items": result.skipped,
     }

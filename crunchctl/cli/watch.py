@@ -227,7 +227,7 @@ class PlainLines:
         pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
-        if outcome.status == "error" or outcome.error or self.verbose:
+        if outcome.status == "error" or outcome.warning or self.verbose:
             return  # errors and warnings (with -v everything) are logged on stderr already
         png = published[0] if published else (outcome.products[0] if outcome.products else "")
         where = f" -> {os.path.abspath(png)}" if png else ""
@@ -393,8 +393,8 @@ class LivePanel:
                     o.products[0] if o.products else "")
                 if png:
                     grid.add_row("png", os.path.abspath(png))
-                if o.error:  # an ok with a warning (processed although incomplete)
-                    grid.add_row("warning", Text(o.error, style="yellow"))
+                if o.warning:  # e.g. processed although incomplete
+                    grid.add_row("warning", Text(o.warning, style="yellow"))
             elif o.error:
 
                 grid.add_row("error", Text(o.error, style="red"))

@@ -229,9 +229,12 @@ def _stream(rec: Recording, settings: Settings, consume: Callable[..., None], *,
 
 
 def title_for(path: str, header: object) -> str:
+    """File name and acquisition start; a recording read as far as it goes says so
+    (docs/products.md)."""
     acquired = header.acquisition_start  # type: ignore[attr-defined]
     when = acquired.isoformat(sep=" ", timespec="milliseconds") if acquired else "time unknown"
-    return f"{Path(path).name}   {when}"
+    info = header.info or {}  # type: ignore[attr-defined]
+    return f"{Path(path).name}   {when}" + ("   (incomplete)" if info.get("incomplete") else "")
 
 
 #: What the NPZ's ``keys`` entry says about its arrays.
@@ -362,7 +365,7 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                     subtitle=f"centre {render.fmt_hz(rec.center)}, {res}")
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
                 encoding = _Background(functools.partial(
-                    _write_png, product_path(output, stem, "png"), pixels, style))
+                    _write_png, product_path(output, stem, "png"), pixels, style, title))
                 if not threaded:
                     encoding.result()
             if averager is not None and zoomed is not None and window is not None:
@@ -378,7 +381,8 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                     subtitle=f"span {render.fmt_hz(window.span)}, {zres}",
                     relative_to=window.centre, style=style,
                     row_time=window.n_avg * rec.lframes / rec.fs)
-                _write_png(product_path(output, stem, "zoom"), pixels, style)
+                _write_png(product_path(output, stem, "zoom"), pixels, style,
+                           title + "   (zoom)")
             for entry, maker in makers:
                 with atomic_write(product_path(output, stem, entry)) as f:
                     maker.write(f)  # type: ignore[attr-defined]
@@ -400,11 +404,12 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     return paths, rec
 
 
-def _write_png(final: Path, pixels: object, style: object) -> None:
+def _write_png(final: Path, pixels: object, style: object, title: str = "") -> None:
     from crunchctl.quicklook import render
     from crunchctl.quicklook.products import atomic_write
 
-    data = render.encode_png(pixels, style.dpi, style.png_compress)  # type: ignore[arg-type, attr-defined]
+    data = render.encode_png(pixels, style.dpi, style.png_compress,  # type: ignore[arg-type, attr-defined]
+                             title)
     with atomic_write(final) as f:
         f.write(data)
 
@@ -465,8 +470,9 @@ def process_recording(task: RecordingTask) -> Outcome:
         notes += rec.notes
         warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
-                       task.settings_digest(), products, warning,
-                       {"nframes": rec.nframes, "center": rec.center, **rec.extra})
+                       task.settings_digest(), products, None,
+                       {"nframes": rec.nframes, "center": rec.center, **rec.extra},
+                       warning=warning)
 
     except ItemError as e:
         message = str(e)

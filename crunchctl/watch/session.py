@@ -273,7 +273,7 @@ class Watch:
             read = (outcome.size, outcome.mtime_ns)  # the version the worker actually read
         if outcome.status == ERROR:
             self.failed.add(path)
-            if outcome.extra.get("retry"):
+            if outcome.extra.get("retry") and not self.options.once:  # --once: no later
                 # Output folder gone or disk full: the recording may be fine; try again.
                 delay = self.options.retry_after
                 self.retry_at[path] = time.monotonic() + delay

@@ -188,7 +188,7 @@ class WebPage:
         images = history.add(self.www, folder, item, full, zoom)
         self._own.update(v for v in images.values() if v)
         entry = status_doc.make_entry(item, processed=outcome.finished, acquired=acquired,
-                                      images=images)
+                                      images=images, warning=outcome.warning)
         rec["history"] = status_doc.merge_history(hist, [entry], keep=self.keep)
         if published:
             rec["latest"] = entry
