@@ -586,7 +586,8 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
     """(label, value) lines of the end-of-run summary table."""
     s = result.summary
     rate = (len(result.outcomes) / s.elapsed) if s.elapsed > 0 and result.outcomes else 0.0
-    rows = [("items", str(result.items)), ("ok", str(s.ok)), ("no data", str(s.no_data)),
+    warned = f" ({s.warned} with a warning)" if s.warned else ""
+    rows = [("items", str(result.items)), ("ok", f"{s.ok}{warned}"), ("no data", str(s.no_data)),
             ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
     if s.not_started:
         rows.append(("not started (interrupted)", str(s.not_started)))
@@ -608,8 +609,8 @@ def as_json(result: BatchResult) -> dict[str, Any]:
     """The ``--json`` document (stable keys)."""
     s = result.summary
     return {
-        "items": result.items, "ok": s.ok, "no_data": s.no_data, "failed": s.error,
-        "skipped": s.skipped, "not_started": s.not_started,
+        "items": result.items, "ok": s.ok, "warnings": s.warned, "no_data": s.no_data,
+        "failed": s.error, "skipped": s.skipped, "not_started": s.not_started,
         "duplicates": result.duplicates, "left_out": result.filtered_out,
         "limited": result.limited, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None, "output": result.output,

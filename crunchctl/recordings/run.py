@@ -269,8 +269,9 @@ class RecordingRun:
 
             kinds = [k for p in outcome.products if (k := catalog.kind_of(outcome.item, p))]
             outcome.settings_digest = settings_digest(self.settings, outcome.item, kinds)
+        warned = bool(outcome.warning)
         published = self.publisher.publish_and_log(outcome) + campaign
-        if outcome.status == OK and outcome.warning:
+        if outcome.status == OK and outcome.warning and not warned:  # the web copy failed
             self.summary.warned += 1
         if self.ledger is not None:
             try:

@@ -68,7 +68,7 @@ class RunSummary:
     not_started: int = 0
     #: Items whose latest outcome in this run is an error (a watch retries some).
     failed_items: set[str] = field(default_factory=set)
-    #: ``ok`` items with a warning (counted by the run that finishes them).
+    #: ``ok`` items with a warning (a web copy's is added when it fails: ``RecordingRun``).
     warned: int = 0
 
     def add(self, outcome: Outcome) -> None:
@@ -78,6 +78,7 @@ class RunSummary:
             self.error -= 1
         if outcome.status == OK:
             self.ok += 1
+            self.warned += bool(outcome.warning)
         elif outcome.status == NO_DATA:
             self.no_data += 1
         else:

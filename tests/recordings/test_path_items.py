@@ -187,8 +187,9 @@ def test_warnings_have_their_own_field_in_json_ledger_and_status(tmp_path):
                   f"{tmp_path / 'loader.py'}:load", "--events", tmp_path / "events.txt",
                   "--output", tmp_path / "figs", "--dpi", "40", "--json")
     assert r.returncode == 0, r.stderr
-    (o,) = json.loads(r.stdout)["outcomes"]
-    assert o["status"] == "ok" and o["error"] is None
+    doc = json.loads(r.stdout)
+    (o,) = doc["outcomes"]
+    assert o["status"] == "ok" and o["error"] is None and doc["warnings"] == 1
     assert "1 of 2 event(s) outside the x range" in o["warning"]
 
     r = crunchctl(tmp_path, "status", "--list", "--json")
