@@ -154,7 +154,39 @@ def test_process_incomplete_reads_a_cut_recording_as_far_as_it_goes(tmp_path):
     status = json.loads((tmp_path / "www" / "status.json").read_text())
     latest = status["recorders"][0]["latest"]
     assert latest["file"] == "cut.tiq" and latest["warning"] == o["warning"]
-    assert "L.warning" in (tmp_path / "www" / "index.html").read_text()  # the card shows it
+    assert card_warnings(tmp_path / "www") == [f"warning: {o['warning']}"]
+
+
+def card_warnings(www: Path) -> list[str]:
+    """The warning lines the page's cards show, read by a real headless Chromium."""
+    import tempfile
+    import time
+
+    from conftest import browser_paths, require
+
+    require("browser")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    chromium, chromedriver = browser_paths()
+    profile = tempfile.mkdtemp(prefix="crunchctl-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    try:
+        driver.get((www / "index.html").as_uri())
+        deadline = time.monotonic() + 20
+        while not driver.find_elements(By.CSS_SELECTOR, "article.card .file"):
+            assert time.monotonic() < deadline, "no card drawn"
+            time.sleep(0.1)
+        return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "article.card .warn")]
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_a_complete_recording_title_says_nothing_of_the_kind(tmp_path):
