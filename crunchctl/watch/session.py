@@ -292,7 +292,6 @@ class Watch:
         from crunchctl.watch.observer import FolderWatcher
 
         opts = self.options
-        prepare_output(self.settings)
         if not opts.once:
             # Observer first, then the scan: nothing written in between is missed.
             self.watcher = FolderWatcher(opts.folder, opts.patterns, opts.recursive, opts.poll,
@@ -342,6 +341,7 @@ class Watch:
             ConfigError: the folder cannot be watched (no inotify watches left).
             LedgerError: the ledger cannot be written at the end.
         """
+        prepare_output(self.settings)  # before anything is started that would need closing
         try:
             self._start()
             self.rescan()

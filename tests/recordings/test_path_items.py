@@ -70,6 +70,11 @@ def test_a_read_only_web_folder_stops_the_run_before_any_recording(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == f"Error: {www}: web folder is not writable"
     assert iq_rows(tmp_path / "ledger").height == 0  # no recording ran
+    for once in (["--once"], []):
+        r = crunchctl(tmp_path, "watch", a.parent, *once, *SMALL, "--output",
+                      tmp_path / "out", "--www", www, operator=True)
+        assert (r.returncode, r.stdout) == (2, ""), r.stderr
+        assert r.stderr.strip() == f"Error: {www}: web folder is not writable"
 
 
 def test_a_failed_web_copy_is_a_warning_and_said_so(tmp_path):
