@@ -44,7 +44,7 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         f = open(tmp, "wb")
     except OSError as e:
-        raise OutputError(f"{final.parent}: cannot write products: {e.strerror or e}") from None
+        raise OutputError(f"{final}: cannot write: {e.strerror or e}") from None
     try:
         with f:
             yield f

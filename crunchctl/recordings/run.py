@@ -91,9 +91,8 @@ class Publisher:
             try:
                 published = self.publish(outcome)
             except (ItemError, OSError) as e:
-                text = str(e).replace("cannot write products", "cannot write")
                 outcome.warning = "; ".join(w for w in (
-                    outcome.warning, f"web copy failed: {text}") if w)
+                    outcome.warning, f"web copy failed: {e}") if w)
         note = outcome.extra.get("note")  # e.g. a watch's "changed, processed again"
         what = f"{note}: {outcome.status}" if note else outcome.status
         if outcome.status == ERROR:
