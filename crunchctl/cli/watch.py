@@ -53,8 +53,8 @@ def watch(
                        "reported as pending.")] = False,
     retry_after: Annotated[float, typer.Option(
         "--retry-after", metavar="SECONDS", min=0.1,
-        help="Try a recording again this long after its products or web copies could not "
-             "be written (output folder gone, disk full).")] = 60.0,
+        help="Try a recording again this long after its products could not be written "
+             "(disk full, output share gone); --once does not wait for it.")] = 60.0,
     incomplete_after: Annotated[Optional[float], typer.Option(
         "--incomplete-after", metavar="MINUTES",
         help="Process a recording that stayed incomplete this long without growing (its "
