@@ -367,8 +367,8 @@ def run_item(task: BatchTask) -> Outcome:
     # A missing font is the machine's, not the item's: said once per run (``run_batch``).
     once = [w for w in warnings if w.startswith(figure.FONT_NOTE)]
     warnings = [w for w in warnings if w not in once]
-    out = task.outcome(OK, started, [task.png],
-                       _one_line("; ".join(warnings), 500) if warnings else None)
+    out = task.outcome(OK, started, [task.png])
+    out.warning = _one_line("; ".join(warnings), 500) if warnings else None
     out.extra["warnings"] = warnings
     out.extra["once"] = once
     out.extra["rows"] = len(rows)
@@ -637,7 +637,8 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
     """(label, value) lines of the end-of-run summary table."""
     s = result.summary
     rate = (len(result.outcomes) / s.elapsed) if s.elapsed > 0 and result.outcomes else 0.0
-    rows = [("items", str(result.items)), ("ok", str(s.ok)), ("no data", str(s.no_data)),
+    warned = f" ({s.warned} with a warning)" if s.warned else ""
+    rows = [("items", str(result.items)), ("ok", f"{s.ok}{warned}"), ("no data", str(s.no_data)),
             ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
     if s.not_started:
         rows.append(("not started (interrupted)", str(s.not_started)))
@@ -659,13 +660,13 @@ def as_json(result: BatchResult) -> dict[str, Any]:
     """The ``--json`` document (stable keys)."""
     s = result.summary
     return {
-        "items": result.items, "ok": s.ok, "no_data": s.no_data, "failed": s.error,
-        "skipped": s.skipped, "not_started": s.not_started,
+        "items": result.items, "ok": s.ok, "warnings": s.warned, "no_data": s.no_data,
+        "failed": s.error, "skipped": s.skipped, "not_started": s.not_started,
         "duplicates": result.duplicates, "left_out": result.filtered_out,
         "limited": result.limited, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None, "output": result.output,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "seconds": round(o.duration, 3)}
+                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
                      for o in result.outcomes],
         "skipped_items": result.skipped,
     }

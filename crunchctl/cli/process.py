@@ -28,6 +28,10 @@ def process(
     scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
+    incomplete: Annotated[bool, typer.Option(
+        "--incomplete", help="Process a recording shorter than its header says (a cut or "
+        "still growing .tiq) as far as it goes: ok with a warning, its picture titled "
+        "(incomplete), as watch --incomplete-after does.")] = False,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -82,10 +86,11 @@ def process(
             print_plan(recordings.plan_files(files, settings, app.ledger_to_read(),
                                              force=force), json_out)
             return
-        _run(app, files, force, json_out)
+        _run(app, files, force, json_out, incomplete)
 
 
-def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> None:
+def _run(app: Application, files: list[Path], force: bool, json_out: bool,
+         incomplete: bool = False) -> None:
     from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings import run as recordings
@@ -96,7 +101,8 @@ def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> No
         import_on_first_use(ledger, settings.tracking_file_path)
         result = recordings.process_files(files, settings, ledger=ledger, force=force,
                                           reporter=reporter, flags=flags,
-                                          page=page_for(settings, ledger))
+                                          page=page_for(settings, ledger),
+                                          incomplete=incomplete)
     if json_out:
         print_json(recordings.as_json(result))
     else:

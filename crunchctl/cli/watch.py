@@ -53,8 +53,8 @@ def watch(
                        "reported as pending.")] = False,
     retry_after: Annotated[float, typer.Option(
         "--retry-after", metavar="SECONDS", min=0.1,
-        help="Try a recording again this long after its products or web copies could not "
-             "be written (output folder gone, disk full).")] = 60.0,
+        help="Try a recording again this long after its products could not be written "
+             "(disk full, output share gone); --once does not wait for it.")] = 60.0,
     incomplete_after: Annotated[Optional[float], typer.Option(
         "--incomplete-after", metavar="MINUTES",
         help="Process a recording that stayed incomplete this long without growing (its "
@@ -266,7 +266,7 @@ class PlainLines:
         pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
-        if outcome.status == "error" or outcome.error or self.verbose:
+        if outcome.status == "error" or outcome.warning or self.verbose:
             return  # errors and warnings (with -v everything) are logged on stderr already
         png = published[0] if published else (outcome.products[0] if outcome.products else "")
         where = f" -> {os.path.abspath(png)}" if png else ""
@@ -432,8 +432,8 @@ class LivePanel:
                     o.products[0] if o.products else "")
                 if png:
                     grid.add_row("png", os.path.abspath(png))
-                if o.error:  # an ok with a warning (processed although incomplete)
-                    grid.add_row("warning", Text(o.error, style="yellow"))
+                if o.warning:  # e.g. processed although incomplete
+                    grid.add_row("warning", Text(o.warning, style="yellow"))
             elif o.error:
 
                 grid.add_row("error", Text(o.error, style="red"))

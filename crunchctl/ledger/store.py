@@ -53,6 +53,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "pid": pl.Int64(),
     # The peaks product of a recording, JSON (docs/ledger.md); null in rows without it.
     "peaks": pl.String(),
+    # An ok row's warning (docs/ledger.md); null in older files, where it was in ``error``.
+    "warning": pl.String(),
 }
 _COLUMNS = tuple(SCHEMA)
 # Rows are buffered as tuples with timestamps as integer microseconds; cast when flushed.
@@ -660,7 +662,7 @@ def _row(o: Outcome) -> tuple:
         uuid.uuid4().hex, _next_seq(), o.item, o.kind, o.source, o.status,
         _us(o.started), _us(o.finished), o.duration, o.size, o.mtime_ns,
         o.settings_digest, products, query.product_kinds(o.item, products), o.error,
-        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"),
+        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"), o.warning,
     )
 
 

@@ -89,25 +89,25 @@ class Publisher:
         return publish_www(self.www, outcome.item, png, zoom_png)
 
     def publish_and_log(self, outcome: Outcome) -> list[str]:
-        """Publish an outcome's PNGs and log it; a failed web copy makes it an error.
+        """Publish an outcome's PNGs and log it; a failed web copy is a warning.
 
-        The products themselves stay; the recording is tried again (a watch retries it).
+        The products are written and recorded as done; the next recording's web copy
+        tries the web folder again (docs/ARCHITECTURE.md).
         """
         published: list[str] = []
         if outcome.status == OK:
             try:
                 published = self.publish(outcome)
             except (ItemError, OSError) as e:
-                outcome.status = ERROR
-                outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
-                outcome.extra["retry"] = True
+                outcome.warning = "; ".join(w for w in (
+                    outcome.warning, f"web copy failed: {e}") if w)
         note = outcome.extra.get("note")  # e.g. a watch's "changed, processed again"
         what = f"{note}: {outcome.status}" if note else outcome.status
         if outcome.status == ERROR:
             log.error("%s%s", outcome.error, f" ({note})" if note else "")
-        elif outcome.error:  # an ok with a warning (an incomplete recording's)
+        elif outcome.warning:  # an ok with a warning (incomplete, web copy failed)
             log.warning("%s: %s in %.2f s, %s", outcome.item, what, outcome.duration,
-                        outcome.error)
+                        outcome.warning)
         else:
             log.info("%s: %s in %.2f s", outcome.item, what, outcome.duration)
 
@@ -133,22 +133,37 @@ def unique_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 
 def prepare_output(settings: Settings) -> Path:
-    """Check the output folder once, before any recording runs (docs/ARCHITECTURE.md).
+    """Check the output folder and the web folder (--www) once, before any recording runs
+    (docs/ARCHITECTURE.md).
 
-    Creates it if needed and removes temp files of runs that died.
+    Creates them if needed and removes temp files of runs that died.
 
     Raises:
-        UsageError: it cannot be created or written (one line naming it; exit 2).
+        UsageError: one cannot be created or written (one line naming it; exit 2).
     """
     from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
     output = settings.output_dir()
     try:
         ensure_output_dir(output)
+        if settings.www_path:
+            ensure_output_dir(settings.www_path, "web")
     except ItemError as e:
         raise UsageError(str(e)) from None
     clean_stale_temps(output)
     return output
+
+
+def remake_output(settings: Settings) -> None:
+    """Make the output folder again if it went away since :func:`prepare_output` made it
+    (deleted while a watch runs); a failure is left to the recording's own write."""
+    output = settings.output_dir()
+    if not output.is_dir():
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        log.warning("%s: the output folder was gone; made it again", output)
 
 
 def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
@@ -234,6 +249,7 @@ class RecordingRun:
         from crunchctl.quicklook.products import plan_stems
         from crunchctl.quicklook.task import RecordingTask
 
+        remake_output(self.settings)
         owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
         claimed_by = self.ledger.product_owners if self.ledger is not None else None
         stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(),
@@ -260,7 +276,10 @@ class RecordingRun:
 
             kinds = [k for p in outcome.products if (k := catalog.kind_of(outcome.item, p))]
             outcome.settings_digest = settings_digest(self.settings, outcome.item, kinds)
+        warned = bool(outcome.warning)
         published = self.publisher.publish_and_log(outcome) + campaign
+        if outcome.status == OK and outcome.warning and not warned:  # the web copy failed
+            self.summary.warned += 1
         if self.ledger is not None:
             try:
                 self.ledger.record(outcome)
@@ -321,6 +340,7 @@ def process_files(
     reporter: engine.Reporter | None = None,
     flags: engine.StopFlags | None = None,
     page: Page | None = None,
+    incomplete: bool = False,
 ) -> ProcessResult:
     """Process recordings into products, skipping those the ledger says are done.
 
@@ -333,6 +353,8 @@ def process_files(
         reporter: progress callbacks.
         flags: stop/cancel flags for signal handling.
         page: the control-room page of the web folder, or None.
+        incomplete: read a recording shorter than its header says as far as it goes (an
+            ``ok`` with a warning), as ``watch --incomplete-after`` does.
 
     Returns:
         The outcomes, the skipped items, the web copies and the run summary.
@@ -353,6 +375,10 @@ def process_files(
     # A lone recording runs in this process and gets every core for its FFT.
     inline = len(due) == 1
     tasks = run.tasks(due, fft_workers=(os.cpu_count() or 1) if inline else 1)
+    if incomplete:
+        import dataclasses
+
+        tasks = [dataclasses.replace(t, partial=True) for t in tasks]
     try:
         engine.run_tasks(tasks, process_recording, workers=max(1, min(settings.workers, len(due))),
                          on_outcome=run.finish, reporter=reporter, flags=flags,
@@ -445,7 +471,8 @@ def plan_lines(planned: Sequence[Planned]) -> list[str]:
 
 def describe(summary: engine.RunSummary, *extra: str) -> str:
     """The one-line summary printed at the end of a run (``extra`` parts go last)."""
-    parts = [f"processed {summary.ok}", f"failed {summary.error}"]
+    warned = f" ({summary.warned} with a warning)" if summary.warned else ""
+    parts = [f"processed {summary.ok}{warned}", f"failed {summary.error}"]
     if summary.no_data:
         parts.append(f"no data {summary.no_data}")
     if summary.skipped:
@@ -458,11 +485,11 @@ def describe(summary: engine.RunSummary, *extra: str) -> str:
 def as_json(result: ProcessResult) -> dict[str, Any]:
     s = result.summary
     return {
-        "processed": s.ok, "failed": s.error, "skipped": s.skipped,
+        "processed": s.ok, "failed": s.error, "warnings": s.warned, "skipped": s.skipped,
         "not_started": s.not_started, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "seconds": round(o.duration, 3)}
+                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
                      for o in result.outcomes],
         "skipped_items": result.skipped,
     }

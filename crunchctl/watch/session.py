@@ -276,7 +276,7 @@ class Watch:
             read = (outcome.size, outcome.mtime_ns)  # the version the worker actually read
         if outcome.status == ERROR:
             self.failed.add(path)
-            if outcome.extra.get("retry"):
+            if outcome.extra.get("retry") and not self.options.once:  # --once: no later
                 # Output folder gone or disk full: the recording may be fine; try again.
                 delay = self.options.retry_after
                 self.retry_at[path] = time.monotonic() + delay
@@ -297,7 +297,6 @@ class Watch:
         from crunchctl.watch.observer import FolderWatcher
 
         opts = self.options
-        prepare_output(self.settings)
         if not opts.once:
             # Observer first, then the scan: nothing written in between is missed.
             self.watcher = FolderWatcher(opts.folder, opts.patterns, opts.recursive, opts.poll,
@@ -347,6 +346,7 @@ class Watch:
             ConfigError: the folder cannot be watched (no inotify watches left).
             LedgerError: the ledger cannot be written at the end.
         """
+        prepare_output(self.settings)  # before anything is started that would need closing
         try:
             self._start()
             self.rescan()
