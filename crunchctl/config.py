@@ -68,6 +68,8 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     # watch
     "incomplete_after": (float, None, "minutes without growth after which an incomplete recording is processed as it is"),
     "quiet_after": (float, None, "minutes without a new recording after which watch warns"),
+    "on_alert": (str, None, "command watch runs with each alert's JSON on its stdin (no shell)"),
+    "alert_timeout": (float, 10.0, "seconds an alert command may run before it is killed"),
 }
 TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 #: Settings that never shape a product: where things go, how work is run and shown. Every
@@ -77,7 +79,8 @@ TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 NOT_SHAPING = frozenset({
     "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
     "num_threads", "products", "verify_checksum", "scheduler", "scheduler_timeout", "www_history",
-    "www_stale_after", "www_refresh", "incomplete_after", "quiet_after"})
+    "www_stale_after", "www_refresh", "incomplete_after", "quiet_after",
+    "on_alert", "alert_timeout"})
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
 #: gigabytes per frame.
@@ -90,7 +93,8 @@ _POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a pos
                    "www_stale_after": "a positive number of minutes",
                    "incomplete_after": "a positive number of minutes",
                    "scheduler_timeout": "a positive number of seconds",
-                   "quiet_after": "a positive number of minutes"}
+                   "quiet_after": "a positive number of minutes",
+                   "alert_timeout": "a positive number of seconds"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class Settings:
     www_refresh: int = 10
     incomplete_after: float | None = None
     quiet_after: float | None = None
+    on_alert: str | None = None
+    alert_timeout: float = 10.0
     peaks: int = 10
     peak_snr: float = 10.0
     db_min: float | None = None

@@ -37,7 +37,9 @@ class Outcome:
         size, mtime_ns: the input fingerprint, or None for items that are not files.
         settings_digest: digest of the settings that shape the products.
         products: absolute paths of the files written.
-        error: short error text (one line) for ``error``; warnings for ``ok``.
+        error: short error text (one line) for ``error`` and ``no_data``; None for ``ok``.
+        warning: what an ``ok`` item's products leave out or bend (an incomplete recording
+            processed as far as it goes, events outside the x range), one line, or None.
     """
 
     item: str
@@ -52,6 +54,7 @@ class Outcome:
     products: list[str] = field(default_factory=list)
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    warning: str | None = None
 
     @property
     def duration(self) -> float:

@@ -402,8 +402,8 @@ def run_item(task: BatchTask) -> Outcome:
     # A missing font is the machine's, not the item's: said once per run (``run_batch``).
     once = [w for w in warnings if w.startswith(figure.FONT_NOTE)]
     warnings = [w for w in warnings if w not in once]
-    out = task.outcome(OK, started, [task.png],
-                       _one_line("; ".join(warnings), 500) if warnings else None)
+    out = task.outcome(OK, started, [task.png])
+    out.warning = _one_line("; ".join(warnings), 500) if warnings else None
     out.extra["warnings"] = warnings
     out.extra["once"] = once
     out.extra["rows"] = len(rows)
@@ -468,6 +468,86 @@ def resolve_loaders(items: Sequence[str], loader: str,
     return chosen
 
 
+@dataclass
+class _Plan:
+    """What a batch run would do: its items, their loaders, digests and done-state."""
+
+    result: BatchResult
+    unique: list[str]
+    names: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, Any] = field(default_factory=dict)
+    digests: dict[Any, str] = field(default_factory=dict)
+    stats: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    due: list[str] = field(default_factory=list)
+
+
+def _plan(items: Iterable[str], options: BatchOptions, ledger: Ledger | None) -> _Plan:
+    """Items, loaders, digests and the done rule's answer (``Ledger.done_items``), shared
+    by :func:`run_batch` and :func:`plan_batch`; ``due`` is cut to ``--limit``."""
+    everything, duplicates = dedupe(items)
+    for item in duplicates:
+        log.warning("%s: listed more than once; processed once", item)
+    # Names come from the whole list, so --only and --limit runs name figures alike.
+    names = figure_names(everything, options.names)
+    unique = select(everything, options.only)
+    output = os.path.abspath(options.output)
+    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates,
+                         filtered_out=len(everything) - len(unique))
+    if options.only:
+        log.info("--only %s: %d of %d items", " ".join(options.only), len(unique),
+                 len(everything))
+    if not unique:
+        return _Plan(result, unique)
+
+    if options.figure.zoom_minutes is not None and not options.figure.events:
+        log.warning("--zoom-minutes %g without --events: zoom columns only around the events "
+                    "a loader's rows bring ('events' key)", options.figure.zoom_minutes)
+    specs = resolve_loaders(unique, options.loader,
+                            options.settings.format if options.settings else None)
+    digests = {spec: settings_digest(spec, options.figure, output, options.settings,
+                                     options.names, options.products)
+               for spec in set(specs.values())}
+    stats = {item: file_size_and_mtime(item) for item in unique}
+
+    done: set[str] = set()
+    if ledger is not None and not options.fresh:
+        for spec, digest in digests.items():
+            candidates = [(i, *stats[i]) for i in unique if specs[i] == spec]
+            done |= ledger.done_items(KIND_BATCH, candidates, digest)
+    due = [i for i in unique if i not in done]
+    result.skipped = [i for i in unique if i in done]
+    if options.limit is not None and len(due) > options.limit:
+        due, result.limited = due[:options.limit], due[options.limit:]
+        log.info("--limit %d: %d of %d due items now; %d left for the next run",
+                 options.limit, len(due), len(due) + len(result.limited), len(result.limited))
+    return _Plan(result, unique, names, specs, digests, stats, due)
+
+
+def plan_batch(items: Iterable[str], options: BatchOptions, ledger: Ledger | None) -> list[Any]:
+    """``batch --dry-run``: what :func:`run_batch` would do with each item and why
+    (``recordings.run.Planned``); nothing is written, no loader runs."""
+    from crunchctl.recordings.run import Planned
+
+    plan = _plan(items, options, ledger)
+    reasons: dict[str, str] = {}
+    if ledger is not None and not options.fresh and plan.due:
+        for spec, digest in plan.digests.items():
+            candidates = [(i, *plan.stats[i]) for i in plan.due if plan.specs[i] == spec]
+            reasons.update(ledger.due_reasons(KIND_BATCH, candidates, digest))
+    otherwise = "--fresh" if options.fresh else "new, no ledger yet"
+    due, limited = set(plan.due), set(plan.result.limited)
+    out = []
+    for item in plan.unique:
+        if item in due:
+            out.append(Planned(item, "process", reasons.get(item, otherwise)))
+        elif item in limited:
+            out.append(Planned(item, "later", f"--limit {options.limit}: left for the next "
+                                              f"run"))
+        else:
+            out.append(Planned(item, "skip", "done"))
+    return out
+
+
 def run_batch(
     items: Iterable[str],
     options: BatchOptions,
@@ -495,48 +575,19 @@ def run_batch(
     """
     from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
-    everything, duplicates = dedupe(items)
-    for item in duplicates:
-        log.warning("%s: listed more than once; processed once", item)
-    # Names come from the whole list, so --only and --limit runs name figures alike.
-    names = figure_names(everything, options.names)
-    unique = select(everything, options.only)
-    output = os.path.abspath(options.output)
-    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates,
-                         filtered_out=len(everything) - len(unique))
-    if options.only:
-        log.info("--only %s: %d of %d items", " ".join(options.only), len(unique),
-                 len(everything))
-    if not unique:
+    plan = _plan(items, options, ledger)
+    result, names, specs, digests, stats = (plan.result, plan.names, plan.specs, plan.digests,
+                                            plan.stats)
+    if not plan.unique:
         result.summary.finished = time.time()
         return result
-
-    if options.figure.zoom_minutes is not None and not options.figure.events:
-        log.warning("--zoom-minutes %g without --events: zoom columns only around the events "
-                    "a loader's rows bring ('events' key)", options.figure.zoom_minutes)
-    specs = resolve_loaders(unique, options.loader,
-                            options.settings.format if options.settings else None)
-    digests = {spec: settings_digest(spec, options.figure, output, options.settings,
-                                     options.names, options.products)
-               for spec in set(specs.values())}
-    stats = {item: file_size_and_mtime(item) for item in unique}
-
-    done: set[str] = set()
-    if ledger is not None and not options.fresh:
-        for spec, digest in digests.items():
-            candidates = [(i, *stats[i]) for i in unique if specs[i] == spec]
-            done |= ledger.done_items(KIND_BATCH, candidates, digest)
-    due = [i for i in unique if i not in done]
-    result.skipped = [i for i in unique if i in done]
-    if options.limit is not None and len(due) > options.limit:
-        due, result.limited = due[:options.limit], due[options.limit:]
-        log.info("--limit %d: %d of %d due items now; %d left for the next run",
-                 options.limit, len(due), len(due) + len(result.limited), len(result.limited))
+    done = set(result.skipped)
+    due, output = plan.due, result.output
     for item in result.skipped:
         log.debug("%s: already done, skipped", item)
     if result.skipped:
         log.info("%d of %d items already done (use --fresh to redo them)",
-                 len(result.skipped), len(unique))
+                 len(result.skipped), len(plan.unique))
     if not due:
         result.summary.skipped = len(done)
         result.summary.finished = time.time()
@@ -657,7 +708,8 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
     """(label, value) lines of the end-of-run summary table."""
     s = result.summary
     rate = (len(result.outcomes) / s.elapsed) if s.elapsed > 0 and result.outcomes else 0.0
-    rows = [("items", str(result.items)), ("ok", str(s.ok)), ("no data", str(s.no_data)),
+    warned = f" ({s.warned} with a warning)" if s.warned else ""
+    rows = [("items", str(result.items)), ("ok", f"{s.ok}{warned}"), ("no data", str(s.no_data)),
             ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
     if s.not_started:
         rows.append(("not started (interrupted)", str(s.not_started)))
@@ -679,13 +731,13 @@ def as_json(result: BatchResult) -> dict[str, Any]:
     """The ``--json`` document (stable keys)."""
     s = result.summary
     return {
-        "items": result.items, "ok": s.ok, "no_data": s.no_data, "failed": s.error,
-        "skipped": s.skipped, "not_started": s.not_started,
+        "items": result.items, "ok": s.ok, "warnings": s.warned, "no_data": s.no_data,
+        "failed": s.error, "skipped": s.skipped, "not_started": s.not_started,
         "duplicates": result.duplicates, "left_out": result.filtered_out,
         "limited": result.limited, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None, "output": result.output,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "seconds": round(o.duration, 3)}
+                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
                      for o in result.outcomes],
         "skipped_items": result.skipped,
     }

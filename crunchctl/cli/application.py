@@ -162,8 +162,9 @@ class Application:
 
     # ------------------------------------------------------------------ logs
 
-    def start_logs(self, *, flush_every: int = 10) -> LogSetup:
-        """Open the log file and the console log lines (``-q``/``-v`` pick the level).
+    def start_logs(self, *, flush_every: int = 10, to_file: bool = True) -> LogSetup:
+        """Open the log file and the console log lines (``-q``/``-v`` pick the level);
+        ``to_file`` False: the console lines only (a dry run writes no log file).
 
         Raises:
             UsageError: a log file named by --log-file, the config or the environment
@@ -176,7 +177,7 @@ class Application:
             str(self.opts.log_file) if self.opts.log_file else None)
         self.logs = logs.setup(log_file=log_file, verbosity=self.opts.verbosity,
                                console=self.err, plain=plain_output(),
-                               flush_every=flush_every)
+                               flush_every=flush_every, to_file=to_file)
         for note, logged in list(_NOTES.items()):
             if not logged:  # said on stderr already
                 log.warning("%s", note, extra={"file_only": True})
@@ -208,6 +209,17 @@ class Application:
 
         return Ledger(Path(named) if named else default_ledger_path(),
                       flush_every=flush_every, create=True)
+
+    def ledger_to_read(self) -> Ledger | None:
+        """The ledger a dry run asks what is done, or None when its folder does not exist
+        yet (nothing is done then); nothing is created or written."""
+        from crunchctl.ledger import default_ledger_path
+        from crunchctl.ledger.store import Ledger
+
+        named = self.settings.ledger_path if self.settings is not None else (
+            str(self.opts.ledger) if self.opts.ledger else None)
+        path = Path(named) if named else default_ledger_path()
+        return Ledger(path, create=False) if path.exists() else None
 
     # ------------------------------------------------------------------ signals
 

@@ -131,6 +131,7 @@ def batch(
     db_range: opt.DbRangeOpt = None,
     scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
+    dry_run: opt.DryRunOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -178,6 +179,11 @@ def batch(
             source=core.items_source(items), only=tuple(only or ()), limit=limit,
             names=names.value, products=core.recording_products(settings.products))
         item_list = core.read_items(items)
+        if dry_run:
+            app.start_logs(to_file=False)
+            output.print_plan(core.plan_batch(item_list, options, app.ledger_to_read()),
+                              json_out)
+            return
         if not item_list:
             result = core.BatchResult(output=options.output)
         else:

@@ -35,6 +35,10 @@ VerboseOpt = Annotated[int, typer.Option(
     "--verbose", "-v", count=True, help="More output; -v shows tracebacks, -vv debug.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Say what would be done and skipped, and why, one line per item on "
+                      "stdout (--json: one document); write nothing (no products, ledger "
+                      "rows, web copies or log file).")]
 
 # ------------------------------------------------------------- commands that write
 OutputOpt = Annotated[Optional[Path], typer.Option(

@@ -279,3 +279,16 @@ def reporter_for(console: Console, label: str, quiet: bool) -> RichReporter | Pl
     if plain_output() or quiet:
         return PlainReporter(label, quiet=quiet)
     return RichReporter(console, label)
+
+
+def print_plan(planned: Any, json_out: bool) -> None:
+    """A dry run's answer: one line per item on stdout and a count line on stderr, or one
+    JSON document (``recordings.run.Planned`` items)."""
+    from crunchctl.recordings import run as recordings
+
+    if json_out:
+        print_json(recordings.plan_as_json(planned))
+        return
+    for line in recordings.plan_lines(planned):
+        typer.echo(line)
+    typer.echo(recordings.describe_plan(planned), err=True)

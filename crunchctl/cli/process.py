@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crunchctl.cli import options as opt
-from crunchctl.cli.output import print_json
+from crunchctl.cli.output import print_json, print_plan
 
 if TYPE_CHECKING:
     from crunchctl.cli.application import Application
@@ -28,6 +28,10 @@ def process(
     scheduler_timeout: opt.SchedulerTimeoutOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Process recordings even when the ledger says they are done.")] = False,
+    incomplete: Annotated[bool, typer.Option(
+        "--incomplete", help="Process a recording shorter than its header says (a cut or "
+        "still growing .tiq) as far as it goes: ok with a warning, its picture titled "
+        "(incomplete), as watch --incomplete-after does.")] = False,
     fmt: opt.FormatOpt = None,
     sample_rate: opt.SampleRateOpt = None,
     center: opt.CenterOpt = None,
@@ -46,6 +50,7 @@ def process(
     db_range: opt.DbRangeOpt = None,
     scaling: opt.ScalingOpt = None,
     json_out: opt.JsonOpt = False,
+    dry_run: opt.DryRunOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -74,11 +79,18 @@ def process(
                                  **opt.numerics(lframes, nframes, n_avg, zoom_center,
                                                 zoom_span, window, cmap))
         opt.check_cmap(settings)
-        app.start_logs()
-        _run(app, files, force, json_out)
+        app.start_logs(to_file=not dry_run)
+        if dry_run:
+            from crunchctl.recordings import run as recordings
+
+            print_plan(recordings.plan_files(files, settings, app.ledger_to_read(),
+                                             force=force), json_out)
+            return
+        _run(app, files, force, json_out, incomplete)
 
 
-def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> None:
+def _run(app: Application, files: list[Path], force: bool, json_out: bool,
+         incomplete: bool = False) -> None:
     from crunchctl.cli.application import page_for
     from crunchctl.ledger.legacy import import_on_first_use
     from crunchctl.recordings import run as recordings
@@ -89,7 +101,8 @@ def _run(app: Application, files: list[Path], force: bool, json_out: bool) -> No
         import_on_first_use(ledger, settings.tracking_file_path)
         result = recordings.process_files(files, settings, ledger=ledger, force=force,
                                           reporter=reporter, flags=flags,
-                                          page=page_for(settings, ledger))
+                                          page=page_for(settings, ledger),
+                                          incomplete=incomplete)
     if json_out:
         print_json(recordings.as_json(result))
     else:

@@ -153,10 +153,11 @@ def render(doc: dict[str, Any], console: Console) -> None:
     _watches(doc.get("watches") or [], console)
     if doc.get("list"):
         rows = [(e["item"], e["status"], _when(e["finished"]), _seconds(e["duration_s"]),
-                 " ".join(os.path.basename(p) for p in e["products"]), e.get("error") or "")
+                 " ".join(os.path.basename(p) for p in e["products"]), e.get("error") or "",
+                 e.get("warning") or "")
                 for e in doc["list"]]
-        _path_table(console, "Items", ("item", "status", "when", "took", "products", "error"),
-                    rows, path_col=0)
+        _path_table(console, "Items", ("item", "status", "when", "took", "products", "error",
+                                       "warning"), rows, path_col=0)
 
 
 def _watches(watches: list[dict[str, Any]], console: Console) -> None:

@@ -14,7 +14,7 @@ import typer
 
 from crunchctl import formats, words
 from crunchctl.cli import options as opt
-from crunchctl.cli.output import plain_output
+from crunchctl.cli.output import plain_output, print_plan
 
 if TYPE_CHECKING:
     from crunchctl.cli.application import Application
@@ -53,8 +53,8 @@ def watch(
                        "reported as pending.")] = False,
     retry_after: Annotated[float, typer.Option(
         "--retry-after", metavar="SECONDS", min=0.1,
-        help="Try a recording again this long after its products or web copies could not "
-             "be written (output folder gone, disk full).")] = 60.0,
+        help="Try a recording again this long after its products could not be written "
+             "(disk full, output share gone); --once does not wait for it.")] = 60.0,
     incomplete_after: Annotated[Optional[float], typer.Option(
         "--incomplete-after", metavar="MINUTES",
         help="Process a recording that stayed incomplete this long without growing (its "
@@ -65,6 +65,16 @@ def watch(
         help="Warn once when no new recording arrived for this long, and once more when "
              "recordings come again; status shows it [default: off].",
         show_default=False)] = None,
+    on_alert: Annotated[Optional[str], typer.Option(
+        "--on-alert", metavar="CMD", show_default=False,
+        help="Run CMD (split like a shell does, never run by one) with the alert as JSON on "
+             "its stdin when a recording fails, the recorder goes quiet (--quiet-after) or "
+             "comes back, and when the watch stops; a failing hook is logged, the watch goes "
+             "on [default: none].")] = None,
+    alert_timeout: Annotated[Optional[float], typer.Option(
+        "--alert-timeout", metavar="SECONDS", show_default=False,
+        help="Kill an --on-alert command still running after this long [default: 10].")
+    ] = None,
     output: opt.OutputOpt = None,
     www: opt.WwwOpt = None,
     workers: opt.WorkersOpt = None,
@@ -87,6 +97,8 @@ def watch(
     peak_snr: opt.PeakSnrOpt = None,
     db_range: opt.DbRangeOpt = None,
     scaling: opt.ScalingOpt = None,
+    dry_run: opt.DryRunOpt = False,
+    json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -115,6 +127,7 @@ def watch(
                                  workers=workers, scheduler=scheduler,
                                  scheduler_timeout=scheduler_timeout, products=products,
                                  incomplete_after=incomplete_after, quiet_after=quiet_after,
+                                 on_alert=on_alert, alert_timeout=alert_timeout,
                                  **opt.format_options(fmt, sample_rate, center, tdms_channels,
                                                       verify_checksum),
                                  **opt.levels(peaks, peak_snr, db_range, scaling),
@@ -133,8 +146,32 @@ def watch(
                                retry_after=retry_after)
         check_options(options)
         opt.check_cmap(settings)
+        if settings.on_alert:
+            from crunchctl.watch.alerts import parse_command
+
+            parse_command(settings.on_alert)  # a typo is a usage error before any work
+        if dry_run or json_out:
+            _dry_run(app, options, dry_run, json_out)
+            return
         app.start_logs()
         _run(app, options)
+
+
+def _dry_run(app: Application, options: WatchOptions, dry_run: bool, json_out: bool) -> None:
+    from crunchctl.errors import UsageError
+    from crunchctl.watch.scan import plan_once
+
+    if not (dry_run and options.once):
+        raise UsageError("--dry-run needs --once (and --json needs --dry-run)")
+    app.start_logs(to_file=False)
+    settings = app.settings
+    assert settings is not None
+    ledger = app.ledger_to_read()
+    # The watch's own folders are never recordings (watch/session.py).
+    excluded = [os.path.join(os.path.abspath(d), "") for d in (
+        str(settings.output_dir()), settings.www_path, ledger.path if ledger else None) if d]
+    print_plan(plan_once(options.folder, options.patterns, options.recursive, settings,
+                         ledger, excluded), json_out)
 
 
 def _run(app: Application, options: WatchOptions) -> None:
@@ -190,6 +227,8 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
               else "waited for (--incomplete-after is off)")
     log.debug("quiet recorder: %s", f"warned after {settings.quiet_after:g} min without a "
               f"new recording" if settings.quiet_after else "no alarm (--quiet-after is off)")
+    log.debug("alerts: %s", f"{settings.on_alert} (killed after {settings.alert_timeout:g} s)"
+              if settings.on_alert else "none (--on-alert is off)")
 
 
 # ------------------------------------------------------------------------------ output
@@ -227,7 +266,7 @@ class PlainLines:
         pass
 
     def item_done(self, outcome: Outcome, published: list[str]) -> None:
-        if outcome.status == "error" or outcome.error or self.verbose:
+        if outcome.status == "error" or outcome.warning or self.verbose:
             return  # errors and warnings (with -v everything) are logged on stderr already
         png = published[0] if published else (outcome.products[0] if outcome.products else "")
         where = f" -> {os.path.abspath(png)}" if png else ""
@@ -393,8 +432,8 @@ class LivePanel:
                     o.products[0] if o.products else "")
                 if png:
                     grid.add_row("png", os.path.abspath(png))
-                if o.error:  # an ok with a warning (processed although incomplete)
-                    grid.add_row("warning", Text(o.error, style="yellow"))
+                if o.warning:  # e.g. processed although incomplete
+                    grid.add_row("warning", Text(o.warning, style="yellow"))
             elif o.error:
 
                 grid.add_row("error", Text(o.error, style="red"))

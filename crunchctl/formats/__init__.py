@@ -262,7 +262,14 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         except IncompleteRecording:
             return reader, cut(header)
         return reader, header
-    _check_complete(reader, header)
+    try:
+        _check_complete(reader, header)
+    except IncompleteRecording as e:
+        if cut is None:
+            raise
+        # Said where it happens: this is what an operator looks for (docs/formats.md).
+        raise IncompleteRecording(f"{e} (process --incomplete reads the whole frames present)",
+                                  e.expected, e.actual) from None
     return reader, header
 
 

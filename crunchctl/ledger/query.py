@@ -235,6 +235,66 @@ def done(
     return {item for item, ps in needed.items() if all(map(exists, ps))}
 
 
+def why_due(
+    latest_rows: pl.DataFrame,
+    cand: pl.DataFrame,
+    settings_digest: str | Callable[[str, Sequence[str | None]], str] | None,
+    wanted: frozenset[str] | None,
+    done_items: set[str],
+) -> dict[str, str]:
+    """Why each candidate that :func:`done` did not find done is due, in the words of the
+    done rule (docs/ledger.md): the first of its conditions the latest row misses."""
+    rows = {r["item"]: r for r in latest_rows.join(cand, on="item", how="inner")
+            .iter_rows(named=True)}
+    out: dict[str, str] = {}
+    for item in cand["item"].to_list():
+        if item in done_items:
+            continue
+        r = rows.get(item)
+        if r is None:
+            out[item] = "new, not in the ledger"
+        elif r["status"] != OK:
+            out[item] = {"error": "failed last time", "no_data": "no data last time",
+                         RESET: "reset"}.get(r["status"], f"last attempt {r['status']}")
+        elif r["size"] != r["_size"] or r["mtime_ns"] != r["_mtime"]:
+            out[item] = "changed since it was done"
+        elif r["settings_digest"] == LEGACY_DIGEST:
+            out[item] = "due"  # legacy rows are done unless changed: not reached
+        elif not _digest_matches(r, settings_digest):
+            out[item] = "settings changed"
+        else:
+            ps = r["products"] or []
+            ks = r.get("product_kinds")
+            if ks is None or len(ks) != len(ps):
+                ks = product_kinds(item, ps)
+            by_kind = dict(zip(ks, ps))
+            not_made = sorted((wanted or frozenset()) - by_kind.keys())
+            needed = [by_kind[k] for k in wanted] if wanted is not None and not not_made \
+                else ps
+            gone = [p for p in needed if not os.path.exists(p)]
+            if not_made:
+                out[item] = f"product not made yet: {', '.join(not_made)}"
+            elif gone:
+                out[item] = f"product missing: {gone[0]}" + (
+                    f" (+{len(gone) - 1} more)" if len(gone) > 1 else "")
+            else:
+                out[item] = "due"
+    return out
+
+
+def _digest_matches(row: dict, digest: str | Callable[[str, Sequence[str | None]], str] | None
+                    ) -> bool:
+    if digest is None:
+        return True
+    if not callable(digest):
+        return row["settings_digest"] == digest
+    ps = row["products"] or []
+    ks = row.get("product_kinds")
+    if ks is None or len(ks) != len(ps):
+        ks = product_kinds(row["item"], ps)
+    return row["settings_digest"] == digest(row["item"], ks)
+
+
 def _same_digest(rows: pl.DataFrame,
                  digest: Callable[[str, Sequence[str | None]], str]) -> pl.DataFrame:
     """The rows whose digest is what the current settings give for their products.

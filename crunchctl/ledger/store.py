@@ -53,6 +53,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "pid": pl.Int64(),
     # The peaks product of a recording, JSON (docs/ledger.md); null in rows without it.
     "peaks": pl.String(),
+    # An ok row's warning (docs/ledger.md); null in older files, where it was in ``error``.
+    "warning": pl.String(),
 }
 _COLUMNS = tuple(SCHEMA)
 # Rows are buffered as tuples with timestamps as integer microseconds; cast when flushed.
@@ -581,6 +583,26 @@ class Ledger:
         latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
         return query.done(latest, cand, settings_digest, wanted, check_products)
 
+    def due_reasons(
+        self,
+        kind: str,
+        candidates: Sequence[tuple[str, int | None, int | None]],
+        settings_digest: str | Callable[[str, Sequence[str | None]], str] | None,
+        *,
+        products: str | Iterable[str] | None = None,
+    ) -> dict[str, str]:
+        """Why each candidate :meth:`done_items` finds not done is due (``new``, ``changed
+        since it was done``, ``settings changed``, ``product missing: ...``); done ones are
+        left out. For ``--dry-run``: the same rule, said in words (docs/ledger.md)."""
+        if not candidates:
+            return {}
+        cand = query.candidates_frame(candidates)
+        wanted = query.wanted_kinds(products)
+        columns = ["status", "size", "mtime_ns", "settings_digest", "products", "product_kinds"]
+        latest = self.latest(kind, pl.col("item").is_in(cand["item"].implode()), columns)
+        done = query.done(latest, cand, settings_digest, wanted, True)
+        return query.why_due(latest, cand, settings_digest, wanted, done)
+
     def product_owners(self, paths: Sequence[str], kind: str = "iq") -> dict[str, str]:
         """``{product path: item}`` for those of ``paths`` some row lists as a product: the
         item of the newest such row (who made the file now there; docs/ledger.md)."""
@@ -640,7 +662,7 @@ def _row(o: Outcome) -> tuple:
         uuid.uuid4().hex, _next_seq(), o.item, o.kind, o.source, o.status,
         _us(o.started), _us(o.finished), o.duration, o.size, o.mtime_ns,
         o.settings_digest, products, query.product_kinds(o.item, products), o.error,
-        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"),
+        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"), o.warning,
     )
 
 

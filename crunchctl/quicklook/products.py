@@ -44,7 +44,7 @@ def atomic_write(final: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         f = open(tmp, "wb")
     except OSError as e:
-        raise OutputError(f"{final.parent}: cannot write products: {e.strerror or e}") from None
+        raise OutputError(f"{final}: cannot write: {e.strerror or e}") from None
     try:
         with f:
             yield f
@@ -153,17 +153,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def ensure_output_dir(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and check it is writable; raise ItemError if not."""
+def ensure_output_dir(folder: str | os.PathLike, what: str = "output") -> Path:
+    """Create ``folder`` if needed and check it is writable; raise ItemError if not.
+
+    ``what`` names the folder in messages: ``output`` or ``web``.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"{folder}: cannot create the output folder: {e.strerror or e}") from None
+        raise OutputError(f"{folder}: cannot create the {what} folder: {e.strerror or e}"
+                          ) from None
     if not folder.is_dir():
-        raise OutputError(f"{folder}: output path exists and is not a folder")
+        raise OutputError(f"{folder}: {what} path exists and is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: output folder is not writable")
+        raise OutputError(f"{folder}: {what} folder is not writable")
     return folder
 
 

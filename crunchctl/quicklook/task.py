@@ -232,9 +232,12 @@ def _stream(rec: Recording, settings: Settings, consume: Callable[..., None], *,
 
 
 def title_for(path: str, header: object) -> str:
+    """File name and acquisition start; a recording read as far as it goes says so
+    (docs/products.md)."""
     acquired = header.acquisition_start  # type: ignore[attr-defined]
     when = acquired.isoformat(sep=" ", timespec="milliseconds") if acquired else "time unknown"
-    return f"{Path(path).name}   {when}"
+    info = header.info or {}  # type: ignore[attr-defined]
+    return f"{Path(path).name}   {when}" + ("   (incomplete)" if info.get("incomplete") else "")
 
 
 #: What the NPZ's ``keys`` entry says about its arrays.
@@ -471,8 +474,9 @@ def process_recording(task: RecordingTask) -> Outcome:
         notes += rec.notes
         warning = "; ".join(notes) or None
         return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
-                       task.settings_digest(), products, warning,
-                       {"nframes": rec.nframes, "center": rec.center, **rec.extra})
+                       task.settings_digest(), products, None,
+                       {"nframes": rec.nframes, "center": rec.center, **rec.extra},
+                       warning=warning)
 
     except ItemError as e:
         message = str(e)

@@ -89,25 +89,25 @@ class Publisher:
         return publish_www(self.www, outcome.item, png, zoom_png)
 
     def publish_and_log(self, outcome: Outcome) -> list[str]:
-        """Publish an outcome's PNGs and log it; a failed web copy makes it an error.
+        """Publish an outcome's PNGs and log it; a failed web copy is a warning.
 
-        The products themselves stay; the recording is tried again (a watch retries it).
+        The products are written and recorded as done; the next recording's web copy
+        tries the web folder again (docs/ARCHITECTURE.md).
         """
         published: list[str] = []
         if outcome.status == OK:
             try:
                 published = self.publish(outcome)
             except (ItemError, OSError) as e:
-                outcome.status = ERROR
-                outcome.error = f"{outcome.item}: products written, web copy failed: {e}"
-                outcome.extra["retry"] = True
+                outcome.warning = "; ".join(w for w in (
+                    outcome.warning, f"web copy failed: {e}") if w)
         note = outcome.extra.get("note")  # e.g. a watch's "changed, processed again"
         what = f"{note}: {outcome.status}" if note else outcome.status
         if outcome.status == ERROR:
             log.error("%s%s", outcome.error, f" ({note})" if note else "")
-        elif outcome.error:  # an ok with a warning (an incomplete recording's)
+        elif outcome.warning:  # an ok with a warning (incomplete, web copy failed)
             log.warning("%s: %s in %.2f s, %s", outcome.item, what, outcome.duration,
-                        outcome.error)
+                        outcome.warning)
         else:
             log.info("%s: %s in %.2f s", outcome.item, what, outcome.duration)
 
@@ -133,22 +133,37 @@ def unique_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 
 def prepare_output(settings: Settings) -> Path:
-    """Check the output folder once, before any recording runs (docs/ARCHITECTURE.md).
+    """Check the output folder and the web folder (--www) once, before any recording runs
+    (docs/ARCHITECTURE.md).
 
-    Creates it if needed and removes temp files of runs that died.
+    Creates them if needed and removes temp files of runs that died.
 
     Raises:
-        UsageError: it cannot be created or written (one line naming it; exit 2).
+        UsageError: one cannot be created or written (one line naming it; exit 2).
     """
     from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
     output = settings.output_dir()
     try:
         ensure_output_dir(output)
+        if settings.www_path:
+            ensure_output_dir(settings.www_path, "web")
     except ItemError as e:
         raise UsageError(str(e)) from None
     clean_stale_temps(output)
     return output
+
+
+def remake_output(settings: Settings) -> None:
+    """Make the output folder again if it went away since :func:`prepare_output` made it
+    (deleted while a watch runs); a failure is left to the recording's own write."""
+    output = settings.output_dir()
+    if not output.is_dir():
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        log.warning("%s: the output folder was gone; made it again", output)
 
 
 def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
@@ -234,6 +249,7 @@ class RecordingRun:
         from crunchctl.quicklook.products import plan_stems
         from crunchctl.quicklook.task import RecordingTask
 
+        remake_output(self.settings)
         owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
         claimed_by = self.ledger.product_owners if self.ledger is not None else None
         stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(),
@@ -260,7 +276,10 @@ class RecordingRun:
 
             kinds = [k for p in outcome.products if (k := catalog.kind_of(outcome.item, p))]
             outcome.settings_digest = settings_digest(self.settings, outcome.item, kinds)
+        warned = bool(outcome.warning)
         published = self.publisher.publish_and_log(outcome) + campaign
+        if outcome.status == OK and outcome.warning and not warned:  # the web copy failed
+            self.summary.warned += 1
         if self.ledger is not None:
             try:
                 self.ledger.record(outcome)
@@ -321,6 +340,7 @@ def process_files(
     reporter: engine.Reporter | None = None,
     flags: engine.StopFlags | None = None,
     page: Page | None = None,
+    incomplete: bool = False,
 ) -> ProcessResult:
     """Process recordings into products, skipping those the ledger says are done.
 
@@ -333,6 +353,8 @@ def process_files(
         reporter: progress callbacks.
         flags: stop/cancel flags for signal handling.
         page: the control-room page of the web folder, or None.
+        incomplete: read a recording shorter than its header says as far as it goes (an
+            ``ok`` with a warning), as ``watch --incomplete-after`` does.
 
     Returns:
         The outcomes, the skipped items, the web copies and the run summary.
@@ -353,6 +375,10 @@ def process_files(
     # A lone recording runs in this process and gets every core for its FFT.
     inline = len(due) == 1
     tasks = run.tasks(due, fft_workers=(os.cpu_count() or 1) if inline else 1)
+    if incomplete:
+        import dataclasses
+
+        tasks = [dataclasses.replace(t, partial=True) for t in tasks]
     try:
         engine.run_tasks(tasks, process_recording, workers=max(1, min(settings.workers, len(due))),
                          on_outcome=run.finish, reporter=reporter, flags=flags,
@@ -363,9 +389,90 @@ def process_files(
     return result
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a run would do with one item, and why (``--dry-run``).
+
+    ``action``: ``process``, ``skip`` (done), ``derive`` (made from the spectrum
+    product, the recording not read), ``fail`` (it would be an error), ``wait`` (a watch
+    waits for it: incomplete) or ``later`` (beyond ``batch --limit``).
+    """
+
+    item: str
+    action: str
+    reason: str
+
+
+def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: Ledger | None,
+               *, force: bool = False) -> list[Planned]:
+    """What :func:`process_files` would do with each recording and why; nothing is written
+    (no output folder, no products, no ledger rows). The done rule is the ledger's
+    (``split_due``); ``Ledger.due_reasons`` says why a recording is due.
+    """
+    from crunchctl.formats import registration_for
+
+    items = unique_paths(paths)
+    failing = {p: "not found" for p in items if not os.path.exists(p)}
+    failing.update({p: "is a folder, not a recording" for p in items if os.path.isdir(p)})
+    failing.update({p: "unknown recording format" for p in items if p not in failing
+                    and registration_for(p, settings.format) is None})
+    due, done = split_due([p for p in items if p not in failing], settings, ledger, force=force)
+    reasons: dict[str, str] = {}
+    derived: dict[str, list[str]] = {}
+    if ledger is not None and due and not force:
+        from crunchctl.identity import Digests, fingerprint
+
+        reasons = ledger.due_reasons(KIND_IQ, [(p, *fingerprint(p, settings.format))
+                                               for p in due], Digests(settings),
+                                     products=settings.products)
+        if {"peaks", "campaign"} & set(settings.products.split(",")):
+            from crunchctl.night import derive
+
+            derived = derive.derivable(due, settings, ledger)
+    why_not_done = "--force" if force else "new, no ledger yet"
+    out = []
+    for p in items:
+        if p in failing:
+            out.append(Planned(p, "fail", failing[p]))
+        elif p in derived:
+            out.append(Planned(p, "derive", "peaks or campaign made from its spectrum product"))
+        elif p in due:
+            out.append(Planned(p, "process", reasons.get(p, why_not_done)))
+        else:
+            out.append(Planned(p, "skip", "done"))
+    return out
+
+
+def describe_plan(planned: Sequence[Planned]) -> str:
+    """The dry run's closing line: counts per action."""
+    from collections import Counter
+
+    counts = Counter(p.action for p in planned)
+    parts = [f"{counts[a]} to {a}" for a in ("process", "derive", "skip", "later", "wait",
+                                                    "fail")
+             if counts[a]]
+    return "dry run: " + (", ".join(parts) or "nothing to do") + "; nothing was written"
+
+
+def plan_as_json(planned: Sequence[Planned]) -> dict[str, Any]:
+    """The ``--dry-run --json`` document (stable keys)."""
+    from collections import Counter
+
+    counts = Counter(p.action for p in planned)
+    return {"dry_run": True, "counts": dict(sorted(counts.items())),
+            "items": [{"item": p.item, "action": p.action, "reason": p.reason}
+                      for p in planned]}
+
+
+def plan_lines(planned: Sequence[Planned]) -> list[str]:
+    """One line per item: ``ACTION  ITEM  (reason)``."""
+    return [f"{p.action:<7} {p.item}: {p.reason}" for p in planned]
+
+
 def describe(summary: engine.RunSummary, *extra: str) -> str:
     """The one-line summary printed at the end of a run (``extra`` parts go last)."""
-    parts = [f"processed {summary.ok}", f"failed {summary.error}"]
+    warned = f" ({summary.warned} with a warning)" if summary.warned else ""
+    parts = [f"processed {summary.ok}{warned}", f"failed {summary.error}"]
     if summary.no_data:
         parts.append(f"no data {summary.no_data}")
     if summary.skipped:
@@ -378,11 +485,11 @@ def describe(summary: engine.RunSummary, *extra: str) -> str:
 def as_json(result: ProcessResult) -> dict[str, Any]:
     s = result.summary
     return {
-        "processed": s.ok, "failed": s.error, "skipped": s.skipped,
+        "processed": s.ok, "failed": s.error, "warnings": s.warned, "skipped": s.skipped,
         "not_started": s.not_started, "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None,
         "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "seconds": round(o.duration, 3)}
+                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
                      for o in result.outcomes],
         "skipped_items": result.skipped,
     }

@@ -68,10 +68,17 @@ class RunSummary:
     not_started: int = 0
     #: Items whose latest outcome in this run is an error (a watch retries some).
     failed_items: set[str] = field(default_factory=set)
+    #: ``ok`` items with a warning (a web copy's is added when it fails: ``RecordingRun``).
+    warned: int = 0
 
     def add(self, outcome: Outcome) -> None:
+        """Count one outcome. Counts are of items, not attempts: an item that failed
+        earlier in this run and is tried again (a watch's retry) is no longer a failure."""
+        if outcome.item in self.failed_items:
+            self.error -= 1
         if outcome.status == OK:
             self.ok += 1
+            self.warned += bool(outcome.warning)
         elif outcome.status == NO_DATA:
             self.no_data += 1
         else:

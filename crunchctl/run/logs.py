@@ -85,7 +85,8 @@ class LogSetup:
 
 
 def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = None,
-          plain: bool = True, flush_every: int = 10, flush_interval: float = 5.0) -> LogSetup:
+          plain: bool = True, flush_every: int = 10, flush_interval: float = 5.0,
+          to_file: bool = True) -> LogSetup:
     """Attach a buffered file handler and a stderr handler to the ``crunchctl`` logger.
 
     Args:
@@ -96,6 +97,7 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
         plain: plain timestamped lines instead of rich formatting.
         flush_every: buffered records between writes to the file.
         flush_interval: seconds between timed flushes (long-running watch).
+        to_file: False for the console only (a ``--dry-run`` writes no log file).
 
     Raises:
         UsageError: ``log_file`` cannot be opened (exit 2, before any work).
@@ -103,26 +105,31 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     logger = logging.getLogger(ROOT)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    path = Path(log_file) if log_file else default_log_file()
+    path: Path | None = Path(log_file) if log_file else default_log_file()
     memory = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        target = logging.FileHandler(path, encoding="utf-8", delay=False)
-        target.setFormatter(_utc(FILE_FORMAT))
-        target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
-        memory = logging.handlers.MemoryHandler(max(1, flush_every), flushLevel=logging.ERROR,
-                                                target=target, flushOnClose=True)
-        logger.addHandler(memory)
-    except OSError as e:
-        if log_file:
-            # A log file someone named is part of the run, like its output folder
-            # (docs/ARCHITECTURE.md, "Rules every command follows").
-            from crunchctl.errors import UsageError
+    if not to_file:
+        path = None
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target = logging.FileHandler(path, encoding="utf-8", delay=False)
+            target.setFormatter(_utc(FILE_FORMAT))
+            target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+            memory = logging.handlers.MemoryHandler(
+                max(1, flush_every), flushLevel=logging.ERROR, target=target,
+                flushOnClose=True)
+            logger.addHandler(memory)
+        except OSError as e:
+            if log_file:
+                # A log file someone named is part of the run, like its output folder
+                # (docs/ARCHITECTURE.md, "Rules every command follows").
+                from crunchctl.errors import UsageError
 
-            raise UsageError(f"{path}: cannot open the log file: {e.strerror or e}") from None
-        path = None  # type: ignore[assignment]
-        logging.getLogger(ROOT).warning("cannot open the log file %s: %s",
-                                        default_log_file(), e.strerror or e)
+                raise UsageError(f"{path}: cannot open the log file: "
+                                 f"{e.strerror or e}") from None
+            path = None  # type: ignore[assignment]
+            logging.getLogger(ROOT).warning("cannot open the log file %s: %s",
+                                            default_log_file(), e.strerror or e)
 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crunchctl.outcome import Outcome
     from crunchctl.run.engine import RunSummary
 
@@ -56,6 +58,12 @@ def _clock(ts: float) -> str:
     return when(ts, date=False, seconds=False)
 
 
+def _iso(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 def _minutes(seconds: float) -> str:
     m = seconds / 60.0
     return f"{m:.0f} min" if m >= 10 else f"{m:.1f} min"
@@ -68,11 +76,15 @@ class QuietAlarm:
     Args:
         minutes: the quiet time; None or 0 switches the alarm off.
         folder: named in the warnings.
+        notify: called as ``notify("quiet" or "back", **fields)`` with each warning (the
+            watch's alerts, ``alerts.py``).
     """
 
-    def __init__(self, minutes: float | None, folder: str) -> None:
+    def __init__(self, minutes: float | None, folder: str,
+                 notify: Callable[..., Any] | None = None) -> None:
         self.after = minutes * 60.0 if minutes else None
         self.folder = folder
+        self.notify = notify
         self.last_arrival: float | None = None
         #: When the recorder went quiet (its last new recording, or the watch's start),
         #: while the warning stands; None otherwise.
@@ -87,6 +99,8 @@ class QuietAlarm:
         if self.since is not None:
             log.warning("recordings arrive again in %s (%s, after %s without one)",
                         self.folder, os.path.basename(path), _minutes(now - self.since))
+            if self.notify is not None:
+                self.notify("back", item=path, quiet_seconds=round(now - self.since, 1))
             self.since = None
         self.last_arrival = now
 
@@ -98,6 +112,9 @@ class QuietAlarm:
             log.warning("no new recording in %s for %s (since %s): is the recorder running?",
                         self.folder, _minutes(now - self.last_arrival),
                         _clock(self.last_arrival))
+            if self.notify is not None:
+                self.notify("quiet", since=_iso(self.last_arrival),
+                            quiet_seconds=round(now - self.last_arrival, 1))
 
 
 

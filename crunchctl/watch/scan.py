@@ -11,7 +11,7 @@ import os
 import re
 import stat as _stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -192,6 +192,30 @@ def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
         digest = Digests(settings) if settings is not None else None
         done = set(ledger.done_items(KIND_IQ, files, digest))
     return [(p, pending_reason(p, settings)) for p, _, _ in files if p not in done]
+
+
+def plan_once(folder: str, patterns: Sequence[str], recursive: bool, settings: Settings,
+              ledger: Ledger | None, excluded: Sequence[str] = ()) -> list[Any]:
+    """``watch --once --dry-run``: what the watch would do with each recording of the
+    folder, oldest first, and why (``recordings.run.Planned``); nothing is written.
+    Incomplete recordings are waited for, as the watch does (``readiness.py``)."""
+    import time
+
+    from crunchctl.recordings.run import Planned, plan_files
+    from crunchctl.watch.readiness import readiness, stalled
+
+    files = [(p, mtime) for p, _, mtime in scan_folder(os.path.abspath(folder), patterns,
+                                                       recursive, settings.format)
+             if not p.startswith(tuple(excluded))]
+    waiting: dict[str, str] = {}
+    for p, mtime in files:
+        state = readiness(p, settings)
+        if state.complete is False and not stalled(mtime, time.time(),
+                                                   settings.incomplete_after):
+            waiting[p] = state.reason or "incomplete"
+    planned = {x.item: x for x in plan_files([p for p, _ in files if p not in waiting],
+                                              settings, ledger)}
+    return [planned[p] if p in planned else Planned(p, "wait", waiting[p]) for p, _ in files]
 
 
 class ResetFollower:

@@ -24,6 +24,7 @@ from crunchctl.errors import ConfigError, LedgerError
 from crunchctl.outcome import ERROR, Outcome
 from crunchctl.recordings.run import Page, RecordingRun, prepare_output
 from crunchctl.run import engine, memory
+from crunchctl.watch.alerts import Alerts
 from crunchctl.watch.lock import WatchLock
 from crunchctl.watch.options import WatchOptions, check_options
 from crunchctl.watch.queue import RecordingQueue
@@ -98,7 +99,9 @@ class Watch:
         self._recorded = False
         self._resets: ResetFollower | None = None
         self._changed: set[str] = set()   # processed before this version (docs/ARCHITECTURE.md)
-        self.quiet = QuietAlarm(settings.quiet_after, options.folder)
+        self._stop_error: str | None = None
+        self.alerts = Alerts(settings.on_alert, options.folder, settings.alert_timeout)
+        self.quiet = QuietAlarm(settings.quiet_after, options.folder, notify=self.alerts.send)
 
     # ------------------------------------------------------------------ snapshot
 
@@ -273,11 +276,13 @@ class Watch:
             read = (outcome.size, outcome.mtime_ns)  # the version the worker actually read
         if outcome.status == ERROR:
             self.failed.add(path)
-            if outcome.extra.get("retry"):
+            if outcome.extra.get("retry") and not self.options.once:  # --once: no later
                 # Output folder gone or disk full: the recording may be fine; try again.
                 delay = self.options.retry_after
                 self.retry_at[path] = time.monotonic() + delay
                 log.warning("%s: will try again in %g s", path, delay)
+            self.alerts.send("failed", item=path, error=outcome.error,
+                             retry=bool(outcome.extra.get("retry")))
         else:
             self.failed.discard(path)
         self.queue.finished(path, read)
@@ -292,7 +297,6 @@ class Watch:
         from crunchctl.watch.observer import FolderWatcher
 
         opts = self.options
-        prepare_output(self.settings)
         if not opts.once:
             # Observer first, then the scan: nothing written in between is missed.
             self.watcher = FolderWatcher(opts.folder, opts.patterns, opts.recursive, opts.poll,
@@ -342,6 +346,7 @@ class Watch:
             ConfigError: the folder cannot be watched (no inotify watches left).
             LedgerError: the ledger cannot be written at the end.
         """
+        prepare_output(self.settings)  # before anything is started that would need closing
         try:
             self._start()
             self.rescan()
@@ -354,8 +359,14 @@ class Watch:
                      extra={"file_only": True})
             self.quiet.start(time.time())
             self._loop()
+        except Exception as e:
+            self._stop_error = str(e) or type(e).__name__
+            raise
         finally:
-            self._close()
+            try:
+                self._close()
+            finally:
+                self._stopped()
         pending = self.queue.pending()
         self.summary.not_started += len(self.queue.waiting) - len(pending)
         return WatchResult(self.summary, pending, self._published, self._outcomes)
@@ -393,6 +404,19 @@ class Watch:
                 timers["give_back"] = time.monotonic() + memory.GIVE_BACK_INTERVAL
                 memory.give_back()
 
+
+    def _stopped(self) -> None:
+        """The ``stopped`` alert, after the last outcome was recorded; waits (bounded) for
+        the alerts still queued to go out."""
+        if not self.alerts.enabled:
+            return
+        s, sig = self.summary, self.flags.signal
+        reason = "error" if self._stop_error else (
+            {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(sig, "signal")
+            if self.flags.stop.is_set() else "done")
+        self.alerts.send("stopped", reason=reason, error=self._stop_error, ok=s.ok,
+                         failed=s.error, no_data=s.no_data, pending=len(self.queue.pending()))
+        self.alerts.close()
 
     def _close(self) -> None:
         if self.watcher is not None:

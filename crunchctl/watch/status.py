@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from crunchctl.ledger.store import Ledger
 
 _SUMMARY_COLUMNS = ["seq", "item", "kind", "source", "status", "finished", "error"]
-_LIST_COLUMNS = ["source", "status", "duration_s", "products", "error"]
+_LIST_COLUMNS = ["source", "status", "duration_s", "products", "error", "warning"]
 
 
 def document(
@@ -130,7 +130,8 @@ def item_list(
 
     Returns:
         ``{"item", "kind", "status", "finished", "duration_s", "source", "products",
-        "error"}`` per item, sorted by item then kind.
+        "error", "warning"}`` per item, sorted by item then kind. Rows of older versions
+        kept an ok item's warning in ``error``: it is shown as the warning.
     """
     predicate = query.filters(since=since, item_glob=item_glob, source=source)
     latest = ledger.latest(where=predicate, columns=_LIST_COLUMNS)
@@ -141,9 +142,17 @@ def item_list(
         {"item": r["item"], "kind": r["kind"], "status": r["status"],
          "finished": _iso(r["finished"]), "duration_s": r["duration_s"],
          "source": r["source"], "products": list(r["products"] or []),
-         "error": without_item(r["error"], r["item"])}
+         **_error_and_warning(r)}
         for r in latest.sort("item", "kind").iter_rows(named=True)
     ]
+
+
+def _error_and_warning(row: dict[str, Any]) -> dict[str, str | None]:
+    error, warning = row["error"], row["warning"]
+    if row["status"] == OK and error and not warning:  # an older version's row
+        error, warning = None, error
+    return {"error": without_item(error, row["item"]),
+            "warning": without_item(warning, row["item"])}
 
 
 # ---------------------------------------------------------------------- pending

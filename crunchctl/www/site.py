@@ -179,7 +179,8 @@ class WebPage:
         if self._acquired[0] != key:
             self._acquired = (key, status_doc.acquisition_start(outcome.item, outcome.products))
         return status_doc.make_entry(outcome.item, processed=outcome.finished,
-                                     acquired=self._acquired[1], images={})
+                                     acquired=self._acquired[1], images={},
+                                     warning=outcome.warning)
 
     def tick(self) -> None:
         """Called often by a watch: rewrite when something changed or the heartbeat is due."""

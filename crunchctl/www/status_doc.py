@@ -78,8 +78,9 @@ def acquisition_start(item: str, products: Iterable[str]) -> _dt.datetime | None
 
 
 def make_entry(item: str, *, processed: float, acquired: _dt.datetime | None,
-               images: Mapping[str, str | None]) -> dict[str, Any]:
-    """One recording as the page lists it (history strip and ``latest``)."""
+               images: Mapping[str, str | None], warning: str | None = None) -> dict[str, Any]:
+    """One recording as the page lists it (history strip and ``latest``); ``warning``: an
+    ok recording's (e.g. processed although incomplete), shown on its card."""
     acq = acquired.timestamp() if acquired is not None else None
     token = f"{item}\0{processed:.6f}".encode()
     return {
@@ -93,6 +94,7 @@ def make_entry(item: str, *, processed: float, acquired: _dt.datetime | None,
         "zoom_image": images.get("zoom_image"),
         "thumb": images.get("thumb"),
         "version": hashlib.sha1(token).hexdigest()[:10],
+        "warning": warning,
     }
 
 

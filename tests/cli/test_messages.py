@@ -124,7 +124,7 @@ def test_help_shows_metavars_a_person_reads(command):
 
 FLAGS = {"--csv", "--version", "--verbose", "--quiet", "--install-completion", "--show-completion",
          "--help", "--force", "--json", "--recursive", "--once", "--errors", "--list", "--all",
-         "--dry-run", "--yes", "--noise-only", "--verify-checksum", "--resume"}
+         "--dry-run", "--incomplete", "--yes", "--noise-only", "--verify-checksum", "--resume"}
 
 
 def test_help_names_arguments_and_list_options_plainly():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from crunchctl.formats.synth import RecordingSpec, make_recording_as
-from tests.conftest import child_env, crunchctl_cmd, wait_for
+from conftest import child_env, crunchctl_cmd, wait_for
 
 SPEC = RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=100.0e6)
 COMMON = ["--lframes", "1024", "--zoom-span", "200000"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import child_env, crunchctl_cmd, small_args
+from conftest import child_env, crunchctl_cmd, small_args
 
 
 def _unprivileged() -> list[str]:

@@ -99,7 +99,7 @@ def test_item_list(tmp_path):
     assert b == {"item": "/data/w/2024_b.tiq", "kind": "iq", "status": "ok",
                  "finished": "2023-11-15T00:43:20Z", "duration_s": 1.5,
                  "source": "watch:/data/w", "products": ["/o/2024_b.png", "/o/2024_b_zoom.png"],
-                 "error": None}
+                 "error": None, "warning": None}
     [c] = item_list(led, errors_only=True)
     assert (c["item"], c["error"]) == ("/data/p/2023_c.tiq", "bad header")
     assert len(item_list(led)) == 5

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from crunchctl.formats.synth import Line, RecordingSpec, make_recording
-from tests.conftest import child_env, crunchctl_cmd
+from conftest import child_env, crunchctl_cmd
 
 FS = 1.0e6
 L = 1024
@@ -263,7 +263,7 @@ def _rows(tmp_path: Path) -> list[str]:
 def test_a_running_watch_adds_each_new_recording_to_the_campaign_and_the_page(tmp_path):
     import signal
 
-    from tests.conftest import wait_for
+    from conftest import wait_for
 
     folder = tmp_path / "rec" / "rsa"
     folder.mkdir(parents=True)

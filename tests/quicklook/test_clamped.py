@@ -33,5 +33,5 @@ def test_process_warns_and_records_the_clamping(make_tiq, tmp_path):
     assert r.exit_code == 0, r.output
     assert "n_avg 1000 is more than the recording's 6 frames" in r.stderr
     rows = Ledger(tmp_path / "ledger", create=False).scan().collect()
-    (warning,) = rows["error"].to_list()
+    (warning,) = rows["warning"].to_list()
     assert "zoom span" in warning and "n_avg 1000" in warning

@@ -14,7 +14,7 @@ import pytest
 
 from crunchctl.formats import tiq
 from crunchctl.formats.synth import RecordingSpec, make_recording
-from tests.conftest import child_env, crunchctl_cmd
+from conftest import child_env, crunchctl_cmd
 
 LIMIT = 300 << 20  # bytes
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import child_env, small_args
+from conftest import child_env, small_args
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

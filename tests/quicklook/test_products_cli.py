@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import child_env, crunchctl_cmd, small_args
+from conftest import child_env, crunchctl_cmd, small_args
 
 
 def _process(tmp_path: Path, rec: Path, *extra: str) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crunchctl.formats.synth import RecordingSpec, make_recording_as
-from tests.conftest import child_env, crunchctl_cmd
+from conftest import child_env, crunchctl_cmd
 
 SPEC = RecordingSpec(nframes=8, lframes=1024, fs=1.0e6, center=100.0e6)
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import child_env, crunchctl_cmd, small_args
+from conftest import child_env, crunchctl_cmd, small_args
 
 
 def _process(tmp_path: Path, rec: Path, *extra: str) -> dict:

@@ -85,7 +85,7 @@ def test_incomplete_after_processes_what_is_there_with_a_warning(tmp_path):
     assert f"{cut}: ok in" in out.stderr and "incomplete: processed the 3 whole frames" \
         in out.stderr, out.stderr
     row = rows(tmp_path / "ledger", cut).row(-1, named=True)
-    assert row["status"] == "ok" and row["error"].startswith("incomplete:")
+    assert row["status"] == "ok" and row["warning"].startswith("incomplete:")
     assert (tmp_path / "out" / "cut.png").stat().st_size > 1000
     assert rows(tmp_path / "ledger", whole).row(-1, named=True)["error"] is None
 
