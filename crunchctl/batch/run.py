@@ -598,7 +598,7 @@ def run_batch(
         raise UsageError(str(e)) from None
     clean_stale_temps(output)
 
-    recordings, stems = _recording_run(due, specs, options, output, ledger)
+    recordings, stems, recorded_as = _recording_run(due, specs, options, output, ledger)
     tasks = [BatchTask(item, os.path.abspath(item), os.path.join(output, names[item] + ".png"),
                        specs[item], options.figure, options.settings, options.source,
                        digests[specs[item]], *stats[item],
@@ -626,6 +626,7 @@ def run_batch(
                      ", ".join(outcome.products))
         recording = outcome.extra.pop("recording", None)
         if recording is not None and recordings is not None and outcome.status == OK:
+            recording.item = recorded_as[outcome.item]  # a SigMF pair: its data file
             recordings.finish(recording)  # campaign, digest, the recording's iq row
         result.outcomes.append(outcome)
         if ledger is not None:
@@ -660,9 +661,11 @@ def run_batch(
 
 
 def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: BatchOptions,
-                   output: str, ledger: Ledger | None) -> tuple[Any, dict[str, str]]:
-    """The ``RecordingRun`` that finishes the recordings' own products, and the product stem
-    of each ``iq`` item (as ``process`` names them); (None, {}) without such products.
+                   output: str, ledger: Ledger | None,
+                   ) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """The ``RecordingRun`` that finishes the recordings' own products, the product stem of
+    each ``iq`` item (as ``process`` names them) and its ledger item (as ``process`` records
+    it, docs/formats.md); (None, {}, {}) without such products.
 
     The recording's products are recorded as its ``iq`` row through the same path as
     ``process``'s (docs/ARCHITECTURE.md): the done rule, the campaign and ``trend`` see them.
@@ -672,7 +675,7 @@ def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: Ba
         if options.products:
             log.warning("--products %s: written by the iq loader only; none of these items "
                         "uses it", ",".join(options.products))
-        return None, {}
+        return None, {}, {}
     import dataclasses
 
     from crunchctl.config import Settings
@@ -681,10 +684,12 @@ def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: Ba
     # No web copies: a batch has no page, and its recordings are not the recorder's latest.
     settings = dataclasses.replace(options.settings or Settings(), output_path=output,
                                    products=",".join(options.products), www_path=None)
+    from crunchctl.formats import item_path
+
     run = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False)
-    paths = [os.path.abspath(i) for i in iq]
-    stems = {t.path: t.stem for t in run.tasks(paths)}
-    return run, {i: stems[p] for i, p in zip(iq, paths)}
+    paths = {i: os.path.abspath(item_path(i, settings.format)) for i in iq}
+    stems = {t.path: t.stem for t in run.tasks(list(dict.fromkeys(paths.values())))}
+    return run, {i: stems[p] for i, p in paths.items()}, paths
 
 
 def select(items: Sequence[str], only: Sequence[str]) -> list[str]:
