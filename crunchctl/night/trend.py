@@ -149,6 +149,11 @@ def draw(trends: Sequence[Trend], *, title: str = "line trends",
         ax.grid(alpha=0.3)
     if any(t.points for t in trends):
         top.legend(loc="best", fontsize=8, title="line", title_fontsize=8)
+    times = {p["time"] for t in trends for p in t.points}
+    if len(times) == 1:  # one instant (header times that do not advance): an hour around it
+        only = _dt.datetime.fromtimestamp(times.pop(), utc)
+        bottom.set_xlim(only - _dt.timedelta(minutes=30), only + _dt.timedelta(minutes=30))
+        title += "   (every recording has the same acquisition start)"
     fig.suptitle(title, x=0.02, ha="left", fontsize=11, fontweight="bold")
     fig.autofmt_xdate()
     buf = io.BytesIO()
