@@ -61,9 +61,20 @@ def run(mode: str, paths: list[Path], workers: int, work: Path) -> dict:
     ledger = work / f"ledger-{mode}"
     for d in (out, ledger):
         shutil.rmtree(d, ignore_errors=True)
-    args = [*crunchctl(), "process", *map(str, paths), "-j", str(workers), "--output",
-            str(out), "--ledger", str(ledger), "--log-file", str(work / f"{mode}.log"),
-            "--json"]
+    args = [
+        *crunchctl(),
+        "process",
+        *map(str, paths),
+        "-j",
+        str(workers),
+        "--output",
+        str(out),
+        "--ledger",
+        str(ledger),
+        "--log-file",
+        str(work / f"{mode}.log"),
+        "--json",
+    ]
     if mode == "dask":
         args += ["--scheduler", "local"]
     env = dict(os.environ, NO_COLOR="1")
@@ -86,9 +97,16 @@ def run(mode: str, paths: list[Path], workers: int, work: Path) -> dict:
     # The next run must not pay for writing this one's ~0.5 GB of products back to disk.
     shutil.rmtree(out, ignore_errors=True)
     os.sync()
-    return {"mode": mode, "wall": wall, "per_s": n / wall, "task_s": task, "span": span,
-            "start_up": wall - span, "span_per_s": n / span,
-            "idle_per_task": (workers * span - task) / n}
+    return {
+        "mode": mode,
+        "wall": wall,
+        "per_s": n / wall,
+        "task_s": task,
+        "span": span,
+        "start_up": wall - span,
+        "span_per_s": n / span,
+        "idle_per_task": (workers * span - task) / n,
+    }
 
 
 def _seconds(value: object) -> float:
@@ -107,8 +125,10 @@ def main() -> None:
     try:
         inputs = make_inputs(args.folder or work / "in", args.n)
         mb = inputs[0].stat().st_size / 1e6
-        print(f"{args.n} recordings of {mb:.0f} MB, {args.workers} workers, "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.n} recordings of {mb:.0f} MB, {args.workers} workers, "
+            f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+        )
         results: list[dict] = []
         for r in range(args.rounds):
             order = ("pool", "dask") if r % 2 == 0 else ("dask", "pool")
@@ -116,10 +136,12 @@ def main() -> None:
                 res = run(mode, inputs, args.workers, work)
                 res["round"] = r + 1
                 results.append(res)
-                print(f"  round {r + 1} {mode:4s}: wall {res['wall']:6.2f} s "
-                      f"(start-up {res['start_up']:5.2f} s), {res['per_s']:.3f} rec/s, "
-                      f"task sum {res['task_s']:6.2f} s, idle/task "
-                      f"{res['idle_per_task'] * 1000:.0f} ms")
+                print(
+                    f"  round {r + 1} {mode:4s}: wall {res['wall']:6.2f} s "
+                    f"(start-up {res['start_up']:5.2f} s), {res['per_s']:.3f} rec/s, "
+                    f"task sum {res['task_s']:6.2f} s, idle/task "
+                    f"{res['idle_per_task'] * 1000:.0f} ms"
+                )
         ratios, steady, overheads, slower = [], [], [], []
         for r in range(1, args.rounds + 1):
             pool = next(x for x in results if x["round"] == r and x["mode"] == "pool")
@@ -132,18 +154,27 @@ def main() -> None:
         def show(xs: list[float], fmt: str) -> str:
             return ", ".join(format(x, fmt) for x in xs)
 
-        print(f"throughput dask/pool, whole command: {show(ratios, '.1%')} "
-              f"(target >= 85%)")
+        print(f"throughput dask/pool, whole command: {show(ratios, '.1%')} (target >= 85%)")
         print(f"throughput dask/pool, first task to last: {show(steady, '.1%')}")
-        print(f"Dask overhead per task: hand-off {show([x * 1000 for x in overheads], '.0f')}"
-              f" ms; task itself {show([x * 1000 for x in slower], '.0f')} ms")
-        print(json.dumps({"n": args.n, "workers": args.workers, "mb": round(mb),
-                          "load": round(os.getloadavg()[0], 1),
-                          "ratios": [round(x, 4) for x in ratios],
-                          "steady_ratios": [round(x, 4) for x in steady],
-                          "handoff_per_task_s": [round(x, 4) for x in overheads],
-                          "task_slower_s": [round(x, 4) for x in slower],
-                          "runs": results}))
+        print(
+            f"Dask overhead per task: hand-off {show([x * 1000 for x in overheads], '.0f')}"
+            f" ms; task itself {show([x * 1000 for x in slower], '.0f')} ms"
+        )
+        print(
+            json.dumps(
+                {
+                    "n": args.n,
+                    "workers": args.workers,
+                    "mb": round(mb),
+                    "load": round(os.getloadavg()[0], 1),
+                    "ratios": [round(x, 4) for x in ratios],
+                    "steady_ratios": [round(x, 4) for x in steady],
+                    "handoff_per_task_s": [round(x, 4) for x in overheads],
+                    "task_slower_s": [round(x, 4) for x in slower],
+                    "runs": results,
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

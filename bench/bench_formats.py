@@ -43,11 +43,13 @@ CASES = [
 def write(folder: Path, kind: str, name: str, spec: synth.RecordingSpec) -> Path:
     path = folder / name
     if kind == "tiq16":
-        return synth.make_recording(path, synth.RecordingSpec(**{**spec.__dict__,
-                                                                 "number_format": "Int16"}))
+        return synth.make_recording(
+            path, synth.RecordingSpec(**{**spec.__dict__, "number_format": "Int16"})
+        )
     if kind == "tiqf":
-        return synth.make_recording(path, synth.RecordingSpec(**{**spec.__dict__,
-                                                                 "number_format": "Single"}))
+        return synth.make_recording(
+            path, synth.RecordingSpec(**{**spec.__dict__, "number_format": "Single"})
+        )
     if kind == "tdms1":
         return synth.make_recording_as(path, "tdms", spec, records=1)
     return synth.make_recording_as(path, kind, spec)
@@ -59,12 +61,16 @@ def read_once(path: Path, options: ReadOptions, lframes: int) -> float:
     n = header.nsamples // lframes
     work = None
     for b in reader.blocks(header, options, 0, n, lframes):
-        data = b.data.view(np.float32 if b.data.dtype == np.complex64 else b.data.dtype) \
-            if np.iscomplexobj(b.data) else b.data
+        data = (
+            b.data.view(np.float32 if b.data.dtype == np.complex64 else b.data.dtype)
+            if np.iscomplexobj(b.data)
+            else b.data
+        )
         if work is None or work.shape[0] < data.shape[0]:
             work = np.empty(data.shape, dtype=np.float32)
-        np.multiply(data, np.float32(b.scale), out=work[: data.shape[0]], dtype=np.float32,
-                    casting="unsafe")
+        np.multiply(
+            data, np.float32(b.scale), out=work[: data.shape[0]], dtype=np.float32, casting="unsafe"
+        )
     return time.perf_counter() - start
 
 
@@ -97,8 +103,10 @@ def main() -> None:
         for label, path in paths.items():
             size = data_bytes(path)
             rows[label] = (size / 1e6 / best[label], spec.nsamples / 1e6 / best[label], size)
-        print(f"{spec.nsamples} samples ({args.frames} frames of {args.lframes}), best of "
-              f"{args.repeats}, page cache warm")
+        print(
+            f"{spec.nsamples} samples ({args.frames} frames of {args.lframes}), best of "
+            f"{args.repeats}, page cache warm"
+        )
         print(f"{'format':34} {'MB':>7} {'MB/s':>8} {'Msamp/s':>8} {'vs tiq':>16}")
         for label, _, _, base in CASES:
             mbs, mss, size = rows[label]

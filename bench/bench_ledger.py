@@ -44,6 +44,7 @@ def build(path: Path, rows: int, out: Path, n_candidates: int) -> list[tuple[str
         return int((T_START + span * j / rows) * 1e9) - 10**9
 
     with Ledger(path, flush_every=5000) as led:
+
         def outcomes():
             for i in range(rows):
                 t = T_START + span * i / rows
@@ -59,12 +60,20 @@ def build(path: Path, rows: int, out: Path, n_candidates: int) -> list[tuple[str
                     status = "ok"  # the candidates are done items
                 products = [str(out / f"rec_{j:07d}.png")] if status == "ok" else []
                 source = "watch:/data/rsa510/2024" if i % 3 else "process"
-                yield Outcome(item=item, kind="iq", source=source, status=status,
-                              started=t - 2.5, finished=t, size=4_000_000 + j,
-                              mtime_ns=mtime_ns(j), settings_digest=DIGEST,
-                              products=products,
-                              error="short read: 1024 of 4096 bytes" if status == "error"
-                              else None)
+                yield Outcome(
+                    item=item,
+                    kind="iq",
+                    source=source,
+                    status=status,
+                    started=t - 2.5,
+                    finished=t,
+                    size=4_000_000 + j,
+                    mtime_ns=mtime_ns(j),
+                    settings_digest=DIGEST,
+                    products=products,
+                    error="short read: 1024 of 4096 bytes" if status == "error" else None,
+                )
+
         led.record_many(outcomes())
     # The candidates' products exist: all of them are done, so every check is made.
     for j in range(n_candidates):
@@ -86,8 +95,13 @@ def cli_status(state_dir: Path) -> dict[str, float | str]:
     exe = shutil.which("crunchctl")
     if exe is None:
         return {"note": "no `crunchctl` command on PATH"}
-    env = {**os.environ, "CRUNCHCTL_STATE_DIR": str(state_dir), "NO_COLOR": "1",
-           "TERMINAL_WIDTH": "3000", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
+    env = {
+        **os.environ,
+        "CRUNCHCTL_STATE_DIR": str(state_dir),
+        "NO_COLOR": "1",
+        "TERMINAL_WIDTH": "3000",
+        "_TYPER_FORCE_DISABLE_TERMINAL": "1",
+    }
     helped = subprocess.run([exe, "--help"], capture_output=True, text=True, env=env)
     if helped.returncode != 0 or "status" not in helped.stdout:
         return {"note": "`crunchctl` has no `status` command yet"}
@@ -111,8 +125,9 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 rows")
     ap.add_argument("--candidates", type=int, default=100_000)
-    ap.add_argument("--records", type=int, default=20_000,
-                    help="outcomes recorded for the record() figure")
+    ap.add_argument(
+        "--records", type=int, default=20_000, help="outcomes recorded for the record() figure"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
     rows = 100_000 if args.quick else args.rows
@@ -128,15 +143,28 @@ def main() -> int:
         n_parts = sum(n.startswith("part-") for n in names)
         n_comp = sum(n.startswith("compact-") for n in names)
         size_mb = sum(f.stat().st_size for f in ledger_path.glob("*.parquet")) / 1e6
-        print(f"built {rows:,} rows in {build_s:.1f} s (record_many, 5,000 rows per flush): "
-              f"{n_comp} compact + {n_parts} part files, {size_mb:.1f} MB in {ledger_path}")
+        print(
+            f"built {rows:,} rows in {build_s:.1f} s (record_many, 5,000 rows per flush): "
+            f"{n_comp} compact + {n_parts} part files, {size_mb:.1f} MB in {ledger_path}"
+        )
 
         led = Ledger(ledger_path, flush_every=50)
         n_rec = args.records if not args.quick else min(args.records, 10_000)
-        outs = [Outcome(item=f"/data/new/rec_{i:07d}.tiq", kind="iq", source="watch:/data/new",
-                        status="ok", started=time.time() - 1, finished=time.time(),
-                        size=i, mtime_ns=i, settings_digest=DIGEST,
-                        products=[f"/out/rec_{i:07d}.png"]) for i in range(n_rec)]
+        outs = [
+            Outcome(
+                item=f"/data/new/rec_{i:07d}.tiq",
+                kind="iq",
+                source="watch:/data/new",
+                status="ok",
+                started=time.time() - 1,
+                finished=time.time(),
+                size=i,
+                mtime_ns=i,
+                settings_digest=DIGEST,
+                products=[f"/out/rec_{i:07d}.png"],
+            )
+            for i in range(n_rec)
+        ]
         t = time.perf_counter()
         for o in outs:
             led.record(o)
@@ -147,13 +175,16 @@ def main() -> int:
         status_s, status = timed(reader.status)
         assert status["rows"] == rows + n_rec, status["rows"]
         due_s, done = timed(lambda: reader.done_items("iq", candidates, DIGEST))
-        due_np_s, _ = timed(lambda: reader.done_items("iq", candidates, DIGEST,
-                                                      check_products=False))
+        due_np_s, _ = timed(
+            lambda: reader.done_items("iq", candidates, DIGEST, check_products=False)
+        )
         cli = cli_status(state)
 
-        print(f"\nrecorded {n_rec:,} outcomes at flush_every=50 on top; "
-              f"done_items: {len(done):,} of {len(candidates):,} candidates done "
-              f"(the others have no row)\n")
+        print(
+            f"\nrecorded {n_rec:,} outcomes at flush_every=50 on top; "
+            f"done_items: {len(done):,} of {len(candidates):,} candidates done "
+            f"(the others have no row)\n"
+        )
         table = [
             ("record + flush, amortized (flush_every=50)", "< 1 ms", f"{record_s * 1e3:.3f} ms"),
             (f"status summary on {status['rows']:,} rows", "< 2 s", f"{status_s:.2f} s"),
@@ -170,8 +201,10 @@ def main() -> int:
         if "note" in cli:
             print(f"\nCLI skipped: {cli['note']}")
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"\n(median of 3 runs for status, done_items and the CLI; warm page cache; "
-              f"{os.cpu_count()} CPUs, load average {load})")
+        print(
+            f"\n(median of 3 runs for status, done_items and the CLI; warm page cache; "
+            f"{os.cpu_count()} CPUs, load average {load})"
+        )
     finally:
         if args.keep:
             print(f"kept {base}")

@@ -19,8 +19,7 @@ import time
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                   check=False)
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
     return time.perf_counter() - t0
 
 
@@ -31,8 +30,12 @@ def main() -> None:
     exe = shutil.which("crunchctl")
     if exe is None:
         sys.exit("crunchctl is not installed (pip install -e .)")
-    complete_env = {**os.environ, "_CRUNCHCTL_COMPLETE": "complete_bash",
-                    "COMP_WORDS": "crunchctl process --win", "COMP_CWORD": "2"}
+    complete_env = {
+        **os.environ,
+        "_CRUNCHCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "crunchctl process --win",
+        "COMP_CWORD": "2",
+    }
     cases = {
         "python -c 'import typer' (baseline)": ([sys.executable, "-c", "import typer"], None),
         "crunchctl --help": ([exe, "--help"], None),

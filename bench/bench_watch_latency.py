@@ -61,7 +61,7 @@ def write_like_a_recorder(src: Path, dest: Path) -> float:
         t0 = time.perf_counter()
         written = 0
         for start in range(header, len(data), CHUNK):
-            f.write(data[start:start + CHUNK])
+            f.write(data[start : start + CHUNK])
             f.flush()
             written += min(CHUNK, len(data) - start)
             ahead = written / RATE - (time.perf_counter() - t0)
@@ -98,10 +98,25 @@ def processing_time(rec: Path, work: Path, runs: int) -> tuple[float, float]:
     for i in range(runs):
         t0 = time.perf_counter()
         out = subprocess.run(
-            [*crunchctl(), "process", str(rec), "--json", "--output", str(work / f"p{i}"),
-             "--ledger", str(work / f"pledger{i}"), "--config", str(work / "empty.toml"),
-             "--log-file", str(work / "process.log")],
-            capture_output=True, text=True, env=env(), check=True)
+            [
+                *crunchctl(),
+                "process",
+                str(rec),
+                "--json",
+                "--output",
+                str(work / f"p{i}"),
+                "--ledger",
+                str(work / f"pledger{i}"),
+                "--config",
+                str(work / "empty.toml"),
+                "--log-file",
+                str(work / "process.log"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env(),
+            check=True,
+        )
         wall.append(time.perf_counter() - t0)
         inner.append(json.loads(out.stdout)["outcomes"][0]["seconds"])
     return statistics.median(inner), statistics.median(wall)
@@ -116,8 +131,9 @@ def ledger_duration(ledger: Path, item: Path) -> float | None:
     return rows["duration_s"][-1] if rows.height else None
 
 
-def run_mode(name: str, extra: list[str], rec: Path, small: Path, work: Path, trials: int,
-             workers: int) -> list[tuple[float, float | None]]:
+def run_mode(
+    name: str, extra: list[str], rec: Path, small: Path, work: Path, trials: int, workers: int
+) -> list[tuple[float, float | None]]:
     base = work / name
     folder = base / "rsa510"
     folder.mkdir(parents=True)
@@ -125,17 +141,36 @@ def run_mode(name: str, extra: list[str], rec: Path, small: Path, work: Path, tr
     png = www / "rsa510.png"
     stderr = open(base / "stderr.txt", "w")
     proc = subprocess.Popen(
-        [*crunchctl(), "watch", str(folder), "--output", str(base / "out"), "--www", str(www),
-         "--ledger", str(base / "ledger"), "--config", str(work / "empty.toml"),
-         "--log-file", str(base / "watch.log"), "-j", str(workers), *extra],
-        stdout=subprocess.DEVNULL, stderr=stderr, env=env())
+        [
+            *crunchctl(),
+            "watch",
+            str(folder),
+            "--output",
+            str(base / "out"),
+            "--www",
+            str(www),
+            "--ledger",
+            str(base / "ledger"),
+            "--config",
+            str(work / "empty.toml"),
+            "--log-file",
+            str(base / "watch.log"),
+            "-j",
+            str(workers),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=env(),
+    )
     results = []
     try:
         deadline = time.monotonic() + 60
         while "watching " not in (base / "stderr.txt").read_text():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name}: watch did not start:\n"
-                                 + (base / "stderr.txt").read_text())
+                raise SystemExit(
+                    f"{name}: watch did not start:\n" + (base / "stderr.txt").read_text()
+                )
             time.sleep(0.05)
         # Warm-up: the first recording per worker pays for importing matplotlib.
         before = inode(png)
@@ -161,9 +196,11 @@ def run_mode(name: str, extra: list[str], rec: Path, small: Path, work: Path, tr
                 time.sleep(0.6)  # the ledger row is flushed within 0.5 s
                 latency = seen - last_byte
                 results.append((latency, ledger_duration(base / "ledger", dest)))
-                print(f"  {name:7s} {how:7s} trial {i + 1}: latency {latency:5.2f} s "
-                      f"(watch's processing {results[-1][1] or float('nan'):.2f} s)",
-                      flush=True)
+                print(
+                    f"  {name:7s} {how:7s} trial {i + 1}: latency {latency:5.2f} s "
+                    f"(watch's processing {results[-1][1] or float('nan'):.2f} s)",
+                    flush=True,
+                )
                 time.sleep(1.0)
     finally:
         proc.terminate()
@@ -191,17 +228,21 @@ def main() -> int:
         rec = synth.make_recording(work / "source.tiq", synth.RecordingSpec(nframes=frames))
         small = synth.make_recording(work / "small.tiq", synth.RecordingSpec(nframes=2))
         size = rec.stat().st_size / 1e6
-        print(f"recording: {frames} frames of 65536 samples, {size:.1f} MB; "
-              f"watch -j {args.workers}; {os.cpu_count()} cores; "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"recording: {frames} frames of 65536 samples, {size:.1f} MB; "
+            f"watch -j {args.workers}; {os.cpu_count()} cores; "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         inner, wall = processing_time(rec, work, 1 if args.quick else 3)
-        print(f"crunchctl process: {inner:.2f} s processing ({wall:.2f} s wall with start-up)",
-              flush=True)
+        print(
+            f"crunchctl process: {inner:.2f} s processing ({wall:.2f} s wall with start-up)",
+            flush=True,
+        )
         target = inner + 1.0
         verdicts = []
         for name, extra in (("events", []), ("poll 1", ["--poll", "1"])):
-            res = run_mode(name.replace(" ", ""), extra, rec, small, work, trials,
-                           args.workers)
+            res = run_mode(name.replace(" ", ""), extra, rec, small, work, trials, args.workers)
             lat = [r[0] for r in res]
             own = [r[1] for r in res if r[1] is not None]
             med, worst = statistics.median(lat), max(lat)
@@ -214,11 +255,14 @@ def main() -> int:
             # with the watch's own processing of the same recording.
             strict = all(r[0] <= r[1] + 1.0 for r in res if r[1] is not None)
             verdicts.append(ok and strict)
-            print(f"{name:7s}: latency median {med:.2f} s, max {worst:.2f} s; target "
-                  f"<= {target:.2f} s (processing {inner:.2f} s + 1 s): "
-                  f"{'met' if ok else 'MISSED'}; watch's own processing {own_med:.2f} s, "
-                  f"overhead median {overhead:.2f} s (<= 1 s: "
-                  f"{'met' if strict else 'MISSED'})", flush=True)
+            print(
+                f"{name:7s}: latency median {med:.2f} s, max {worst:.2f} s; target "
+                f"<= {target:.2f} s (processing {inner:.2f} s + 1 s): "
+                f"{'met' if ok else 'MISSED'}; watch's own processing {own_med:.2f} s, "
+                f"overhead median {overhead:.2f} s (<= 1 s: "
+                f"{'met' if strict else 'MISSED'})",
+                flush=True,
+            )
         return 0 if all(verdicts) else 1
     finally:
         if args.keep:

@@ -52,19 +52,33 @@ def child_env() -> dict[str, str]:
 
 
 def common(base: Path) -> list[str]:
-    return ["--ledger", str(base / "ledger"), "--output", str(base / "out"), "--lframes",
-            str(LFRAMES), "--zoom-span", "100000", "--products", "npz",
-            "--log-file", str(base / "crunchctl.log")]
+    return [
+        "--ledger",
+        str(base / "ledger"),
+        "--output",
+        str(base / "out"),
+        "--lframes",
+        str(LFRAMES),
+        "--zoom-span",
+        "100000",
+        "--products",
+        "npz",
+        "--log-file",
+        str(base / "crunchctl.log"),
+    ]
 
 
 def template(base: Path) -> bytes:
     """One small, real recording's bytes (each copy gets its own name and mtime)."""
     from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
-    path = make_recording(base / "template.tiq",
-                          RecordingSpec(nframes=2, lframes=LFRAMES, fs=1.0e6, center=100.0e6,
-                                        lines=(Line(50e3, 1e-3, 0.0),)),
-                          chunk_samples=LFRAMES)
+    path = make_recording(
+        base / "template.tiq",
+        RecordingSpec(
+            nframes=2, lframes=LFRAMES, fs=1.0e6, center=100.0e6, lines=(Line(50e3, 1e-3, 0.0),)
+        ),
+        chunk_samples=LFRAMES,
+    )
     data = path.read_bytes()
     path.unlink()
     return data
@@ -95,12 +109,15 @@ def prepare(base: Path, n: int) -> Path:
     names = sorted(folder.iterdir())
     for p in names[:SEED]:
         os.link(p, seed / p.name)
-    p = subprocess.run([*crunchctl(), "watch", str(seed), "--once", "-j", "2", "-q",
-                        *common(base)], env=child_env(), capture_output=True, text=True)
+    p = subprocess.run(
+        [*crunchctl(), "watch", str(seed), "--once", "-j", "2", "-q", *common(base)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
     if p.returncode != 0:
         sys.exit(f"preparing the ledger failed ({p.returncode}): {p.stderr[-2000:]}")
-    print(f"processed {min(n, SEED)} recordings with watch --once in "
-          f"{time.monotonic() - t0:.1f} s")
+    print(f"processed {min(n, SEED)} recordings with watch --once in {time.monotonic() - t0:.1f} s")
     t0 = time.monotonic()
     record_rest(base, folder, names)
     shutil.rmtree(seed)
@@ -123,11 +140,20 @@ def record_rest(base: Path, folder: Path, names: list[Path]) -> None:
             product = base / "out" / f"{p.stem}.npz"
             if not product.exists():
                 product.write_bytes(npz)
-            ledger.record(Outcome(item=str(p), kind=KIND_IQ, source=f"watch:{folder}",
-                                  status=OK, started=now, finished=now + 0.01,
-                                  size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                  settings_digest=model["settings_digest"],
-                                  products=[str(product)]))
+            ledger.record(
+                Outcome(
+                    item=str(p),
+                    kind=KIND_IQ,
+                    source=f"watch:{folder}",
+                    status=OK,
+                    started=now,
+                    finished=now + 0.01,
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    settings_digest=model["settings_digest"],
+                    products=[str(product)],
+                )
+            )
         ledger.flush()
         ledger.compact()
 
@@ -160,13 +186,19 @@ def group_cpu(pgid: int) -> float:
     return total
 
 
-def run_watch(base: Path, folder: Path, extra: list[str], idle: float, label: str,
-              data: bytes, serial: int) -> dict[str, float]:
+def run_watch(
+    base: Path, folder: Path, extra: list[str], idle: float, label: str, data: bytes, serial: int
+) -> dict[str, float]:
     out = base / "out"
     cmd = [*crunchctl(), "watch", str(folder), "-j", "2", *extra, *common(base)]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # A recording dropped in right after the start (renamed in, as a mover does).
         name = f"new_{serial:03d}.tiq"
@@ -189,11 +221,18 @@ def run_watch(base: Path, folder: Path, extra: list[str], idle: float, label: st
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
-    figures = {"ready_s": ready, "idle_cpu_pct": 100 * (cpu1 - cpu0) / idle,
-               "peak_mib": hwm / 1024, "read_mib": rchar / 2**20, "exit": proc.returncode}
-    print(f"{label:<22} new recording processed {ready:5.2f} s after start; idle CPU "
-          f"{figures['idle_cpu_pct']:4.1f} % of a core; peak {figures['peak_mib']:.0f} MiB; "
-          f"read {figures['read_mib']:.1f} MiB; exit {proc.returncode}")
+    figures = {
+        "ready_s": ready,
+        "idle_cpu_pct": 100 * (cpu1 - cpu0) / idle,
+        "peak_mib": hwm / 1024,
+        "read_mib": rchar / 2**20,
+        "exit": proc.returncode,
+    }
+    print(
+        f"{label:<22} new recording processed {ready:5.2f} s after start; idle CPU "
+        f"{figures['idle_cpu_pct']:4.1f} % of a core; peak {figures['peak_mib']:.0f} MiB; "
+        f"read {figures['read_mib']:.1f} MiB; exit {proc.returncode}"
+    )
     return figures
 
 
@@ -201,8 +240,13 @@ def baseline_read(base: Path, empty: Path) -> float:
     """MiB a watch reads on an empty folder (Python, libraries, ledger): what is not the
     recordings' share of ``rchar``."""
     cmd = [*crunchctl(), "watch", str(empty), "-j", "2", *common(base)]
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         log = base / "crunchctl.log"
         t0 = time.monotonic()
@@ -252,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     st = min(timed([*crunchctl(), "status", *ledger]) for _ in range(2))
     sj = min(timed([*crunchctl(), "status", "--json", *ledger]) for _ in range(2))
     print(f"status: {st:.2f} s; status --json: {sj:.2f} s")
-    print(f"read beyond a watch of an empty folder ({baseline:.1f} MiB): "
-          f"{max(poll['read_mib'], events['read_mib']) - baseline:.1f} MiB of "
-          f"{total_mib:.0f} MiB of recordings; {load()}")
+    print(
+        f"read beyond a watch of an empty folder ({baseline:.1f} MiB): "
+        f"{max(poll['read_mib'], events['read_mib']) - baseline:.1f} MiB of "
+        f"{total_mib:.0f} MiB of recordings; {load()}"
+    )
     checks = {
         "ready within 10 s (poll)": poll["ready_s"] <= 10,
         "ready within 10 s (events)": events["ready_s"] <= 10,

@@ -34,9 +34,13 @@ def read_header(path: str) -> dict:
             raise SystemExit(f"{path}: header has no {name}")
         return m.group(1).strip()
 
-    return {"offset": offset, "nsamples": int(field("NumberSamples")),
-            "fs": float(field("SamplingFrequency")), "scaling": float(field("Scaling")),
-            "center": float(field("Frequency"))}
+    return {
+        "offset": offset,
+        "nsamples": int(field("NumberSamples")),
+        "fs": float(field("SamplingFrequency")),
+        "scaling": float(field("Scaling")),
+        "center": float(field("Frequency")),
+    }
 
 
 def spectrogram(path: str, h: dict, lframes: int, nframes: int, chunk: int = 16):
@@ -55,8 +59,9 @@ def spectrogram(path: str, h: dict, lframes: int, nframes: int, chunk: int = 16)
         for start in range(0, nframes, chunk):
             k = min(chunk, nframes - start)
             f.readinto(raw[:k])
-            np.multiply(raw[:k], weights, out=work[:k].view(np.float32), dtype=np.float32,
-                        casting="unsafe")
+            np.multiply(
+                raw[:k], weights, out=work[:k].view(np.float32), dtype=np.float32, casting="unsafe"
+            )
             spec = sfft.fft(work[:k], axis=1, overwrite_x=True, workers=workers)
             comps = spec.view(np.float32)
             np.square(comps, out=comps)
@@ -102,8 +107,9 @@ def render(path: str, power, extent, title: str) -> None:
     img = pool(pool(power, 1, int(size[0] * dpi * 0.8)), 0, int(size[1] * dpi * 0.8))
     img = 10 * np.log10(img)
     lo, hi = np.percentile(img[np.isfinite(img)], (2, 99.95))
-    im = ax.imshow(img, origin="lower", aspect="auto", interpolation="nearest",
-                   extent=extent, vmin=lo, vmax=hi)
+    im = ax.imshow(
+        img, origin="lower", aspect="auto", interpolation="nearest", extent=extent, vmin=lo, vmax=hi
+    )
     fig.colorbar(im, cax=cax).set_label("power (dB)")
     ax.set_xlabel("frequency (MHz)")
     ax.set_ylabel("time (s)")
@@ -133,11 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     freqs = center + (np.arange(lframes) - lframes / 2) * (fs / lframes)
     times = np.arange(nframes) * (lframes / fs)
 
-    write_npz(os.path.join(args.output, stem + ".npz"),
-              {"arr_0": freqs[np.newaxis, :], "arr_1": times[:, np.newaxis], "arr_2": power})
+    write_npz(
+        os.path.join(args.output, stem + ".npz"),
+        {"arr_0": freqs[np.newaxis, :], "arr_1": times[:, np.newaxis], "arr_2": power},
+    )
     t_end = nframes * lframes / fs
-    render(os.path.join(args.output, stem + ".png"), power,
-           ((freqs[0] - center) / 1e6, (freqs[-1] - center) / 1e6, 0.0, t_end), stem)
+    render(
+        os.path.join(args.output, stem + ".png"),
+        power,
+        ((freqs[0] - center) / 1e6, (freqs[-1] - center) / 1e6, 0.0, t_end),
+        stem,
+    )
 
     lo = np.searchsorted(freqs, center - args.zoom_span / 2)
     hi = np.searchsorted(freqs, center + args.zoom_span / 2, side="right")
@@ -146,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     if n_avg > 1:
         g = nframes // n_avg
         zoom = zoom[: g * n_avg].reshape(g, n_avg, hi - lo).mean(axis=1)
-    render(os.path.join(args.output, stem + "_zoom.png"), zoom,
-           ((freqs[lo] - center) / 1e6, (freqs[hi - 1] - center) / 1e6, 0.0, t_end),
-           stem + " zoom")
+    render(
+        os.path.join(args.output, stem + "_zoom.png"),
+        zoom,
+        ((freqs[lo] - center) / 1e6, (freqs[hi - 1] - center) / 1e6, 0.0, t_end),
+        stem + " zoom",
+    )
     return 0
 
 

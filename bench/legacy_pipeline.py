@@ -92,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Full-resolution image, linear colour, jet.
     fig = plt.figure()
-    plt.imshow(power, cmap="jet", aspect="auto", origin="lower",
-               extent=(float(freq[0]), float(freq[-1]), 0.0, float(time[-1] + lframes / fs)))
+    plt.imshow(
+        power,
+        cmap="jet",
+        aspect="auto",
+        origin="lower",
+        extent=(float(freq[0]), float(freq[-1]), 0.0, float(time[-1] + lframes / fs)),
+    )
     plt.colorbar()
     plt.xlabel("frequency (Hz)")
     plt.ylabel("time (s)")
@@ -113,9 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     zc = center + args.zoom_center
     sel = (freq >= zc - args.zoom_span / 2) & (freq <= zc + args.zoom_span / 2)
     fig = plt.figure()
-    plt.imshow(avg[:, sel], cmap="jet", aspect="auto", origin="lower",
-               extent=(float(freq[sel][0]), float(freq[sel][-1]), 0.0,
-                       float(groups * n_avg * lframes / fs)))
+    plt.imshow(
+        avg[:, sel],
+        cmap="jet",
+        aspect="auto",
+        origin="lower",
+        extent=(
+            float(freq[sel][0]),
+            float(freq[sel][-1]),
+            0.0,
+            float(groups * n_avg * lframes / fs),
+        ),
+    )
     plt.colorbar()
     plt.xlabel("frequency (Hz)")
     plt.ylabel("time (s)")

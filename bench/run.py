@@ -61,12 +61,30 @@ class Plan:
     many_legacy_files: int  # legacy is run once on this many of the files
 
 
-FULL = Plan("full", single_frames=610, single_repeats=5, big_frames=2048, big_repeats=2,
-            big_legacy=True, many_files=20, many_frames=94, many_repeats=3,
-            many_legacy_files=20)
-QUICK = Plan("quick", single_frames=610, single_repeats=2, big_frames=None, big_repeats=0,
-             big_legacy=False, many_files=20, many_frames=94, many_repeats=1,
-             many_legacy_files=5)
+FULL = Plan(
+    "full",
+    single_frames=610,
+    single_repeats=5,
+    big_frames=2048,
+    big_repeats=2,
+    big_legacy=True,
+    many_files=20,
+    many_frames=94,
+    many_repeats=3,
+    many_legacy_files=20,
+)
+QUICK = Plan(
+    "quick",
+    single_frames=610,
+    single_repeats=2,
+    big_frames=None,
+    big_repeats=0,
+    big_legacy=False,
+    many_files=20,
+    many_frames=94,
+    many_repeats=1,
+    many_legacy_files=5,
+)
 
 
 def size_of(frames: int) -> str:
@@ -163,8 +181,9 @@ class TreeMemory:
         return self.peak
 
 
-def run_child(cmd: list[str], log: Path, env: dict[str, str], cwd: Path,
-              tree: bool = False) -> tuple[float, float, int, int | None]:
+def run_child(
+    cmd: list[str], log: Path, env: dict[str, str], cwd: Path, tree: bool = False
+) -> tuple[float, float, int, int | None]:
     """Run ``cmd``; return (wall s, cpu s, peak RSS bytes, peak tree PSS bytes or None).
 
     Raises RuntimeError on a non-zero exit.
@@ -205,23 +224,40 @@ class Runner:
         if self.verbose:
             extra = f", {pss / MB:.0f} MiB all processes (PSS)" if pss else ""
             cpu_note = " (main process only)" if tree else ""
-            print(f"    {tool:9s} {case:7s} {wall:7.2f} s wall {cpu:7.2f} s cpu{cpu_note} "
-                  f"{rss / MB:7.0f} MiB peak{extra}", flush=True)
+            print(
+                f"    {tool:9s} {case:7s} {wall:7.2f} s wall {cpu:7.2f} s cpu{cpu_note} "
+                f"{rss / MB:7.0f} MiB peak{extra}",
+                flush=True,
+            )
         return run
 
     def legacy(self, case: str, rec: Path, out: Path) -> Run:
-        return self._record("legacy", case, [sys.executable, str(BENCH / "legacy_pipeline.py"),
-                                             str(rec), str(out)])
+        return self._record(
+            "legacy", case, [sys.executable, str(BENCH / "legacy_pipeline.py"), str(rec), str(out)]
+        )
 
     def floor(self, case: str, rec: Path, out: Path) -> Run:
-        return self._record("floor", case, [sys.executable, str(BENCH / "floor.py"),
-                                            str(rec), str(out)])
+        return self._record(
+            "floor", case, [sys.executable, str(BENCH / "floor.py"), str(rec), str(out)]
+        )
 
     def crunch(self, case: str, recs: list[Path], out: Path, workers: int | None = None) -> Run:
         ledger = self.work / "ledgers" / f"run{self.n + 1:03d}"
-        cmd = [self.crunchctl, "process", *map(str, recs), "--output", str(out),
-               "--ledger", str(ledger), "--force", "--config", str(self.config),
-               "--log-file", str(self.work / "logs" / "crunchctl.log"), "--quiet"]
+        cmd = [
+            self.crunchctl,
+            "process",
+            *map(str, recs),
+            "--output",
+            str(out),
+            "--ledger",
+            str(ledger),
+            "--force",
+            "--config",
+            str(self.config),
+            "--log-file",
+            str(self.work / "logs" / "crunchctl.log"),
+            "--quiet",
+        ]
         if workers:
             cmd += ["--workers", str(workers)]
         return self._record("crunchctl", case, cmd, tree=len(recs) > 1)
@@ -261,9 +297,15 @@ def derive(src: Path, dst: Path, first_frame: int, nframes: int) -> None:
     h = tiq.open_recording(src)
     have = h.nsamples // LFRAMES
     frame_bytes = LFRAMES * h.bytes_per_sample
-    header = tiq.build_header(nsamples=nframes * LFRAMES, fs=h.fs, center=h.center,
-                              scaling=h.scaling, number_format=h.number_format,
-                              acquired=h.datetime, pad_to=h.offset)
+    header = tiq.build_header(
+        nsamples=nframes * LFRAMES,
+        fs=h.fs,
+        center=h.center,
+        scaling=h.scaling,
+        number_format=h.number_format,
+        acquired=h.datetime,
+        pad_to=h.offset,
+    )
     tmp = dst.with_name(dst.name + ".part")
     with open(src, "rb") as s, open(tmp, "wb") as d:
         d.write(header)
@@ -288,8 +330,10 @@ def recordings(plan: Plan, cache: Path, fresh: bool) -> tuple[Path, Path | None,
     made = 0
     single = cache / f"single_{plan.single_frames}.tiq"
     if fresh or not single.exists():
-        print(f"generating {single} ({size_of(plan.single_frames)}, crunchctl.formats.synth) ...",
-              flush=True)
+        print(
+            f"generating {single} ({size_of(plan.single_frames)}, crunchctl.formats.synth) ...",
+            flush=True,
+        )
         _make(single, plan.single_frames, seed=1)
         made += 1
     big = cache / f"big_{plan.big_frames}_from{plan.single_frames}.tiq" if plan.big_frames else None
@@ -319,8 +363,11 @@ def compare_power(crunch_npz: Path, legacy_npz: Path) -> dict[str, float]:
     import numpy as np
 
     with np.load(crunch_npz) as c, np.load(legacy_npz) as g:
-        for key, dtype, ndim in (("arr_0", np.float64, 2), ("arr_1", np.float64, 2),
-                                 ("arr_2", np.float32, 2)):
+        for key, dtype, ndim in (
+            ("arr_0", np.float64, 2),
+            ("arr_1", np.float64, 2),
+            ("arr_2", np.float32, 2),
+        ):
             assert key in c.files, f"{crunch_npz}: no {key}"
             assert c[key].dtype == dtype and c[key].ndim == ndim, (key, c[key].dtype)
         p, ref = c["arr_2"], g["arr_2"]
@@ -356,10 +403,15 @@ def compare_in_child(crunch_npz: Path, legacy_npz: Path) -> dict[str, float]:
     A child's ru_maxrss includes the high-water mark of the process it was forked from, so
     this process must stay small: the big arrays are loaded elsewhere.
     """
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import run; "
-            "print(json.dumps(run.compare_power(sys.argv[2], sys.argv[3])))")
-    proc = subprocess.run([sys.executable, "-c", code, str(BENCH), str(crunch_npz),
-                           str(legacy_npz)], capture_output=True, text=True)
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import run; "
+        "print(json.dumps(run.compare_power(sys.argv[2], sys.argv[3])))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(BENCH), str(crunch_npz), str(legacy_npz)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"products differ from the legacy ones:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
@@ -380,14 +432,26 @@ def _tree(runs: list[Run]) -> str:
     return f"{statistics.median(values) / MB:.0f}" if values else "-"
 
 
-def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
-           check: dict[str, float] | None, many_files: int, many_legacy: int) -> dict:
+def report(
+    plan: Plan,
+    res: Results,
+    sizes: dict[str, str],
+    elapsed: float,
+    check: dict[str, float] | None,
+    many_files: int,
+    many_legacy: int,
+) -> dict:
     lines = []
-    hdr = (f"{'case':26s} {'program':10s} {'runs':>4s} {'wall s':>8s} {'cpu s':>8s} "
-           f"{'peak MiB':>9s} {'tree MiB':>9s}")
+    hdr = (
+        f"{'case':26s} {'program':10s} {'runs':>4s} {'wall s':>8s} {'cpu s':>8s} "
+        f"{'peak MiB':>9s} {'tree MiB':>9s}"
+    )
     lines += [hdr, "-" * len(hdr)]
-    labels = {"single": f"single file {sizes['single']}", "big": f"big file {sizes.get('big', '')}",
-              "many": f"{many_files} x {sizes['many']}, 2 workers"}
+    labels = {
+        "single": f"single file {sizes['single']}",
+        "big": f"big file {sizes.get('big', '')}",
+        "many": f"{many_files} x {sizes['many']}, 2 workers",
+    }
     for case in ("single", "big", "many"):
         for tool in ("legacy", "floor", "crunchctl"):
             runs = res.of(tool, case)
@@ -396,11 +460,13 @@ def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
             label = labels[case]
             if case == "many" and tool == "legacy":
                 label = f"{many_legacy} x {sizes['many']}, one each"
-            lines.append(f"{label:26s} {tool:10s} {len(runs):4d} "
-                         f"{res.median(tool, case, 'wall'):8.2f} "
-                         f"{res.median(tool, case, 'cpu'):8.2f} "
-                         f"{res.median(tool, case, 'maxrss') / MB:9.0f} "
-                         f"{_tree(runs):>9s}")
+            lines.append(
+                f"{label:26s} {tool:10s} {len(runs):4d} "
+                f"{res.median(tool, case, 'wall'):8.2f} "
+                f"{res.median(tool, case, 'cpu'):8.2f} "
+                f"{res.median(tool, case, 'maxrss') / MB:9.0f} "
+                f"{_tree(runs):>9s}"
+            )
     lines.append("")
     m = res.median
     ratios: dict[str, dict] = {}
@@ -433,38 +499,64 @@ def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
     if mw and legacy_each:
         per_crunch = mw / many_files
         per_legacy = sum(legacy_each) / len(legacy_each)
-        ratio("many: throughput crunchctl / legacy", per_legacy / per_crunch, ">= 5",
-              per_legacy / per_crunch >= 5)
-        lines.append(f"    (legacy {per_legacy:.2f} s per recording, crunchctl "
-                     f"{per_crunch:.2f} s per recording)")
+        ratio(
+            "many: throughput crunchctl / legacy",
+            per_legacy / per_crunch,
+            ">= 5",
+            per_legacy / per_crunch >= 5,
+        )
+        lines.append(
+            f"    (legacy {per_legacy:.2f} s per recording, crunchctl "
+            f"{per_crunch:.2f} s per recording)"
+        )
     if check:
         lines.append("")
-        lines.append("Products keep their meaning (crunchctl NPZ vs legacy NPZ, "
-                     f"{sizes['single']} file):")
-        lines.append(f"  arr_2 max relative difference, all bins:         "
-                     f"{check['max_rel_diff_all_bins']:.3g}  (deep nulls: float32 FFT)")
-        lines.append(f"  arr_2 max relative difference, bins within 60 dB: "
-                     f"{check['max_rel_diff_within_60dB']:.3g}")
-        lines.append(f"  arr_2 median relative difference:                "
-                     f"{check['median_rel_diff']:.3g}")
-        lines.append(f"  arr_2 max |difference| / frame power:            "
-                     f"{check['max_diff_over_frame_power']:.3g}  (asserted < 1e-6)")
-        lines.append(f"  arr_0 max |difference| (legacy row is float32):  "
-                     f"{check['max_freq_diff_hz']:.3g} Hz")
+        lines.append(
+            f"Products keep their meaning (crunchctl NPZ vs legacy NPZ, {sizes['single']} file):"
+        )
+        lines.append(
+            f"  arr_2 max relative difference, all bins:         "
+            f"{check['max_rel_diff_all_bins']:.3g}  (deep nulls: float32 FFT)"
+        )
+        lines.append(
+            f"  arr_2 max relative difference, bins within 60 dB: "
+            f"{check['max_rel_diff_within_60dB']:.3g}"
+        )
+        lines.append(
+            f"  arr_2 median relative difference:                {check['median_rel_diff']:.3g}"
+        )
+        lines.append(
+            f"  arr_2 max |difference| / frame power:            "
+            f"{check['max_diff_over_frame_power']:.3g}  (asserted < 1e-6)"
+        )
+        lines.append(
+            f"  arr_0 max |difference| (legacy row is float32):  {check['max_freq_diff_hz']:.3g} Hz"
+        )
     lines.append("")
-    lines.append("peak MiB: ru_maxrss of the child (a multi-worker run: its largest process);"
-                 " tree MiB: peak summed PSS of the child and its worker processes. cpu s of a"
-                 " multi-worker run counts the main process only.")
-    lines.append(f"{plan.name} mode; total bench time {elapsed:.0f} s "
-                 f"(cpus: {os.cpu_count()}, load average now: "
-                 f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    lines.append(
+        "peak MiB: ru_maxrss of the child (a multi-worker run: its largest process);"
+        " tree MiB: peak summed PSS of the child and its worker processes. cpu s of a"
+        " multi-worker run counts the main process only."
+    )
+    lines.append(
+        f"{plan.name} mode; total bench time {elapsed:.0f} s "
+        f"(cpus: {os.cpu_count()}, load average now: "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})"
+    )
     if plan.name == "quick":
-        lines.append("QUICK MODE: 2 rounds instead of 5, no 1 GB case, one multi-file run and "
-                     f"the legacy on {many_legacy} of the {many_files} small files: orientation "
-                     "only.")
+        lines.append(
+            "QUICK MODE: 2 rounds instead of 5, no 1 GB case, one multi-file run and "
+            f"the legacy on {many_legacy} of the {many_files} small files: orientation "
+            "only."
+        )
     print("\n".join(lines))
-    return {"mode": plan.name, "ratios": ratios, "check": check,
-            "runs": [r.__dict__ for r in res.runs], "table": lines}
+    return {
+        "mode": plan.name,
+        "ratios": ratios,
+        "check": check,
+        "runs": [r.__dict__ for r in res.runs],
+        "table": lines,
+    }
 
 
 # ----------------------------------------------------------------------------- main
@@ -472,13 +564,19 @@ def report(plan: Plan, res: Results, sizes: dict[str, str], elapsed: float,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="crunchctl vs legacy vs floor")
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer repeats, no 1 GB case (< 2 min)")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no 1 GB case (< 2 min)")
     ap.add_argument("--repeats", type=int, help="repeats of the single-file case")
-    ap.add_argument("--no-big-legacy", action="store_true",
-                    help="skip the legacy run on the 1 GB file (it needs about 8.5 GiB)")
-    ap.add_argument("--recordings", type=Path, default=Path(tempfile.gettempdir()) /
-                    "crunchctl-bench-recordings", help="recording cache folder")
+    ap.add_argument(
+        "--no-big-legacy",
+        action="store_true",
+        help="skip the legacy run on the 1 GB file (it needs about 8.5 GiB)",
+    )
+    ap.add_argument(
+        "--recordings",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "crunchctl-bench-recordings",
+        help="recording cache folder",
+    )
     ap.add_argument("--fresh", action="store_true", help="regenerate the recordings")
     ap.add_argument("--workdir", type=Path, help="run folder (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the run folder (products, logs)")
@@ -508,8 +606,10 @@ def main(argv: list[str] | None = None) -> int:
             for j in range(3):
                 k = (i + j) % 3
                 order[k]("single", single, work / f"out-single-{names[k]}")
-        check = compare_in_child(work / "out-single-crunchctl" / f"{single.stem}.npz",
-                                 work / "out-single-legacy" / f"{single.stem}.npz")
+        check = compare_in_child(
+            work / "out-single-crunchctl" / f"{single.stem}.npz",
+            work / "out-single-legacy" / f"{single.stem}.npz",
+        )
 
         if big is not None:
             sizes["big"] = size_of(plan.big_frames or 0)
@@ -520,25 +620,34 @@ def main(argv: list[str] | None = None) -> int:
             avail = _mem_available()
             if plan.big_legacy and not args.no_big_legacy:
                 if avail is not None and avail < 12 * GIB:
-                    print(f"    legacy skipped: only {avail / GIB:.1f} GiB available, "
-                          "it needs ~9")
+                    print(f"    legacy skipped: only {avail / GIB:.1f} GiB available, it needs ~9")
                 else:
                     r.legacy("big", big, work / "out-big-legacy")
                     shutil.rmtree(work / "out-big-legacy", ignore_errors=True)
 
-        print(f"{len(many)} files of {sizes['many']}, crunchctl runs interleaved with the "
-              f"legacy runs on {plan.many_legacy_files} of them:")
+        print(
+            f"{len(many)} files of {sizes['many']}, crunchctl runs interleaved with the "
+            f"legacy runs on {plan.many_legacy_files} of them:"
+        )
         legacy_files = many[: plan.many_legacy_files]
         rounds = max(1, plan.many_repeats)
         for i in range(rounds):
             r.crunch("many", many, work / "out-many-crunchctl", workers=2)
-            share = legacy_files[i * len(legacy_files) // rounds:
-                                 (i + 1) * len(legacy_files) // rounds]
+            share = legacy_files[
+                i * len(legacy_files) // rounds : (i + 1) * len(legacy_files) // rounds
+            ]
             for rec in share:
                 r.legacy("many", rec, work / "out-many-legacy")
         print()
-        summary = report(plan, results, sizes, time.perf_counter() - t_start, check,
-                         len(many), plan.many_legacy_files)
+        summary = report(
+            plan,
+            results,
+            sizes,
+            time.perf_counter() - t_start,
+            check,
+            len(many),
+            plan.many_legacy_files,
+        )
         if args.json:
             args.json.write_text(json.dumps(summary, indent=1))
     finally:

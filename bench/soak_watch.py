@@ -126,12 +126,19 @@ class Sampler(threading.Thread):
                 fds = len(os.listdir(f"/proc/{self.pid}/fd"))
             except OSError:
                 break
-            workers = sum(_status_kb(p, "VmRSS") for p in _group_members(self.pid)
-                          if p != self.pid)
-            self.samples.append(Sample(time.monotonic() - self.t0, self.done.count,
-                                       _status_kb(self.pid, "VmRSS"), fds, workers,
-                                       _status_kb(self.pid, "RssAnon"),
-                                       _status_kb(self.pid, "RssFile"), _heap_kb(self.pid)))
+            workers = sum(_status_kb(p, "VmRSS") for p in _group_members(self.pid) if p != self.pid)
+            self.samples.append(
+                Sample(
+                    time.monotonic() - self.t0,
+                    self.done.count,
+                    _status_kb(self.pid, "VmRSS"),
+                    fds,
+                    workers,
+                    _status_kb(self.pid, "RssAnon"),
+                    _status_kb(self.pid, "RssFile"),
+                    _heap_kb(self.pid),
+                )
+            )
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -199,21 +206,51 @@ def quarter_medians(samples: list[Sample], n: int, attr: str) -> tuple[float, fl
     return (statistics.median(first) if first else 0), (statistics.median(last) if last else 0)
 
 
-def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, base: Path,
-         timeout: float) -> dict:
+def soak(
+    n: int,
+    workers: int,
+    ahead: int,
+    rate: float | None,
+    interval: float,
+    base: Path,
+    timeout: float,
+) -> dict:
     rec, staging = base / "rec", base / "staging"
     out, www, ledger = base / "out", base / "www", base / "ledger"
     rec.mkdir(parents=True)
     staging.mkdir()
     pool = make_pool(base / "pool", 16)
     err = base / "watch.err"
-    args = [*crunchctl(), "watch", str(rec), "-j", str(workers), "--lframes", "1024",
-            "--zoom-span", "200000", "--output", str(out), "--www", str(www),
-            "--ledger", str(ledger), "--log-file", str(base / "watch.log"),
-            "--config", str(base / "empty.toml")]
+    args = [
+        *crunchctl(),
+        "watch",
+        str(rec),
+        "-j",
+        str(workers),
+        "--lframes",
+        "1024",
+        "--zoom-span",
+        "200000",
+        "--output",
+        str(out),
+        "--www",
+        str(www),
+        "--ledger",
+        str(ledger),
+        "--log-file",
+        str(base / "watch.log"),
+        "--config",
+        str(base / "empty.toml"),
+    ]
     (base / "empty.toml").write_text("")
-    proc = subprocess.Popen(args, stdout=open(base / "watch.out", "w"), stderr=open(err, "w"),
-                            env=child_env(), cwd=base, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=open(base / "watch.out", "w"),
+        stderr=open(err, "w"),
+        env=child_env(),
+        cwd=base,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while "watching " not in err.read_text():
@@ -233,8 +270,9 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
             if now > deadline:
                 raise SystemExit(f"timed out: {counter.count} of {n} done after {timeout:.0f} s")
             if proc.poll() is not None:
-                raise SystemExit(f"the watch exited ({proc.returncode}):\n"
-                                 f"{err.read_text()[-3000:]}")
+                raise SystemExit(
+                    f"the watch exited ({proc.returncode}):\n{err.read_text()[-3000:]}"
+                )
             while fed < n and (fed - counter.count < ahead if rate is None else now >= next_at):
                 name = f"soak_{fed:05d}.tiq"
                 (staging / name).write_bytes(pool[fed % len(pool)])
@@ -246,9 +284,11 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
             if now - last_report >= 15:
                 last_report = now
                 s = sampler.samples[-1] if sampler.samples else None
-                print(f"  {now - started:6.0f} s  fed {fed:5d}  done {counter.count:5d}"
-                      + (f"  rss {s.rss_kb / 1024:6.1f} MB  fds {s.fds}" if s else ""),
-                      flush=True)
+                print(
+                    f"  {now - started:6.0f} s  fed {fed:5d}  done {counter.count:5d}"
+                    + (f"  rss {s.rss_kb / 1024:6.1f} MB  fds {s.fds}" if s else ""),
+                    flush=True,
+                )
             time.sleep(0.02)
         elapsed = time.monotonic() - started
         time.sleep(max(2 * interval, 1.0))  # a few samples after the last one
@@ -267,8 +307,9 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
     per_item = dict(rows.group_by("item").len().iter_rows())
     expected = {str(rec / f"soak_{i:05d}.tiq") for i in range(n)}
     statuses = dict(rows.group_by("status").len().iter_rows())
-    products_missing = sum(1 for ps in rows["products"].to_list() for p in ps
-                           if not os.path.exists(p))
+    products_missing = sum(
+        1 for ps in rows["products"].to_list() for p in ps if not os.path.exists(p)
+    )
     samples = sampler.samples
     rss_first, rss_last = quarter_peaks(samples, n, "rss_kb")
     rss_med_first, rss_med_last = quarter_medians(samples, n, "rss_kb")
@@ -290,7 +331,9 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
         "watch RSS level within 10 % (medians)": rss_med_last <= rss_med_first * 1.10,
     }
     return {
-        "recordings": n, "workers": workers, "seconds": round(elapsed, 1),
+        "recordings": n,
+        "workers": workers,
+        "seconds": round(elapsed, 1),
         "per_minute": round(n / elapsed * 60, 1),
         "rss_mb_first_quarter_peak": round(rss_first / 1024, 1),
         "rss_mb_last_quarter_peak": round(rss_last / 1024, 1),
@@ -298,16 +341,22 @@ def soak(n: int, workers: int, ahead: int, rate: float | None, interval: float, 
         "rss_mb_last_quarter_median": round(rss_med_last / 1024, 1),
         "rss_mb_min": round(min(s.rss_kb for s in samples) / 1024, 1),
         "rss_mb_max": round(max(s.rss_kb for s in samples) / 1024, 1),
-        "fds_first_quarter_peak": fds_first, "fds_last_quarter_peak": fds_last,
-        "fds_first_quarter_median": fds_med_first, "fds_last_quarter_median": fds_med_last,
+        "fds_first_quarter_peak": fds_first,
+        "fds_last_quarter_peak": fds_last,
+        "fds_first_quarter_median": fds_med_first,
+        "fds_last_quarter_median": fds_med_last,
         "fds_at_end": samples[-1].fds,
-        "fds_min": min(s.fds for s in samples), "fds_max": max(s.fds for s in samples),
-        **{f"{kind}_mb_{q}_quarter_median": round(v / 1024, 1)
-           for kind in ("anon", "file", "heap")
-           for q, v in zip(("first", "last"), quarter_medians(samples, n, f"{kind}_kb"))},
+        "fds_min": min(s.fds for s in samples),
+        "fds_max": max(s.fds for s in samples),
+        **{
+            f"{kind}_mb_{q}_quarter_median": round(v / 1024, 1)
+            for kind in ("anon", "file", "heap")
+            for q, v in zip(("first", "last"), quarter_medians(samples, n, f"{kind}_kb"))
+        },
         "workers_rss_mb_first_quarter_peak": round(wrk_first / 1024, 1),
         "workers_rss_mb_last_quarter_peak": round(wrk_last / 1024, 1),
-        "samples": len(samples), "ledger_rows": rows.height,
+        "samples": len(samples),
+        "ledger_rows": rows.height,
         "ledger_files": len(list(ledger.glob("*.parquet"))),
         "errors_seen": counter.errors[:5],
         "checks": checks,
@@ -320,10 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=2000, help="recordings to feed (default 2000)")
     ap.add_argument("--quick", action="store_true", help="300 recordings")
     ap.add_argument("-j", "--workers", type=int, default=2)
-    ap.add_argument("--ahead", type=int, default=6,
-                    help="recordings fed ahead of the watcher (default 6)")
-    ap.add_argument("--rate", type=float, default=None,
-                    help="feed at this many recordings per second instead")
+    ap.add_argument(
+        "--ahead", type=int, default=6, help="recordings fed ahead of the watcher (default 6)"
+    )
+    ap.add_argument(
+        "--rate", type=float, default=None, help="feed at this many recordings per second instead"
+    )
     ap.add_argument("--interval", type=float, default=0.5, help="sampling interval, s")
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
@@ -333,8 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="crunchctl-soak-"))
     print(f"soak: {n} recordings, {args.workers} workers, in {base}", flush=True)
     try:
-        result = soak(n, args.workers, args.ahead, args.rate, args.interval, base,
-                      args.timeout)
+        result = soak(n, args.workers, args.ahead, args.rate, args.interval, base, args.timeout)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -65,8 +65,9 @@ def script(shell: str) -> str:
         return BASH
     env = {**os.environ, "_CRUNCHCTL_COMPLETE": f"source_{shell}"}
     code = "import sys; sys.argv[0] = 'crunchctl'; from crunchctl.cli import main; main()"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return out.stdout
 
 

@@ -66,20 +66,53 @@ def register(product: Product) -> None:
 _FRAMES = ("lframes", "nframes", "window")
 _LEVELS = ("scaling", "db_min", "db_max")  # the power's scaling and the colour range
 _LINES = ("peaks", "peak_snr")
-register(Product("png", ".png", (*_FRAMES, *_LEVELS, "cmap"), web="{folder}.png",
-                 help="full-span spectrogram picture"))
-register(Product("zoom", "_zoom.png",
-                 (*_FRAMES, *_LEVELS, "n_avg", "zoom_center", "zoom_span", "cmap"),
-                 web="zoom_{folder}.png", help="zoomed spectrogram picture"))
+register(
+    Product(
+        "png",
+        ".png",
+        (*_FRAMES, *_LEVELS, "cmap"),
+        web="{folder}.png",
+        help="full-span spectrogram picture",
+    )
+)
+register(
+    Product(
+        "zoom",
+        "_zoom.png",
+        (*_FRAMES, *_LEVELS, "n_avg", "zoom_center", "zoom_span", "cmap"),
+        web="zoom_{folder}.png",
+        help="zoomed spectrogram picture",
+    )
+)
 register(Product("npz", ".npz", _FRAMES, help="the whole power spectrogram"))
 # The mean-spectrum products are made together by quicklook/meanproducts.py; the campaign
 # row of a recording is added in the main process (night/campaign.py).
-register(Product("spectrum", "_spectrum.npz", (*_FRAMES, *_LEVELS, *_LINES),
-                 more=("_spectrum.png",), help="mean power spectrum and its picture"))
-register(Product("peaks", "_peaks.csv", (*_FRAMES, "scaling", *_LINES),
-                 help="the strongest lines of the mean spectrum"))
-register(Product("campaign", ".npz", (*_FRAMES, *_LEVELS, "cmap"), folder="campaign",
-                 help="per recorder folder: every recording's mean spectrum as a waterfall"))
+register(
+    Product(
+        "spectrum",
+        "_spectrum.npz",
+        (*_FRAMES, *_LEVELS, *_LINES),
+        more=("_spectrum.png",),
+        help="mean power spectrum and its picture",
+    )
+)
+register(
+    Product(
+        "peaks",
+        "_peaks.csv",
+        (*_FRAMES, "scaling", *_LINES),
+        help="the strongest lines of the mean spectrum",
+    )
+)
+register(
+    Product(
+        "campaign",
+        ".npz",
+        (*_FRAMES, *_LEVELS, "cmap"),
+        folder="campaign",
+        help="per recorder folder: every recording's mean spectrum as a waterfall",
+    )
+)
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -140,8 +173,10 @@ def kind_of(item: str, path: str) -> str | None:
         if entry.folder is not None and parent == entry.folder and name.endswith(entry.ending):
             return entry.name
     stem = os.path.splitext(os.path.basename(item))[0]
-    by_length = sorted(((e, p.name) for p in _TABLE.values() if p.folder is None
-                        for e in p.endings), key=lambda pair: -len(pair[0]))
+    by_length = sorted(
+        ((e, p.name) for p in _TABLE.values() if p.folder is None for e in p.endings),
+        key=lambda pair: -len(pair[0]),
+    )
     for ending, kind in by_length:
         if name.endswith(ending):
             rest = name[: -len(ending)]

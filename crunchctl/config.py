@@ -44,8 +44,11 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "cmap": (str, "viridis", "matplotlib colour map of the quicklooks"),
     "workers": (int, None, "worker processes (default: the number of cores)"),
     "num_threads": (int, None, "legacy name of workers"),
-    "products": ("products", catalog.DEFAULT,
-                 "products per recording, out of " + catalog.describe()),
+    "products": (
+        "products",
+        catalog.DEFAULT,
+        "products per recording, out of " + catalog.describe(),
+    ),
     # lines, levels and the night across recordings (docs/products.md)
     "peaks": (int, 10, "at most this many lines per recording in the peaks product"),
     "peak_snr": (float, 10.0, "a line is at least this many dB above the spectrum's median"),
@@ -53,7 +56,11 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "db_max": (float, None, "top of the colour range of the quicklooks and campaign, dB"),
     "scaling": ("scaling", "spectrum", "mean power as spectrum (V²) or density (V²/Hz)"),
     # recording formats (see docs/formats.md)
-    "format": ("format", None, "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)"),
+    "format": (
+        "format",
+        None,
+        "force one recording format for every input, or a raw IQ sample type (cf32, cs16, ...) (default: by extension)",
+    ),
     "sample_rate": (float, None, "sample rate of raw IQ files, Hz"),
     "center_frequency": (float, None, "centre frequency of raw and WAV IQ files, Hz (default 0)"),
     "tdms_channels": (str, None, "TDMS I and Q channels as GROUP/I,GROUP/Q"),
@@ -66,7 +73,11 @@ KEYS: dict[str, tuple[Any, Any, str]] = {
     "www_stale_after": (float, 15.0, "minutes after which a recorder's latest recording is stale"),
     "www_refresh": (int, 10, "seconds between the page's refreshes"),
     # watch
-    "incomplete_after": (float, None, "minutes without growth after which an incomplete recording is processed as it is"),
+    "incomplete_after": (
+        float,
+        None,
+        "minutes without growth after which an incomplete recording is processed as it is",
+    ),
     "quiet_after": (float, None, "minutes without a new recording after which watch warns"),
     "on_alert": (str, None, "command watch runs with each alert's JSON on its stdin (no shell)"),
     "alert_timeout": (float, 10.0, "seconds an alert command may run before it is killed"),
@@ -76,25 +87,53 @@ TABLES = ("paths", "settings", "watch", "batch", "crunchctl")
 #: other setting is declared by a product (``catalog.py``) or a format's read options
 #: (``formats/__init__.py``), or shapes every product (``identity.ALWAYS``); the settings
 #: digest is built from those declarations (docs/ledger.md).
-NOT_SHAPING = frozenset({
-    "folder_path", "tracking_file_path", "www_path", "ledger_path", "log_file", "workers",
-    "num_threads", "products", "verify_checksum", "scheduler", "scheduler_timeout", "www_history",
-    "www_stale_after", "www_refresh", "incomplete_after", "quiet_after",
-    "on_alert", "alert_timeout"})
+NOT_SHAPING = frozenset(
+    {
+        "folder_path",
+        "tracking_file_path",
+        "www_path",
+        "ledger_path",
+        "log_file",
+        "workers",
+        "num_threads",
+        "products",
+        "verify_checksum",
+        "scheduler",
+        "scheduler_timeout",
+        "www_history",
+        "www_stale_after",
+        "www_refresh",
+        "incomplete_after",
+        "quiet_after",
+        "on_alert",
+        "alert_timeout",
+    }
+)
 
 #: Frame lengths accepted: shorter frames give no useful spectrum, longer ones would need
 #: gigabytes per frame.
 LFRAMES_MIN = 16
 LFRAMES_MAX = 1 << 24
 
-_POSITIVE = {"lframes", "nframes", "n_avg", "workers", "num_threads", "www_history", "www_refresh",
-             "peaks"}
-_POSITIVE_FLOAT = {"zoom_span": "a positive number of Hz", "sample_rate": "a positive number of Hz",
-                   "www_stale_after": "a positive number of minutes",
-                   "incomplete_after": "a positive number of minutes",
-                   "scheduler_timeout": "a positive number of seconds",
-                   "quiet_after": "a positive number of minutes",
-                   "alert_timeout": "a positive number of seconds"}
+_POSITIVE = {
+    "lframes",
+    "nframes",
+    "n_avg",
+    "workers",
+    "num_threads",
+    "www_history",
+    "www_refresh",
+    "peaks",
+}
+_POSITIVE_FLOAT = {
+    "zoom_span": "a positive number of Hz",
+    "sample_rate": "a positive number of Hz",
+    "www_stale_after": "a positive number of minutes",
+    "incomplete_after": "a positive number of minutes",
+    "scheduler_timeout": "a positive number of seconds",
+    "quiet_after": "a positive number of minutes",
+    "alert_timeout": "a positive number of seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -177,15 +216,20 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             if table in KEYS:
                 flat[table] = content
                 continue
-            raise ConfigError(f"{path}: unknown top-level key {table!r} "
-                              f"(expected tables {', '.join('[' + t + ']' for t in TABLES[:2])})")
+            raise ConfigError(
+                f"{path}: unknown top-level key {table!r} "
+                f"(expected tables {', '.join('[' + t + ']' for t in TABLES[:2])})"
+            )
         if table not in TABLES:
-            raise ConfigError(f"{path}: unknown table [{table}] "
-                              f"(expected {', '.join('[' + t + ']' for t in TABLES)})")
+            raise ConfigError(
+                f"{path}: unknown table [{table}] "
+                f"(expected {', '.join('[' + t + ']' for t in TABLES)})"
+            )
         for key, value in content.items():
             if key not in KEYS:
-                raise ConfigError(f"{path}: [{table}] {key}: unknown key "
-                                  f"(known: {', '.join(sorted(KEYS))})")
+                raise ConfigError(
+                    f"{path}: [{table}] {key}: unknown key (known: {', '.join(sorted(KEYS))})"
+                )
             flat[key] = value
     return flat
 
@@ -234,8 +278,9 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             try:
                 value = check_name(str(value))  # one spelling: "cf32" is "raw:cf32"
             except UsageError as e:
-                raise ConfigError(f"{_label(key, value, where)}: "
-                                  f"{str(e).split('; ', 1)[-1]}") from None
+                raise ConfigError(
+                    f"{_label(key, value, where)}: {str(e).split('; ', 1)[-1]}"
+                ) from None
         elif kind == "scaling":
             value = str(value).strip().lower()
             if value not in SCALINGS:
@@ -243,18 +288,25 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         else:
             value = str(value)
     except (TypeError, ValueError):
-        expected = {int: "a whole number", float: "a number", "path": "a path", bool: "true or false",
-                    "window": "one of " + ", ".join(WINDOWS),
-                    "scaling": "one of " + ", ".join(SCALINGS),
-                    "products": "a comma list out of " + catalog.describe()}.get(kind, "text")
+        expected = {
+            int: "a whole number",
+            float: "a number",
+            "path": "a path",
+            bool: "true or false",
+            "window": "one of " + ", ".join(WINDOWS),
+            "scaling": "one of " + ", ".join(SCALINGS),
+            "products": "a comma list out of " + catalog.describe(),
+        }.get(kind, "text")
         raise ConfigError(f"{_label(key, value, where)}: expected {expected}") from None
     if key in _POSITIVE and value < 1:
         raise ConfigError(f"{_label(key, value, where)}: expected a whole number of at least 1")
     if key in _POSITIVE_FLOAT and not value > 0:
         raise ConfigError(f"{_label(key, value, where)}: expected {_POSITIVE_FLOAT[key]}")
     if key == "lframes" and not LFRAMES_MIN <= value <= LFRAMES_MAX:
-        raise ConfigError(f"{_label(key, value, where)}: expected a frame length from "
-                          f"{LFRAMES_MIN} to {LFRAMES_MAX} samples")
+        raise ConfigError(
+            f"{_label(key, value, where)}: expected a frame length from "
+            f"{LFRAMES_MIN} to {LFRAMES_MAX} samples"
+        )
     return value
 
 
@@ -264,12 +316,16 @@ def notes(settings: Settings) -> list[str]:
     lf = settings.lframes
     if lf & (lf - 1):
         lower = 1 << (lf.bit_length() - 1)
-        out.append(f"lframes {lf} is not a power of two: it works, but the FFT is faster "
-                   f"with {lower} or {lower * 2}")
+        out.append(
+            f"lframes {lf} is not a power of two: it works, but the FFT is faster "
+            f"with {lower} or {lower * 2}"
+        )
     cores = os.cpu_count() or 1
     if settings.workers > cores:
-        out.append(f"{settings.workers} workers on a machine with {cores} cores: they share "
-                   f"the cores, so more workers than cores is rarely faster")
+        out.append(
+            f"{settings.workers} workers on a machine with {cores} cores: they share "
+            f"the cores, so more workers than cores is rarely faster"
+        )
     return out
 
 
@@ -282,9 +338,12 @@ def normalise_products(value: Any) -> str:
     return catalog.normalise(value)
 
 
-def resolve(config_file: str | os.PathLike | None = None,
-            overrides: Mapping[str, Any] | None = None,
-            *, environ: Mapping[str, str] | None = None) -> Settings:
+def resolve(
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Resolve settings: command line > environment > config file > defaults.
 
     Args:
@@ -353,6 +412,5 @@ def describe(settings: Settings) -> list[str]:
     for f in dataclasses.fields(Settings):
         if f.name in ("origins", "config_file"):
             continue
-        lines.append(f"{f.name} = {getattr(settings, f.name)!r}  "
-                     f"({origin.get(f.name, 'default')})")
+        lines.append(f"{f.name} = {getattr(settings, f.name)!r}  ({origin.get(f.name, 'default')})")
     return lines

@@ -47,8 +47,11 @@ class RunAborted(CrunchError):
 
     def with_counts(self, done: int, failed: int, not_started: int) -> RunAborted:
         """The same error, saying what the run did before it stopped."""
-        return type(self)(f"{self.message} (this run: {done} done, {failed} failed, "
-                          f"{not_started} not started)", self.in_progress, self.advice)
+        return type(self)(
+            f"{self.message} (this run: {done} done, {failed} failed, {not_started} not started)",
+            self.in_progress,
+            self.advice,
+        )
 
 
 class ItemError(CrunchError):

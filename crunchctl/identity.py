@@ -55,13 +55,19 @@ def settings_digest(settings: Settings, path: str, kinds: Iterable[str]) -> str:
 def _digest(settings: Settings, options: Iterable[str], kinds: Iterable[str]) -> str:
     from crunchctl.config import KEYS
 
-    shaping: dict[str, object] = {k: getattr(settings, k) for k in catalog.settings_of(kinds)
-                                  if k not in catalog.LATER or getattr(settings, k) != KEYS[k][1]}
+    shaping: dict[str, object] = {
+        k: getattr(settings, k)
+        for k in catalog.settings_of(kinds)
+        if k not in catalog.LATER or getattr(settings, k) != KEYS[k][1]
+    }
     shaping["output"] = str(settings.output_dir())
     shaping["format"] = PRODUCT_FORMAT
     # Read options enter only when set: recordings done before an option existed stay done.
-    read = {k: getattr(settings, k) for k in ("format", *options)
-            if getattr(settings, k) not in (None, False)}
+    read = {
+        k: getattr(settings, k)
+        for k in ("format", *options)
+        if getattr(settings, k) not in (None, False)
+    }
     if read:
         shaping["read"] = read
     raw = json.dumps(shaping, sort_keys=True, default=str).encode()
@@ -85,9 +91,14 @@ class Digests:
         """A polars expression naming each item's format where the format matters (one
         whose declared read options are set, or ``--format``), else null: formats whose
         options are all unset give the same digest."""
-        relevant = [n for n in formats.names()
-                    if any(getattr(self.settings, k) not in (None, False)
-                           for k in formats.registration(n).options)]
+        relevant = [
+            n
+            for n in formats.names()
+            if any(
+                getattr(self.settings, k) not in (None, False)
+                for k in formats.registration(n).options
+            )
+        ]
         return formats.name_expr(items, self.settings.format, only=relevant)
 
     def of(self, format_name: str | None, kinds: Iterable[str | None]) -> str:
@@ -98,5 +109,6 @@ class Digests:
         if digest is None:
             reg = formats.registration(format_name) if format_name is not None else None
             digest = self._cache[key] = _digest(
-                self.settings, reg.options if reg is not None else (), [k for k in key[1] if k])
+                self.settings, reg.options if reg is not None else (), [k for k in key[1] if k]
+            )
         return digest

@@ -24,8 +24,20 @@ def load(item: str) -> list[dict]:
     peak = 20 + 0.01 * np.arange(x.size)  # a slowly drifting line
     counts += 80 * np.exp(-0.5 * ((energy[:, None] - peak[None, :]) / 0.6) ** 2)
     return [
-        {"x": x, "y": energy, "data": counts, "label": f"{item}: detector A",
-         "y_label": "Energy (eV)", "z_label": "Counts"},
-        {"x": x, "y": energy, "data": counts[::-1] * 0.5, "label": f"{item}: detector B",
-         "y_label": "Energy (eV)", "z_label": "Counts / 15 s"},
+        {
+            "x": x,
+            "y": energy,
+            "data": counts,
+            "label": f"{item}: detector A",
+            "y_label": "Energy (eV)",
+            "z_label": "Counts",
+        },
+        {
+            "x": x,
+            "y": energy,
+            "data": counts[::-1] * 0.5,
+            "label": f"{item}: detector B",
+            "y_label": "Energy (eV)",
+            "z_label": "Counts / 15 s",
+        },
     ]

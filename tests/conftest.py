@@ -69,12 +69,18 @@ class Part:
 
 
 PARTS = {
-    "browser": Part("Chromium and ChromeDriver (chromium, chromedriver)",
-                    "apt-get install chromium chromium-driver"),
-    "system-python": Part("a distribution's own Python with venv (/usr/bin/python3, marked "
-                          "externally managed)", "apt-get install python3 python3-venv"),
-    "mount-namespaces": Part("mount namespaces (unshare -m, as root)",
-                             "apt-get install util-linux, and run the tests as root"),
+    "browser": Part(
+        "Chromium and ChromeDriver (chromium, chromedriver)",
+        "apt-get install chromium chromium-driver",
+    ),
+    "system-python": Part(
+        "a distribution's own Python with venv (/usr/bin/python3, marked externally managed)",
+        "apt-get install python3 python3-venv",
+    ),
+    "mount-namespaces": Part(
+        "mount namespaces (unshare -m, as root)",
+        "apt-get install util-linux, and run the tests as root",
+    ),
 }
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -98,9 +104,11 @@ def _browser_missing() -> str | None:
 def _system_python_missing() -> str | None:
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return f"{SYSTEM_PYTHON} not found"
-    code = ("import ensurepip, os, sysconfig; "
-            "print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), "
-            "'EXTERNALLY-MANAGED')))")
+    code = (
+        "import ensurepip, os, sysconfig; "
+        "print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), "
+        "'EXTERNALLY-MANAGED')))"
+    )
     p = subprocess.run([str(SYSTEM_PYTHON), "-c", code], capture_output=True, text=True)
     if p.returncode != 0:
         return f"{SYSTEM_PYTHON} has no venv/ensurepip"
@@ -113,15 +121,22 @@ def _mount_namespaces_missing() -> str | None:
     if shutil.which("unshare") is None:
         return "unshare not found on PATH"
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {d}"],
-                           capture_output=True, text=True, timeout=30)
+        p = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {d}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     if p.returncode != 0:
         return f"unshare -m cannot mount here: {(p.stderr or p.stdout).strip()[:120]}"
     return None
 
 
-_CHECKS = {"browser": _browser_missing, "system-python": _system_python_missing,
-           "mount-namespaces": _mount_namespaces_missing}
+_CHECKS = {
+    "browser": _browser_missing,
+    "system-python": _system_python_missing,
+    "mount-namespaces": _mount_namespaces_missing,
+}
 
 
 @functools.cache
@@ -153,8 +168,9 @@ def invoke(*args, input: str | None = None, catch_exceptions: bool = False):
 
     from crunchctl.cli import app
 
-    return CliRunner().invoke(app, [str(a) for a in args], input=input,
-                              catch_exceptions=catch_exceptions)
+    return CliRunner().invoke(
+        app, [str(a) for a in args], input=input, catch_exceptions=catch_exceptions
+    )
 
 
 @pytest.fixture
@@ -165,8 +181,18 @@ def cli():
 
 def small_args(tmp_path: Path) -> list[str]:
     """CLI options that fit the small recordings and keep everything inside tmp_path."""
-    return ["--lframes", "1024", "--zoom-span", "200000", "--output", str(tmp_path / "out"),
-            "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "crunchctl.log")]
+    return [
+        "--lframes",
+        "1024",
+        "--zoom-span",
+        "200000",
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "crunchctl.log"),
+    ]
 
 
 def crunchctl_cmd() -> list[str]:
@@ -265,9 +291,18 @@ class WatchProc:
     then kills its workers too). Output goes to numbered files in ``base``.
     """
 
-    def __init__(self, base: Path, *extra: str, folder: Path | None = None, workers: int = 2,
-                 www: bool = True, zoom_span: str | None = None, lframes: int = 1024,
-                 env: dict | None = None, new_session: bool = False) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *extra: str,
+        folder: Path | None = None,
+        workers: int = 2,
+        www: bool = True,
+        zoom_span: str | None = None,
+        lframes: int = 1024,
+        env: dict | None = None,
+        new_session: bool = False,
+    ) -> None:
         self.base = base
         self.folder = folder or base / "rec"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -283,11 +318,24 @@ class WatchProc:
         self.n = 0
 
     def args(self) -> list[str]:
-        return [*crunchctl_cmd(), "watch", str(self.folder), "--ledger", str(self.ledger),
-                "--output", str(self.out), *(["--www", str(self.www)] if self.use_www else []),
-                "--lframes", str(self.lframes),
-                *(["--zoom-span", self.zoom_span] if self.zoom_span else []),
-                "--log-file", str(self.log_path), "-j", str(self.workers), *self.extra]
+        return [
+            *crunchctl_cmd(),
+            "watch",
+            str(self.folder),
+            "--ledger",
+            str(self.ledger),
+            "--output",
+            str(self.out),
+            *(["--www", str(self.www)] if self.use_www else []),
+            "--lframes",
+            str(self.lframes),
+            *(["--zoom-span", self.zoom_span] if self.zoom_span else []),
+            "--log-file",
+            str(self.log_path),
+            "-j",
+            str(self.workers),
+            *self.extra,
+        ]
 
     @property
     def log_path(self) -> Path:
@@ -299,18 +347,31 @@ class WatchProc:
         self.stdout_path = self.base / f"watch-{tag}.out"
         self.stderr_path = self.base / f"watch-{tag}.err"
         self.proc = subprocess.Popen(
-            self.args() + list(more), stdout=open(self.stdout_path, "w"),
-            stderr=open(self.stderr_path, "w"), env=self.env, cwd=self.base,
-            start_new_session=self.new_session)
-        wait_for(lambda: "watching " in self.stderr or self.proc.poll() is not None, timeout,
-                 "the watcher to start")
+            self.args() + list(more),
+            stdout=open(self.stdout_path, "w"),
+            stderr=open(self.stderr_path, "w"),
+            env=self.env,
+            cwd=self.base,
+            start_new_session=self.new_session,
+        )
+        wait_for(
+            lambda: "watching " in self.stderr or self.proc.poll() is not None,
+            timeout,
+            "the watcher to start",
+        )
         assert self.proc.poll() is None, self.stderr
         return self
 
     def run_once(self, *more: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """``watch --once``: the backlog, then exit; its output captured."""
-        return subprocess.run(self.args() + ["--once", *more], capture_output=True, text=True,
-                              env=self.env, cwd=self.base, timeout=timeout)
+        return subprocess.run(
+            self.args() + ["--once", *more],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.base,
+            timeout=timeout,
+        )
 
     @property
     def stderr(self) -> str:
@@ -356,7 +417,8 @@ def watchers():
         w.kill()
 
 
-def run_once(base: Path, *extra: str, folder: Path | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess:
+def run_once(
+    base: Path, *extra: str, folder: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """``crunchctl watch --once`` on ``base/rec`` (or ``folder``), as ``WatchProc`` runs it."""
     return WatchProc(base, folder=folder).run_once(*extra, timeout=timeout)

@@ -31,13 +31,13 @@ def test_frame_length_out_of_range_is_a_config_error(value):
 
 
 def test_notes_for_odd_frame_length_and_too_many_workers():
-    s = config.resolve(overrides={"lframes": 1000, "workers": (os.cpu_count() or 1) + 3},
-                       environ={})
+    s = config.resolve(
+        overrides={"lframes": 1000, "workers": (os.cpu_count() or 1) + 3}, environ={}
+    )
     notes = config.notes(s)
     assert any("lframes 1000 is not a power of two" in n and "512 or 1024" in n for n in notes)
     assert any("workers on a machine with" in n for n in notes)
-    assert config.notes(config.resolve(overrides={"lframes": 1024, "workers": 1},
-                                       environ={})) == []
+    assert config.notes(config.resolve(overrides={"lframes": 1024, "workers": 1}, environ={})) == []
 
 
 def test_products_are_canonical_and_checked():

@@ -50,16 +50,20 @@ def rooms_imported(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("room", sorted(FORBIDDEN))
 def test_lower_rooms_import_nothing_above_them(room):
-    bad = [f"{path.relative_to(PACKAGE.parent)} imports crunchctl.{other}"
-           for path in sorted((PACKAGE / room).rglob("*.py"))
-           for other in sorted(rooms_imported(path) & set(FORBIDDEN[room]))]
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)} imports crunchctl.{other}"
+        for path in sorted((PACKAGE / room).rglob("*.py"))
+        for other in sorted(rooms_imported(path) & set(FORBIDDEN[room]))
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_formats_imports_no_other_room():
-    bad = [f"{path.relative_to(PACKAGE.parent)} imports crunchctl.{other}"
-           for path in sorted((PACKAGE / "formats").rglob("*.py"))
-           for other in sorted(rooms_imported(path) - {"formats"})]
+    bad = [
+        f"{path.relative_to(PACKAGE.parent)} imports crunchctl.{other}"
+        for path in sorted((PACKAGE / "formats").rglob("*.py"))
+        for other in sorted(rooms_imported(path) - {"formats"})
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -69,8 +73,9 @@ def test_the_checker_sees_function_level_imports(tmp_path):
     assert "polars" in imported(module)  # imported inside functions only
     fake = PACKAGE / "run" / "_layering_probe.py"
     try:
-        fake.write_text("def f():\n    from crunchctl.www.site import WebPage\n"
-                        "    from ..watch import scan\n")
+        fake.write_text(
+            "def f():\n    from crunchctl.www.site import WebPage\n    from ..watch import scan\n"
+        )
         assert rooms_imported(fake) == {"www", "watch"}
     finally:
         fake.unlink()
@@ -78,8 +83,8 @@ def test_the_checker_sees_function_level_imports(tmp_path):
 
 def test_no_tiq_default_outside_the_formats():
     """Default patterns come from the format registry (``formats.patterns()``)."""
-    found = subprocess.run(["grep", "-rn", '"\\*\\.tiq"', str(PACKAGE)], capture_output=True,
-                           text=True).stdout.splitlines()
-    outside = [line for line in found
-               if not line.startswith(str(PACKAGE / "formats") + "/")]
+    found = subprocess.run(
+        ["grep", "-rn", '"\\*\\.tiq"', str(PACKAGE)], capture_output=True, text=True
+    ).stdout.splitlines()
+    outside = [line for line in found if not line.startswith(str(PACKAGE / "formats") + "/")]
     assert not outside, "\n".join(outside)

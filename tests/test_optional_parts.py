@@ -56,8 +56,10 @@ def test_a_present_part_neither_skips_nor_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "true")
     conftest.missing.cache_clear()
     try:
-        assert conftest.browser_paths() == (str(tmp_path / "chromium"),
-                                            str(tmp_path / "chromedriver"))
+        assert conftest.browser_paths() == (
+            str(tmp_path / "chromium"),
+            str(tmp_path / "chromedriver"),
+        )
         conftest.require("browser")  # returns
     finally:
         conftest.missing.cache_clear()
@@ -67,9 +69,24 @@ def _pytest_without_a_browser(tmp_path: Path, **env: str) -> subprocess.Complete
     """The browser tests in a child pytest whose PATH has only this Python's bin/."""
     child = {k: v for k, v in os.environ.items() if k != "CI"}
     child.update(PATH=os.path.dirname(sys.executable), **env)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/www/test_browser.py", "-m", "not slow"], cwd=ROOT, env=child,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/www/test_browser.py",
+            "-m",
+            "not slow",
+        ],
+        cwd=ROOT,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_pytest_summary_names_the_skipped_browser_tests_and_ci_fails_them(tmp_path):

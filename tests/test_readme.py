@@ -31,10 +31,14 @@ def console_blocks() -> list[list[tuple[str, list[str]]]]:
 
 # What differs from run to run and machine to machine: clock times, dates, durations, sizes,
 # rates. Everything else (counts, exit codes, file names, settings) is compared as printed.
-_CLOCK = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?( ?UTC|Z|[+-]\d{2}:?\d{2})?"
-                    r"|\b\d+:\d{2}(:\d{2})?\b")
-_MEASURED = re.compile(r"\b\d+(\.\d+)?(?= ?([A-Za-z]*/(s|min|h)|s|ms|min|h|d|B|kB|KB|MB|GB|KiB|MiB|"
-                       r"GiB|bytes|%)\b)")
+_CLOCK = re.compile(
+    r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?( ?UTC|Z|[+-]\d{2}:?\d{2})?"
+    r"|\b\d+:\d{2}(:\d{2})?\b"
+)
+_MEASURED = re.compile(
+    r"\b\d+(\.\d+)?(?= ?([A-Za-z]*/(s|min|h)|s|ms|min|h|d|B|kB|KB|MB|GB|KiB|MiB|"
+    r"GiB|bytes|%)\b)"
+)
 
 
 def normalise(text: str, cwd: Path) -> str:
@@ -60,15 +64,20 @@ def test_every_readme_command_runs_and_prints_what_the_readme_shows(tmp_path):
     (tmp_path / "legacy" / "processed.toml").write_text(PROCESSED_TOML)
     (tmp_path / "legacy" / "generic_progress.json").write_text(PROGRESS_JSON)
     # A fresh user: default locations under HOME, as the README describes them.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "CRUNCHCTL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CRUNCHCTL_"))}
     env.update(HOME=str(tmp_path), COLUMNS="200")
     steps = [s for block in console_blocks() for s in block]
     assert len(steps) >= 10
     assert steps[0][0] == "crunchctl demo"
     for command, expected in steps:
-        p = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=240)
+        p = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         assert p.returncode == 0, (command, p.stdout, p.stderr)
         got = normalise(p.stdout + p.stderr, tmp_path)
         for line in expected:

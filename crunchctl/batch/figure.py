@@ -81,8 +81,10 @@ class FigureOptions:
     x_label: str | None = None
 
     def __post_init__(self) -> None:
-        for lo, hi, what in ((self.y_min, self.y_max, "--y-min/--y-max"),
-                             (self.z_min, self.z_max, "--z-min/--z-max")):
+        for lo, hi, what in (
+            (self.y_min, self.y_max, "--y-min/--y-max"),
+            (self.z_min, self.z_max, "--z-min/--z-max"),
+        ):
             if lo is not None and hi is not None and not hi > lo:
                 raise UsageError(f"{what}: {lo:g} is not below {hi:g}")
         for value, what in ((self.y_scale, "--y-scale"), (self.z_scale, "--z-scale")):
@@ -92,8 +94,9 @@ class FigureOptions:
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi <= 100):
             raise UsageError(f"--percentiles {lo:g},{hi:g}: expected 0 <= LO < HI <= 100")
         if self.zoom_minutes is not None and not self.zoom_minutes > 0:
-            raise UsageError(f"--zoom-minutes {self.zoom_minutes:g}: expected a positive "
-                             f"number of minutes")
+            raise UsageError(
+                f"--zoom-minutes {self.zoom_minutes:g}: expected a positive number of minutes"
+            )
         if not self.dpi > 0:
             raise UsageError(f"--dpi {self.dpi}: expected a positive resolution")
 
@@ -111,8 +114,9 @@ def parse_percentiles(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise UsageError(f"--percentiles {text!r}: expected two numbers LO,HI such as "
-                         f"1,99") from None
+        raise UsageError(
+            f"--percentiles {text!r}: expected two numbers LO,HI such as 1,99"
+        ) from None
     return lo, hi
 
 
@@ -136,8 +140,9 @@ def centres_to_edges(c: np.ndarray, log: bool = False) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def pool_cells(a: np.ndarray, edges: np.ndarray, axis: int,
-               target: int) -> tuple[np.ndarray, np.ndarray]:
+def pool_cells(
+    a: np.ndarray, edges: np.ndarray, axis: int, target: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Max-pool ``a`` along ``axis`` to at most ``target`` cells, ignoring NaN; returns the
     pooled array and its cell edges (the quicklooks' pooling, ``spectrum.pool_max``)."""
     import numpy as np
@@ -149,8 +154,9 @@ def pool_cells(a: np.ndarray, edges: np.ndarray, axis: int,
     return pooled, np.append(pool_axis(edges[:-1], n, target), edges[-1])
 
 
-def pool_y(a: np.ndarray, edges: np.ndarray, target: int,
-           log: bool) -> tuple[np.ndarray, np.ndarray]:
+def pool_y(
+    a: np.ndarray, edges: np.ndarray, target: int, log: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Max-pool rows (axis 0) to about ``target`` pixels; returns (pooled, edges).
 
     On a linear axis rows are pooled in equal groups; on a log axis by the pixel each row
@@ -170,8 +176,14 @@ def pool_y(a: np.ndarray, edges: np.ndarray, target: int,
     return np.fmax.reduceat(a, starts, axis=0), np.append(edges[starts], edges[-1])
 
 
-def color_bounds(values: np.ndarray, percentiles: tuple[float, float], *, log: bool,
-                 lo: float | None, hi: float | None) -> tuple[float, float] | None:
+def color_bounds(
+    values: np.ndarray,
+    percentiles: tuple[float, float],
+    *,
+    log: bool,
+    lo: float | None,
+    hi: float | None,
+) -> tuple[float, float] | None:
     """Colour bounds: given ones win, missing ones are percentiles of the finite values.
 
     On a log scale only positive values count, and a lower bound that is not positive
@@ -257,12 +269,19 @@ def _prepare(row: Row, opts: FigureOptions, warnings: list[str]) -> _Prepared:
             data, y = data[positive], y[positive]
         dropped = ny - data.shape[0]
         if dropped:
-            warnings.append(f"{label}: {dropped} y values <= 0 are not shown on the log "
-                            f"y scale")
+            warnings.append(f"{label}: {dropped} y values <= 0 are not shown on the log y scale")
         if data.shape[0] == 0:
-            return _Prepared(row, _to_display(xe, row), np.array([1.0, 10.0]),
-                             np.full((1, nx), np.nan), ylog, zlog, (1.0, 10.0), [],
-                             "no positive y values for a log y scale")
+            return _Prepared(
+                row,
+                _to_display(xe, row),
+                np.array([1.0, 10.0]),
+                np.full((1, nx), np.nan),
+                ylog,
+                zlog,
+                (1.0, 10.0),
+                [],
+                "no positive y values for a log y scale",
+            )
         ye = y if edges_given else centres_to_edges(y, log=True)
     else:
         ye = y if edges_given else centres_to_edges(y)
@@ -282,14 +301,26 @@ def _prepare(row: Row, opts: FigureOptions, warnings: list[str]) -> _Prepared:
     if inside.any():
         j0 = int(np.argmax(inside))
         j1 = len(inside) - int(np.argmax(inside[::-1]))
-        data, ye = data[j0:j1], ye[j0:j1 + 1]
+        data, ye = data[j0:j1], ye[j0 : j1 + 1]
     else:
         note = f"no data between y = {lim_lo:g} and {lim_hi:g}"
 
-    given = {(e - (row.x_origin or 0.0)) / (_DAY if row.x_is_time else 1.0): e
-             for e in (*opts.events, *row.events)}
-    return _Prepared(row, _to_display(xe, row), ye, data, ylog, zlog,
-                     (float(lim_lo), float(lim_hi)), sorted(given), note, given)
+    given = {
+        (e - (row.x_origin or 0.0)) / (_DAY if row.x_is_time else 1.0): e
+        for e in (*opts.events, *row.events)
+    }
+    return _Prepared(
+        row,
+        _to_display(xe, row),
+        ye,
+        data,
+        ylog,
+        zlog,
+        (float(lim_lo), float(lim_hi)),
+        sorted(given),
+        note,
+        given,
+    )
 
 
 def _to_display(xe: np.ndarray, row: Row) -> np.ndarray:
@@ -297,11 +328,19 @@ def _to_display(xe: np.ndarray, row: Row) -> np.ndarray:
     return xe / _DAY if row.x_is_time else xe
 
 
-def _draw(ax: Any, xe: np.ndarray, ye: np.ndarray, img: np.ndarray, cmap: Any, norm: Any,
-          ylog: bool) -> Any:
+def _draw(
+    ax: Any, xe: np.ndarray, ye: np.ndarray, img: np.ndarray, cmap: Any, norm: Any, ylog: bool
+) -> Any:
     if not ylog and _uniform(xe) and _uniform(ye):
-        return ax.imshow(img, origin="lower", aspect="auto", interpolation="nearest",
-                         extent=(xe[0], xe[-1], ye[0], ye[-1]), cmap=cmap, norm=norm)
+        return ax.imshow(
+            img,
+            origin="lower",
+            aspect="auto",
+            interpolation="nearest",
+            extent=(xe[0], xe[-1], ye[0], ye[-1]),
+            cmap=cmap,
+            norm=norm,
+        )
     return ax.pcolormesh(xe, ye, img, shading="flat", cmap=cmap, norm=norm)
 
 
@@ -313,7 +352,7 @@ def _cut_x(p: _Prepared, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray] 
         return None
     i0 = int(np.argmax(inside))
     i1 = len(inside) - int(np.argmax(inside[::-1]))
-    return p.xe[i0:i1 + 1], p.data[:, i0:i1]
+    return p.xe[i0 : i1 + 1], p.data[:, i0:i1]
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -381,8 +420,9 @@ class _XRange:
     unit: str = ""  # of numeric x values: " s" when rows count seconds from an x_origin
 
 
-def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
-             warnings: list[str]) -> _XRange:
+def _x_range(
+    prepared: list[_Prepared], options: FigureOptions, time_axis: bool, warnings: list[str]
+) -> _XRange:
     lo = min(float(p.xe[0]) for p in prepared)
     hi = max(float(p.xe[-1]) for p in prepared)
     unit = " s" if any(p.row.x_origin is not None for p in prepared) else ""
@@ -393,8 +433,10 @@ def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
         given = {k: v for p in prepared for k, v in p.given.items()}
         shown = ", ".join(_given_text(given.get(e, e)) for e in outside[:5])
         more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
-        warnings.append(f"{len(outside)} of {len(all_events)} event(s) outside the x range "
-                        f"({_range_text(lo, hi, time_axis, unit)}), not drawn: {shown}{more}")
+        warnings.append(
+            f"{len(outside)} of {len(all_events)} event(s) outside the x range "
+            f"({_range_text(lo, hi, time_axis, unit)}), not drawn: {shown}{more}"
+        )
     zooms: list[tuple[float, float, float]] = []
     rest: list[float] = []
     if options.zoom_minutes:
@@ -407,7 +449,8 @@ def _x_range(prepared: list[_Prepared], options: FigureOptions, time_axis: bool,
                 warnings.append(
                     f"{len(rest)} of {len(visible)} events not zoomed (at most "
                     f"{MAX_ZOOM_COLUMNS} zoom columns): "
-                    f"{', '.join(_event_text(e, time_axis, unit=unit) for e in rest)}")
+                    f"{', '.join(_event_text(e, time_axis, unit=unit) for e in rest)}"
+                )
         elif all_events:
             warnings.append("no event inside the x range: zoom column left out")
         # No events at all: said once for the run (``run.run_batch``), not per figure.
@@ -441,8 +484,9 @@ def _event_text(e: float, time_axis: bool, *, short: bool = False, unit: str = "
     return text + " UTC"
 
 
-def _norm(img: np.ndarray, bounds: tuple[float, float],
-          zlog: bool) -> tuple[Any, np.ndarray, str, bool]:
+def _norm(
+    img: np.ndarray, bounds: tuple[float, float], zlog: bool
+) -> tuple[Any, np.ndarray, str, bool]:
     """(norm, image to draw, colour bar extension, values <= 0 present on a log scale)."""
     import numpy as np
     from matplotlib.colors import LogNorm, Normalize
@@ -461,15 +505,25 @@ def _norm(img: np.ndarray, bounds: tuple[float, float],
         norm = Normalize(lo, hi, clip=False)
         under = bool((img[finite] < lo).any())
     over = bool((img[np.isfinite(img)] > hi).any())
-    extend = {(True, True): "both", (True, False): "min",
-              (False, True): "max"}.get((under, over), "neither")
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+        (under, over), "neither"
+    )
     return norm, img, extend, nonpos
 
 
-def _colorbar(fig: Any, layout: _Layout, i: int, mesh: Any, p: _Prepared,
-              bounds: tuple[float, float], extend: str, label: str) -> None:
-    cb = fig.colorbar(mesh, cax=fig.add_axes(layout.rect(layout.cbar_left, CBAR_WIDTH_IN, i)),
-                      extend=extend)
+def _colorbar(
+    fig: Any,
+    layout: _Layout,
+    i: int,
+    mesh: Any,
+    p: _Prepared,
+    bounds: tuple[float, float],
+    extend: str,
+    label: str,
+) -> None:
+    cb = fig.colorbar(
+        mesh, cax=fig.add_axes(layout.rect(layout.cbar_left, CBAR_WIDTH_IN, i)), extend=extend
+    )
     lo, hi = bounds
     if p.zlog and hi / lo < 100:
         # Under two decades matplotlib labels minor ticks too, in another font size and
@@ -495,8 +549,12 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
     eps = 1e-9 * hi
     best: list[float] = []
     for subs in ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
-        ticks = [float(f"{m * 10.0**k:.12g}") for k in range(span[0], span[1] + 1)
-                 for m in subs if lo - eps <= m * 10.0**k <= hi + eps]
+        ticks = [
+            float(f"{m * 10.0**k:.12g}")
+            for k in range(span[0], span[1] + 1)
+            for m in subs
+            if lo - eps <= m * 10.0**k <= hi + eps
+        ]
         if len(ticks) > most:
             break
         best = ticks
@@ -510,8 +568,15 @@ def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
     return [float(f"{v:.12g}") for v in np.asarray(values) if lo - eps <= v <= hi + eps and v > 0]
 
 
-def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, window: tuple[float, float],
-                 cmap: Any, norm: Any, bounds: tuple[float, float] | None) -> None:
+def _zoom_column(
+    zax: Any,
+    layout: _Layout,
+    p: _Prepared,
+    window: tuple[float, float],
+    cmap: Any,
+    norm: Any,
+    bounds: tuple[float, float] | None,
+) -> None:
     import numpy as np
 
     if bounds is not None:
@@ -530,30 +595,43 @@ def _zoom_column(zax: Any, layout: _Layout, p: _Prepared, window: tuple[float, f
             _event_line(zax, e)
 
 
-def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOptions,
-              cmap: Any, xr: _XRange, sharex: Any,
-              warnings: list[str]) -> tuple[Any, list[Any]]:
+def _draw_row(
+    fig: Any,
+    layout: _Layout,
+    i: int,
+    p: _Prepared,
+    options: FigureOptions,
+    cmap: Any,
+    xr: _XRange,
+    sharex: Any,
+    warnings: list[str],
+) -> tuple[Any, list[Any]]:
     """Row ``i``: its spectrogram, colour bar, events and zooms; returns (axes, zoom axes)."""
     import numpy as np
 
     row = p.row
     ax = fig.add_axes(layout.rect(LEFT_IN, layout.main_width, i), sharex=sharex)
-    zaxes = [fig.add_axes(layout.rect(layout.zoom_left(k), layout.zoom_width, i), sharey=ax)
-             for k in range(len(xr.zooms))]
+    zaxes = [
+        fig.add_axes(layout.rect(layout.zoom_left(k), layout.zoom_width, i), sharey=ax)
+        for k in range(len(xr.zooms))
+    ]
     # x first: it is the long axis, and max-pooling gives the same cells in either order.
     img, xe = pool_cells(p.data, p.xe, 1, layout.pixels(layout.main_width))
     img, ye = pool_y(img, p.ye, layout.pixels(AXES_HEIGHT_IN), p.ylog)
     z_lo = row.z_min if row.z_min is not None else options.z_min
     z_hi = row.z_max if row.z_max is not None else options.z_max
-    bounds = None if p.note else color_bounds(img, options.percentiles, log=p.zlog,
-                                              lo=z_lo, hi=z_hi)
+    bounds = (
+        None if p.note else color_bounds(img, options.percentiles, log=p.zlog, lo=z_lo, hi=z_hi)
+    )
     note = p.note
     if bounds is None and note is None:
-        note = ("no finite values (all NaN)" if not np.isfinite(row.data).any()
-                else "no positive values for a log colour scale")
+        note = (
+            "no finite values (all NaN)"
+            if not np.isfinite(row.data).any()
+            else "no positive values for a log colour scale"
+        )
     if note:
-        warnings.append(f"{'row ' + repr(row.label) if row.label else f'row {i + 1}'}: "
-                        f"{note}")
+        warnings.append(f"{'row ' + repr(row.label) if row.label else f'row {i + 1}'}: {note}")
     ax.set_yscale("log" if p.ylog else "linear")
     ax.set_ylim(*p.ylim)
     ax.set_title(row.label or f"row {i + 1}", loc="left", fontsize=10)
@@ -562,16 +640,31 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
     if bounds is not None:
         norm, img, extend, nonpos = _norm(img, bounds, p.zlog)
         if nonpos:
-            ax.set_title("values <= 0 in the lowest colour", loc="right", fontsize=8,
-                         color="0.35")
-        _colorbar(fig, layout, i, _draw(ax, xe, ye, img, cmap, norm, p.ylog), p, bounds,
-                  extend, options.z_label or row.z_label or DEFAULT_Z_LABEL)
+            ax.set_title("values <= 0 in the lowest colour", loc="right", fontsize=8, color="0.35")
+        _colorbar(
+            fig,
+            layout,
+            i,
+            _draw(ax, xe, ye, img, cmap, norm, p.ylog),
+            p,
+            bounds,
+            extend,
+            options.z_label or row.z_label or DEFAULT_Z_LABEL,
+        )
     for zax, (_, lo, hi) in zip(zaxes, xr.zooms):
         _zoom_column(zax, layout, p, (lo, hi), cmap, norm, bounds)
     if note:
         ax.set_facecolor(NO_DATA_COLOR)
-        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
-                fontsize=11, color="0.2")
+        ax.text(
+            0.5,
+            0.5,
+            note,
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=11,
+            color="0.2",
+        )
     for e in p.events:
         if xr.lo <= e <= xr.hi:
             _event_line(ax, e)
@@ -579,8 +672,14 @@ def _draw_row(fig: Any, layout: _Layout, i: int, p: _Prepared, options: FigureOp
     return ax, zaxes
 
 
-def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str = "",
-                  options: FigureOptions = FigureOptions()) -> list[str]:
+def render_figure(
+    out: BinaryIO,
+    rows: list[Row],
+    *,
+    title: str,
+    subtitle: str = "",
+    options: FigureOptions = FigureOptions(),
+) -> list[str]:
     """Draw one multi-row figure and write it as PNG to ``out``.
 
     Args:
@@ -608,8 +707,9 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
         # A named x axis holds numbers, even ones that could be UNIX seconds.
         rows = [replace(r, x_is_time=False) if r.x_guessed_time else r for r in rows]
     if len({r.x_is_time for r in rows}) > 1:
-        raise FigureError(f"{title}: rows mix datetime and numeric x values; a shared x axis "
-                          f"needs one kind")
+        raise FigureError(
+            f"{title}: rows mix datetime and numeric x values; a shared x axis needs one kind"
+        )
     time_axis = rows[0].x_is_time
     warnings: list[str] = []
     prepared = [_prepare(r, options, warnings) for r in rows]
@@ -620,26 +720,34 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
     base = colormaps[options.cmap]
     cmap = base.with_extremes(under=base(0.0), bad=NO_DATA_COLOR)
 
-    texts = [title, subtitle, options.x_label, options.y_label, options.z_label,
-             *(t for r in rows for t in (r.label, r.x_label, r.y_label, r.z_label))]
+    texts = [
+        title,
+        subtitle,
+        options.x_label,
+        options.y_label,
+        options.z_label,
+        *(t for r in rows for t in (r.label, r.x_label, r.y_label, r.z_label)),
+    ]
     families, lacking = font_families([t for t in texts if t])
     if lacking:
-        warnings.append(f"{FONT_NOTE} {', '.join(lacking)}: drawn as boxes (install a font "
-                        f"that has them: Noto fonts cover most scripts; Chinese, Japanese "
-                        f"and Korean are in Noto Sans CJK, Debian's fonts-noto-cjk)")
+        warnings.append(
+            f"{FONT_NOTE} {', '.join(lacking)}: drawn as boxes (install a font "
+            f"that has them: Noto fonts cover most scripts; Chinese, Japanese "
+            f"and Korean are in Noto Sans CJK, Debian's fonts-noto-cjk)"
+        )
     # Text takes its font when it is made: the fallback fonts are set around all of it.
     # Matplotlib's own warnings (a missing glyph, with its source line) would reach stderr
     # from every worker; they become this figure's warnings instead, glyphs said above.
     fallback = {"font.family": [*rcParams["font.family"], *families]} if families else {}
-    with rc_context(fallback), \
-            catch_warnings(record=True) as caught:
+    with rc_context(fallback), catch_warnings(record=True) as caught:
         simplefilter("always")
         fig = Figure(figsize=(layout.width, layout.height), dpi=options.dpi)
         FigureCanvasAgg(fig)
         axes: list[tuple[Any, list[Any]]] = []
         for i, p in enumerate(prepared):
-            ax, zaxes = _draw_row(fig, layout, i, p, options, cmap, xr,
-                                  axes[0][0] if axes else None, warnings)
+            ax, zaxes = _draw_row(
+                fig, layout, i, p, options, cmap, xr, axes[0][0] if axes else None, warnings
+            )
             axes.append((ax, zaxes))
         _x_axes(axes, rows, xr, options, time_axis, layout.zoom_width)
         _header(fig, layout, title, subtitle, xr, time_axis)
@@ -657,10 +765,19 @@ def render_figure(out: BinaryIO, rows: list[Row], *, title: str, subtitle: str =
 #: per run, not once per figure).
 FONT_NOTE = "no installed font has the characters"
 #: Families tried first for characters the default font (DejaVu Sans) lacks.
-PREFERRED_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC",
-                   "Noto Sans CJK KR", "Source Han Sans", "WenQuanYi Micro Hei",
-                   "WenQuanYi Zen Hei", "Droid Sans Fallback", "IPAGothic", "IPAexGothic",
-                   "Noto Sans")
+PREFERRED_FONTS = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "Source Han Sans",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "IPAGothic",
+    "IPAexGothic",
+    "Noto Sans",
+)
 _CHARMAPS: dict[str, frozenset[int]] = {}
 _FALLBACKS: dict[frozenset[str], tuple[list[str], str]] = {}
 
@@ -675,8 +792,7 @@ def font_families(texts: list[str]) -> tuple[list[str], str]:
     """
     from matplotlib import font_manager
 
-    needed = {c for t in texts for c in t if ord(c) > 0x7F and c.isprintable()
-              and not c.isspace()}
+    needed = {c for t in texts for c in t if ord(c) > 0x7F and c.isprintable() and not c.isspace()}
     if not needed:
         return [], ""
     default = font_manager.findfont(font_manager.FontProperties())
@@ -711,8 +827,11 @@ def _cover(missing: frozenset[str]) -> tuple[list[str], str]:
     if left:
         known = {e.fname for e in manager.ttflist}
         for path in font_manager.findSystemFonts():
-            if (path not in known and "LastResort" not in os.path.basename(path)
-                    and any(ord(c) in _charmap(path) for c in left)):
+            if (
+                path not in known
+                and "LastResort" not in os.path.basename(path)
+                and any(ord(c) in _charmap(path) for c in left)
+            ):
                 try:
                     manager.addfont(path)
                 except (OSError, RuntimeError, ValueError):
@@ -734,8 +853,14 @@ def _charmap(path: str) -> frozenset[int]:
     return found
 
 
-def _x_axes(axes: list[tuple[Any, list[Any]]], rows: list[Row], xr: _XRange,
-            options: FigureOptions, time_axis: bool, zoom_width: float) -> None:
+def _x_axes(
+    axes: list[tuple[Any, list[Any]]],
+    rows: list[Row],
+    xr: _XRange,
+    options: FigureOptions,
+    time_axis: bool,
+    zoom_width: float,
+) -> None:
     """Tick labels on the bottom row only, each zoom column's title (its event ± half the
     window), the x label and range."""
     from matplotlib import dates as mdates
@@ -747,9 +872,11 @@ def _x_axes(axes: list[tuple[Any, list[Any]]], rows: list[Row], xr: _XRange,
             ax.tick_params(labelbottom=False)
         for zax, (event, _, _) in zip(zaxes, xr.zooms):
             if i == 0:
-                zax.set_title(f"{_event_text(event, time_axis, short=True, unit=xr.unit)} "
-                              f"\u00b1 {half}",
-                              loc="left", fontsize=9 if layout_narrow(xr) else 10)
+                zax.set_title(
+                    f"{_event_text(event, time_axis, short=True, unit=xr.unit)} \u00b1 {half}",
+                    loc="left",
+                    fontsize=9 if layout_narrow(xr) else 10,
+                )
             if not last:
                 zax.tick_params(labelbottom=False)
             _zoom_ticks(zax, zoom_width, time_axis)
@@ -782,24 +909,35 @@ def layout_narrow(xr: _XRange) -> bool:
     return len(xr.zooms) > 2
 
 
-def _header(fig: Any, layout: _Layout, title: str, subtitle: str, xr: _XRange,
-            time_axis: bool) -> None:
+def _header(
+    fig: Any, layout: _Layout, title: str, subtitle: str, xr: _XRange, time_axis: bool
+) -> None:
     if len(title) > 140:  # long paths: the end says most
         title = "…" + title[-139:]
     n_events = len(xr.events)
     if n_events:
-        subtitle += (f"{', ' if subtitle else ''}{n_events} event{'s' if n_events != 1 else ''}"
-                     f" (dashed red)")
+        subtitle += (
+            f"{', ' if subtitle else ''}{n_events} event{'s' if n_events != 1 else ''} (dashed red)"
+        )
     if xr.zooms:
         subtitle += f", zoom on {'each' if not xr.not_zoomed else f'the first {len(xr.zooms)}'}"
     if xr.not_zoomed:
-        shown = ", ".join(_event_text(e, time_axis, short=True, unit=xr.unit)
-                          for e in xr.not_zoomed[:4])
+        shown = ", ".join(
+            _event_text(e, time_axis, short=True, unit=xr.unit) for e in xr.not_zoomed[:4]
+        )
         more = f" and {len(xr.not_zoomed) - 4} more" if len(xr.not_zoomed) > 4 else ""
         subtitle += f"; not zoomed: {shown}{more}"
     head = title if not subtitle else f"{title}\n{subtitle}"
-    fig.text(0.12 / layout.width, 1 - 0.1 / layout.height, head, ha="left", va="top",
-             fontsize=11, fontweight="bold", linespacing=1.3)
+    fig.text(
+        0.12 / layout.width,
+        1 - 0.1 / layout.height,
+        head,
+        ha="left",
+        va="top",
+        fontsize=11,
+        fontweight="bold",
+        linespacing=1.3,
+    )
 
 
 def _event_line(ax: Any, x: float) -> None:
@@ -821,12 +959,37 @@ TICK_PT = 8  # tick label size
 CHAR_IN = 0.64 * TICK_PT / 72
 TICK_GAP_IN = 0.1  # at least this between two labels, and between a label and the edge
 #: Tick steps on a time axis, seconds: round clock values.
-TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200,
-              10800, 21600, 43200, _DAY, 2 * _DAY, 7 * _DAY, 14 * _DAY, 28 * _DAY)
+TIME_STEPS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    20,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1200,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    _DAY,
+    2 * _DAY,
+    7 * _DAY,
+    14 * _DAY,
+    28 * _DAY,
+)
 
 
-def zoom_ticks(lo: float, hi: float, width_in: float,
-               time_axis: bool) -> tuple[list[float], list[str]]:
+def zoom_ticks(
+    lo: float, hi: float, width_in: float, time_axis: bool
+) -> tuple[list[float], list[str]]:
     """The ticks and labels of a zoom column ``width_in`` inches wide showing ``lo..hi``
     (days on a time axis): the densest round ticks whose labels all lie inside the column
     without touching each other; one tick when no two fit, none when no label fits."""
@@ -856,15 +1019,22 @@ def _tick_candidates(lo: float, hi: float, time_axis: bool):
             if ticks.size > 12:
                 continue
             fmt = "%H:%M:%S" if step < 60 else "%H:%M" if step < _DAY else "%Y-%m-%d"
-            yield ([float(t) / _DAY for t in ticks],
-                   [_dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).strftime(fmt)
-                    for t in ticks])
+            yield (
+                [float(t) / _DAY for t in ticks],
+                [
+                    _dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).strftime(fmt)
+                    for t in ticks
+                ],
+            )
         return
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     for nbins in (8, 6, 5, 4, 3, 2, 1):
-        ticks = [float(t) for t in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10])
-                 .tick_values(lo, hi) if lo <= t <= hi]
+        ticks = [
+            float(t)
+            for t in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+            if lo <= t <= hi
+        ]
         formatter = ScalarFormatter()
         formatter.create_dummy_axis()
         formatter.axis.set_view_interval(lo, hi)
@@ -872,8 +1042,9 @@ def _tick_candidates(lo: float, hi: float, time_axis: bool):
         yield ticks, [formatter(t) for t in ticks]
 
 
-def _fitting(ticks: list[float], labels: list[str], lo: float, hi: float,
-             width_in: float) -> tuple[list[float], list[str]] | None:
+def _fitting(
+    ticks: list[float], labels: list[str], lo: float, hi: float, width_in: float
+) -> tuple[list[float], list[str]] | None:
     """The ticks whose labels lie inside the column; None when two labels would touch."""
     from itertools import pairwise
 

@@ -68,8 +68,16 @@ def call(spec: LoaderSpec, item: str, path: str, settings: Settings | None) -> A
 # ------------------------------------------------------------------------ built-ins
 
 
-def _iq_row(power: np.ndarray, freqs: np.ndarray, times: np.ndarray, *, center: float,
-            label: str, origin: float | None, frame: float | None = None) -> dict:
+def _iq_row(
+    power: np.ndarray,
+    freqs: np.ndarray,
+    times: np.ndarray,
+    *,
+    center: float,
+    label: str,
+    origin: float | None,
+    frame: float | None = None,
+) -> dict:
     """A row of an IQ spectrogram: time along x, frequency offset (kHz) up y, dB as z.
 
     ``times`` are frame starts; with the frame duration they become cell edges.
@@ -85,9 +93,15 @@ def _iq_row(power: np.ndarray, freqs: np.ndarray, times: np.ndarray, *, center: 
         db = 10.0 * np.log10(power, dtype=np.float32)
     db[~np.isfinite(db)] = np.nan
     return {
-        "x": times, "y": (freqs - center) / 1e3, "data": db.T, "label": label,
-        "x_label": "time (s)", "y_label": "frequency offset (kHz)",
-        "z_label": "power (dB)", "y_scale": "linear", "z_scale": "linear",
+        "x": times,
+        "y": (freqs - center) / 1e3,
+        "data": db.T,
+        "label": label,
+        "x_label": "time (s)",
+        "y_label": "frequency offset (kHz)",
+        "z_label": "power (dB)",
+        "y_scale": "linear",
+        "z_scale": "linear",
         "x_origin": origin,
     }
 
@@ -105,8 +119,9 @@ def load_iq(path: str, settings: Settings) -> list[dict]:
     return _iq_rows(path, pipeline.compute(path, settings), settings)
 
 
-def load_iq_products(path: str, settings: Settings, output: str, stem: str,
-                     wanted: tuple[str, ...]) -> tuple[list[dict], list[str], dict[str, Any]]:
+def load_iq_products(
+    path: str, settings: Settings, output: str, stem: str, wanted: tuple[str, ...]
+) -> tuple[list[dict], list[str], dict[str, Any]]:
     """The ``iq`` loader's rows, and the recording's mean-spectrum products from the same
     read (``spectrum``, ``peaks``; ``campaign`` needs the spectrum file), written to
     ``output`` under ``stem`` as ``process`` writes them (docs/products.md).
@@ -124,9 +139,16 @@ def load_iq_products(path: str, settings: Settings, output: str, stem: str,
     rec: Any = spec.recording
     mean = np.asarray(spec.power).mean(axis=0, dtype=np.float64)
     made, extra = meanproducts.write(
-        Path(output), stem, wanted, settings, freqs=spec.freqs, mean_raw=mean,
-        described=pipeline.describe(rec, settings), rec=rec,
-        title=pipeline.title_for(path, spec.header))
+        Path(output),
+        stem,
+        wanted,
+        settings,
+        freqs=spec.freqs,
+        mean_raw=mean,
+        described=pipeline.describe(rec, settings),
+        rec=rec,
+        title=pipeline.title_for(path, spec.header),
+    )
     extra.update(nframes=rec.nframes, center=rec.center)
     entries = catalog.chosen(",".join(wanted))
     paths = [p for e in pipeline.entries_in_order(entries, made) for p in made.get(e.name, [])]
@@ -143,21 +165,35 @@ def _iq_rows(path: str, spec: Any, settings: Settings) -> list[dict]:
     acquired = header.acquisition_start
     origin = acquired.timestamp() if acquired else None
     res = describe_resolution(fs, spec.lframes, window=settings.window)
-    when = (f", acquired {acquired.isoformat(sep=' ', timespec='milliseconds')}" if acquired
-            else "")
+    when = f", acquired {acquired.isoformat(sep=' ', timespec='milliseconds')}" if acquired else ""
     frame = spec.lframes / fs
-    rows = [_iq_row(spec.power, spec.freqs, spec.times, center=center, origin=origin,
-                    frame=frame, label=f"full span {fmt_hz(fs)} around {fmt_hz(center)}, "
-                          f"{res}{when}")]
+    rows = [
+        _iq_row(
+            spec.power,
+            spec.freqs,
+            spec.times,
+            center=center,
+            origin=origin,
+            frame=frame,
+            label=f"full span {fmt_hz(fs)} around {fmt_hz(center)}, {res}{when}",
+        )
+    ]
     # The quicklook's own zoom computation (span, averaging), on the whole array.
     z = zoom.zoom_of(path, spec.power, spec.freqs, center, fs, settings)
     for note in z.window.notes:
         log.warning("%s: %s", path, note)
     zres = describe_resolution(fs, spec.lframes, z.window.n_avg, window=settings.window)
-    rows.append(_iq_row(z.power, z.freqs, z.times, center=center,
-                        origin=origin, frame=frame * z.window.n_avg,
-                        label=f"zoom {fmt_hz(z.window.span)} around "
-                              f"{fmt_hz(z.window.centre)}, {zres}"))
+    rows.append(
+        _iq_row(
+            z.power,
+            z.freqs,
+            z.times,
+            center=center,
+            origin=origin,
+            frame=frame * z.window.n_avg,
+            label=f"zoom {fmt_hz(z.window.span)} around {fmt_hz(z.window.centre)}, {zres}",
+        )
+    )
     return rows
 
 
@@ -194,12 +230,15 @@ def load_npz(path: str, settings: Settings | None = None) -> list[dict]:
     keys = set(arrays)
     if {"arr_0", "arr_1", "arr_2"} <= keys and "data" not in keys:
         return [_legacy_row(arrays, path)]
-    data_keys = sorted((k for k in keys if k.startswith("data_") and k[5:].isdigit()),
-                       key=lambda k: int(k[5:]))
+    data_keys = sorted(
+        (k for k in keys if k.startswith("data_") and k[5:].isdigit()), key=lambda k: int(k[5:])
+    )
     if "data" not in keys and not data_keys:
-        raise ItemError(f"{path}: no arrays in a known layout: expected arr_0/arr_1/arr_2, "
-                        f"or x, y and data (or data_0, data_1, ...); found "
-                        f"{', '.join(sorted(keys)) or 'no arrays'}")
+        raise ItemError(
+            f"{path}: no arrays in a known layout: expected arr_0/arr_1/arr_2, "
+            f"or x, y and data (or data_0, data_1, ...); found "
+            f"{', '.join(sorted(keys)) or 'no arrays'}"
+        )
     rows: list[dict] = []
     if "data" in keys:
         data = arrays["data"]
@@ -219,8 +258,9 @@ def load_npz(path: str, settings: Settings | None = None) -> list[dict]:
             r["label"] = str(labels[n])
         for key in ("x", "y"):
             if key not in r:
-                raise ItemError(f"{path}: row {n + 1}: no {key!r} array (store {key!r} or "
-                                f"'{key}_{i}')")
+                raise ItemError(
+                    f"{path}: row {n + 1}: no {key!r} array (store {key!r} or '{key}_{i}')"
+                )
     return rows
 
 
@@ -231,15 +271,16 @@ def _legacy_row(arrays: dict, path: str) -> dict:
     times = np.asarray(arrays["arr_1"], dtype=np.float64).ravel()
     power = np.asarray(arrays["arr_2"])
     if power.ndim != 2:
-        raise ItemError(f"{path}: 'arr_2' must be 2-D (time x frequency), got shape "
-                        f"{power.shape}")
+        raise ItemError(f"{path}: 'arr_2' must be 2-D (time x frequency), got shape {power.shape}")
     if power.shape != (times.size, freqs.size):
         if power.shape == (freqs.size, times.size):
             power = power.T
         else:
-            raise ItemError(f"{path}: 'arr_2' has shape {power.shape} but 'arr_0' has "
-                            f"{freqs.size} frequencies and 'arr_1' {times.size} times: "
-                            f"expected ({times.size}, {freqs.size})")
+            raise ItemError(
+                f"{path}: 'arr_2' has shape {power.shape} but 'arr_0' has "
+                f"{freqs.size} frequencies and 'arr_1' {times.size} times: "
+                f"expected ({times.size}, {freqs.size})"
+            )
     if "center_frequency" in arrays:
         center = float(arrays["center_frequency"])
     else:
@@ -254,10 +295,21 @@ def _legacy_row(arrays: dict, path: str) -> dict:
         origin = when.timestamp() if when else None
     finite = power[np.isfinite(power)]
     if finite.size and finite.min() >= 0:
-        return _iq_row(power, freqs, times, center=center, origin=origin,
-                       label=f"{Path(path).name} (arr_0/arr_1/arr_2), offsets from "
-                             f"{fmt_hz(center)}")
+        return _iq_row(
+            power,
+            freqs,
+            times,
+            center=center,
+            origin=origin,
+            label=f"{Path(path).name} (arr_0/arr_1/arr_2), offsets from {fmt_hz(center)}",
+        )
     # Not a power spectrogram (negative values): draw it as it is.
-    return {"x": times, "y": (freqs - center) / 1e3, "data": power.T,
-            "label": f"{Path(path).name} (arr_0/arr_1/arr_2)", "x_label": "time (s)",
-            "y_label": f"offset from {fmt_hz(center)} (kHz)", "z_label": "arr_2"}
+    return {
+        "x": times,
+        "y": (freqs - center) / 1e3,
+        "data": power.T,
+        "label": f"{Path(path).name} (arr_0/arr_1/arr_2)",
+        "x_label": "time (s)",
+        "y_label": f"offset from {fmt_hz(center)} (kHz)",
+        "z_label": "arr_2",
+    }

@@ -60,7 +60,7 @@ def parse_spec(spec: str, *, cwd: str | None = None) -> LoaderSpec:
     if spec in BUILTINS:
         return LoaderSpec(spec)
     target, sep, function = spec.rpartition(":")
-    hint = ("expected iq, npz, package.module:function or path/to/file.py:function")
+    hint = "expected iq, npz, package.module:function or path/to/file.py:function"
     if not sep or not target or not function.isidentifier():
         raise UsageError(f"--loader {spec!r}: {hint}")
     cwd = os.path.abspath(cwd or os.getcwd())
@@ -70,7 +70,6 @@ def parse_spec(spec: str, *, cwd: str | None = None) -> LoaderSpec:
     if not all(part.isidentifier() for part in target.split(".")):
         raise UsageError(f"--loader {spec!r}: {target!r} is not a module name; {hint}")
     return LoaderSpec("module", target, function, (cwd,))
-
 
 
 def plugin_function(spec: LoaderSpec) -> Callable[..., Any]:
@@ -83,15 +82,21 @@ def plugin_function(spec: LoaderSpec) -> Callable[..., Any]:
     module = _import(spec)
     what = f"--loader {spec.name}"
     if not hasattr(module, spec.function):
-        public = sorted(n for n, v in vars(module).items()
-                        if callable(v) and not n.startswith("_")
-                        and getattr(v, "__module__", None) == module.__name__)
+        public = sorted(
+            n
+            for n, v in vars(module).items()
+            if callable(v)
+            and not n.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+        )
         known = f" (it has: {', '.join(public)})" if public else ""
         raise UsageError(f"{what}: {spec.target} has no function {spec.function!r}{known}")
     fn = getattr(module, spec.function)
     if not callable(fn):
-        raise UsageError(f"{what}: {spec.function!r} in {spec.target} is not callable "
-                         f"(it is a {type(fn).__name__})")
+        raise UsageError(
+            f"{what}: {spec.function!r} in {spec.target} is not callable "
+            f"(it is a {type(fn).__name__})"
+        )
     return fn
 
 
@@ -129,9 +134,10 @@ def _import(spec: LoaderSpec) -> Any:
     except UsageError:
         raise
     except ModuleNotFoundError as e:
-        raise UsageError(f"{what}: cannot import {spec.target}: {e} (is it installed, or on "
-                         f"PYTHONPATH?)") from None
+        raise UsageError(
+            f"{what}: cannot import {spec.target}: {e} (is it installed, or on PYTHONPATH?)"
+        ) from None
     except Exception as e:  # noqa: BLE001 - the plugin's own import-time errors
-        raise UsageError(f"{what}: importing {spec.target} failed: "
-                         f"{type(e).__name__}: {e}") from None
-
+        raise UsageError(
+            f"{what}: importing {spec.target} failed: {type(e).__name__}: {e}"
+        ) from None

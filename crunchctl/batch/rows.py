@@ -18,11 +18,29 @@ if TYPE_CHECKING:
     import numpy as np
 
 #: Keys a row dict may have (docs/products.md, "Batch figures").
-ROW_KEYS = frozenset({
-    "x", "y", "data", "collapse_axis", "collapse", "label", "y_min", "y_max", "z_min",
-    "z_max", "vmin", "vmax", "x_label", "y_label", "z_label", "y_scale", "z_scale",
-    "events", "x_origin",
-})
+ROW_KEYS = frozenset(
+    {
+        "x",
+        "y",
+        "data",
+        "collapse_axis",
+        "collapse",
+        "label",
+        "y_min",
+        "y_max",
+        "z_min",
+        "z_max",
+        "vmin",
+        "vmax",
+        "x_label",
+        "y_label",
+        "z_label",
+        "y_scale",
+        "z_scale",
+        "events",
+        "x_origin",
+    }
+)
 _BOUND_KEYS = ("y_min", "y_max", "z_min", "z_max", "vmin", "vmax")
 _COLLAPSE = ("sum", "mean", "max")
 
@@ -121,18 +139,23 @@ def check_rows(raw: Any, item: str) -> list[Row]:
         missing = [k for k in ("x", "y", "data") if raw.get(k) is None]
         if missing:
             # Not a row: say what came back, not "row 1", which the loader never made.
-            raise RowError(f"{item}: the loader returned a dict with keys {_key_list(raw)} "
-                           f"instead of a list of rows; as a single row it lacks "
-                           f"{_listed(missing)}{_hint(raw)}")
+            raise RowError(
+                f"{item}: the loader returned a dict with keys {_key_list(raw)} "
+                f"instead of a list of rows; as a single row it lacks "
+                f"{_listed(missing)}{_hint(raw)}"
+            )
         raw = [raw]
     elif isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
-        raise RowError(f"{item}: the loader returned {type(raw).__name__}; expected a list "
-                       f"of dicts with keys x, y, data")
+        raise RowError(
+            f"{item}: the loader returned {type(raw).__name__}; expected a list "
+            f"of dicts with keys x, y, data"
+        )
     rows = []
     for i, r in enumerate(list(raw)):
         if not isinstance(r, Mapping):
-            raise RowError(f"{item}: row {i + 1}: expected a dict with keys x, y, data, got "
-                           f"{type(r).__name__}")
+            raise RowError(
+                f"{item}: row {i + 1}: expected a dict with keys x, y, data, got {type(r).__name__}"
+            )
         rows.append(_row(r, item, i))
     return rows
 
@@ -143,14 +166,20 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     where = _where(item, index, raw)
     for key in ("x", "y", "data"):
         if key not in raw or raw[key] is None:
-            raise RowError(f"{where}: missing key {key!r} (a row needs x, y and data; it has "
-                           f"{_key_list(raw)})")
+            raise RowError(
+                f"{where}: missing key {key!r} (a row needs x, y and data; it has {_key_list(raw)})"
+            )
     warnings = [f"{where}: unknown key {k!r} ignored" for k in raw if k not in ROW_KEYS]
 
     x, x_is_time = _axis(raw["x"], where, "x", allow_time=True)
     x_guessed = False
-    if (not x_is_time and raw.get("x_label") is None and raw.get("x_origin") is None
-            and UNIX_RANGE[0] <= float(x.min()) and float(x.max()) <= UNIX_RANGE[1]):
+    if (
+        not x_is_time
+        and raw.get("x_label") is None
+        and raw.get("x_origin") is None
+        and UNIX_RANGE[0] <= float(x.min())
+        and float(x.max()) <= UNIX_RANGE[1]
+    ):
         # Plain numbers that can only be UNIX seconds (the legacy plotter's x) are drawn as
         # UTC date-times: ten-digit second ticks are unreadable.
         x_is_time = x_guessed = True
@@ -159,8 +188,7 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
         data = np.asarray(raw["data"])
     except (TypeError, ValueError) as e:
         raise RowError(f"{where}: 'data' is not an array: {e}") from None
-    if data.dtype == object or not (np.issubdtype(data.dtype, np.number)
-                                    or data.dtype == bool):
+    if data.dtype == object or not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         raise RowError(f"{where}: 'data' must be numeric, got dtype {data.dtype}")
     if np.iscomplexobj(data):
         raise RowError(f"{where}: 'data' is complex; give power or magnitude (real numbers)")
@@ -170,11 +198,15 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     if data.ndim == 3:
         data = _collapse(data, raw, where)
     elif "collapse_axis" in raw and raw["collapse_axis"] is not None:
-        raise RowError(f"{where}: 'collapse_axis' given but 'data' is {data.ndim}-D "
-                       f"(shape {data.shape}); it applies to 3-D data only")
+        raise RowError(
+            f"{where}: 'collapse_axis' given but 'data' is {data.ndim}-D "
+            f"(shape {data.shape}); it applies to 3-D data only"
+        )
     if data.ndim != 2:
-        raise RowError(f"{where}: 'data' must be 2-D (or 3-D with 'collapse_axis'), got "
-                       f"{data.ndim}-D with shape {data.shape}")
+        raise RowError(
+            f"{where}: 'data' must be 2-D (or 3-D with 'collapse_axis'), got "
+            f"{data.ndim}-D with shape {data.shape}"
+        )
 
     nx, ny = len(x), len(y)
 
@@ -187,7 +219,8 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
         else:
             raise RowError(
                 f"{where}: 'data' has shape {data.shape} but 'x' has {nx} values and 'y' "
-                f"has {ny}: expected ({ny}, {nx}), i.e. (len(y), len(x))")
+                f"has {ny}: expected ({ny}, {nx}), i.e. (len(y), len(x))"
+            )
     if data.shape[1] == 0 or data.shape[0] == 0:
         raise RowError(f"{where}: 'data' is empty (shape {data.shape})")
 
@@ -200,8 +233,9 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
     hi_z = "vmax" if bounds["vmax"] is not None else "z_max"
     for alias, key in (("vmin", "z_min"), ("vmax", "z_max")):
         if bounds[alias] is not None and bounds[key] is not None and bounds[alias] != bounds[key]:
-            warnings.append(f"{where}: both {alias!r} and {key!r} given; {alias!r} = "
-                            f"{bounds[alias]:g} is used")
+            warnings.append(
+                f"{where}: both {alias!r} and {key!r} given; {alias!r} = {bounds[alias]:g} is used"
+            )
     z_min, z_max = bounds[lo_z], bounds[hi_z]
     for lo_key, hi_key in (("y_min", "y_max"), (lo_z, hi_z)):
         lo, hi = bounds[lo_key], bounds[hi_key]
@@ -210,17 +244,26 @@ def _row(raw: Mapping, item: str, index: int) -> Row:
 
     events = raw.get("events")
     return Row(
-        x=x, y=y, data=data,
+        x=x,
+        y=y,
+        data=data,
         label=_text(raw.get("label"), where, "label") or "",
-        y_min=bounds["y_min"], y_max=bounds["y_max"], z_min=z_min, z_max=z_max,
+        y_min=bounds["y_min"],
+        y_max=bounds["y_max"],
+        z_min=z_min,
+        z_max=z_max,
         x_label=_text(raw.get("x_label"), where, "x_label"),
         y_label=_text(raw.get("y_label"), where, "y_label"),
         z_label=_text(raw.get("z_label"), where, "z_label"),
         y_scale=_scale(raw.get("y_scale"), where, "y_scale"),
         z_scale=_scale(raw.get("z_scale"), where, "z_scale"),
-        x_is_time=x_is_time, x_guessed_time=x_guessed,
-        x_origin=(None if raw.get("x_origin") is None
-                  else parse_time(raw["x_origin"], f"{where}: 'x_origin'")),
+        x_is_time=x_is_time,
+        x_guessed_time=x_guessed,
+        x_origin=(
+            None
+            if raw.get("x_origin") is None
+            else parse_time(raw["x_origin"], f"{where}: 'x_origin'")
+        ),
         events=() if events is None else _events(events, f"{where}: 'events'"),
         warnings=warnings,
     )
@@ -244,8 +287,9 @@ def _axis(value: Any, where: str, key: str, *, allow_time: bool) -> tuple[np.nda
     if a.size == 0:
         raise RowError(f"{where}: {key!r} is empty")
     is_time = False
-    if a.dtype.kind == "M" or (a.dtype == object and a.size
-                               and all(hasattr(v, "timestamp") for v in a[:3])):
+    if a.dtype.kind == "M" or (
+        a.dtype == object and a.size and all(hasattr(v, "timestamp") for v in a[:3])
+    ):
         if not allow_time:
             raise RowError(f"{where}: {key!r} holds datetimes; only 'x' may be a time axis")
         a = _to_unix(a, where, key)
@@ -279,8 +323,9 @@ def _events(value: Any, where: str) -> tuple[float, ...]:
     return tuple(parse_time(v, where) for v in a.ravel().tolist())
 
 
-def _monotonic(axis: np.ndarray, data: np.ndarray, dim: int, where: str,
-               key: str) -> tuple[np.ndarray, np.ndarray]:
+def _monotonic(
+    axis: np.ndarray, data: np.ndarray, dim: int, where: str, key: str
+) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
     if axis.size < 2:
@@ -303,8 +348,10 @@ def _collapse(data: np.ndarray, raw: Mapping, where: str) -> np.ndarray:
 
     axis = raw.get("collapse_axis")
     if axis is None:
-        raise RowError(f"{where}: 'data' is 3-D (shape {data.shape}); give 'collapse_axis' "
-                       f"(0, 1 or 2) to say which axis to collapse")
+        raise RowError(
+            f"{where}: 'data' is 3-D (shape {data.shape}); give 'collapse_axis' "
+            f"(0, 1 or 2) to say which axis to collapse"
+        )
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -3 <= axis < 3:
         raise RowError(f"{where}: 'collapse_axis' = {axis!r}: expected 0, 1 or 2")
     how = raw.get("collapse") or "sum"
@@ -389,8 +436,12 @@ def parse_time(value: Any, where: str = "time") -> float:
         except ValueError:
             pass
         try:
-            return parse_time(_dt.datetime.fromisoformat(
-                text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text), where)
+            return parse_time(
+                _dt.datetime.fromisoformat(
+                    text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+                ),
+                where,
+            )
         except ValueError:
             pass
     raise RowError(f"{where}: {value!r} is neither UNIX seconds nor an ISO 8601 time")

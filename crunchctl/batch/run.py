@@ -53,8 +53,7 @@ def read_items(spec: str, stdin: IO[str] | None = None, *, what: str = "items fi
     return [line for _, line in _numbered_lines(spec, stdin, what=what)]
 
 
-def _numbered_lines(spec: str, stdin: IO[str] | None = None, *,
-                    what: str) -> list[tuple[int, str]]:
+def _numbered_lines(spec: str, stdin: IO[str] | None = None, *, what: str) -> list[tuple[int, str]]:
     """(line number, text) of every entry of a file (or stdin) as ``read_items`` reads it."""
     if spec == "-":
         import sys
@@ -68,16 +67,18 @@ def _numbered_lines(spec: str, stdin: IO[str] | None = None, *,
         except FileNotFoundError:
             raise UsageError(f"{spec}: {what} not found") from None
         except IsADirectoryError:
-            raise UsageError(f"{spec}: is a folder; expected an {what} (one entry per "
-                             f"line)") from None
+            raise UsageError(
+                f"{spec}: is a folder; expected an {what} (one entry per line)"
+            ) from None
         except OSError as e:
             raise UsageError(f"{spec}: cannot read the {what}: {e.strerror or e}") from None
         name = spec
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise UsageError(f"{spec}: not UTF-8 text (byte {e.start}); expected one item "
-                             f"per line") from None
+            raise UsageError(
+                f"{spec}: not UTF-8 text (byte {e.start}); expected one item per line"
+            ) from None
     lines = []
     for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
         line = line.strip()
@@ -153,8 +154,11 @@ def figure_names(items: Sequence[str], style: str = "full") -> dict[str, str]:
             if stem is not None:
                 by_stem.setdefault(stem.lower(), []).append(item)
         plain = {item.lower() for item in items if _stem(item) is None}
-        stems = {group[0]: _stem(group[0]) or "" for key, group in by_stem.items()
-                 if len(group) == 1 and key not in plain}
+        stems = {
+            group[0]: _stem(group[0]) or ""
+            for key, group in by_stem.items()
+            if len(group) == 1 and key not in plain
+        }
     taken: set[str] = set(stems.values())
     folded: set[str] = {n.lower() for n in stems.values()}
     names = {}
@@ -235,8 +239,10 @@ class BatchOptions:
         from crunchctl.quicklook.meanproducts import MEAN_PRODUCTS
 
         if set(self.products) - set(MEAN_PRODUCTS):
-            raise UsageError(f"batch products {','.join(self.products)}: only "
-                             f"{', '.join(MEAN_PRODUCTS)} are made beside the figure")
+            raise UsageError(
+                f"batch products {','.join(self.products)}: only "
+                f"{', '.join(MEAN_PRODUCTS)} are made beside the figure"
+            )
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit {self.limit}: expected a number of items of at least 1")
         if self.names not in NAME_STYLES:
@@ -261,10 +267,26 @@ class BatchTask:
     products: tuple[str, ...] = ()
     stem: str = ""
 
-    def outcome(self, status: str, started: float, products: list[str] | None = None,
-                message: str | None = None) -> Outcome:
-        return Outcome(self.item, KIND_BATCH, self.source, status, started, time.time(),
-                       self.size, self.mtime_ns, self.digest, products or [], message)
+    def outcome(
+        self,
+        status: str,
+        started: float,
+        products: list[str] | None = None,
+        message: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            self.item,
+            KIND_BATCH,
+            self.source,
+            status,
+            started,
+            time.time(),
+            self.size,
+            self.mtime_ns,
+            self.digest,
+            products or [],
+            message,
+        )
 
     def failure(self, message: str, started: float) -> Outcome:
         return self.outcome(ERROR, started, message=message)
@@ -280,9 +302,14 @@ def recording_products(products: str) -> tuple[str, ...]:
     return tuple(n for n in catalog.normalise(products).split(",") if n in MEAN_PRODUCTS)
 
 
-def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
-                    settings: Settings | None, names: str = "full",
-                    products: Sequence[str] = ()) -> str:
+def settings_digest(
+    loader: LoaderSpec,
+    figure: FigureOptions,
+    output: str,
+    settings: Settings | None,
+    names: str = "full",
+    products: Sequence[str] = (),
+) -> str:
     """Digest of loader + figure options + output folder (+ IQ numerics for ``iq``, and the
     recording products asked for with the settings that shape them).
 
@@ -292,8 +319,12 @@ def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
     for key in ("x_label", "y_label", "z_label"):
         if fig.get(key) is None:
             fig.pop(key, None)
-    shaping: dict[str, Any] = {"loader": loader.name, "figure": fig,
-                               "output": os.path.abspath(output), "format": FIGURE_FORMAT}
+    shaping: dict[str, Any] = {
+        "loader": loader.name,
+        "figure": fig,
+        "output": os.path.abspath(output),
+        "format": FIGURE_FORMAT,
+    }
     if names != "full":
         shaping["names"] = names
     if figure.zoom_minutes is not None:
@@ -306,14 +337,18 @@ def settings_digest(loader: LoaderSpec, figure: FigureOptions, output: str,
         # The iq loader makes the zoom's numbers (its colour map is the figure's own), read
         # with the options the formats declare (docs/formats.md): in the digest when set.
         iq_keys = [k for k in catalog.product("zoom").settings if k != "cmap"]
-        read_keys = {"format"} | {k for n in formats.names()
-                                  for k in formats.registration(n).options}
+        read_keys = {"format"} | {
+            k for n in formats.names() for k in formats.registration(n).options
+        }
         shaping["iq"] = {k: getattr(s, k) for k in iq_keys}
-        shaping["iq"].update({k: getattr(s, k) for k in sorted(read_keys)
-                              if getattr(s, k) not in (None, False)})
+        shaping["iq"].update(
+            {k: getattr(s, k) for k in sorted(read_keys) if getattr(s, k) not in (None, False)}
+        )
         if products:  # asking for peaks later makes the done figures due again
-            shaping["products"] = {"kinds": list(products),
-                                   **{k: getattr(s, k) for k in catalog.settings_of(products)}}
+            shaping["products"] = {
+                "kinds": list(products),
+                **{k: getattr(s, k) for k in catalog.settings_of(products)},
+            }
     raw = json.dumps(shaping, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -348,10 +383,22 @@ def run_item(task: BatchTask) -> Outcome:
         with contextlib.redirect_stdout(sys.stderr):
             if task.products and task.loader.kind == "iq" and task.settings is not None:
                 raw, made, extra = loaders.load_iq_products(
-                    task.path, task.settings, os.path.dirname(task.png), task.stem,
-                    task.products)
-                recording = Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(),
-                                    task.size, task.mtime_ns, "", made, None, extra)
+                    task.path, task.settings, os.path.dirname(task.png), task.stem, task.products
+                )
+                recording = Outcome(
+                    task.path,
+                    KIND_IQ,
+                    task.source,
+                    OK,
+                    started,
+                    time.time(),
+                    task.size,
+                    task.mtime_ns,
+                    "",
+                    made,
+                    None,
+                    extra,
+                )
             else:
                 raw = loaders.call(task.loader, task.item, task.path, task.settings)
                 recording = None
@@ -368,8 +415,10 @@ def run_item(task: BatchTask) -> Outcome:
     except MemoryError:
         return task.failure(f"{task.item}: out of memory in loader {name}", started)
     except BaseException as e:  # noqa: BLE001 - the plugin's own errors, reported per item
-        out = task.failure(f"{task.item}: loader {name} raised {type(e).__name__}: "
-                           f"{_one_line(str(e), 300)}", started)
+        out = task.failure(
+            f"{task.item}: loader {name} raised {type(e).__name__}: {_one_line(str(e), 300)}",
+            started,
+        )
         out.extra["item_traceback"] = traceback.format_exc()
         return out
     try:
@@ -377,26 +426,30 @@ def run_item(task: BatchTask) -> Outcome:
     except ItemError as e:
         return task.failure(_named(task, str(e)), started)
     if not rows:
-        return task.outcome(NO_DATA, started, message=f"{task.item}: loader {name} returned "
-                                                      f"no rows")
+        return task.outcome(
+            NO_DATA, started, message=f"{task.item}: loader {name} returned no rows"
+        )
     if all(r.all_nan for r in rows):
-        return task.outcome(NO_DATA, started, message=f"{task.item}: no finite values: every row "
-                                                      f"is NaN only")
+        return task.outcome(
+            NO_DATA, started, message=f"{task.item}: no finite values: every row is NaN only"
+        )
     subtitle = f"loader {name}, {len(rows)} row{'s' if len(rows) != 1 else ''}"
     try:
         with atomic_write(task.png) as f:
-            warnings = figure.render_figure(f, rows, title=task.item, subtitle=subtitle,
-                                            options=task.figure)
+            warnings = figure.render_figure(
+                f, rows, title=task.item, subtitle=subtitle, options=task.figure
+            )
     except ItemError as e:
         return task.failure(_named(task, str(e)), started)
     except MemoryError:
         return task.failure(f"{task.item}: out of memory while drawing the figure", started)
     except OSError as e:
-        return task.failure(f"{task.item}: {e.filename or task.png}: {e.strerror or e}",
-                            started)
+        return task.failure(f"{task.item}: {e.filename or task.png}: {e.strerror or e}", started)
     except Exception as e:  # noqa: BLE001 - data matplotlib cannot draw
-        out = task.failure(f"{task.item}: drawing the figure failed: {type(e).__name__}: "
-                           f"{_one_line(str(e), 300)}", started)
+        out = task.failure(
+            f"{task.item}: drawing the figure failed: {type(e).__name__}: {_one_line(str(e), 300)}",
+            started,
+        )
         out.extra["item_traceback"] = traceback.format_exc()
         return out
     # A missing font is the machine's, not the item's: said once per run (``run_batch``).
@@ -433,8 +486,9 @@ class BatchResult:
         return [o for o in self.outcomes if o.status == status]
 
 
-def resolve_loaders(items: Sequence[str], loader: str,
-                    fmt: str | None = None) -> dict[str, LoaderSpec]:
+def resolve_loaders(
+    items: Sequence[str], loader: str, fmt: str | None = None
+) -> dict[str, LoaderSpec]:
     """The loader of every item; plugins are imported and checked here, before any work.
 
     ``auto`` picks ``npz`` for ``.npz`` items and ``iq`` for recordings of any format
@@ -461,10 +515,12 @@ def resolve_loaders(items: Sequence[str], loader: str,
             chosen[item] = LoaderSpec(kind)
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-        raise UsageError(f"no loader for {len(unknown)} item(s) that are neither recordings "
-                         f"(.tiq, SigMF, TDMS, WAV, raw IQ) nor .npz files ({shown}): give "
-                         f"--loader iq, npz, package.module:function or "
-                         f"path/to/file.py:function")
+        raise UsageError(
+            f"no loader for {len(unknown)} item(s) that are neither recordings "
+            f"(.tiq, SigMF, TDMS, WAV, raw IQ) nor .npz files ({shown}): give "
+            f"--loader iq, npz, package.module:function or "
+            f"path/to/file.py:function"
+        )
     return chosen
 
 
@@ -491,22 +547,33 @@ def _plan(items: Iterable[str], options: BatchOptions, ledger: Ledger | None) ->
     names = figure_names(everything, options.names)
     unique = select(everything, options.only)
     output = os.path.abspath(options.output)
-    result = BatchResult(engine.RunSummary(), len(unique), output, duplicates=duplicates,
-                         filtered_out=len(everything) - len(unique))
+    result = BatchResult(
+        engine.RunSummary(),
+        len(unique),
+        output,
+        duplicates=duplicates,
+        filtered_out=len(everything) - len(unique),
+    )
     if options.only:
-        log.info("--only %s: %d of %d items", " ".join(options.only), len(unique),
-                 len(everything))
+        log.info("--only %s: %d of %d items", " ".join(options.only), len(unique), len(everything))
     if not unique:
         return _Plan(result, unique)
 
     if options.figure.zoom_minutes is not None and not options.figure.events:
-        log.warning("--zoom-minutes %g without --events: zoom columns only around the events "
-                    "a loader's rows bring ('events' key)", options.figure.zoom_minutes)
-    specs = resolve_loaders(unique, options.loader,
-                            options.settings.format if options.settings else None)
-    digests = {spec: settings_digest(spec, options.figure, output, options.settings,
-                                     options.names, options.products)
-               for spec in set(specs.values())}
+        log.warning(
+            "--zoom-minutes %g without --events: zoom columns only around the events "
+            "a loader's rows bring ('events' key)",
+            options.figure.zoom_minutes,
+        )
+    specs = resolve_loaders(
+        unique, options.loader, options.settings.format if options.settings else None
+    )
+    digests = {
+        spec: settings_digest(
+            spec, options.figure, output, options.settings, options.names, options.products
+        )
+        for spec in set(specs.values())
+    }
     stats = {item: file_size_and_mtime(item) for item in unique}
 
     done: set[str] = set()
@@ -517,9 +584,14 @@ def _plan(items: Iterable[str], options: BatchOptions, ledger: Ledger | None) ->
     due = [i for i in unique if i not in done]
     result.skipped = [i for i in unique if i in done]
     if options.limit is not None and len(due) > options.limit:
-        due, result.limited = due[:options.limit], due[options.limit:]
-        log.info("--limit %d: %d of %d due items now; %d left for the next run",
-                 options.limit, len(due), len(due) + len(result.limited), len(result.limited))
+        due, result.limited = due[: options.limit], due[options.limit :]
+        log.info(
+            "--limit %d: %d of %d due items now; %d left for the next run",
+            options.limit,
+            len(due),
+            len(due) + len(result.limited),
+            len(result.limited),
+        )
     return _Plan(result, unique, names, specs, digests, stats, due)
 
 
@@ -541,8 +613,7 @@ def plan_batch(items: Iterable[str], options: BatchOptions, ledger: Ledger | Non
         if item in due:
             out.append(Planned(item, "process", reasons.get(item, otherwise)))
         elif item in limited:
-            out.append(Planned(item, "later", f"--limit {options.limit}: left for the next "
-                                              f"run"))
+            out.append(Planned(item, "later", f"--limit {options.limit}: left for the next run"))
         else:
             out.append(Planned(item, "skip", "done"))
     return out
@@ -576,8 +647,13 @@ def run_batch(
     from crunchctl.quicklook.products import clean_stale_temps, ensure_output_dir
 
     plan = _plan(items, options, ledger)
-    result, names, specs, digests, stats = (plan.result, plan.names, plan.specs, plan.digests,
-                                            plan.stats)
+    result, names, specs, digests, stats = (
+        plan.result,
+        plan.names,
+        plan.specs,
+        plan.digests,
+        plan.stats,
+    )
     if not plan.unique:
         result.summary.finished = time.time()
         return result
@@ -586,8 +662,11 @@ def run_batch(
     for item in result.skipped:
         log.debug("%s: already done, skipped", item)
     if result.skipped:
-        log.info("%d of %d items already done (use --fresh to redo them)",
-                 len(result.skipped), len(plan.unique))
+        log.info(
+            "%d of %d items already done (use --fresh to redo them)",
+            len(result.skipped),
+            len(plan.unique),
+        )
     if not due:
         result.summary.skipped = len(done)
         result.summary.finished = time.time()
@@ -599,11 +678,22 @@ def run_batch(
     clean_stale_temps(output)
 
     recordings, stems, recorded_as = _recording_run(due, specs, options, output, ledger)
-    tasks = [BatchTask(item, os.path.abspath(item), os.path.join(output, names[item] + ".png"),
-                       specs[item], options.figure, options.settings, options.source,
-                       digests[specs[item]], *stats[item],
-                       products=options.products if item in stems else (),
-                       stem=stems.get(item, "")) for item in due]
+    tasks = [
+        BatchTask(
+            item,
+            os.path.abspath(item),
+            os.path.join(output, names[item] + ".png"),
+            specs[item],
+            options.figure,
+            options.settings,
+            options.source,
+            digests[specs[item]],
+            *stats[item],
+            products=options.products if item in stems else (),
+            stem=stems.get(item, ""),
+        )
+        for item in due
+    ]
 
     said: set[str] = set()
 
@@ -622,8 +712,12 @@ def run_batch(
         elif outcome.status == NO_DATA:
             log.info("%s (no data)", outcome.error)
         else:
-            log.info("%s: ok in %.2f s -> %s", outcome.item, outcome.duration,
-                     ", ".join(outcome.products))
+            log.info(
+                "%s: ok in %.2f s -> %s",
+                outcome.item,
+                outcome.duration,
+                ", ".join(outcome.products),
+            )
         recording = outcome.extra.pop("recording", None)
         if recording is not None and recordings is not None and outcome.status == OK:
             recording.item = recorded_as[outcome.item]  # a SigMF pair: its data file
@@ -639,9 +733,18 @@ def run_batch(
     workers = max(1, min(options.workers, len(tasks)))
     summary = engine.RunSummary()
     try:
-        engine.run_tasks(tasks, run_item, workers=workers, on_outcome=handle,
-                         reporter=reporter, flags=flags, total=len(tasks), inline=inline,
-                         settings=options.settings, summary=summary)
+        engine.run_tasks(
+            tasks,
+            run_item,
+            workers=workers,
+            on_outcome=handle,
+            reporter=reporter,
+            flags=flags,
+            total=len(tasks),
+            inline=inline,
+            settings=options.settings,
+            summary=summary,
+        )
     except KeyboardInterrupt:
         # A second Ctrl-C cancelled an item running in this process: the run still ends
         # with its summary; what has no outcome was not started.
@@ -654,15 +757,22 @@ def run_batch(
     summary.skipped = len(done)
     result.summary = summary
     if summary.interrupted_by is not None:
-        log.warning("interrupted: %d finished and recorded, %d not started; run the same "
-                    "command again (--resume) to finish", len(result.outcomes),
-                    summary.not_started)
+        log.warning(
+            "interrupted: %d finished and recorded, %d not started; run the same "
+            "command again (--resume) to finish",
+            len(result.outcomes),
+            summary.not_started,
+        )
     return result
 
 
-def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: BatchOptions,
-                   output: str, ledger: Ledger | None,
-                   ) -> tuple[Any, dict[str, str], dict[str, str]]:
+def _recording_run(
+    due: Sequence[str],
+    specs: dict[str, LoaderSpec],
+    options: BatchOptions,
+    output: str,
+    ledger: Ledger | None,
+) -> tuple[Any, dict[str, str], dict[str, str]]:
     """The ``RecordingRun`` that finishes the recordings' own products, the product stem of
     each ``iq`` item (as ``process`` names them) and its ledger item (as ``process`` records
     it, docs/formats.md); (None, {}, {}) without such products.
@@ -673,8 +783,10 @@ def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: Ba
     iq = [i for i in due if specs[i].kind == "iq"]
     if not options.products or not iq:
         if options.products:
-            log.warning("--products %s: written by the iq loader only; none of these items "
-                        "uses it", ",".join(options.products))
+            log.warning(
+                "--products %s: written by the iq loader only; none of these items uses it",
+                ",".join(options.products),
+            )
         return None, {}, {}
     import dataclasses
 
@@ -682,8 +794,12 @@ def _recording_run(due: Sequence[str], specs: dict[str, LoaderSpec], options: Ba
     from crunchctl.recordings.run import RecordingRun
 
     # No web copies: a batch has no page, and its recordings are not the recorder's latest.
-    settings = dataclasses.replace(options.settings or Settings(), output_path=output,
-                                   products=",".join(options.products), www_path=None)
+    settings = dataclasses.replace(
+        options.settings or Settings(),
+        output_path=output,
+        products=",".join(options.products),
+        www_path=None,
+    )
     from crunchctl.formats import item_path
 
     run = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False)
@@ -705,7 +821,6 @@ def select(items: Sequence[str], only: Sequence[str]) -> list[str]:
     return [i for i in items if hit(i)]
 
 
-
 # --------------------------------------------------------------------------- output
 
 
@@ -714,8 +829,13 @@ def summary_rows(result: BatchResult) -> list[tuple[str, str]]:
     s = result.summary
     rate = (len(result.outcomes) / s.elapsed) if s.elapsed > 0 and result.outcomes else 0.0
     warned = f" ({s.warned} with a warning)" if s.warned else ""
-    rows = [("items", str(result.items)), ("ok", f"{s.ok}{warned}"), ("no data", str(s.no_data)),
-            ("failed", str(s.error)), ("skipped (already done)", str(s.skipped))]
+    rows = [
+        ("items", str(result.items)),
+        ("ok", f"{s.ok}{warned}"),
+        ("no data", str(s.no_data)),
+        ("failed", str(s.error)),
+        ("skipped (already done)", str(s.skipped)),
+    ]
     if s.not_started:
         rows.append(("not started (interrupted)", str(s.not_started)))
     if result.limited:
@@ -736,13 +856,29 @@ def as_json(result: BatchResult) -> dict[str, Any]:
     """The ``--json`` document (stable keys)."""
     s = result.summary
     return {
-        "items": result.items, "ok": s.ok, "warnings": s.warned, "no_data": s.no_data,
-        "failed": s.error, "skipped": s.skipped, "not_started": s.not_started,
-        "duplicates": result.duplicates, "left_out": result.filtered_out,
-        "limited": result.limited, "seconds": round(s.elapsed, 3),
-        "interrupted": s.interrupted_by is not None, "output": result.output,
-        "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
-                     for o in result.outcomes],
+        "items": result.items,
+        "ok": s.ok,
+        "warnings": s.warned,
+        "no_data": s.no_data,
+        "failed": s.error,
+        "skipped": s.skipped,
+        "not_started": s.not_started,
+        "duplicates": result.duplicates,
+        "left_out": result.filtered_out,
+        "limited": result.limited,
+        "seconds": round(s.elapsed, 3),
+        "interrupted": s.interrupted_by is not None,
+        "output": result.output,
+        "outcomes": [
+            {
+                "item": o.item,
+                "status": o.status,
+                "products": o.products,
+                "error": o.error,
+                "warning": o.warning,
+                "seconds": round(o.duration, 3),
+            }
+            for o in result.outcomes
+        ],
         "skipped_items": result.skipped,
     }

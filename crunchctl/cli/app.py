@@ -44,13 +44,15 @@ def _choice_message(message: str) -> str:
     for pattern, plain in _PLAIN:
         if re.fullmatch(pattern, message.strip(), flags=re.S):
             return re.sub(pattern, plain, message.strip(), flags=re.S)
-    m = re.fullmatch(r"(?:Value error, )?(.+?) is not one of (.+?)\.?", message.strip(),
-                     flags=re.S)
+    m = re.fullmatch(r"(?:Value error, )?(.+?) is not one of (.+?)\.?", message.strip(), flags=re.S)
     if m is None:
         return message.removeprefix("Value error, ")
     choices = [c.strip().strip("'\"") for c in m.group(2).split(",")]
-    return f"{m.group(1)} is not a choice; choose {', '.join(choices[:-1])} or {choices[-1]}" \
-        if len(choices) > 1 else f"{m.group(1)} is not a choice; choose {choices[0]}"
+    return (
+        f"{m.group(1)} is not a choice; choose {', '.join(choices[:-1])} or {choices[-1]}"
+        if len(choices) > 1
+        else f"{m.group(1)} is not a choice; choose {choices[0]}"
+    )
 
 
 def _positional_hint(error: Any, argv: list[str]) -> str | None:
@@ -74,8 +76,10 @@ def _positional_hint(error: Any, argv: list[str]) -> str | None:
             elif word.startswith(option + "="):
                 value = word.split("=", 1)[1]
         example = f"{ctx.command_path} {value if value is not None else metavar}"
-        return (f"{metavar} is a positional argument, not an option: give it without "
-                f"--{name} (for example: {example})")
+        return (
+            f"{metavar} is a positional argument, not an option: give it without "
+            f"--{name} (for example: {example})"
+        )
     return None
 
 
@@ -116,7 +120,7 @@ app = typer.Typer(
     name="crunchctl",
     cls=CrunchGroup,
     help="Spectrogram quicklooks and analysis files from IQ recordings (.tiq), live while "
-         "an experiment runs and in resumable batches afterwards.",
+    "an experiment runs and in resumable batches afterwards.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -152,8 +156,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    version: Annotated[Optional[bool], typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = None,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     log_file: opt.LogFileOpt = None,
@@ -162,8 +170,7 @@ def root(
 ) -> None:
     """crunchctl: IQ recordings to spectrograms, live and in batches."""
     _NOTES.clear()
-    ctx.obj = Common(config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                     log_file=log_file)
+    ctx.obj = Common(config=config, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file)
 
 
 def common(ctx: typer.Context | None, **kw: Any) -> Common:

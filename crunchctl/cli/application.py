@@ -33,11 +33,12 @@ log = logging.getLogger("crunchctl")
 
 def internal_error_message(exc: BaseException, log_path: Path | None) -> str:
     """What an unexpected error tells the user: what happened and what to attach."""
-    attach = (f"the log file {log_path}" if log_path is not None
-              else "the log file (see --log-file)")
-    return (f"internal error: {type(exc).__name__}: {exc}. This is a bug in crunchctl; "
-            f"when reporting it, attach {attach} and the output of the same command run "
-            f"with -v.")
+    attach = f"the log file {log_path}" if log_path is not None else "the log file (see --log-file)"
+    return (
+        f"internal error: {type(exc).__name__}: {exc}. This is a bug in crunchctl; "
+        f"when reporting it, attach {attach} and the output of the same command run "
+        f"with -v."
+    )
 
 
 def stop_message(signum: int, in_progress: int, cancelling: bool) -> str:
@@ -150,8 +151,9 @@ class Application:
             overrides.setdefault("ledger_path", str(opts.ledger))
         if opts.log_file is not None:
             overrides["log_file"] = str(opts.log_file)
-        settings = resolve(opts.config, {k: (str(v) if isinstance(v, Path) else v)
-                                         for k, v in overrides.items()})
+        settings = resolve(
+            opts.config, {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()}
+        )
         for note in notes(settings):
             if note not in _NOTES:
                 _NOTES[note] = False  # not logged yet
@@ -173,11 +175,19 @@ class Application:
         from crunchctl.run import logs
 
         settings = self.settings
-        log_file = settings.log_file if settings is not None else (
-            str(self.opts.log_file) if self.opts.log_file else None)
-        self.logs = logs.setup(log_file=log_file, verbosity=self.opts.verbosity,
-                               console=self.err, plain=plain_output(),
-                               flush_every=flush_every, to_file=to_file)
+        log_file = (
+            settings.log_file
+            if settings is not None
+            else (str(self.opts.log_file) if self.opts.log_file else None)
+        )
+        self.logs = logs.setup(
+            log_file=log_file,
+            verbosity=self.opts.verbosity,
+            console=self.err,
+            plain=plain_output(),
+            flush_every=flush_every,
+            to_file=to_file,
+        )
         for note, logged in list(_NOTES.items()):
             if not logged:  # said on stderr already
                 log.warning("%s", note, extra={"file_only": True})
@@ -201,14 +211,18 @@ class Application:
         """
         from crunchctl.ledger import default_ledger_path, open_for_reading
 
-        named = self.settings.ledger_path if self.settings is not None else (
-            str(self.opts.ledger) if self.opts.ledger else None)
+        named = (
+            self.settings.ledger_path
+            if self.settings is not None
+            else (str(self.opts.ledger) if self.opts.ledger else None)
+        )
         if not write:
             return open_for_reading(named)
         from crunchctl.ledger.store import Ledger
 
-        return Ledger(Path(named) if named else default_ledger_path(),
-                      flush_every=flush_every, create=True)
+        return Ledger(
+            Path(named) if named else default_ledger_path(), flush_every=flush_every, create=True
+        )
 
     def ledger_to_read(self) -> Ledger | None:
         """The ledger a dry run asks what is done, or None when its folder does not exist
@@ -216,8 +230,11 @@ class Application:
         from crunchctl.ledger import default_ledger_path
         from crunchctl.ledger.store import Ledger
 
-        named = self.settings.ledger_path if self.settings is not None else (
-            str(self.opts.ledger) if self.opts.ledger else None)
+        named = (
+            self.settings.ledger_path
+            if self.settings is not None
+            else (str(self.opts.ledger) if self.opts.ledger else None)
+        )
         path = Path(named) if named else default_ledger_path()
         return Ledger(path, create=False) if path.exists() else None
 
@@ -254,8 +271,9 @@ class Application:
             yield flags
 
     @contextmanager
-    def engine_run(self, label: str, *,
-                   flush_every: int = 50) -> Iterator[tuple[Ledger, Any, StopFlags]]:
+    def engine_run(
+        self, label: str, *, flush_every: int = 50
+    ) -> Iterator[tuple[Ledger, Any, StopFlags]]:
         """The ledger, a progress reporter and the stop flags for one run of the engine."""
         from crunchctl.run.executor import warm_up
 

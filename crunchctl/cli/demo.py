@@ -16,21 +16,38 @@ if TYPE_CHECKING:
 
 def demo(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Option(
-        "--dir", metavar="DIR",
-        help="Folder for the demo recording, products, web folder and ledger.",
-        file_okay=False)] = Path("crunchctl-demo"),
-    frames: Annotated[int, typer.Option(
-        "--frames", metavar="N",
-        help="Frames of 65536 samples in the recording (94 is about 50 MB).",
-        min=1)] = 94,
-    noise_only: Annotated[bool, typer.Option(
-        "--noise-only", help="A recording of receiver noise only, no lines.")] = False,
+    folder: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            help="Folder for the demo recording, products, web folder and ledger.",
+            file_okay=False,
+        ),
+    ] = Path("crunchctl-demo"),
+    frames: Annotated[
+        int,
+        typer.Option(
+            "--frames",
+            metavar="N",
+            help="Frames of 65536 samples in the recording (94 is about 50 MB).",
+            min=1,
+        ),
+    ] = 94,
+    noise_only: Annotated[
+        bool, typer.Option("--noise-only", help="A recording of receiver noise only, no lines.")
+    ] = False,
     workers: opt.WorkersOpt = None,
     products: opt.ProductsOpt = None,
-    ledger: Annotated[Optional[Path], typer.Option(
-        "--ledger", metavar="DIR",
-        help="Ledger folder [default: DIR/ledger].", show_default=False)] = None,
+    ledger: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--ledger",
+            metavar="DIR",
+            help="Ledger folder [default: DIR/ledger].",
+            show_default=False,
+        ),
+    ] = None,
     log_file: opt.LogFileOpt = None,
     verbose: opt.VerboseOpt = 0,
     quiet: opt.QuietOpt = False,
@@ -45,12 +62,15 @@ def demo(
     """
     from crunchctl.cli.application import Application
 
-    with Application(ctx, ledger=ledger, verbose=verbose, quiet=quiet,
-                     log_file=log_file) as app:
+    with Application(ctx, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file) as app:
         folder = folder.absolute()
         settings = app.configure(
-            output_path=folder / "products", www_path=folder / "www", workers=workers,
-            products=products, ledger_path=str(app.opts.ledger or folder / "ledger"))
+            output_path=folder / "products",
+            www_path=folder / "www",
+            workers=workers,
+            products=products,
+            ledger_path=str(app.opts.ledger or folder / "ledger"),
+        )
         _make_folder(folder)
         app.start_logs()
         _run(app, folder, frames, noise_only, settings)
@@ -63,12 +83,10 @@ def _make_folder(folder: Path) -> None:
     try:
         (folder / "recordings" / "rsa510").mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"{folder}: cannot create the demo folder: {e.strerror or e}"
-                         ) from None
+        raise UsageError(f"{folder}: cannot create the demo folder: {e.strerror or e}") from None
 
 
-def _run(app: Application, folder: Path, frames: int, noise_only: bool,
-         settings: Settings) -> None:
+def _run(app: Application, folder: Path, frames: int, noise_only: bool, settings: Settings) -> None:
     import time
 
     from crunchctl.cli.application import page_for
@@ -86,13 +104,22 @@ def _run(app: Application, folder: Path, frames: int, noise_only: bool,
         synth.make_recording(path, spec)
         made = f"made in {time.time() - t0:.1f} s"
     size_mb = path.stat().st_size / 1e6
-    typer.echo(f"recording: {path}  ({size_mb:.1f} MB, {frames} frames of {spec.lframes} "
-               f"samples, centre {spec.center / 1e6:g} MHz, {spec.fs / 1e6:g} MS/s; "
-               f"{made})")
+    typer.echo(
+        f"recording: {path}  ({size_mb:.1f} MB, {frames} frames of {spec.lframes} "
+        f"samples, centre {spec.center / 1e6:g} MHz, {spec.fs / 1e6:g} MS/s; "
+        f"{made})"
+    )
     with app.engine_run("demo") as (ledger, reporter, flags):
-        result = recordings.process_files([path], settings, ledger=ledger, force=True,
-                                          reporter=reporter, flags=flags, source="demo",
-                                          page=page_for(settings, ledger))
+        result = recordings.process_files(
+            [path],
+            settings,
+            ledger=ledger,
+            force=True,
+            reporter=reporter,
+            flags=flags,
+            source="demo",
+            page=page_for(settings, ledger),
+        )
     typer.echo(recordings.describe(result.summary))
     for o in result.outcomes:
         if o.status == "ok":

@@ -12,9 +12,15 @@ from crunchctl.cli import options as opt
 
 def import_(
     ctx: typer.Context,
-    legacy: Annotated[list[Path], typer.Argument(
-        help="Legacy files: datacrunch tracking TOML (processed = [...]) or batch progress JSON.",
-        show_default=False, metavar="LEGACY...", dir_okay=False)],
+    legacy: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Legacy files: datacrunch tracking TOML (processed = [...]) or batch progress JSON.",
+            show_default=False,
+            metavar="LEGACY...",
+            dir_okay=False,
+        ),
+    ],
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
     verbose: opt.VerboseOpt = 0,
@@ -26,8 +32,7 @@ def import_(
     """
     from crunchctl.cli.application import Application
 
-    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
-                     quiet=quiet) as app:
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet) as app:
         from crunchctl.ledger.legacy import import_legacy, read_legacy
         from crunchctl.words import count
 
@@ -37,6 +42,8 @@ def import_(
         with app.ledger() as led:
             for path in legacy:
                 added, present = import_legacy(led, path)
-                typer.echo(f"{path}: imported {count(added, 'entry', 'entries')}"
-                           + (f" ({present} already in the ledger)" if present else ""))
+                typer.echo(
+                    f"{path}: imported {count(added, 'entry', 'entries')}"
+                    + (f" ({present} already in the ledger)" if present else "")
+                )
             typer.echo(f"ledger: {led.path}")

@@ -75,8 +75,13 @@ def err_console() -> Console:
     from rich.console import Console
 
     plain = plain_output()
-    return Console(stderr=True, no_color=plain, highlight=False,
-                   force_terminal=False if plain else None, soft_wrap=plain)
+    return Console(
+        stderr=True,
+        no_color=plain,
+        highlight=False,
+        force_terminal=False if plain else None,
+        soft_wrap=plain,
+    )
 
 
 def out_console() -> Console:
@@ -86,8 +91,13 @@ def out_console() -> Console:
     plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     # Off a terminal nothing knows the width; rich would assume 80 and fold long paths.
     width = None if sys.stdout.isatty() else 200
-    return Console(no_color=plain, highlight=False, soft_wrap=plain, width=width,
-                   force_terminal=False if plain else None)
+    return Console(
+        no_color=plain,
+        highlight=False,
+        soft_wrap=plain,
+        width=width,
+        force_terminal=False if plain else None,
+    )
 
 
 def print_json(doc: Any) -> None:
@@ -132,8 +142,9 @@ def error_line(message: str) -> None:
     typer.echo(f"Error: {message}", err=True)
 
 
-def print_summary(title: str, rows: Sequence[tuple[str, str]],
-                  lists: Sequence[tuple[str, Sequence[str]]] = ()) -> None:
+def print_summary(
+    title: str, rows: Sequence[tuple[str, str]], lists: Sequence[tuple[str, Sequence[str]]] = ()
+) -> None:
     """An end-of-run table on stdout, then titled lists (at most ``SHOWN_FAILURES`` lines).
 
     A rich table on a terminal; aligned ``label  value`` lines otherwise (scripts, pipes).
@@ -226,11 +237,20 @@ class RichReporter(_Counter):
 
         super().__init__(label)
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), TextColumn("{task.fields[last]}", style="dim"),
-            console=console, transient=False, refresh_per_second=8)
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[last]}", style="dim"),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
         self.task_id: Any = None
 
     def start(self, total: int | None) -> None:
@@ -242,8 +262,9 @@ class RichReporter(_Counter):
         rate = self.done / max(1e-9, time.time() - self._t0)
         name = Path(outcome.item).name if os.sep in outcome.item else outcome.item
         if self.task_id is not None:
-            self.progress.update(self.task_id, advance=1, rate=f"{rate:.2f}/s",
-                                 last=f"{outcome.status} {name}")
+            self.progress.update(
+                self.task_id, advance=1, rate=f"{rate:.2f}/s", last=f"{outcome.status} {name}"
+            )
 
     def message(self, text: str) -> None:
         self.progress.console.print(text)
@@ -266,8 +287,11 @@ class PlainReporter(_Counter):
 
         stamp = utc_stamp()
         of = f"/{self.total}" if self.total else ""
-        typer.echo(f"{stamp} {self.label} [{self.done}{of}] {outcome.status} {outcome.item} "
-                   f"({outcome.duration:.2f} s)", err=True)
+        typer.echo(
+            f"{stamp} {self.label} [{self.done}{of}] {outcome.status} {outcome.item} "
+            f"({outcome.duration:.2f} s)",
+            err=True,
+        )
 
     def message(self, text: str) -> None:
         if not self.quiet:

@@ -13,19 +13,44 @@ from crunchctl.cli.status import known_sources
 
 def reset(
     ctx: typer.Context,
-    errors: Annotated[bool, typer.Option("--errors", help="Items whose latest status is error (same as --status error).")] = False,
-    status: Annotated[Optional[list[str]], typer.Option(
-        "--status", help="Items whose latest status is this: ok, error or no_data; repeat it "
-        "(or give a comma list) for several.", metavar="STATUS", show_default=False,
-        callback=opt.status_choices("ok", "error", "no_data"),
-        autocompletion=lambda: ["ok", "error", "no_data"])] = None,
-    item: Annotated[Optional[str], typer.Option(
-        "--item", help="Items matching this glob.", metavar="GLOB", show_default=False)] = None,
-    source: Annotated[Optional[str], typer.Option(
-        "--source", help="Items whose latest attempt came from this source (glob allowed).",
-        metavar="SOURCE", show_default=False, autocompletion=lambda: known_sources())] = None,
+    errors: Annotated[
+        bool,
+        typer.Option(
+            "--errors", help="Items whose latest status is error (same as --status error)."
+        ),
+    ] = False,
+    status: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--status",
+            help="Items whose latest status is this: ok, error or no_data; repeat it "
+            "(or give a comma list) for several.",
+            metavar="STATUS",
+            show_default=False,
+            callback=opt.status_choices("ok", "error", "no_data"),
+            autocompletion=lambda: ["ok", "error", "no_data"],
+        ),
+    ] = None,
+    item: Annotated[
+        Optional[str],
+        typer.Option(
+            "--item", help="Items matching this glob.", metavar="GLOB", show_default=False
+        ),
+    ] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option(
+            "--source",
+            help="Items whose latest attempt came from this source (glob allowed).",
+            metavar="SOURCE",
+            show_default=False,
+            autocompletion=lambda: known_sources(),
+        ),
+    ] = None,
     all_items: Annotated[bool, typer.Option("--all", help="Every item.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be reset; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be reset; change nothing.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -38,12 +63,10 @@ def reset(
 
     Example: crunchctl reset --errors --source 'watch:*' --dry-run
     """
+    from crunchctl.cli.application import Application
     from crunchctl.errors import UsageError
 
-    from crunchctl.cli.application import Application
-
-    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
-                     quiet=quiet) as app:
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet) as app:
         statuses = list(status or [])
         if errors:
             statuses.append("error")
@@ -51,8 +74,9 @@ def reset(
             raise UsageError("say what to reset: --errors, --status, --item, --source or --all")
         app.configure()
         led = app.ledger(write=False)
-        targets = led.select_for_reset(statuses=statuses or None, item_glob=item,
-                                       source=source, all_items=all_items)
+        targets = led.select_for_reset(
+            statuses=statuses or None, item_glob=item, source=source, all_items=all_items
+        )
         n = len(targets)
         if n == 0:
             typer.echo("nothing to reset")
@@ -64,8 +88,10 @@ def reset(
             raise typer.Exit(0)
         if not yes:
             if not sys.stdin.isatty():
-                raise UsageError(f"{_items(n)} would be reset; add --yes to confirm when not "
-                                 f"on a terminal (or --dry-run to list them)")
+                raise UsageError(
+                    f"{_items(n)} would be reset; add --yes to confirm when not "
+                    f"on a terminal (or --dry-run to list them)"
+                )
             for t in targets[:20]:
                 typer.echo(f"  {t.item}")
             if n > 20:

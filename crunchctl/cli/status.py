@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from crunchctl.cli import options as opt
-from crunchctl.cli import output
+from crunchctl.cli import options as opt, output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,37 +35,71 @@ def parse_since(text: str | None) -> float | None:
             when = when.replace(tzinfo=_dt.timezone.utc)
         return when.timestamp()
     except ValueError:
-        raise UsageError(f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00 is "
-                         f"UTC; add an offset such as +02:00 for another zone), UNIX "
-                         f"seconds, or an age such as 30m, 6h, 2d") from None
+        raise UsageError(
+            f"--since {text!r}: expected an ISO 8601 time (2024-04-17T13:00 is "
+            f"UTC; add an offset such as +02:00 for another zone), UNIX "
+            f"seconds, or an age such as 30m, 6h, 2d"
+        ) from None
 
 
 def status(
     ctx: typer.Context,
-    since: Annotated[Optional[str], typer.Option(
-        "--since", metavar="WHEN",
-        help="Only attempts since then: an ISO 8601 time (UTC unless it says its zone: "
-        "2024-04-17T13:00 or 2024-04-17T15:00+02:00), UNIX seconds, or an age: 30m, 6h, 2d.",
-        show_default=False)] = None,
-    item: Annotated[Optional[str], typer.Option(
-        "--item", metavar="GLOB", help="Only items matching this glob (e.g. '*2024*.tiq').",
-        show_default=False)] = None,
-    source: Annotated[Optional[str], typer.Option(
-        "--source", metavar="SOURCE",
-        help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
-                         " a glob works too).", show_default=False,
-        autocompletion=lambda: known_sources())] = None,
-    errors: Annotated[bool, typer.Option(
-        "--errors", help="Only items whose latest status is error (same as --status error).",
-        )] = False,
-    statuses: Annotated[Optional[list[str]], typer.Option(
-        "--status", help="Only items whose latest status is this: ok, error, no_data or reset; "
-        "repeat it (or give a comma list) for several.", metavar="STATUS", show_default=False,
-        callback=opt.status_choices("ok", "error", "no_data", "reset"),
-        autocompletion=lambda: ["ok", "error", "no_data", "reset"])] = None,
-    list_items: Annotated[bool, typer.Option(
-        "--list", help="List each matching item: latest status, when, how long, products, "
-                       "error.")] = False,
+    since: Annotated[
+        Optional[str],
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only attempts since then: an ISO 8601 time (UTC unless it says its zone: "
+            "2024-04-17T13:00 or 2024-04-17T15:00+02:00), UNIX seconds, or an age: 30m, 6h, 2d.",
+            show_default=False,
+        ),
+    ] = None,
+    item: Annotated[
+        Optional[str],
+        typer.Option(
+            "--item",
+            metavar="GLOB",
+            help="Only items matching this glob (e.g. '*2024*.tiq').",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option(
+            "--source",
+            metavar="SOURCE",
+            help="Only this source (process, watch:<folder>, batch:<file>, import:...;"
+            " a glob works too).",
+            show_default=False,
+            autocompletion=lambda: known_sources(),
+        ),
+    ] = None,
+    errors: Annotated[
+        bool,
+        typer.Option(
+            "--errors",
+            help="Only items whose latest status is error (same as --status error).",
+        ),
+    ] = False,
+    statuses: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--status",
+            help="Only items whose latest status is this: ok, error, no_data or reset; "
+            "repeat it (or give a comma list) for several.",
+            metavar="STATUS",
+            show_default=False,
+            callback=opt.status_choices("ok", "error", "no_data", "reset"),
+            autocompletion=lambda: ["ok", "error", "no_data", "reset"],
+        ),
+    ] = None,
+    list_items: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="List each matching item: latest status, when, how long, products, error.",
+        ),
+    ] = False,
     json_out: opt.JsonOpt = False,
     config: opt.ConfigOpt = None,
     ledger: opt.LedgerOpt = None,
@@ -79,15 +112,21 @@ def status(
     """
     from crunchctl.cli.application import Application
 
-    with Application(ctx, config=config, ledger=ledger, verbose=verbose,
-                     quiet=quiet) as app:
+    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet) as app:
         from crunchctl.watch.status import document
 
         settings = app.configure()
         since_ts = parse_since(since)
-        doc = document(app.ledger(write=False), settings, since=since_ts,
-                       item_glob=item, source=source, errors_only=errors,
-                       statuses=statuses, list_items=list_items)
+        doc = document(
+            app.ledger(write=False),
+            settings,
+            since=since_ts,
+            item_glob=item,
+            source=source,
+            errors_only=errors,
+            statuses=statuses,
+            list_items=list_items,
+        )
         for w in doc["warnings"]:
             typer.echo(f"Warning: {w}", err=True)
         if json_out:
@@ -117,8 +156,9 @@ def render(doc: dict[str, Any], console: Console) -> None:
 
     from crunchctl.words import count
 
-    console.print(f"Ledger {doc['ledger']}: {count(doc['items'], 'item')}, "
-                  f"{count(doc['rows'], 'attempt')}")
+    console.print(
+        f"Ledger {doc['ledger']}: {count(doc['items'], 'item')}, {count(doc['rows'], 'attempt')}"
+    )
     if not doc["rows"]:
         console.print("Nothing recorded yet (or nothing matches the filters).")
     else:
@@ -127,56 +167,96 @@ def render(doc: dict[str, Any], console: Console) -> None:
         t.add_column("items", justify="right")
         t.add_column("attempts", justify="right")
         for st in sorted(set(doc["by_status"]) | set(doc["attempts_by_status"])):
-            t.add_row(st, str(doc["by_status"].get(st, 0)),
-                      str(doc["attempts_by_status"].get(st, 0)))
+            t.add_row(
+                st, str(doc["by_status"].get(st, 0)), str(doc["attempts_by_status"].get(st, 0))
+            )
         console.print(t)
         statuses = sorted({s for v in doc["by_source"].values() for s in v})
-        rows = [(src, *(str(counts.get(s, 0)) for s in statuses))
-                for src, counts in sorted(doc["by_source"].items())]
-        _path_table(console, "By source", ("source", *statuses), rows, path_col=0,
-                    counts=True)
+        rows = [
+            (src, *(str(counts.get(s, 0)) for s in statuses))
+            for src, counts in sorted(doc["by_source"].items())
+        ]
+        _path_table(console, "By source", ("source", *statuses), rows, path_col=0, counts=True)
         rate = doc.get("throughput_per_hour")
-        console.print(f"First activity {_when(doc.get('first_activity'))}, last activity "
-                      f"{_when(doc.get('last_activity'))}" +
-                      (f", throughput {rate:.1f} ok per hour" if rate else ""))
+        console.print(
+            f"First activity {_when(doc.get('first_activity'))}, last activity "
+            f"{_when(doc.get('last_activity'))}"
+            + (f", throughput {rate:.1f} ok per hour" if rate else "")
+        )
     if doc.get("latest_errors"):
-        rows = [(_when(e["finished"]), e["item"], e.get("error") or "")
-                for e in doc["latest_errors"]]
+        rows = [
+            (_when(e["finished"]), e["item"], e.get("error") or "") for e in doc["latest_errors"]
+        ]
         _path_table(console, "Latest errors", ("when", "item", "error"), rows, path_col=1)
     if doc.get("pending"):
         shown = doc["pending"][:_MAX_PENDING]
         rows = [(p["item"], p["reason"]) for p in shown]
-        _path_table(console, "Pending in watched folders", ("recording", "why"), rows,
-                    path_col=0)
+        _path_table(console, "Pending in watched folders", ("recording", "why"), rows, path_col=0)
         if len(doc["pending"]) > _MAX_PENDING:
             console.print(f"... and {len(doc['pending']) - _MAX_PENDING} more")
     _watches(doc.get("watches") or [], console)
     if doc.get("list"):
-        rows = [(e["item"], e["status"], _when(e["finished"]), _seconds(e["duration_s"]),
-                 " ".join(os.path.basename(p) for p in e["products"]), e.get("error") or "",
-                 e.get("warning") or "")
-                for e in doc["list"]]
-        _path_table(console, "Items", ("item", "status", "when", "took", "products", "error",
-                                       "warning"), rows, path_col=0)
+        rows = [
+            (
+                e["item"],
+                e["status"],
+                _when(e["finished"]),
+                _seconds(e["duration_s"]),
+                " ".join(os.path.basename(p) for p in e["products"]),
+                e.get("error") or "",
+                e.get("warning") or "",
+            )
+            for e in doc["list"]
+        ]
+        _path_table(
+            console,
+            "Items",
+            ("item", "status", "when", "took", "products", "error", "warning"),
+            rows,
+            path_col=0,
+        )
 
 
 def _watches(watches: list[dict[str, Any]], console: Console) -> None:
     """Each running watcher; a watcher that died without stopping in one line."""
     running = [w for w in watches if w.get("running")]
     if running:
-        rows = [(w["folder"], str(w.get("pid") or ""), str(w.get("host") or ""),
-                 _when(w.get("started")), _when(w.get("last_event")) or "none yet",
-                 _last(w), str(w.get("queue") or 0),
-                 _when(w.get("quiet_since")) or "no")
-                for w in running]
-        _path_table(console, "Watching now", ("folder", "pid", "host", "since", "last event",
-                                              "last recording", "queue", "quiet since"),
-                    rows, path_col=0)
+        rows = [
+            (
+                w["folder"],
+                str(w.get("pid") or ""),
+                str(w.get("host") or ""),
+                _when(w.get("started")),
+                _when(w.get("last_event")) or "none yet",
+                _last(w),
+                str(w.get("queue") or 0),
+                _when(w.get("quiet_since")) or "no",
+            )
+            for w in running
+        ]
+        _path_table(
+            console,
+            "Watching now",
+            (
+                "folder",
+                "pid",
+                "host",
+                "since",
+                "last event",
+                "last recording",
+                "queue",
+                "quiet since",
+            ),
+            rows,
+            path_col=0,
+        )
     for w in watches:
         if not w.get("running") and not w.get("stopped"):
-            console.print(f"Watch of {w['folder']} (pid {w.get('pid')} on {w.get('host')}) "
-                          f"ended without stopping cleanly; last heard of "
-                          f"{_when(w.get('heartbeat'))}")
+            console.print(
+                f"Watch of {w['folder']} (pid {w.get('pid')} on {w.get('host')}) "
+                f"ended without stopping cleanly; last heard of "
+                f"{_when(w.get('heartbeat'))}"
+            )
     if watches and not running:
         console.print("No watch is running with this ledger.")
 
@@ -184,13 +264,20 @@ def _watches(watches: list[dict[str, Any]], console: Console) -> None:
 def _last(w: dict[str, Any]) -> str:
     if not w.get("last_recording"):
         return "none yet"
-    return (f"{os.path.basename(w['last_recording'])} {w.get('last_status') or ''} "
-            f"{_when(w.get('last_finished'))[11:]}").strip()  # the time of day, with UTC
+    return (
+        f"{os.path.basename(w['last_recording'])} {w.get('last_status') or ''} "
+        f"{_when(w.get('last_finished'))[11:]}"
+    ).strip()  # the time of day, with UTC
 
 
-def _path_table(console: Console, title: str, headers: tuple[str, ...],
-
-                rows: list[tuple[str, ...]], path_col: int, counts: bool = False) -> None:
+def _path_table(
+    console: Console,
+    title: str,
+    headers: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    path_col: int,
+    counts: bool = False,
+) -> None:
     """A table whose ``path_col`` holds paths: never cut inside a file name. With
     ``counts`` the other columns are numbers (right-aligned)."""
     from rich import box
@@ -202,11 +289,15 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
     if console.is_terminal:
         # What the other columns need (long text folds at 24), 3 per column for padding
         # and rule: the rest is for the paths.
-        other = sum(min(max(len(x) for x in (headers[i], *(r[i] for r in rows))), 24)
-                    for i in range(len(headers)) if i != path_col)
+        other = sum(
+            min(max(len(x) for x in (headers[i], *(r[i] for r in rows))), 24)
+            for i in range(len(headers))
+            if i != path_col
+        )
         budget = console.width - other - 3 * len(headers) - 1
-        rows = [r[:path_col] + (shorten_path(r[path_col], budget),) + r[path_col + 1:]
-                for r in rows]
+        rows = [
+            r[:path_col] + (shorten_path(r[path_col], budget),) + r[path_col + 1 :] for r in rows
+        ]
     t = Table(box=box.SIMPLE, title=title, title_justify="left")
     for i, h in enumerate(headers):
         if i == path_col:
@@ -220,12 +311,20 @@ def _path_table(console: Console, title: str, headers: tuple[str, ...],
         # The path has a line of its own: shortened to the terminal, not to a column.
         console.print(Text(title))
         for r, full in zip(rows, whole):
-            console.print(Text(shorten_path(full[path_col], console.width)), no_wrap=True,
-                          crop=False, overflow="ignore")
+            console.print(
+                Text(shorten_path(full[path_col], console.width)),
+                no_wrap=True,
+                crop=False,
+                overflow="ignore",
+            )
             # The rest under it, indented as a whole when it wraps.
-            console.print(Padding(Text("  ".join(x for i, x in enumerate(r)
-                                                 if i != path_col and x)), (0, 0, 0, 4),
-                                  expand=False))
+            console.print(
+                Padding(
+                    Text("  ".join(x for i, x in enumerate(r) if i != path_col and x)),
+                    (0, 0, 0, 4),
+                    expand=False,
+                )
+            )
         return
     if not console.is_terminal:
         # Off a terminal nobody reads the width: make it what the table needs.
@@ -253,9 +352,9 @@ def shorten_path(path: str, width: int) -> str:
     name = os.path.basename(path) or path
     if len(name) + 2 > width:
         return "…" + os.sep + name if name != path else name
-    tail = path[len(path) - width + 1:]
+    tail = path[len(path) - width + 1 :]
     # Start the kept part at a folder boundary (there is one: before the name).
-    return "…" + tail[max(0, tail.find(os.sep)):]
+    return "…" + tail[max(0, tail.find(os.sep)) :]
 
 
 def _when(iso: str | None) -> str:

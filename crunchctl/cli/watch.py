@@ -17,9 +17,9 @@ from crunchctl.cli import options as opt
 from crunchctl.cli.output import plain_output, print_plan
 
 if TYPE_CHECKING:
-    from crunchctl.cli.application import Application
     from rich.console import Console
 
+    from crunchctl.cli.application import Application
     from crunchctl.config import Settings
     from crunchctl.outcome import Outcome
     from crunchctl.watch.options import WatchOptions
@@ -28,52 +28,110 @@ if TYPE_CHECKING:
 
 def watch(
     ctx: typer.Context,
-    folder: Annotated[Optional[Path], typer.Argument(
-        help="Folder the recorder writes into [default: folder_path from the config].",
-        show_default=False, file_okay=False, metavar="FOLDER")] = None,
-    recursive: Annotated[bool, typer.Option(
-        "--recursive", "-r", help="Watch sub-folders too.")] = False,
-    pattern: Annotated[Optional[list[str]], typer.Option(
-        "--pattern", metavar="GLOB", show_default=False,
-        help="File-name pattern of recordings (case-insensitive); repeat it for several "
-             f"[default: every format crunchctl reads: {' '.join(formats.patterns())}; raw "
-             "IQ too when --sample-rate is given].")] = None,
-    settle: Annotated[float, typer.Option(
-        "--settle", metavar="SECONDS", min=0.0,
-        help="Files whose format cannot prove them complete (raw IQ, unknown names) are "
-             "ready once size and mtime are unchanged this long (.tiq files are ready when "
-             "their header says they are complete).")] = 2.0,
-    poll: Annotated[Optional[float], typer.Option(
-        "--poll", metavar="SECONDS", min=0.01,
-        help="Poll the folder at this interval instead of file-system events (network "
-             "shares: SMB/NFS deliver no events). 5 or more for big folders.",
-        show_default=False)] = None,
-    once: Annotated[bool, typer.Option(
-        "--once", help="Process the backlog and exit (cron); incomplete recordings are "
-                       "reported as pending.")] = False,
-    retry_after: Annotated[float, typer.Option(
-        "--retry-after", metavar="SECONDS", min=0.1,
-        help="Try a recording again this long after its products could not be written "
-             "(disk full, output share gone); --once does not wait for it.")] = 60.0,
-    incomplete_after: Annotated[Optional[float], typer.Option(
-        "--incomplete-after", metavar="MINUTES",
-        help="Process a recording that stayed incomplete this long without growing (its "
-             "recorder crashed) with the whole frames it has; recorded ok, with a warning "
-             "[default: off, wait for ever].", show_default=False)] = None,
-    quiet_after: Annotated[Optional[float], typer.Option(
-        "--quiet-after", metavar="MINUTES",
-        help="Warn once when no new recording arrived for this long, and once more when "
-             "recordings come again; status shows it [default: off].",
-        show_default=False)] = None,
-    on_alert: Annotated[Optional[str], typer.Option(
-        "--on-alert", metavar="CMD", show_default=False,
-        help="Run CMD (split like a shell does, never run by one) with the alert as JSON on "
-             "its stdin when a recording fails, the recorder goes quiet (--quiet-after) or "
-             "comes back, and when the watch stops; a failing hook is logged, the watch goes "
-             "on [default: none].")] = None,
-    alert_timeout: Annotated[Optional[float], typer.Option(
-        "--alert-timeout", metavar="SECONDS", show_default=False,
-        help="Kill an --on-alert command still running after this long [default: 10].")
+    folder: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="Folder the recorder writes into [default: folder_path from the config].",
+            show_default=False,
+            file_okay=False,
+            metavar="FOLDER",
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Watch sub-folders too.")
+    ] = False,
+    pattern: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--pattern",
+            metavar="GLOB",
+            show_default=False,
+            help="File-name pattern of recordings (case-insensitive); repeat it for several "
+            f"[default: every format crunchctl reads: {' '.join(formats.patterns())}; raw "
+            "IQ too when --sample-rate is given].",
+        ),
+    ] = None,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle",
+            metavar="SECONDS",
+            min=0.0,
+            help="Files whose format cannot prove them complete (raw IQ, unknown names) are "
+            "ready once size and mtime are unchanged this long (.tiq files are ready when "
+            "their header says they are complete).",
+        ),
+    ] = 2.0,
+    poll: Annotated[
+        Optional[float],
+        typer.Option(
+            "--poll",
+            metavar="SECONDS",
+            min=0.01,
+            help="Poll the folder at this interval instead of file-system events (network "
+            "shares: SMB/NFS deliver no events). 5 or more for big folders.",
+            show_default=False,
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Process the backlog and exit (cron); incomplete recordings are "
+            "reported as pending.",
+        ),
+    ] = False,
+    retry_after: Annotated[
+        float,
+        typer.Option(
+            "--retry-after",
+            metavar="SECONDS",
+            min=0.1,
+            help="Try a recording again this long after its products could not be written "
+            "(disk full, output share gone); --once does not wait for it.",
+        ),
+    ] = 60.0,
+    incomplete_after: Annotated[
+        Optional[float],
+        typer.Option(
+            "--incomplete-after",
+            metavar="MINUTES",
+            help="Process a recording that stayed incomplete this long without growing (its "
+            "recorder crashed) with the whole frames it has; recorded ok, with a warning "
+            "[default: off, wait for ever].",
+            show_default=False,
+        ),
+    ] = None,
+    quiet_after: Annotated[
+        Optional[float],
+        typer.Option(
+            "--quiet-after",
+            metavar="MINUTES",
+            help="Warn once when no new recording arrived for this long, and once more when "
+            "recordings come again; status shows it [default: off].",
+            show_default=False,
+        ),
+    ] = None,
+    on_alert: Annotated[
+        Optional[str],
+        typer.Option(
+            "--on-alert",
+            metavar="CMD",
+            show_default=False,
+            help="Run CMD (split like a shell does, never run by one) with the alert as JSON on "
+            "its stdin when a recording fails, the recorder goes quiet (--quiet-after) or "
+            "comes back, and when the watch stops; a failing hook is logged, the watch goes "
+            "on [default: none].",
+        ),
+    ] = None,
+    alert_timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--alert-timeout",
+            metavar="SECONDS",
+            show_default=False,
+            help="Kill an --on-alert command still running after this long [default: 10].",
+        ),
     ] = None,
     output: opt.OutputOpt = None,
     www: opt.WwwOpt = None,
@@ -119,31 +177,46 @@ def watch(
     """
     from crunchctl.cli.application import Application
 
-    with Application(ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet,
-                     log_file=log_file) as app:
+    with Application(
+        ctx, config=config, ledger=ledger, verbose=verbose, quiet=quiet, log_file=log_file
+    ) as app:
         from crunchctl.errors import UsageError
 
-        settings = app.configure(folder_path=folder, output_path=output, www_path=www,
-                                 workers=workers, scheduler=scheduler,
-                                 scheduler_timeout=scheduler_timeout, products=products,
-                                 incomplete_after=incomplete_after, quiet_after=quiet_after,
-                                 on_alert=on_alert, alert_timeout=alert_timeout,
-                                 **opt.format_options(fmt, sample_rate, center, tdms_channels,
-                                                      verify_checksum),
-                                 **opt.levels(peaks, peak_snr, db_range, scaling),
-                                 **opt.numerics(lframes, nframes, n_avg, zoom_center,
-                                                zoom_span, window, cmap))
+        settings = app.configure(
+            folder_path=folder,
+            output_path=output,
+            www_path=www,
+            workers=workers,
+            scheduler=scheduler,
+            scheduler_timeout=scheduler_timeout,
+            products=products,
+            incomplete_after=incomplete_after,
+            quiet_after=quiet_after,
+            on_alert=on_alert,
+            alert_timeout=alert_timeout,
+            **opt.format_options(fmt, sample_rate, center, tdms_channels, verify_checksum),
+            **opt.levels(peaks, peak_snr, db_range, scaling),
+            **opt.numerics(lframes, nframes, n_avg, zoom_center, zoom_span, window, cmap),
+        )
         if not settings.folder_path:
-            raise UsageError("no folder to watch: give FOLDER, or set folder_path in the "
-                             "[paths] table of the config")
+            raise UsageError(
+                "no folder to watch: give FOLDER, or set folder_path in the "
+                "[paths] table of the config"
+            )
         from crunchctl.formats.base import ReadOptions
         from crunchctl.watch.options import WatchOptions, check_options
 
         # Every registered format by default (docs/formats.md).
         default = formats.patterns(ReadOptions.from_settings(settings))
-        options = WatchOptions(settings.folder_path, patterns=tuple(pattern or default),
-                               recursive=recursive, settle=settle, poll=poll, once=once,
-                               retry_after=retry_after)
+        options = WatchOptions(
+            settings.folder_path,
+            patterns=tuple(pattern or default),
+            recursive=recursive,
+            settle=settle,
+            poll=poll,
+            once=once,
+            retry_after=retry_after,
+        )
         check_options(options)
         opt.check_cmap(settings)
         if settings.on_alert:
@@ -168,10 +241,15 @@ def _dry_run(app: Application, options: WatchOptions, dry_run: bool, json_out: b
     assert settings is not None
     ledger = app.ledger_to_read()
     # The watch's own folders are never recordings (watch/session.py).
-    excluded = [os.path.join(os.path.abspath(d), "") for d in (
-        str(settings.output_dir()), settings.www_path, ledger.path if ledger else None) if d]
-    print_plan(plan_once(options.folder, options.patterns, options.recursive, settings,
-                         ledger, excluded), json_out)
+    excluded = [
+        os.path.join(os.path.abspath(d), "")
+        for d in (str(settings.output_dir()), settings.www_path, ledger.path if ledger else None)
+        if d
+    ]
+    print_plan(
+        plan_once(options.folder, options.patterns, options.recursive, settings, ledger, excluded),
+        json_out,
+    )
 
 
 def _run(app: Application, options: WatchOptions) -> None:
@@ -185,17 +263,27 @@ def _run(app: Application, options: WatchOptions) -> None:
     settings, opts = app.settings, app.opts
     assert settings is not None
     _describe(options, settings)
-    reporter: Any = PlainLines(quiet=opts.quiet, verbose=opts.verbose) \
-        if opts.quiet or plain_output() else LivePanel(app.err)
+    reporter: Any = (
+        PlainLines(quiet=opts.quiet, verbose=opts.verbose)
+        if opts.quiet or plain_output()
+        else LivePanel(app.err)
+    )
     # Flushes are timed by the watch loop (within 0.5 s of an outcome), not by row count.
     with app.ledger(flush_every=1000) as ledger:
         import_on_first_use(ledger, settings.tracking_file_path)
         with app.signals(reporter.message) as flags:
-            result = run_watch(options, settings, ledger, reporter=reporter, flags=flags,
-                               page=page_for(settings, ledger))
+            result = run_watch(
+                options,
+                settings,
+                ledger,
+                reporter=reporter,
+                flags=flags,
+                page=page_for(settings, ledger),
+            )
     s = result.summary
     how = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped (SIGTERM)"}.get(
-        s.interrupted_by, "done" if options.once else "stopped")  # type: ignore[arg-type]
+        s.interrupted_by, "done" if options.once else "stopped"
+    )  # type: ignore[arg-type]
     typer.echo(f"watch {how}: " + describe(s, f"pending {len(result.pending)}"))
     for path, reason in result.pending:
         typer.echo(f"pending: {path}: {reason}")
@@ -213,26 +301,52 @@ def _describe(options: WatchOptions, settings: Settings) -> None:
     if settings.scheduler:
         log.debug("workers: the Dask cluster at %s", settings.scheduler)
     else:
-        log.debug("workers: a local pool of %d worker processes (%d cores)", settings.workers,
-                  os.cpu_count() or 1)
-    log.debug("patterns: %s%s", " ".join(options.patterns),
-              ", sub-folders too" if options.recursive else "")
-    log.debug("finding recordings: %s", "one scan (--once)" if options.once else (
-        f"polling every {options.poll:g} s" if options.poll else "file-system events, and a "
-        f"full rescan every {RESCAN_INTERVAL / 60:g} min"))
-    log.debug("ready: .tiq when its header's bytes are all there; other files after %g s "
-              "unchanged (--settle)", options.settle)
-    log.debug("incomplete recordings: %s", f"processed as they are after "
-              f"{settings.incomplete_after:g} min without growth" if settings.incomplete_after
-              else "waited for (--incomplete-after is off)")
-    log.debug("quiet recorder: %s", f"warned after {settings.quiet_after:g} min without a "
-              f"new recording" if settings.quiet_after else "no alarm (--quiet-after is off)")
-    log.debug("alerts: %s", f"{settings.on_alert} (killed after {settings.alert_timeout:g} s)"
-              if settings.on_alert else "none (--on-alert is off)")
+        log.debug(
+            "workers: a local pool of %d worker processes (%d cores)",
+            settings.workers,
+            os.cpu_count() or 1,
+        )
+    log.debug(
+        "patterns: %s%s",
+        " ".join(options.patterns),
+        ", sub-folders too" if options.recursive else "",
+    )
+    log.debug(
+        "finding recordings: %s",
+        "one scan (--once)"
+        if options.once
+        else (
+            f"polling every {options.poll:g} s"
+            if options.poll
+            else f"file-system events, and a full rescan every {RESCAN_INTERVAL / 60:g} min"
+        ),
+    )
+    log.debug(
+        "ready: .tiq when its header's bytes are all there; other files after %g s "
+        "unchanged (--settle)",
+        options.settle,
+    )
+    log.debug(
+        "incomplete recordings: %s",
+        f"processed as they are after {settings.incomplete_after:g} min without growth"
+        if settings.incomplete_after
+        else "waited for (--incomplete-after is off)",
+    )
+    log.debug(
+        "quiet recorder: %s",
+        f"warned after {settings.quiet_after:g} min without a new recording"
+        if settings.quiet_after
+        else "no alarm (--quiet-after is off)",
+    )
+    log.debug(
+        "alerts: %s",
+        f"{settings.on_alert} (killed after {settings.alert_timeout:g} s)"
+        if settings.on_alert
+        else "none (--on-alert is off)",
+    )
 
 
 # ------------------------------------------------------------------------------ output
-
 
 
 def _stamp() -> str:
@@ -259,8 +373,10 @@ class PlainLines:
             typer.echo(f"{_stamp()} {text}", err=True)
 
     def start(self, snap: WatchSnapshot) -> None:
-        self._line(f"watching {snap.folder} ({snap.observer}); backlog: {snap.queued} to "
-                   f"check, {snap.skipped} already done")
+        self._line(
+            f"watching {snap.folder} ({snap.observer}); backlog: {snap.queued} to "
+            f"check, {snap.skipped} already done"
+        )
 
     def update(self, snap: WatchSnapshot) -> None:
         pass
@@ -278,13 +394,11 @@ class PlainLines:
         if not self.verbose:
             self._line(f"waiting for {path}: {reason}")
 
-
     def message(self, text: str) -> None:
         self._line(text)
 
     def close(self, snap: WatchSnapshot) -> None:
         pass  # the command prints the summary line
-
 
 
 #: Columns of the panel that are not the status counts: borders and padding, the label
@@ -341,8 +455,6 @@ def _quiet_ctrl_echo() -> Any:
 
 
 class LivePanel:
-
-
     """A rich live panel on stderr, refreshed four times a second.
 
     Shares the console with the log handler, so warnings print above the panel.
@@ -358,9 +470,14 @@ class LivePanel:
         from rich.live import Live
 
         self.snap = snap
-        self.live = Live(console=self.console, get_renderable=self._render,
-                         refresh_per_second=4, transient=False, redirect_stdout=False,
-                         redirect_stderr=False)
+        self.live = Live(
+            console=self.console,
+            get_renderable=self._render,
+            refresh_per_second=4,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self._restore_echo = _quiet_ctrl_echo()
         self.live.start()
 
@@ -375,7 +492,6 @@ class LivePanel:
 
     def message(self, text: str) -> None:
         self.console.print(text)
-
 
     def close(self, snap: WatchSnapshot) -> None:
 
@@ -400,13 +516,14 @@ class LivePanel:
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="ellipsis")
         items = []
-        for label, value, style in (("queue", s.queued, "cyan"),
-                                    ("in progress", len(s.in_progress), "yellow"),
-                                    ("done", s.done, "green"),
-                                    ("failed", s.failed, "red" if s.failed else "dim"),
-                                    ("pending", len(s.pending), "magenta" if s.pending
-                                     else "dim"),
-                                    ("rate", f"{s.rate_per_min:.1f}/min", "")):
+        for label, value, style in (
+            ("queue", s.queued, "cyan"),
+            ("in progress", len(s.in_progress), "yellow"),
+            ("done", s.done, "green"),
+            ("failed", s.failed, "red" if s.failed else "dim"),
+            ("pending", len(s.pending), "magenta" if s.pending else "dim"),
+            ("rate", f"{s.rate_per_min:.1f}/min", ""),
+        ):
             item = Text()
             item.append(f"{label} ", style="dim")
             item.append(f"{value}", style=f"bold {style}" if style else "")
@@ -428,14 +545,16 @@ class LivePanel:
                 grid.add_row("", Text(o.extra["note"], style="cyan"))
 
             if o.status == "ok":
-                png = s.last_published[0] if s.last_published else (
-                    o.products[0] if o.products else "")
+                png = (
+                    s.last_published[0]
+                    if s.last_published
+                    else (o.products[0] if o.products else "")
+                )
                 if png:
                     grid.add_row("png", os.path.abspath(png))
                 if o.warning:  # e.g. processed although incomplete
                     grid.add_row("warning", Text(o.warning, style="yellow"))
             elif o.error:
-
                 grid.add_row("error", Text(o.error, style="red"))
         if s.pending:
             shown = s.pending[:5]
@@ -452,17 +571,34 @@ class LivePanel:
             grid.add_row("events", f"observer restarted {words.count(s.restarts, 'time')}")
         if s.quiet_since is not None:
             quiet = int(time.time() - s.quiet_since) // 60
-            grid.add_row("quiet", Text(f"no new recording since "
-                                       f"{words.when(s.quiet_since, date=False, seconds=False)}"
-                                       f" ({quiet} min)", style="yellow"))
+            grid.add_row(
+                "quiet",
+                Text(
+                    f"no new recording since "
+                    f"{words.when(s.quiet_since, date=False, seconds=False)}"
+                    f" ({quiet} min)",
+                    style="yellow",
+                ),
+            )
         if s.stopping:
-            grid.add_row("", Text("stopping: waiting for the recordings in progress "
-                                  "(Ctrl-C again cancels them)" if s.in_progress
-                                  else "stopping", style="yellow"))
+            grid.add_row(
+                "",
+                Text(
+                    "stopping: waiting for the recordings in progress (Ctrl-C again cancels them)"
+                    if s.in_progress
+                    else "stopping",
+                    style="yellow",
+                ),
+            )
         else:
-            grid.add_row("", Text("Ctrl-C stops after the recordings in progress",
-                                  style="dim"))
+            grid.add_row("", Text("Ctrl-C stops after the recordings in progress", style="dim"))
         title = f"crunchctl watch {s.folder}"
         subtitle = f"{s.observer} · up {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}"
-        return Panel(grid, title=title, title_align="left", subtitle=subtitle,
-                     subtitle_align="left", border_style="yellow" if s.stopping else "blue")
+        return Panel(
+            grid,
+            title=title,
+            title_align="left",
+            subtitle=subtitle,
+            subtitle_align="left",
+            border_style="yellow" if s.stopping else "blue",
+        )

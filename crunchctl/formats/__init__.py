@@ -15,11 +15,27 @@ from typing import TYPE_CHECKING, Any
 from crunchctl.errors import FormatError, IncompleteRecording, UsageError
 
 if TYPE_CHECKING:
-    from crunchctl.formats.base import Block, Header, ReadOptions, Reader, Readiness
+    from crunchctl.formats.base import Block, Header, Reader, Readiness, ReadOptions
 
-__all__ = ["Block", "Header", "ReadOptions", "Reader", "Readiness", "Registration",
-           "check_name", "extensions", "item_path", "names", "open_recording", "patterns",
-           "reader_for", "readiness", "recording_files", "registration", "registration_for"]
+__all__ = [
+    "Block",
+    "Header",
+    "ReadOptions",
+    "Reader",
+    "Readiness",
+    "Registration",
+    "check_name",
+    "extensions",
+    "item_path",
+    "names",
+    "open_recording",
+    "patterns",
+    "reader_for",
+    "readiness",
+    "recording_files",
+    "registration",
+    "registration_for",
+]
 
 
 @dataclass(frozen=True)
@@ -56,14 +72,27 @@ _ENDINGS: dict[str, Registration] = {}  # extension -> the first format register
 _SEVERAL: tuple[str, ...] = ()  # extensions of formats whose recording is several files
 
 
-def register(name: str, module: str, *extensions: str, options: tuple[str, ...] = (),
-             files: str | None = None, needs_sample_rate: bool = False,
-             typed_by_extension: bool = False) -> None:
+def register(
+    name: str,
+    module: str,
+    *extensions: str,
+    options: tuple[str, ...] = (),
+    files: str | None = None,
+    needs_sample_rate: bool = False,
+    typed_by_extension: bool = False,
+) -> None:
     """Register a format: ``module`` must define ``READER`` (a :class:`Reader`)."""
     if any(not e.startswith(".") for e in extensions):
         raise ValueError(f"format {name}: extensions start with a dot")
-    _REGISTRY[name] = Registration(name, module, tuple(e.lower() for e in extensions),
-                                   tuple(options), files, needs_sample_rate, typed_by_extension)
+    _REGISTRY[name] = Registration(
+        name,
+        module,
+        tuple(e.lower() for e in extensions),
+        tuple(options),
+        files,
+        needs_sample_rate,
+        typed_by_extension,
+    )
     global _SEVERAL
     _ENDINGS.clear()
     for reg in _REGISTRY.values():
@@ -74,15 +103,42 @@ def register(name: str, module: str, *extensions: str, options: tuple[str, ...] 
 
 # ------------------------------------------------------------------ the formats (one line each)
 register("tiq", "crunchctl.formats.tiq", ".tiq")
-register("sigmf", "crunchctl.formats.sigmf", ".sigmf-meta", ".sigmf-data", ".sigmf",
-         options=("center_frequency",), files="recording_files")
-register("tdms", "crunchctl.formats.tdms", ".tdms",
-         options=("sample_rate", "center_frequency", "tdms_channels"))
+register(
+    "sigmf",
+    "crunchctl.formats.sigmf",
+    ".sigmf-meta",
+    ".sigmf-data",
+    ".sigmf",
+    options=("center_frequency",),
+    files="recording_files",
+)
+register(
+    "tdms",
+    "crunchctl.formats.tdms",
+    ".tdms",
+    options=("sample_rate", "center_frequency", "tdms_channels"),
+)
 register("wav", "crunchctl.formats.wav", ".wav", options=("center_frequency",))
-register("raw", "crunchctl.formats.raw", ".cf32", ".fc32", ".cfile", ".cf64", ".fc64", ".cs32",
-         ".sc32", ".cs16", ".sc16", ".cs8", ".sc8", ".cu8", ".uc8",
-         options=("sample_rate", "center_frequency"), needs_sample_rate=True,
-         typed_by_extension=True)
+register(
+    "raw",
+    "crunchctl.formats.raw",
+    ".cf32",
+    ".fc32",
+    ".cfile",
+    ".cf64",
+    ".fc64",
+    ".cs32",
+    ".sc32",
+    ".cs16",
+    ".sc16",
+    ".cs8",
+    ".sc8",
+    ".cu8",
+    ".uc8",
+    options=("sample_rate", "center_frequency"),
+    needs_sample_rate=True,
+    typed_by_extension=True,
+)
 
 
 # ---------------------------------------------------------------------------------- lookups
@@ -115,9 +171,11 @@ def check_name(name: str | None) -> str | None:
     for reg in _REGISTRY.values():
         if fmt in ("", reg.name) and sample_type in reg.sample_types():
             return f"{reg.name}:{sample_type}"
-    raise UsageError(f"unknown format {name!r}; choose one of {', '.join(_REGISTRY)}, or "
-                     f"a raw IQ sample type for files whose extension does not say it: "
-                     f"{', '.join(_sample_types())} (also written raw:cf32)")
+    raise UsageError(
+        f"unknown format {name!r}; choose one of {', '.join(_REGISTRY)}, or "
+        f"a raw IQ sample type for files whose extension does not say it: "
+        f"{', '.join(_sample_types())} (also written raw:cf32)"
+    )
 
 
 def _sample_types() -> list[str]:
@@ -156,8 +214,9 @@ def registration_for(path: str | os.PathLike, forced: str | None = None) -> Regi
     return _by_extension(os.fspath(path))
 
 
-def name_expr(paths: object, forced: str | None = None,
-              only: Iterable[str] | None = None) -> object:
+def name_expr(
+    paths: object, forced: str | None = None, only: Iterable[str] | None = None
+) -> object:
     """A polars expression giving the format name of each path in ``paths`` (an expression
     of strings): the same choice as :func:`registration_for`, for many paths at once (the
     done rule asks it for every row); null where no format claims a path. With ``only``,
@@ -176,8 +235,11 @@ def name_expr(paths: object, forced: str | None = None,
     # Shortest first, so the longest matching extension is the outermost branch and wins.
     for ext, reg in sorted(_ENDINGS.items(), key=lambda e: len(e[0])):
         found = pl.lit(reg.name) if kept is None or reg.name in kept else pl.lit(None)
-        expr = pl.when(name.str.ends_with(ext) & (name.str.len_chars() > len(ext))).then(
-            found).otherwise(expr)
+        expr = (
+            pl.when(name.str.ends_with(ext) & (name.str.len_chars() > len(ext)))
+            .then(found)
+            .otherwise(expr)
+        )
     return expr
 
 
@@ -198,9 +260,11 @@ def reader_for(path: str | os.PathLike, forced: str | None = None) -> Reader:
     if reg is None:
         _not_a_folder(path)
         ext = os.path.splitext(path)[1] or "(none)"
-        raise FormatError(f"{path}: unknown recording format (extension {ext}); crunchctl "
-                          f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
-                          f"of any name: --format cf32, cs16, cu8, ...)")
+        raise FormatError(
+            f"{path}: unknown recording format (extension {ext}); crunchctl "
+            f"reads {' '.join(extensions())}, or give --format NAME (raw IQ "
+            f"of any name: --format cf32, cs16, cu8, ...)"
+        )
     return _load(reg)
 
 
@@ -208,9 +272,13 @@ def _not_a_folder(path: str) -> None:
     """FormatError if ``path`` is a folder (directory): say so, and how to process what it
     holds."""
     if os.path.isdir(path):
-        raise FormatError(f"{path}: is a directory, not a recording; to process the recordings "
-                          f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
-                          f"run: crunchctl watch --once {path}")
+        raise FormatError(
+            f"{path}: is a directory, not a recording; to process the recordings "
+            f"in it, give them with a glob ({os.path.join(path, '*.tiq')}) or "
+            f"run: crunchctl watch --once {path}"
+        )
+
+
 def recording_files(path: str | os.PathLike, forced: str | None = None) -> tuple[str, ...]:
     """Every file of the recording ``path`` belongs to, its ledger item first (a SigMF pair:
     data, then meta); ``(path,)`` for a one-file format or a file no format claims.
@@ -235,9 +303,13 @@ def item_path(path: str | os.PathLike, forced: str | None = None) -> str:
     return recording_files(path, forced)[0]
 
 
-def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
-                   forced: str | None = None, *, partial: bool = False,
-                   ) -> tuple[Reader, Header]:
+def open_recording(
+    path: str | os.PathLike,
+    options: ReadOptions | None = None,
+    forced: str | None = None,
+    *,
+    partial: bool = False,
+) -> tuple[Reader, Header]:
     """Pick the reader, probe the header, and check the recording is complete.
 
     Args:
@@ -268,8 +340,9 @@ def open_recording(path: str | os.PathLike, options: ReadOptions | None = None,
         if cut is None:
             raise
         # Said where it happens: this is what an operator looks for (docs/formats.md).
-        raise IncompleteRecording(f"{e} (process --incomplete reads the whole frames present)",
-                                  e.expected, e.actual) from None
+        raise IncompleteRecording(
+            f"{e} (process --incomplete reads the whole frames present)", e.expected, e.actual
+        ) from None
     return reader, header
 
 
@@ -286,7 +359,10 @@ def _check_complete(reader: Reader, header: Header) -> None:
         if size < header.complete_size:
             raise IncompleteRecording(
                 f"{header.path}: {size} bytes, but its header says a complete file has "
-                f"{header.complete_size}", expected=header.complete_size, actual=size)
+                f"{header.complete_size}",
+                expected=header.complete_size,
+                actual=size,
+            )
 
 
 def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
@@ -304,15 +380,16 @@ def patterns(options: ReadOptions | None = None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def readiness(path: str | os.PathLike, options: ReadOptions | None = None,
-              forced: str | None = None) -> Readiness:
+def readiness(
+    path: str | os.PathLike, options: ReadOptions | None = None, forced: str | None = None
+) -> Readiness:
     """Whether a recording is complete enough to process (watch calls this).
 
     For a file no reader claims (a ``--pattern`` beyond the known formats) no format can
     tell: ``complete`` is None, so the settle time decides, and processing records the
     error.
     """
-    from crunchctl.formats.base import ReadOptions, Readiness
+    from crunchctl.formats.base import Readiness, ReadOptions
 
     path = os.fspath(path)
     try:

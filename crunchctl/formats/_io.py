@@ -23,8 +23,7 @@ log = logging.getLogger("crunchctl.formats")
 TARGET_BYTES = 8 << 20
 
 
-def file_size(path: str, what: str = "recording",
-              error: type[FormatError] = FormatError) -> int:
+def file_size(path: str, what: str = "recording", error: type[FormatError] = FormatError) -> int:
     """Size of a regular file, or ``error`` naming the file (missing, directory, unreadable)."""
     try:
         st = os.stat(path)
@@ -51,9 +50,17 @@ def warn(path: str, message: str) -> str:
     return message
 
 
-def iter_interleaved(path: str, offset: int, component: str, nsamples: int, start: int,
-                     count: int, lframes: int, *, target_bytes: int = TARGET_BYTES,
-                     ) -> Iterator[np.ndarray]:
+def iter_interleaved(
+    path: str,
+    offset: int,
+    component: str,
+    nsamples: int,
+    start: int,
+    count: int,
+    lframes: int,
+    *,
+    target_bytes: int = TARGET_BYTES,
+) -> Iterator[np.ndarray]:
     """Yield frames ``start .. start + count`` as (k, 2 * lframes) arrays of I, Q components.
 
     ``component`` is the numpy type of one component (``<i2``, ``>f4``, ...); samples begin at
@@ -64,8 +71,10 @@ def iter_interleaved(path: str, offset: int, component: str, nsamples: int, star
 
     dtype = np.dtype(component)
     if (start + count) * lframes > nsamples:
-        raise FormatError(f"{path}: asked for frames up to {start + count} of {lframes} samples "
-                          f"but the file holds {nsamples // lframes} whole frames")
+        raise FormatError(
+            f"{path}: asked for frames up to {start + count} of {lframes} samples "
+            f"but the file holds {nsamples // lframes} whole frames"
+        )
     if count <= 0:
         return
     sample_bytes = 2 * dtype.itemsize
@@ -91,8 +100,9 @@ def iter_interleaved(path: str, offset: int, component: str, nsamples: int, star
                 except OSError as e:
                     raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
                 if not n:
-                    raise FormatError(f"{path}: file ended while reading its samples; was it "
-                                      f"cut or overwritten?")
+                    raise FormatError(
+                        f"{path}: file ended while reading its samples; was it cut or overwritten?"
+                    )
                 got += n
             yield view
 

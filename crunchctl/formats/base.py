@@ -39,8 +39,9 @@ class ReadOptions:
 
         if settings is None:
             return cls()
-        return cls(**{f.name: getattr(settings, f.name, f.default)
-                      for f in dataclasses.fields(cls)})
+        return cls(
+            **{f.name: getattr(settings, f.name, f.default) for f in dataclasses.fields(cls)}
+        )
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,9 @@ class Reader(Protocol):
         """Read and check the header; raise ``FormatError`` (one line naming the file)."""
         ...
 
-    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-               lframes: int) -> Iterator[Block]:
+    def blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         """Yield frames ``start .. start + count`` (frame = ``lframes`` samples) in chunks
         of a few MB, never the whole file at once."""
         ...

@@ -78,11 +78,15 @@ class SigmfReader:
             if not have_meta and not have_data:
                 _io.file_size(path, "SigMF recording")  # names what is wrong with it
             if not have_meta:
-                raise FormatError(f"{path}: SigMF data without its metadata "
-                                  f"({os.path.basename(meta_fn)} is missing)")
+                raise FormatError(
+                    f"{path}: SigMF data without its metadata "
+                    f"({os.path.basename(meta_fn)} is missing)"
+                )
             if not have_data:
-                raise FormatError(f"{path}: SigMF metadata without its data "
-                                  f"({os.path.basename(data_fn)} is missing)")
+                raise FormatError(
+                    f"{path}: SigMF metadata without its data "
+                    f"({os.path.basename(data_fn)} is missing)"
+                )
             meta = self._meta_json(meta_fn)
             g = meta.get("global") if isinstance(meta, dict) else None
             if not isinstance(g, dict):
@@ -97,7 +101,9 @@ class SigmfReader:
                 raise IncompleteRecording(
                     f"{name}: truncated: {size} bytes is not a whole number of "
                     f"{sample_bytes}-byte {g.get('core:datatype')} samples",
-                    expected=size + sample_bytes - size % sample_bytes, actual=size)
+                    expected=size + sample_bytes - size % sample_bytes,
+                    actual=size,
+                )
         try:
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")
@@ -105,8 +111,9 @@ class SigmfReader:
         except (SigMFError, ValueError, KeyError, OSError) as e:
             text = str(e).splitlines()[0] if str(e) else type(e).__name__
             if "hash" in text.lower() or "checksum" in text.lower():
-                raise FormatError(f"{name}: SHA-512 checksum does not match the data "
-                                  f"({text})") from None
+                raise FormatError(
+                    f"{name}: SHA-512 checksum does not match the data ({text})"
+                ) from None
             raise FormatError(f"{name}: SigMF metadata not usable: {text}") from None
         except Exception as e:  # jsonschema's ValidationError and the like
             text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -134,8 +141,11 @@ class SigmfReader:
         center = first.get("core:frequency")
         if center is None:
             center = options.center_frequency if options.center_frequency is not None else 0.0
-            warnings.append(_io.warn(name, f"first capture has no core:frequency; centre "
-                                           f"taken as {center:g} Hz"))
+            warnings.append(
+                _io.warn(
+                    name, f"first capture has no core:frequency; centre taken as {center:g} Hz"
+                )
+            )
         from crunchctl.formats.tiq import parse_datetime
 
         when = first.get("core:datetime")
@@ -144,17 +154,36 @@ class SigmfReader:
         offset = int(getattr(handle, "data_offset", 0) or 0)
         offset += int(first.get("core:header_bytes", 0) or 0) if offset == 0 else 0
         fast = data_file is not None and not archive
-        scaling = "as stored (float)" if full == 1.0 else (
-            f"full scale = 1: (count - {zero:g}) / {full:g}" if zero else
-            f"full scale = 1: count / {full:g}")
-        return Header(path=str(data_file) if fast else name, format=self.name,
-                      sample_rate=fs, center_frequency=float(center),
-                      nsamples=int(handle.sample_count), acquisition_start=start,
-                      scaling=f"{scaling} ({datatype})", complete_size=None,
-                      unit="" if full == 1.0 else "full scale",
-                      info={"component": component, "full_scale": full, "zero": zero,
-                            "offset": offset, "fast": fast, "source": path,
-                            "datatype": datatype, "warnings": warnings})
+        scaling = (
+            "as stored (float)"
+            if full == 1.0
+            else (
+                f"full scale = 1: (count - {zero:g}) / {full:g}"
+                if zero
+                else f"full scale = 1: count / {full:g}"
+            )
+        )
+        return Header(
+            path=str(data_file) if fast else name,
+            format=self.name,
+            sample_rate=fs,
+            center_frequency=float(center),
+            nsamples=int(handle.sample_count),
+            acquisition_start=start,
+            scaling=f"{scaling} ({datatype})",
+            complete_size=None,
+            unit="" if full == 1.0 else "full scale",
+            info={
+                "component": component,
+                "full_scale": full,
+                "zero": zero,
+                "offset": offset,
+                "fast": fast,
+                "source": path,
+                "datatype": datatype,
+                "warnings": warnings,
+            },
+        )
 
     @staticmethod
     def _meta_json(meta_fn: str) -> Any:
@@ -166,19 +195,22 @@ class SigmfReader:
         except ValueError as e:
             raise FormatError(f"{meta_fn}: SigMF metadata is not valid JSON ({e})") from None
 
-    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-               lframes: int) -> Iterator[Block]:
+    def blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         info = header.info
         scale = 1.0 / info["full_scale"]
         if not info["fast"]:
             yield from self._package_blocks(header, options, start, count, lframes)
             return
-        raws = _io.iter_interleaved(header.path, info["offset"], info["component"],
-                                    header.nsamples, start, count, lframes)
+        raws = _io.iter_interleaved(
+            header.path, info["offset"], info["component"], header.nsamples, start, count, lframes
+        )
         yield from _io.offset_blocks(raws, info["zero"], scale)
 
-    def _package_blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-                        lframes: int) -> Iterator[Block]:
+    def _package_blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         """Archives: the package's own ``read_samples``, a few MB at a time."""
         import sigmf
 
@@ -214,8 +246,9 @@ class SigmfReader:
             return Readiness(False, "waiting for its .sigmf-data", group, files)
         sample_bytes = 2 * int(component[-1])
         if size == 0 or size % sample_bytes:
-            return Readiness(False, f"incomplete: {size} bytes is not a whole number of "
-                                    f"samples", group, files)
+            return Readiness(
+                False, f"incomplete: {size} bytes is not a whole number of samples", group, files
+            )
         # Whole samples and both files there: the settle time decides.
         return Readiness(None, "", group, files)
 

@@ -95,12 +95,14 @@ def _scaling(spec: RecordingSpec, int16: bool) -> float:
 
 
 def _acquired(spec: RecordingSpec) -> _dt.datetime:
-    return spec.acquired or _dt.datetime(2024, 4, 17, 13, 5, 22, 123456,
-                                         tzinfo=_dt.timezone(_dt.timedelta(hours=2)))
+    return spec.acquired or _dt.datetime(
+        2024, 4, 17, 13, 5, 22, 123456, tzinfo=_dt.timezone(_dt.timedelta(hours=2))
+    )
 
 
-def make_recording(path: str | os.PathLike, spec: RecordingSpec | None = None,
-                   *, chunk_samples: int = 1 << 20) -> Path:
+def make_recording(
+    path: str | os.PathLike, spec: RecordingSpec | None = None, *, chunk_samples: int = 1 << 20
+) -> Path:
     """Write a realistic ``.tiq`` recording and return its path.
 
     Args:
@@ -112,10 +114,17 @@ def make_recording(path: str | os.PathLike, spec: RecordingSpec | None = None,
 
     spec = spec or RecordingSpec()
     scaling = _scaling(spec, spec.number_format == "Int16")
-    with TiqWriter(path, nsamples=spec.nsamples, fs=spec.fs, center=spec.center,
-                   scaling=scaling, number_format=spec.number_format,
-                   big_endian=spec.big_endian, acquired=_acquired(spec),
-                   **spec.header_fields) as w:
+    with TiqWriter(
+        path,
+        nsamples=spec.nsamples,
+        fs=spec.fs,
+        center=spec.center,
+        scaling=scaling,
+        number_format=spec.number_format,
+        big_endian=spec.big_endian,
+        acquired=_acquired(spec),
+        **spec.header_fields,
+    ) as w:
         for x in signal_chunks(spec, chunk_samples):
             w.write(x)
     return Path(path)
@@ -138,8 +147,14 @@ def _pairs(x, dtype, scaling: float):
     return pairs.astype(dtype)
 
 
-def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | None = None,
-                      *, chunk_samples: int = 1 << 20, records: int = 8) -> Path:
+def make_recording_as(
+    path: str | os.PathLike,
+    fmt: str,
+    spec: RecordingSpec | None = None,
+    *,
+    chunk_samples: int = 1 << 20,
+    records: int = 8,
+) -> Path:
     """Write the same synthetic signal as :func:`make_recording` in another format.
 
     ``fmt``: ``tiq``; ``sigmf`` (ci16_le, ``path`` is the ``.sigmf-data``); ``tdms`` (the
@@ -168,8 +183,9 @@ def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | N
         data_bytes = spec.nsamples * 4
         with open(path, "wb") as f:
             f.write(b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE")
-            f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, int(spec.fs), int(spec.fs) * 4,
-                                          4, 16))
+            f.write(
+                b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, int(spec.fs), int(spec.fs) * 4, 4, 16)
+            )
             f.write(b"data" + struct.pack("<I", data_bytes))
             for x in chunks:
                 f.write(_pairs(x, "<i2", scaling).tobytes())
@@ -181,22 +197,39 @@ def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | N
         with open(data, "wb") as f:
             for x in chunks:
                 f.write(_pairs(x, "<i2", scaling).tobytes())
-        meta = SigMFFile(data_file=str(data), skip_checksum=True, global_info={
-            "core:datatype": "ci16_le", "core:sample_rate": spec.fs,
-            "core:description": "crunchctl synthetic Schottky-like lines"})
-        meta.add_capture(0, {"core:frequency": spec.center,
-                             "core:datetime": _acquired(spec).astimezone(_dt.timezone.utc)
-                             .strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        meta = SigMFFile(
+            data_file=str(data),
+            skip_checksum=True,
+            global_info={
+                "core:datatype": "ci16_le",
+                "core:sample_rate": spec.fs,
+                "core:description": "crunchctl synthetic Schottky-like lines",
+            },
+        )
+        meta.add_capture(
+            0,
+            {
+                "core:frequency": spec.center,
+                "core:datetime": _acquired(spec)
+                .astimezone(_dt.timezone.utc)
+                .strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        )
         meta.tofile(str(path.with_suffix(".sigmf-meta")), skip_validate=False)
         return data
     if fmt == "tdms":
         from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
 
         per_record = -(-spec.nsamples // records)
-        root = RootObject(properties={
-            "IQRate": float(spec.fs), "IQCarrierFrequency": float(spec.center),
-            "RFAttentuation": 0.0, "NSamplesPerRecord": np.int64(per_record),
-            "NRecordsPerFile": np.int64(records)})
+        root = RootObject(
+            properties={
+                "IQRate": float(spec.fs),
+                "IQCarrierFrequency": float(spec.center),
+                "RFAttentuation": 0.0,
+                "NSamplesPerRecord": np.int64(per_record),
+                "NRecordsPerFile": np.int64(records),
+            }
+        )
         start_us = int(_acquired(spec).timestamp() * 1e6)
         signal = signal_chunks(spec, per_record)
         with TdmsWriter(str(path)) as w:
@@ -204,21 +237,34 @@ def make_recording_as(path: str | os.PathLike, fmt: str, spec: RecordingSpec | N
                 # Alternate two gains (a gain switch mid-file), counts follow.
                 gain = scaling * (1.0 if r % 2 == 0 else 2.0)
                 iq = _pairs(x, "<i2", gain)
-                stamp = np.array([start_us + int(r * per_record / spec.fs * 1e6)],
-                                 dtype="datetime64[us]")
-                w.write_segment([root, GroupObject("RecordData"),
-                                 ChannelObject("RecordData", "I", iq[0::2].copy()),
-                                 ChannelObject("RecordData", "Q", iq[1::2].copy()),
-                                 GroupObject("RecordHeader"),
-                                 ChannelObject("RecordHeader", "gain", np.array([gain])),
-                                 ChannelObject("RecordHeader", "absolute timestamp", stamp)])
+                stamp = np.array(
+                    [start_us + int(r * per_record / spec.fs * 1e6)], dtype="datetime64[us]"
+                )
+                w.write_segment(
+                    [
+                        root,
+                        GroupObject("RecordData"),
+                        ChannelObject("RecordData", "I", iq[0::2].copy()),
+                        ChannelObject("RecordData", "Q", iq[1::2].copy()),
+                        GroupObject("RecordHeader"),
+                        ChannelObject("RecordHeader", "gain", np.array([gain])),
+                        ChannelObject("RecordHeader", "absolute timestamp", stamp),
+                    ]
+                )
         return path
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def make_night(folder: str | os.PathLike, count: int = 30, *, every: float = 600.0,
-               spec: RecordingSpec | None = None, lifetime_h: float = 6.0,
-               drift_hz_per_h: float = 400.0, pause: tuple[int, int] = (0, 0)) -> list[Path]:
+def make_night(
+    folder: str | os.PathLike,
+    count: int = 30,
+    *,
+    every: float = 600.0,
+    spec: RecordingSpec | None = None,
+    lifetime_h: float = 6.0,
+    drift_hz_per_h: float = 400.0,
+    pause: tuple[int, int] = (0, 0),
+) -> list[Path]:
     """A night of a recorder: ``count`` recordings ``every`` seconds apart whose Schottky-like
     lines drift (``drift_hz_per_h``, scaled per line) and decay (``lifetime_h``: the
     amplitude's e-folding time), with ``pause = (first, how many)`` recordings not taken (a
@@ -235,19 +281,30 @@ def make_night(folder: str | os.PathLike, count: int = 30, *, every: float = 600
         if pause[0] <= i < pause[0] + pause[1]:
             continue
         hours = i * every / 3600.0
-        lines = tuple(Line(ln.offset + drift_hz_per_h * hours * (1 + ln.offset / spec.fs),
-                           ln.amplitude * 2.718281828459045 ** (-hours / lifetime_h),
-                           ln.drift) for ln in base)
-        one = dataclasses.replace(spec, lines=lines, seed=spec.seed + i,
-                                  acquired=start + _dt.timedelta(seconds=i * every))
+        lines = tuple(
+            Line(
+                ln.offset + drift_hz_per_h * hours * (1 + ln.offset / spec.fs),
+                ln.amplitude * 2.718281828459045 ** (-hours / lifetime_h),
+                ln.drift,
+            )
+            for ln in base
+        )
+        one = dataclasses.replace(
+            spec, lines=lines, seed=spec.seed + i, acquired=start + _dt.timedelta(seconds=i * every)
+        )
         written.append(make_recording(folder / f"night_{i:03d}.tiq", one))
     return written
 
 
 #: The demo signal in every format: (writer format, file name).
-ALL_FORMATS = (("tiq", "demo_tiq.tiq"), ("sigmf", "demo_sigmf.sigmf-data"),
-               ("tdms", "demo_tdms.tdms"), ("wav", "demo_wav.wav"), ("raw", "demo_cs16.cs16"),
-               ("raw", "demo_cf32.cf32"))
+ALL_FORMATS = (
+    ("tiq", "demo_tiq.tiq"),
+    ("sigmf", "demo_sigmf.sigmf-data"),
+    ("tdms", "demo_tdms.tdms"),
+    ("wav", "demo_wav.wav"),
+    ("raw", "demo_cs16.cs16"),
+    ("raw", "demo_cf32.cf32"),
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,18 +313,25 @@ def main(argv: list[str] | None = None) -> None:
     245e6``); with ``--night N``, a night of N .tiq recordings ten minutes apart instead."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m crunchctl.formats.synth",
-                                 description=main.__doc__.splitlines()[0] if main.__doc__ else "")
+    ap = argparse.ArgumentParser(
+        prog="python -m crunchctl.formats.synth",
+        description=main.__doc__.splitlines()[0] if main.__doc__ else "",
+    )
     ap.add_argument("folder")
     ap.add_argument("--frames", type=int, default=DEMO_NFRAMES)
-    ap.add_argument("--night", type=int, default=0, metavar="N",
-                    help="N recordings of 16384-sample frames, ten minutes apart, whose "
-                         "lines drift and decay")
+    ap.add_argument(
+        "--night",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N recordings of 16384-sample frames, ten minutes apart, whose lines drift and decay",
+    )
     args = ap.parse_args(argv)
     folder = Path(args.folder)
     if args.night:
-        spec = RecordingSpec(nframes=args.frames if args.frames != DEMO_NFRAMES else 16,
-                             lframes=16384)
+        spec = RecordingSpec(
+            nframes=args.frames if args.frames != DEMO_NFRAMES else 16, lframes=16384
+        )
         for path in make_night(folder, args.night, spec=spec):
             print(path)
         return

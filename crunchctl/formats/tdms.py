@@ -35,7 +35,10 @@ def segments_state(path: str) -> tuple[bool, str]:
             f.seek(pos)
             lead = f.read(LEAD_IN)
             if len(lead) < LEAD_IN:
-                return False, f"{size} bytes: the file ends inside the lead-in of the segment at byte {pos}"
+                return (
+                    False,
+                    f"{size} bytes: the file ends inside the lead-in of the segment at byte {pos}",
+                )
             if lead[:4] != _TAG:
                 return True, ""  # not a TDMS segment: the reader reports it
             toc = struct.unpack("<I", lead[4:8])[0]
@@ -45,8 +48,10 @@ def segments_state(path: str) -> tuple[bool, str]:
                 return False, f"the segment at byte {pos} was never finished (length unset)"
             end = pos + LEAD_IN + next_offset
             if end > size:
-                return False, (f"{size} bytes: the file ends inside the segment at byte {pos}, "
-                               f"which its lead-in says ends at byte {end}")
+                return False, (
+                    f"{size} bytes: the file ends inside the segment at byte {pos}, "
+                    f"which its lead-in says ends at byte {end}"
+                )
             pos = end
     return True, ""
 
@@ -68,14 +73,18 @@ def _channel(f: Any, path: str, group: str, name: str) -> Any:
         g = f[group]
     except KeyError:
         groups = ", ".join(x.name for x in f.groups()) or "none"
-        raise FormatError(f"{path}: no TDMS group {group!r} (so no {group}/{name}); groups: "
-                          f"{groups}; give others with --tdms-channels GROUP/I,GROUP/Q") from None
+        raise FormatError(
+            f"{path}: no TDMS group {group!r} (so no {group}/{name}); groups: "
+            f"{groups}; give others with --tdms-channels GROUP/I,GROUP/Q"
+        ) from None
     try:
         return g[name]
     except KeyError:
         chans = ", ".join(c.name for c in g.channels()) or "none"
-        raise FormatError(f"{path}: no TDMS channel {group}/{name}; {group} has: {chans}; "
-                          f"give others with --tdms-channels GROUP/I,GROUP/Q") from None
+        raise FormatError(
+            f"{path}: no TDMS channel {group}/{name}; {group} has: {chans}; "
+            f"give others with --tdms-channels GROUP/I,GROUP/Q"
+        ) from None
 
 
 def _utc(value: Any) -> _dt.datetime | None:
@@ -142,8 +151,9 @@ class TdmsReader:
                 nsamples = min(len(chan_i), len(chan_q))
                 for c in (chan_i, chan_q):
                     if not np.issubdtype(c.dtype, np.number):
-                        raise FormatError(f"{path}: TDMS channel {c.path} holds {c.dtype}, "
-                                          f"not numbers")
+                        raise FormatError(
+                            f"{path}: TDMS channel {c.path} holds {c.dtype}, not numbers"
+                        )
                 gains = None
                 timestamp = None
                 try:
@@ -159,19 +169,25 @@ class TdmsReader:
         except FormatError:
             raise
         except Exception as e:  # npTDMS raises ValueError/KeyError/struct errors on damage
-            raise FormatError(f"{path}: not a readable TDMS file ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise FormatError(
+                f"{path}: not a readable TDMS file ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         fs = props.get("IQRate")
         if fs is None:
             fs = options.sample_rate
         if fs is None or not float(fs) > 0:
-            raise FormatError(f"{path}: TDMS root has no IQRate (sample rate); give it with "
-                              f"--sample-rate HZ")
+            raise FormatError(
+                f"{path}: TDMS root has no IQRate (sample rate); give it with --sample-rate HZ"
+            )
         center = props.get("IQCarrierFrequency")
         if center is None:
             center = options.center_frequency if options.center_frequency is not None else 0.0
-            warnings.append(_io.warn(path, f"TDMS root has no IQCarrierFrequency; centre "
-                                           f"taken as {center:g} Hz"))
+            warnings.append(
+                _io.warn(
+                    path, f"TDMS root has no IQCarrierFrequency; centre taken as {center:g} Hz"
+                )
+            )
         if nsamples == 0:
             raise FormatError(f"{path}: TDMS channels {gi}/{ci} and {gq}/{cq} hold no samples")
         per_record = props.get("NSamplesPerRecord")
@@ -185,34 +201,54 @@ class TdmsReader:
                 per_record = -(-nsamples // len(gains))
             per_record = int(per_record)
             if per_record <= 0 or len(gains) * per_record < nsamples:
-                raise FormatError(f"{path}: RecordHeader/gain has {len(gains)} values but "
-                                  f"{nsamples} samples of {per_record} per record need "
-                                  f"{-(-nsamples // max(per_record, 1))}")
-            scaling = (f"{gains[0]!r} V per count" if np.all(gains == gains[0])
-                       else "per-record gain, V per count (RecordHeader/gain)")
+                raise FormatError(
+                    f"{path}: RecordHeader/gain has {len(gains)} values but "
+                    f"{nsamples} samples of {per_record} per record need "
+                    f"{-(-nsamples // max(per_record, 1))}"
+                )
+            scaling = (
+                f"{gains[0]!r} V per count"
+                if np.all(gains == gains[0])
+                else "per-record gain, V per count (RecordHeader/gain)"
+            )
         if timestamp is None:
             timestamp = _dt.datetime.fromtimestamp(os.stat(path).st_mtime, _dt.timezone.utc)
             time_source = "file mtime"
         else:
             time_source = "RecordHeader/absolute timestamp"
-        return Header(path=path, format=self.name, sample_rate=float(fs),
-                      center_frequency=float(center), nsamples=int(nsamples),
-                      acquisition_start=timestamp, scaling=scaling, complete_size=None,
-                      unit="count" if scaling.startswith("counts") else "V",
-                      info={"channels": ((gi, ci), (gq, cq)), "gains": tuple(map(float, gains)),
-                            "per_record": int(per_record), "time_source": time_source,
-                            "rf_attenuation": props.get("RFAttentuation"),
-                            "records": props.get("NRecordsPerFile"), "warnings": warnings})
+        return Header(
+            path=path,
+            format=self.name,
+            sample_rate=float(fs),
+            center_frequency=float(center),
+            nsamples=int(nsamples),
+            acquisition_start=timestamp,
+            scaling=scaling,
+            complete_size=None,
+            unit="count" if scaling.startswith("counts") else "V",
+            info={
+                "channels": ((gi, ci), (gq, cq)),
+                "gains": tuple(map(float, gains)),
+                "per_record": int(per_record),
+                "time_source": time_source,
+                "rf_attenuation": props.get("RFAttentuation"),
+                "records": props.get("NRecordsPerFile"),
+                "warnings": warnings,
+            },
+        )
 
-    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-               lframes: int) -> Iterator[Block]:
+    def blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         import numpy as np
         from nptdms import TdmsFile
 
         if (start + count) * lframes > header.nsamples:
-            raise FormatError(f"{header.path}: asked for frames up to {start + count} of "
-                              f"{lframes} samples but the file holds "
-                              f"{header.nsamples // lframes} whole frames")
+            raise FormatError(
+                f"{header.path}: asked for frames up to {start + count} of "
+                f"{lframes} samples but the file holds "
+                f"{header.nsamples // lframes} whole frames"
+            )
         info = header.info
         (gi, ci), (gq, cq) = info["channels"]
         gains = np.asarray(info["gains"], dtype=np.float64)
@@ -229,8 +265,10 @@ class TdmsReader:
                     a, n = first * lframes, k * lframes
                     i_part, q_part = window.take(a, n)
                     if len(i_part) < n or len(q_part) < n:
-                        raise FormatError(f"{header.path}: TDMS channels ended while reading "
-                                          f"samples {a} to {a + n}")
+                        raise FormatError(
+                            f"{header.path}: TDMS channels ended while reading "
+                            f"samples {a} to {a + n}"
+                        )
                     r0, r1 = a // per_record, (a + n - 1) // per_record
                     g = gains[r0 : r1 + 1]
                     if np.all(g == g[0]):
@@ -251,18 +289,18 @@ class TdmsReader:
                     if scaled is None or scaled.shape[0] < n:
                         scaled = np.empty((n, 2), dtype=np.float32)
                     s = scaled[:n]
-                    np.multiply(i_part, per_sample, out=s[:, 0], dtype=np.float32,
-                                casting="unsafe")
-                    np.multiply(q_part, per_sample, out=s[:, 1], dtype=np.float32,
-                                casting="unsafe")
+                    np.multiply(i_part, per_sample, out=s[:, 0], dtype=np.float32, casting="unsafe")
+                    np.multiply(q_part, per_sample, out=s[:, 1], dtype=np.float32, casting="unsafe")
                     yield Block(s.reshape(k, 2 * lframes), 1.0)
         except FormatError:
             raise
         except OSError as e:
             raise FormatError(f"{header.path}: cannot read: {e.strerror or e}") from None
         except Exception as e:
-            raise FormatError(f"{header.path}: TDMS read failed ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise FormatError(
+                f"{header.path}: TDMS read failed ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
 
     def readiness(self, path: str, options: ReadOptions) -> Readiness:
         try:

@@ -285,8 +285,9 @@ def iter_frames(
     import numpy as np
 
     scale = np.float32(header.scaling)
-    for raw in iter_raw_frames(header, lframes, nframes, chunk_frames=chunk_frames,
-                               target_bytes=target_bytes):
+    for raw in iter_raw_frames(
+        header, lframes, nframes, chunk_frames=chunk_frames, target_bytes=target_bytes
+    ):
         k = raw.shape[0]
         out = np.empty((k, lframes), dtype=np.complex64)
         np.multiply(raw, scale, out=out.view(np.float32), dtype=np.float32, casting="unsafe")
@@ -355,9 +356,11 @@ def _read_exactly(f: BinaryIO, dest: memoryview, header: TiqHeader, first_sample
             raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
         if not n:
             at = header.offset + first_sample * header.bytes_per_sample + got
-            raise TiqError(f"{header.path}: file ends at byte {at} while reading its samples "
-                           f"(header says {header.expected_size} bytes); was it cut or "
-                           f"overwritten?")
+            raise TiqError(
+                f"{header.path}: file ends at byte {at} while reading its samples "
+                f"(header says {header.expected_size} bytes); was it cut or "
+                f"overwritten?"
+            )
         got += n
 
 
@@ -367,8 +370,13 @@ def read_samples(header: TiqHeader, start: int = 0, count: int | None = None) ->
 
     if count is None:
         count = header.nsamples - start
-    mm = np.memmap(header.path, dtype=header.dtype, mode="r", offset=header.offset,
-                   shape=(header.nsamples * 2,))
+    mm = np.memmap(
+        header.path,
+        dtype=header.dtype,
+        mode="r",
+        offset=header.offset,
+        shape=(header.nsamples * 2,),
+    )
     raw = np.asarray(mm[start * 2 : (start + count) * 2], dtype=np.float32)
     del mm
     return (raw * np.float32(header.scaling)).view(np.complex64)
@@ -479,17 +487,32 @@ class TiqWriter:
     up front. Use as a context manager; ``write`` takes complex arrays in volts.
     """
 
-    def __init__(self, path: str | os.PathLike, *, nsamples: int, fs: float, center: float,
-                 scaling: float, number_format: str = "Int32", big_endian: bool = False,
-                 **header_fields: object) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        nsamples: int,
+        fs: float,
+        center: float,
+        scaling: float,
+        number_format: str = "Int32",
+        big_endian: bool = False,
+        **header_fields: object,
+    ) -> None:
         self.path = Path(path)
         self.nsamples = nsamples
         self.scaling = scaling
         self.number_format = number_format
         self.big_endian = big_endian
-        self.header = build_header(nsamples=nsamples, fs=fs, center=center, scaling=scaling,
-                                   number_format=number_format, big_endian=big_endian,
-                                   **header_fields)  # type: ignore[arg-type]
+        self.header = build_header(
+            nsamples=nsamples,
+            fs=fs,
+            center=center,
+            scaling=scaling,
+            number_format=number_format,
+            big_endian=big_endian,
+            **header_fields,
+        )  # type: ignore[arg-type]
         self.written = 0
         self._f = open(self.path, "wb")
         self._f.write(self.header)
@@ -528,11 +551,18 @@ class TiqWriter:
         self.close()
 
 
-def write_tiq(path: str | os.PathLike, chunks: Iterable[np.ndarray], *, nsamples: int, fs: float,
-              center: float, scaling: float, **kw: object) -> Path:
+def write_tiq(
+    path: str | os.PathLike,
+    chunks: Iterable[np.ndarray],
+    *,
+    nsamples: int,
+    fs: float,
+    center: float,
+    scaling: float,
+    **kw: object,
+) -> Path:
     """Write a recording from an iterable of complex chunks (volts); returns the path."""
-    with TiqWriter(path, nsamples=nsamples, fs=fs, center=center, scaling=scaling,
-                   **kw) as w:  # type: ignore[arg-type]
+    with TiqWriter(path, nsamples=nsamples, fs=fs, center=center, scaling=scaling, **kw) as w:  # type: ignore[arg-type]
         for chunk in chunks:
             w.write(chunk)
         if w.written != nsamples:
@@ -558,30 +588,58 @@ class TiqReader:
         acquired = t.acquired_at()
         warnings = []
         if t.datetime and acquired is None:
-            warnings.append(_io.warn(path, f"header DateTime {t.datetime.strip()!r} is not an "
-                                           f"ISO 8601 time: acquisition time unknown"))
+            warnings.append(
+                _io.warn(
+                    path,
+                    f"header DateTime {t.datetime.strip()!r} is not an "
+                    f"ISO 8601 time: acquisition time unknown",
+                )
+            )
         return Header(
-            path=t.path, format=self.name, sample_rate=t.fs, center_frequency=t.center,
-            nsamples=t.nsamples, acquisition_start=acquired,
+            path=t.path,
+            format=self.name,
+            sample_rate=t.fs,
+            center_frequency=t.center,
+            nsamples=t.nsamples,
+            acquisition_start=acquired,
             scaling=f"{t.scaling!r} V per count ({t.number_format})",
             complete_size=t.expected_size,
-            info={"offset": t.offset, "number_format": t.number_format,
-                  "big_endian": t.big_endian, "volts_per_count": t.scaling,
-                  "datetime": t.datetime, "acq_bandwidth": t.acq_bandwidth, "span": t.span,
-                  "rbw": t.rbw, "rf_attenuation": t.rf_attenuation, "warnings": warnings})
+            info={
+                "offset": t.offset,
+                "number_format": t.number_format,
+                "big_endian": t.big_endian,
+                "volts_per_count": t.scaling,
+                "datetime": t.datetime,
+                "acq_bandwidth": t.acq_bandwidth,
+                "span": t.span,
+                "rbw": t.rbw,
+                "rf_attenuation": t.rf_attenuation,
+                "warnings": warnings,
+            },
+        )
 
     @staticmethod
     def tiq_header(header: Header) -> TiqHeader:
         i = header.info
-        return TiqHeader(path=header.path, offset=i["offset"], nsamples=header.nsamples,
-                         fs=header.sample_rate, scaling=i["volts_per_count"],
-                         number_format=i["number_format"], big_endian=i["big_endian"],
-                         center=header.center_frequency, acq_bandwidth=i.get("acq_bandwidth"),
-                         span=i.get("span"), rbw=i.get("rbw"),
-                         rf_attenuation=i.get("rf_attenuation"), datetime=i.get("datetime"))
+        return TiqHeader(
+            path=header.path,
+            offset=i["offset"],
+            nsamples=header.nsamples,
+            fs=header.sample_rate,
+            scaling=i["volts_per_count"],
+            number_format=i["number_format"],
+            big_endian=i["big_endian"],
+            center=header.center_frequency,
+            acq_bandwidth=i.get("acq_bandwidth"),
+            span=i.get("span"),
+            rbw=i.get("rbw"),
+            rf_attenuation=i.get("rf_attenuation"),
+            datetime=i.get("datetime"),
+        )
 
-    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-               lframes: int) -> Iterator[Block]:
+    def blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         t = self.tiq_header(header)
         for raw in iter_raw_frames(t, lframes, count, start_frame=start):
             yield Block(raw, t.scaling)
@@ -601,10 +659,15 @@ class TiqReader:
         except OSError as e:
             raise TiqError(f"{header.path}: cannot read: {e.strerror or e}") from None
         whole = min(t.nsamples, max(0, size - t.offset) // t.bytes_per_sample)
-        return dataclasses.replace(header, nsamples=whole, info={
-            **header.info, "incomplete": f"{whole} of the {t.nsamples} samples its header "
-                                          f"announces were written"})
-
+        return dataclasses.replace(
+            header,
+            nsamples=whole,
+            info={
+                **header.info,
+                "incomplete": f"{whole} of the {t.nsamples} samples its header "
+                f"announces were written",
+            },
+        )
 
     def readiness(self, path: str, options: ReadOptions) -> Readiness:
         try:
@@ -612,7 +675,7 @@ class TiqReader:
         except IncompleteRecording as e:
             reason = str(e)
             if reason.startswith(path + ": "):
-                reason = reason[len(path) + 2:]
+                reason = reason[len(path) + 2 :]
             return Readiness(False, "incomplete: " + reason)
         except TiqError:
             return Readiness(True)  # processing records the error

@@ -14,8 +14,12 @@ from crunchctl.formats.base import Block, Header, Readiness, ReadOptions
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 #: (format tag, bits) -> (numpy type of one component, full scale)
-TYPES = {(_PCM, 16): ("<i2", 2.0**15), (_PCM, 32): ("<i4", 2.0**31),
-         (_FLOAT, 32): ("<f4", 1.0), (_FLOAT, 64): ("<f8", 1.0)}
+TYPES = {
+    (_PCM, 16): ("<i2", 2.0**15),
+    (_PCM, 32): ("<i4", 2.0**31),
+    (_FLOAT, 32): ("<f4", 1.0),
+    (_FLOAT, 64): ("<f8", 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,11 @@ def read_layout(path: str, size: int) -> RiffLayout:
                 f.seek(pos)
                 ch = f.read(8)
                 if len(ch) < 8:
-                    raise IncompleteRecording(f"{path}: {size} bytes, the file ends before its "
-                                              f"data chunk", riff_size + 8, size)
+                    raise IncompleteRecording(
+                        f"{path}: {size} bytes, the file ends before its data chunk",
+                        riff_size + 8,
+                        size,
+                    )
                 cid, csize = struct.unpack("<4sI", ch)
                 if cid == b"fmt ":
                     body = f.read(min(csize, 40))
@@ -66,8 +73,9 @@ def read_layout(path: str, size: int) -> RiffLayout:
                     if fmt is None:
                         raise FormatError(f"{path}: WAV data chunk before its fmt chunk")
                     tag, channels, rate, align, bits = fmt
-                    return RiffLayout(riff_size + 8, channels, rate, tag, bits, align, pos + 8,
-                                      csize)
+                    return RiffLayout(
+                        riff_size + 8, channels, rate, tag, bits, align, pos + 8, csize
+                    )
                 pos += 8 + csize + (csize & 1)  # chunks are padded to even sizes
     except OSError as e:
         raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
@@ -86,36 +94,59 @@ class WavReader:
         if lay.channels == 1:
             raise FormatError(f"{path}: mono WAV: IQ needs two channels (left = I, right = Q)")
         if lay.channels != 2:
-            raise FormatError(f"{path}: WAV with {lay.channels} channels; IQ needs two "
-                              f"(left = I, right = Q)")
+            raise FormatError(
+                f"{path}: WAV with {lay.channels} channels; IQ needs two (left = I, right = Q)"
+            )
         kind = TYPES.get((lay.tag, lay.bits))
         if kind is None:
             what = {_PCM: "integer", _FLOAT: "float"}.get(lay.tag, f"format tag {lay.tag}")
-            raise FormatError(f"{path}: WAV of {lay.bits}-bit {what} samples; crunchctl reads "
-                              f"int16, int32 and float32")
+            raise FormatError(
+                f"{path}: WAV of {lay.bits}-bit {what} samples; crunchctl reads "
+                f"int16, int32 and float32"
+            )
         component, full = kind
         if lay.rate <= 0:
             raise FormatError(f"{path}: WAV sample rate is {lay.rate}")
         if lay.block_align != 2 * lay.bits // 8:
-            raise FormatError(f"{path}: WAV block align {lay.block_align} does not match two "
-                              f"{lay.bits}-bit channels")
+            raise FormatError(
+                f"{path}: WAV block align {lay.block_align} does not match two "
+                f"{lay.bits}-bit channels"
+            )
         nsamples = lay.data_size // lay.block_align
         center = options.center_frequency if options.center_frequency is not None else 0.0
         scaling = "as stored (float)" if full == 1.0 else f"full scale = 1: count / {full:g}"
-        return Header(path=path, format=self.name, sample_rate=float(lay.rate),
-                      center_frequency=float(center), nsamples=nsamples,
-                      acquisition_start=None, scaling=scaling,
-                      unit="" if full == 1.0 else "full scale",
-                      complete_size=max(lay.riff_size, lay.data_offset + lay.data_size),
-                      info={"component": component, "full_scale": full,
-                            "data_offset": lay.data_offset, "warnings": []})
+        return Header(
+            path=path,
+            format=self.name,
+            sample_rate=float(lay.rate),
+            center_frequency=float(center),
+            nsamples=nsamples,
+            acquisition_start=None,
+            scaling=scaling,
+            unit="" if full == 1.0 else "full scale",
+            complete_size=max(lay.riff_size, lay.data_offset + lay.data_size),
+            info={
+                "component": component,
+                "full_scale": full,
+                "data_offset": lay.data_offset,
+                "warnings": [],
+            },
+        )
 
-    def blocks(self, header: Header, options: ReadOptions, start: int, count: int,
-               lframes: int) -> Iterator[Block]:
+    def blocks(
+        self, header: Header, options: ReadOptions, start: int, count: int, lframes: int
+    ) -> Iterator[Block]:
         info = header.info
         scale = 1.0 / info["full_scale"]
-        for raw in _io.iter_interleaved(header.path, info["data_offset"], info["component"],
-                                        header.nsamples, start, count, lframes):
+        for raw in _io.iter_interleaved(
+            header.path,
+            info["data_offset"],
+            info["component"],
+            header.nsamples,
+            start,
+            count,
+            lframes,
+        ):
             yield Block(raw, scale)
 
     def readiness(self, path: str, options: ReadOptions) -> Readiness:

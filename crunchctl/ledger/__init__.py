@@ -48,8 +48,9 @@ def open_for_reading(named: str | os.PathLike | None) -> Ledger:
         return _store().Ledger(default_ledger_path(), create=False)
     led = _store().Ledger(named, create=False)
     if not led.path.exists():
-        raise LedgerError(f"ledger folder {led.path} does not exist (check --ledger or "
-                          f"ledger_path)")
+        raise LedgerError(
+            f"ledger folder {led.path} does not exist (check --ledger or ledger_path)"
+        )
     return led
 
 

@@ -120,11 +120,21 @@ def import_legacy(ledger: Ledger, legacy_file: str | os.PathLike) -> tuple[int, 
         size = mtime_ns = None
         if kind == KIND_IQ:
             size, mtime_ns = fingerprint(item)  # all the recording's files, as processing
-        new.append(Outcome(
-            item=item, kind=kind, source=source, status=status, started=now, finished=now,
-            size=size, mtime_ns=mtime_ns, settings_digest=LEGACY_DIGEST, products=[],
-            error=IMPORT_ERROR_TEXT if status == ERROR else None,
-        ))
+        new.append(
+            Outcome(
+                item=item,
+                kind=kind,
+                source=source,
+                status=status,
+                started=now,
+                finished=now,
+                size=size,
+                mtime_ns=mtime_ns,
+                settings_digest=LEGACY_DIGEST,
+                products=[],
+                error=IMPORT_ERROR_TEXT if status == ERROR else None,
+            )
+        )
     ledger.append(new)
     return len(new), len(chosen) - len(new)
 
@@ -145,16 +155,23 @@ def import_on_first_use(ledger: Ledger, tracking_file: str | None) -> int | None
     if not tracking_file:
         return None
     if not os.path.exists(tracking_file):
-        log.warning("legacy tracking file %s (tracking_file_path) does not exist: nothing "
-                    "imported, so recordings the legacy tool finished will be processed "
-                    "again", tracking_file)
+        log.warning(
+            "legacy tracking file %s (tracking_file_path) does not exist: nothing "
+            "imported, so recordings the legacy tool finished will be processed "
+            "again",
+            tracking_file,
+        )
         return None
     if ledger.has_source(import_source(tracking_file)):
         return None
     added, _ = import_legacy(ledger, tracking_file)
     # On the console at the default verbosity: done-state changed without being asked for.
-    log.info("imported %s from the legacy tracking file %s into the ledger",
-             count(added, "entry", "entries"), tracking_file, extra={"console": True})
+    log.info(
+        "imported %s from the legacy tracking file %s into the ledger",
+        count(added, "entry", "entries"),
+        tracking_file,
+        extra={"console": True},
+    )
     return added
 
 

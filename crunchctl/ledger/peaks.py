@@ -12,11 +12,24 @@ import polars as pl
 
 from crunchctl.outcome import KIND_IQ, OK
 
-LINE = pl.Struct({"frequency_hz": pl.Float64(), "power_db": pl.Float64(),
-                  "fwhm_hz": pl.Float64(), "snr_db": pl.Float64()})
-VALUE = pl.Struct({"acquired": pl.Float64(), "bin_hz": pl.Float64(),
-                   "center_hz": pl.Float64(), "unit": pl.String(), "scaling": pl.String(),
-                   "lines": pl.List(LINE)})
+LINE = pl.Struct(
+    {
+        "frequency_hz": pl.Float64(),
+        "power_db": pl.Float64(),
+        "fwhm_hz": pl.Float64(),
+        "snr_db": pl.Float64(),
+    }
+)
+VALUE = pl.Struct(
+    {
+        "acquired": pl.Float64(),
+        "bin_hz": pl.Float64(),
+        "center_hz": pl.Float64(),
+        "unit": pl.String(),
+        "scaling": pl.String(),
+        "lines": pl.List(LINE),
+    }
+)
 
 
 def under(folders: Sequence[str]) -> pl.Expr | None:
@@ -31,8 +44,9 @@ def under(folders: Sequence[str]) -> pl.Expr | None:
     return expr
 
 
-def latest_peaks(ledger: Any, folders: Sequence[str] = (), *,
-                 since: float | None = None) -> list[dict[str, Any]]:
+def latest_peaks(
+    ledger: Any, folders: Sequence[str] = (), *, since: float | None = None
+) -> list[dict[str, Any]]:
     """Recordings whose latest attempt succeeded and recorded peaks, in acquisition order.
 
     Args:
@@ -45,17 +59,24 @@ def latest_peaks(ledger: Any, folders: Sequence[str] = (), *,
         "fwhm_hz", "snr_db"}, ...]}`` per recording; ``time`` is the acquisition start from
         the header (the file's mtime when the header has none).
     """
-    frame = ledger.latest(KIND_IQ, where=under(folders),
-                          columns=["status", "peaks", "mtime_ns"])
+    frame = ledger.latest(KIND_IQ, where=under(folders), columns=["status", "peaks", "mtime_ns"])
     frame = frame.filter((pl.col("status") == OK) & pl.col("peaks").is_not_null())
     if frame.height == 0:
         return []
     frame = frame.with_columns(pl.col("peaks").str.json_decode(VALUE).alias("_p")).unnest("_p")
     frame = frame.with_columns(
-        pl.coalesce(pl.col("acquired"), pl.col("mtime_ns") / 1e9).alias("time"))
+        pl.coalesce(pl.col("acquired"), pl.col("mtime_ns") / 1e9).alias("time")
+    )
     if since is not None:
         frame = frame.filter(pl.col("time") >= since)
     frame = frame.sort(["time", "item"])
-    return [{"item": r["item"], "time": r["time"], "bin_hz": r["bin_hz"], "unit": r["unit"],
-             "lines": r["lines"] or []}
-            for r in frame.select("item", "time", "bin_hz", "unit", "lines").iter_rows(named=True)]
+    return [
+        {
+            "item": r["item"],
+            "time": r["time"],
+            "bin_hz": r["bin_hz"],
+            "unit": r["unit"],
+            "lines": r["lines"] or [],
+        }
+        for r in frame.select("item", "time", "bin_hz", "unit", "lines").iter_rows(named=True)
+    ]

@@ -114,8 +114,10 @@ def _glob_regex(pattern: str, any_char: str = ".") -> str:
             negate = body.startswith("!")
             if negate:
                 body = body[1:]
-            chars = ["-" if ch == "-" and 0 < k < len(body) - 1 else _escape_char(ch)
-                     for k, ch in enumerate(body)]
+            chars = [
+                "-" if ch == "-" and 0 < k < len(body) - 1 else _escape_char(ch)
+                for k, ch in enumerate(body)
+            ]
             out.append("[" + ("^" if negate else "") + "".join(chars) + "]")
         else:
             out.append(_escape_char(c))
@@ -244,8 +246,9 @@ def why_due(
 ) -> dict[str, str]:
     """Why each candidate that :func:`done` did not find done is due, in the words of the
     done rule (docs/ledger.md): the first of its conditions the latest row misses."""
-    rows = {r["item"]: r for r in latest_rows.join(cand, on="item", how="inner")
-            .iter_rows(named=True)}
+    rows = {
+        r["item"]: r for r in latest_rows.join(cand, on="item", how="inner").iter_rows(named=True)
+    }
     out: dict[str, str] = {}
     for item in cand["item"].to_list():
         if item in done_items:
@@ -254,8 +257,11 @@ def why_due(
         if r is None:
             out[item] = "new, not in the ledger"
         elif r["status"] != OK:
-            out[item] = {"error": "failed last time", "no_data": "no data last time",
-                         RESET: "reset"}.get(r["status"], f"last attempt {r['status']}")
+            out[item] = {
+                "error": "failed last time",
+                "no_data": "no data last time",
+                RESET: "reset",
+            }.get(r["status"], f"last attempt {r['status']}")
         elif r["size"] != r["_size"] or r["mtime_ns"] != r["_mtime"]:
             out[item] = "changed since it was done"
         elif r["settings_digest"] == LEGACY_DIGEST:
@@ -269,21 +275,22 @@ def why_due(
                 ks = product_kinds(item, ps)
             by_kind = dict(zip(ks, ps))
             not_made = sorted((wanted or frozenset()) - by_kind.keys())
-            needed = [by_kind[k] for k in wanted] if wanted is not None and not not_made \
-                else ps
+            needed = [by_kind[k] for k in wanted] if wanted is not None and not not_made else ps
             gone = [p for p in needed if not os.path.exists(p)]
             if not_made:
                 out[item] = f"product not made yet: {', '.join(not_made)}"
             elif gone:
                 out[item] = f"product missing: {gone[0]}" + (
-                    f" (+{len(gone) - 1} more)" if len(gone) > 1 else "")
+                    f" (+{len(gone) - 1} more)" if len(gone) > 1 else ""
+                )
             else:
                 out[item] = "due"
     return out
 
 
-def _digest_matches(row: dict, digest: str | Callable[[str, Sequence[str | None]], str] | None
-                    ) -> bool:
+def _digest_matches(
+    row: dict, digest: str | Callable[[str, Sequence[str | None]], str] | None
+) -> bool:
     if digest is None:
         return True
     if not callable(digest):
@@ -295,8 +302,9 @@ def _digest_matches(row: dict, digest: str | Callable[[str, Sequence[str | None]
     return row["settings_digest"] == digest(row["item"], ks)
 
 
-def _same_digest(rows: pl.DataFrame,
-                 digest: Callable[[str, Sequence[str | None]], str]) -> pl.DataFrame:
+def _same_digest(
+    rows: pl.DataFrame, digest: Callable[[str, Sequence[str | None]], str]
+) -> pl.DataFrame:
     """The rows whose digest is what the current settings give for their products.
 
     A digest that can name each row's format as a polars expression (``identity.Digests``)
@@ -309,23 +317,43 @@ def _same_digest(rows: pl.DataFrame,
     kinds = rows["product_kinds"]
     stale = kinds.is_null() | (kinds.list.len() != rows["products"].list.len().fill_null(0))
     if stale.any():  # rows written before kinds were stored: from the names
-        kinds = pl.Series([product_kinds(i, ps or []) if bad else ks for i, ps, ks, bad in
-                           zip(items, products, kinds.to_list(), stale.to_list())],
-                          dtype=pl.List(pl.String()))
+        kinds = pl.Series(
+            [
+                product_kinds(i, ps or []) if bad else ks
+                for i, ps, ks, bad in zip(items, products, kinds.to_list(), stale.to_list())
+            ],
+            dtype=pl.List(pl.String()),
+        )
     format_of = getattr(digest, "format_of", None)
     if format_of is None:
-        keep = [d == LEGACY_DIGEST or d == digest(i, ks) for i, d, ks in
-                zip(items, rows["settings_digest"].to_list(), kinds.to_list())]
+        keep = [
+            d == LEGACY_DIGEST or d == digest(i, ks)
+            for i, d, ks in zip(items, rows["settings_digest"].to_list(), kinds.to_list())
+        ]
         return rows.filter(pl.Series(keep, dtype=pl.Boolean))
-    keyed = rows.with_columns(format_of(pl.col("item")).alias("_format"),
-                              kinds.list.drop_nulls().list.join(",").alias("_kinds"))
+    keyed = rows.with_columns(
+        format_of(pl.col("item")).alias("_format"),
+        kinds.list.drop_nulls().list.join(",").alias("_kinds"),
+    )
     combos = keyed.select("_format", "_kinds").unique()
-    expected = combos.with_columns(pl.Series(
-        "_expected", [digest.of(f, k.split(",") if k else [])  # type: ignore[attr-defined]
-                      for f, k in combos.iter_rows()], dtype=pl.String()))
-    return keyed.join(expected, on=["_format", "_kinds"], how="left", nulls_equal=True).filter(
-        (pl.col("settings_digest") == pl.col("_expected"))
-        | (pl.col("settings_digest") == LEGACY_DIGEST)).drop("_format", "_kinds", "_expected")
+    expected = combos.with_columns(
+        pl.Series(
+            "_expected",
+            [
+                digest.of(f, k.split(",") if k else [])  # type: ignore[attr-defined]
+                for f, k in combos.iter_rows()
+            ],
+            dtype=pl.String(),
+        )
+    )
+    return (
+        keyed.join(expected, on=["_format", "_kinds"], how="left", nulls_equal=True)
+        .filter(
+            (pl.col("settings_digest") == pl.col("_expected"))
+            | (pl.col("settings_digest") == LEGACY_DIGEST)
+        )
+        .drop("_format", "_kinds", "_expected")
+    )
 
 
 def _exists_checker(paths: Iterable[str]) -> Callable[[str], bool]:
@@ -381,5 +409,6 @@ def reset_targets(
     if source:
         rows = rows.filter(_source_expr(source))
     rows = rows.sort("kind", "item").select(
-        "kind", "item", "status", pl.col("finished").dt.epoch("us"))
+        "kind", "item", "status", pl.col("finished").dt.epoch("us")
+    )
     return [ResetTarget(*r) for r in rows.iter_rows()]

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -134,7 +134,8 @@ class Ledger:
         # mkdir says FileExistsError for a file at the path itself (NotADirectoryError:
         # a file higher up, so the folder cannot be created); a listing NotADirectoryError.
         if isinstance(exc, FileExistsError) or (
-                isinstance(exc, NotADirectoryError) and doing != "create"):
+            isinstance(exc, NotADirectoryError) and doing != "create"
+        ):
             return LedgerError(f"ledger path {self.path} is a file, not a folder")
         return LedgerError(f"cannot {doing} ledger folder {self.path}: {exc.strerror or exc}")
 
@@ -211,8 +212,11 @@ class Ledger:
         except LedgerError as exc:
             self._write_failed(exc)
         if self._failing is not None:
-            log.warning("ledger %s can be written again: the %d outcomes kept in memory "
-                        "are now recorded", self.path, len(self._buffer))
+            log.warning(
+                "ledger %s can be written again: the %d outcomes kept in memory are now recorded",
+                self.path,
+                len(self._buffer),
+            )
             self._failing = None
         # The file is in place: these rows must never be written again.
         self._buffer = []
@@ -228,16 +232,22 @@ class Ledger:
         # that retry can tell a new state from the same one.
         reason = str(exc).split(f"{_SUFFIX}: ", 1)[-1]
         if self._failing is None:
-            log.error("LEDGER NOT WRITTEN: cannot write to the ledger folder %s: %s. "
-                      "Outcomes are kept in memory and written as soon as the ledger can be "
-                      "written again; if crunchctl stops before that, they are lost from the "
-                      "ledger and those recordings are processed again by the next run "
-                      "(their products are rewritten)", self.path, reason)
+            log.error(
+                "LEDGER NOT WRITTEN: cannot write to the ledger folder %s: %s. "
+                "Outcomes are kept in memory and written as soon as the ledger can be "
+                "written again; if crunchctl stops before that, they are lost from the "
+                "ledger and those recordings are processed again by the next run "
+                "(their products are rewritten)",
+                self.path,
+                reason,
+            )
         self._failing = reason
-        raise LedgerError(f"cannot write to the ledger folder {self.path}: {reason}; "
-                          f"{n} outcome{'s' if n != 1 else ''} not in the ledger "
-                          f"(kept in memory; lost from the ledger if crunchctl stops now, "
-                          f"and processed again by the next run)") from None
+        raise LedgerError(
+            f"cannot write to the ledger folder {self.path}: {reason}; "
+            f"{n} outcome{'s' if n != 1 else ''} not in the ledger "
+            f"(kept in memory; lost from the ledger if crunchctl stops now, "
+            f"and processed again by the next run)"
+        ) from None
 
     def _ensure_folder(self) -> None:
         try:
@@ -247,8 +257,9 @@ class Ledger:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise LedgerError(f"ledger folder {self.path} is not writable")
 
-    def _write_atomic(self, frame: pl.DataFrame, name: str, *,
-                      in_memory: bool = False) -> pathlib.Path:
+    def _write_atomic(
+        self, frame: pl.DataFrame, name: str, *, in_memory: bool = False
+    ) -> pathlib.Path:
         # A hidden temporary, fsynced, then renamed: readers never see half a file.
         final = self.path / name
         tmp = self.path / f".{name}.tmp"
@@ -344,8 +355,11 @@ class Ledger:
         cutoff = time.time() - _STALE_TMP_S
         with contextlib.suppress(OSError), os.scandir(self.path) as it:
             for e in it:
-                if e.name.startswith(".") and e.name.endswith(".tmp") and (
-                        e.stat().st_mtime < cutoff or _dead_writer(e.name)):
+                if (
+                    e.name.startswith(".")
+                    and e.name.endswith(".tmp")
+                    and (e.stat().st_mtime < cutoff or _dead_writer(e.name))
+                ):
                     files.unlink_quietly(e.path)
 
     # ------------------------------------------------------------------ reading files
@@ -475,8 +489,11 @@ class Ledger:
         with self._lock:
             buffered = _frame_from_rows(self._buffer) if self._buffer else None
         if buffered is not None:
-            frame = pl.concat([frame, _select(buffered.lazy(), cols, where).collect()],
-                              how="vertical", rechunk=False)
+            frame = pl.concat(
+                [frame, _select(buffered.lazy(), cols, where).collect()],
+                how="vertical",
+                rechunk=False,
+            )
         frame = _dedup(frame) if dedup else frame
         if columns is not None and dedup and "row_id" not in columns:
             frame = frame.drop("row_id")
@@ -490,8 +507,12 @@ class Ledger:
         """
         return self.read().lazy()
 
-    def latest(self, kind: str | None = None, where: pl.Expr | None = None,
-               columns: Sequence[str] | None = None) -> pl.DataFrame:
+    def latest(
+        self,
+        kind: str | None = None,
+        where: pl.Expr | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
         """The latest row per ``(kind, item)``, by ``(finished, seq)``.
 
         Args:
@@ -506,8 +527,9 @@ class Ledger:
             columns = [*columns, "kind", "item", "finished", "seq"]
         return query.latest(self.read(columns, where, dedup=False))
 
-    def folder_latest(self, folders: Sequence[str], *, kind: str = "iq",
-                      errors: int = 5) -> dict[str, dict[str, Any]]:
+    def folder_latest(
+        self, folders: Sequence[str], *, kind: str = "iq", errors: int = 5
+    ) -> dict[str, dict[str, Any]]:
         """The latest attempt of every item directly in ``folders``, per folder (the
         control-room page's counts).
 
@@ -523,18 +545,27 @@ class Ledger:
             return {}
         parent = pl.col("item").str.replace(r"/[^/]*$", "")
         frame = self.latest(kind, where=parent.is_in(list(folders)), columns=["status", "error"])
-        frame = frame.with_columns(parent.alias("_folder"),
-                                   pl.col("item").str.extract(r"([^/]*)$").alias("name"))
+        frame = frame.with_columns(
+            parent.alias("_folder"), pl.col("item").str.extract(r"([^/]*)$").alias("name")
+        )
         out: dict[str, dict[str, Any]] = {}
         for (folder,), part in frame.group_by("_folder"):
-            failed = (part.filter(pl.col("status") == "error")
-                      .sort(["finished", "seq"], descending=True, nulls_last=True).head(errors))
+            failed = (
+                part.filter(pl.col("status") == "error")
+                .sort(["finished", "seq"], descending=True, nulls_last=True)
+                .head(errors)
+            )
             out[folder] = {
                 "names": part.select("name", "status").sort("name").rechunk(),
                 "counts": dict(part.group_by("status").len().iter_rows()),
-                "errors": [{"item": r["item"], "error": r["error"],
-                            "finished": r["finished"].timestamp() if r["finished"] else None}
-                           for r in failed.iter_rows(named=True)],
+                "errors": [
+                    {
+                        "item": r["item"],
+                        "error": r["error"],
+                        "finished": r["finished"].timestamp() if r["finished"] else None,
+                    }
+                    for r in failed.iter_rows(named=True)
+                ],
             }
         return out
 
@@ -610,10 +641,14 @@ class Ledger:
             return {}
         wanted = pl.Series(list(paths), dtype=pl.String()).implode()
         where = (pl.col("kind") == kind) & pl.col("products").list.eval(
-            pl.element().is_in(wanted)).list.any()
+            pl.element().is_in(wanted)
+        ).list.any()
         frame = self.read(["item", "products", "finished", "seq"], where, dedup=False)
-        frame = (frame.sort(["finished", "seq"], nulls_last=False).explode("products")
-                 .filter(pl.col("products").is_in(wanted)))
+        frame = (
+            frame.sort(["finished", "seq"], nulls_last=False)
+            .explode("products")
+            .filter(pl.col("products").is_in(wanted))
+        )
         return dict(zip(frame["products"].to_list(), frame["item"].to_list()))
 
     # ------------------------------------------------------------------ reset
@@ -634,8 +669,7 @@ class Ledger:
         """
         if not (statuses or item_glob or source or all_items):
             return []
-        latest = self.latest(where=query.filters(item_glob=item_glob),
-                             columns=["status", "source"])
+        latest = self.latest(where=query.filters(item_glob=item_glob), columns=["status", "source"])
         return query.reset_targets(latest, statuses=statuses, source=source)
 
     def reset(self, targets: Sequence[ResetTarget], *, source: str = "reset") -> int:
@@ -647,10 +681,11 @@ class Ledger:
         now = _us(time.time())
         # The reset row must be the latest even if the row it forgets carries a later
         # clock (another host, a skewed clock): never earlier than that row + 1 ms.
-        when = {(t.kind, t.item): max(now, (t.finished_us or 0) + 1000) / 1e6
-                for t in targets}
-        return self.append(Outcome(item=item, kind=kind, source=source, status=RESET,
-                                   started=w, finished=w) for (kind, item), w in when.items())
+        when = {(t.kind, t.item): max(now, (t.finished_us or 0) + 1000) / 1e6 for t in targets}
+        return self.append(
+            Outcome(item=item, kind=kind, source=source, status=RESET, started=w, finished=w)
+            for (kind, item), w in when.items()
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -659,10 +694,26 @@ class Ledger:
 def _row(o: Outcome) -> tuple:
     products = list(o.products)
     return (
-        uuid.uuid4().hex, _next_seq(), o.item, o.kind, o.source, o.status,
-        _us(o.started), _us(o.finished), o.duration, o.size, o.mtime_ns,
-        o.settings_digest, products, query.product_kinds(o.item, products), o.error,
-        __version__, _HOSTNAME, os.getpid(), o.extra.get("peaks"), o.warning,
+        uuid.uuid4().hex,
+        _next_seq(),
+        o.item,
+        o.kind,
+        o.source,
+        o.status,
+        _us(o.started),
+        _us(o.finished),
+        o.duration,
+        o.size,
+        o.mtime_ns,
+        o.settings_digest,
+        products,
+        query.product_kinds(o.item, products),
+        o.error,
+        __version__,
+        _HOSTNAME,
+        os.getpid(),
+        o.extra.get("peaks"),
+        o.warning,
     )
 
 
@@ -681,8 +732,13 @@ def _select(lf: pl.LazyFrame, columns: list[str] | None, predicate: pl.Expr | No
 def _scan(files: list[pathlib.Path], columns: list[str] | None, predicate: pl.Expr | None):
     # Columns an older file lacks are inserted as nulls, unknown ones are dropped.
     lf = pl.scan_parquet(
-        [str(p) for p in files], schema=SCHEMA, missing_columns="insert",
-        extra_columns="ignore", glob=False, hive_partitioning=False, cache=False,
+        [str(p) for p in files],
+        schema=SCHEMA,
+        missing_columns="insert",
+        extra_columns="ignore",
+        glob=False,
+        hive_partitioning=False,
+        cache=False,
     )
     return _select(lf, columns, predicate)
 

@@ -22,10 +22,12 @@ FOLDER = "campaign"
 #: Most bins of the common frequency axis (finer spectra are max-pooled into it).
 MAX_BINS = 4096
 _FIGSIZE, _DPI, _AXES = (10.0, 7.0), 100, (0.12, 0.08, 0.74, 0.82)
-KEYS = ("arr_0: frequency of each bin (1 x F, Hz); arr_1: acquisition start of each row "
-        "(R x 1, UNIX s); arr_2: mean power (R x F, float32, linear, in 'unit'); items: the "
-        "recording of each row; spans: each row's own frequency span (R x 2, Hz); "
-        "durations: each recording's length (R, s)")
+KEYS = (
+    "arr_0: frequency of each bin (1 x F, Hz); arr_1: acquisition start of each row "
+    "(R x 1, UNIX s); arr_2: mean power (R x F, float32, linear, in 'unit'); items: the "
+    "recording of each row; spans: each row's own frequency span (R x 2, Hz); "
+    "durations: each recording's length (R, s)"
+)
 
 
 def folder_of(item: str) -> str:
@@ -60,11 +62,20 @@ def read_spectrum(path: str | os.PathLike) -> Spectrum:
                 acquired = os.stat(source).st_mtime
             except OSError:
                 acquired = os.stat(path).st_mtime
-        duration = float(z["duration_s"]) if "duration_s" in z.files else (
-            float(z["nframes"]) * float(z["lframes"]) / float(z["sampling_frequency"]))
+        duration = (
+            float(z["duration_s"])
+            if "duration_s" in z.files
+            else (float(z["nframes"]) * float(z["lframes"]) / float(z["sampling_frequency"]))
+        )
         unit = str(z["power_unit"]) if "power_unit" in z.files else ""
-        return Spectrum(source, np.asarray(z["arr_0"], dtype=np.float64),
-                        np.asarray(z["arr_1"], dtype=np.float64), acquired, duration, unit)
+        return Spectrum(
+            source,
+            np.asarray(z["arr_0"], dtype=np.float64),
+            np.asarray(z["arr_1"], dtype=np.float64),
+            acquired,
+            duration,
+            unit,
+        )
 
 
 @dataclass
@@ -81,27 +92,44 @@ class Campaign:
 
     @classmethod
     def empty(cls, unit: str) -> Campaign:
-        return cls(np.zeros(0), np.zeros(0), np.zeros((0, 0), np.float32), [],
-                   np.zeros((0, 2)), np.zeros(0), unit)
+        return cls(
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros((0, 0), np.float32),
+            [],
+            np.zeros((0, 2)),
+            np.zeros(0),
+            unit,
+        )
 
     @classmethod
     def load(cls, path: Path) -> Campaign:
         with np.load(path, allow_pickle=False) as z:
-            c = cls(np.asarray(z["arr_0"], np.float64).ravel(),
-                    np.asarray(z["arr_1"], np.float64).ravel(),
-                    np.asarray(z["arr_2"], np.float32), [str(s) for s in z["items"]],
-                    np.asarray(z["spans"], np.float64).reshape(-1, 2),
-                    np.asarray(z["durations"], np.float64).ravel(), str(z["unit"]))
+            c = cls(
+                np.asarray(z["arr_0"], np.float64).ravel(),
+                np.asarray(z["arr_1"], np.float64).ravel(),
+                np.asarray(z["arr_2"], np.float32),
+                [str(s) for s in z["items"]],
+                np.asarray(z["spans"], np.float64).reshape(-1, 2),
+                np.asarray(z["durations"], np.float64).ravel(),
+                str(z["unit"]),
+            )
         r = len(c.items)
         if c.power.shape != (r, c.freqs.size) or c.times.size != r or c.spans.shape[0] != r:
             raise ValueError("arrays of different lengths")
         return c
 
     def arrays(self) -> dict[str, Any]:
-        return {"arr_0": self.freqs[np.newaxis, :], "arr_1": self.times[:, np.newaxis],
-                "arr_2": self.power.astype(np.float32, copy=False),
-                "items": np.array(self.items, dtype=np.str_), "unit": np.str_(self.unit),
-                "spans": self.spans, "durations": self.durations, "keys": np.str_(KEYS)}
+        return {
+            "arr_0": self.freqs[np.newaxis, :],
+            "arr_1": self.times[:, np.newaxis],
+            "arr_2": self.power.astype(np.float32, copy=False),
+            "items": np.array(self.items, dtype=np.str_),
+            "unit": np.str_(self.unit),
+            "spans": self.spans,
+            "durations": self.durations,
+            "keys": np.str_(KEYS),
+        }
 
     def add(self, s: Spectrum) -> None:
         """Put a recording's row in (replacing its earlier row), re-gridding if its span or
@@ -149,8 +177,9 @@ def common_axis(spans: np.ndarray, finest: float) -> np.ndarray:
     return lo + (np.arange(n) + 0.5) * step
 
 
-def on_axis(freqs: np.ndarray, power: np.ndarray, grid: np.ndarray,
-            span: tuple[float, float]) -> np.ndarray:
+def on_axis(
+    freqs: np.ndarray, power: np.ndarray, grid: np.ndarray, span: tuple[float, float]
+) -> np.ndarray:
     """``power`` (at ``freqs``) max-pooled onto ``grid``; NaN outside ``span``.
 
     Cells narrower than the source's bins take the bin they lie in, so a coarse recording
@@ -172,9 +201,13 @@ def on_axis(freqs: np.ndarray, power: np.ndarray, grid: np.ndarray,
     return row.astype(np.float32)
 
 
-def update(output: str | os.PathLike, spectrum_npz: str | os.PathLike, *,
-           db_range: tuple[float, float] | None = None, cmap: str = "viridis"
-           ) -> tuple[Path, Path, str | None]:
+def update(
+    output: str | os.PathLike,
+    spectrum_npz: str | os.PathLike,
+    *,
+    db_range: tuple[float, float] | None = None,
+    cmap: str = "viridis",
+) -> tuple[Path, Path, str | None]:
     """Add one recording (its ``_spectrum.npz``) to its folder's campaign; redraw the PNG.
 
     A campaign NPZ that cannot be read is rebuilt from the folder's spectrum products in
@@ -197,24 +230,34 @@ def update(output: str | os.PathLike, spectrum_npz: str | os.PathLike, *,
         try:
             campaign = Campaign.load(npz)
         except Exception as e:  # noqa: BLE001 - any damage: rebuild from the spectra
-            warning = (f"{npz}: damaged ({type(e).__name__}: {e}); rebuilt from the spectrum "
-                       f"products in {output}")
+            warning = (
+                f"{npz}: damaged ({type(e).__name__}: {e}); rebuilt from the spectrum "
+                f"products in {output}"
+            )
             campaign = rebuild(output, folder, unit=s.unit, skip=s.item)
     if campaign.items and campaign.unit != s.unit:  # --scaling changed: one unit per file
-        warning = (f"{npz}: rows in {campaign.unit or 'no unit'} replaced, the campaign "
-                   f"starts again in {s.unit or 'no unit'}")
+        warning = (
+            f"{npz}: rows in {campaign.unit or 'no unit'} replaced, the campaign "
+            f"starts again in {s.unit or 'no unit'}"
+        )
         campaign = rebuild(output, folder, unit=s.unit, skip=s.item)
     campaign.add(s)
     npz.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(npz) as f:
         write_npz(f, campaign.arrays())
-    draw(campaign, png, title=f"{folder}: {len(campaign.items)} recordings",
-         db_range=db_range, cmap=cmap)
+    draw(
+        campaign,
+        png,
+        title=f"{folder}: {len(campaign.items)} recordings",
+        db_range=db_range,
+        cmap=cmap,
+    )
     return npz, png, warning
 
 
-def rebuild(output: str | os.PathLike, folder: str, *, unit: str = "",
-            skip: str | None = None) -> Campaign:
+def rebuild(
+    output: str | os.PathLike, folder: str, *, unit: str = "", skip: str | None = None
+) -> Campaign:
     """A campaign made again from every ``*_spectrum.npz`` of ``folder`` in ``output`` whose
     power is in ``unit``."""
     campaign = Campaign.empty(unit)
@@ -229,14 +272,19 @@ def rebuild(output: str | os.PathLike, folder: str, *, unit: str = "",
     return campaign
 
 
-def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | None,
-         cmap: str = "viridis") -> None:
+def draw(
+    c: Campaign,
+    png: Path,
+    *,
+    title: str,
+    db_range: tuple[float, float] | None,
+    cmap: str = "viridis",
+) -> None:
     """The waterfall: frequency across, acquisition time down with the real gaps, each
     recording a band at least two pixels high, colour in dB."""
     import datetime as _dt
 
-    from matplotlib import colormaps
-    from matplotlib import dates as mdates
+    from matplotlib import colormaps, dates as mdates
     from matplotlib.colors import Normalize
 
     from crunchctl.quicklook.products import atomic_write
@@ -266,7 +314,7 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
     for i in range(r):  # row by row: no second copy of the whole campaign
         top = int((c.times[i] - start) * scale)
         bottom = max(top + 2, math.ceil((ends[i] - start) * scale))
-        pixels[min(top, height - 2):min(bottom, height)] = _db(c.power[i])
+        pixels[min(top, height - 2) : min(bottom, height)] = _db(c.power[i])
     # Max-pooled to the axes' pixels: a line one bin wide stays visible.
     from crunchctl.quicklook.spectrum import pool_max
 
@@ -299,12 +347,12 @@ def draw(c: Campaign, png: Path, *, title: str, db_range: tuple[float, float] | 
         canvas.ax.set_xlabel(f"frequency offset from {fmt_hz(centre)} ({unit})")
         canvas.mappable.set_cmap(colormaps[cmap])
         canvas.mappable.set_norm(norm)
-        canvas.colorbar.set_label(f"mean power (dB re 1 {c.unit})" if c.unit
-                                  else "mean power (dB)")
+        canvas.colorbar.set_label(f"mean power (dB re 1 {c.unit})" if c.unit else "mean power (dB)")
         canvas.title.set_text(title)
         first = _dt.datetime.fromtimestamp(start, utc).strftime("%Y-%m-%d %H:%M:%S")
-        canvas.subtitle.set_text(f"from {first} UTC, {r} rows, {c.freqs.size} bins of "
-                                 f"{fmt_hz(step)}")
+        canvas.subtitle.set_text(
+            f"from {first} UTC, {r} rows, {c.freqs.size} bins of {fmt_hz(step)}"
+        )
         canvas.fig.canvas.draw()
         pixels = np.array(canvas.fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
     except BaseException:
@@ -337,8 +385,7 @@ def _canvas() -> Any:
     canvas = _CANVAS.get("figure")
     if canvas is not None:
         return canvas
-    from matplotlib import colormaps
-    from matplotlib import dates as mdates
+    from matplotlib import colormaps, dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -349,8 +396,9 @@ def _canvas() -> Any:
     FigureCanvasAgg(fig)
     ax = fig.add_axes(_AXES)
     cax = fig.add_axes((0.88, 0.08, 0.02, 0.82))
-    image = ax.imshow(np.zeros((1, 1, 4), dtype=np.uint8), aspect="auto",
-                      interpolation="nearest", origin="upper")
+    image = ax.imshow(
+        np.zeros((1, 1, 4), dtype=np.uint8), aspect="auto", interpolation="nearest", origin="upper"
+    )
     ax.yaxis_date(tz=utc)
     ax.yaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=utc))
     ax.set_ylabel("acquisition start (UTC)")
@@ -358,8 +406,15 @@ def _canvas() -> Any:
     colorbar = fig.colorbar(mappable, cax=cax)
     title = fig.text(0.12, 0.965, "", fontsize=12, fontweight="bold", ha="left", va="top")
     subtitle = fig.text(0.12, 0.93, "", fontsize=9, ha="left", va="top", color="0.25")
-    canvas = SimpleNamespace(fig=fig, ax=ax, image=image, mappable=mappable,
-                             colorbar=colorbar, title=title, subtitle=subtitle)
+    canvas = SimpleNamespace(
+        fig=fig,
+        ax=ax,
+        image=image,
+        mappable=mappable,
+        colorbar=colorbar,
+        title=title,
+        subtitle=subtitle,
+    )
     _CANVAS["figure"] = canvas
     return canvas
 
@@ -381,16 +436,16 @@ def add_outcome(outcome: Any, settings: Any) -> list[str]:
 
     began = time.perf_counter()
     try:
-        npz, png, warning = update(settings.output_dir(), spectra[0],
-                                   db_range=db_range(settings), cmap=settings.cmap)
+        npz, png, warning = update(
+            settings.output_dir(), spectra[0], db_range=db_range(settings), cmap=settings.cmap
+        )
     except (ItemError, OSError, ValueError, KeyError) as e:
         log.warning("%s: campaign not updated: %s", outcome.item, e)
         return []
     if warning:
         log.warning("%s", warning)
     outcome.products.append(str(npz))
-    log.debug("%s: campaign %s updated in %.3f s", outcome.item, npz,
-              time.perf_counter() - began)
+    log.debug("%s: campaign %s updated in %.3f s", outcome.item, npz, time.perf_counter() - began)
     if not settings.www_path:
         return []
     final = Path(settings.www_path) / f"campaign_{npz.stem}.png"

@@ -36,13 +36,19 @@ class Trend:
             return None, None
         hours = (t - t[0]) / 3600.0
         power = np.polyfit(hours, [p["power_db"] for p in self.points], 1)[0]
-        drift = np.polyfit(hours, [p["frequency_hz"] - self.points[0]["frequency_hz"]
-                                   for p in self.points], 1)[0]
+        drift = np.polyfit(
+            hours, [p["frequency_hz"] - self.points[0]["frequency_hz"] for p in self.points], 1
+        )[0]
         return float(power), float(drift)
 
 
-def follow(recordings: Sequence[dict[str, Any]], *, at: Sequence[float] = (),
-           lines: int = DEFAULT_LINES, tolerance: float | None = None) -> list[Trend]:
+def follow(
+    recordings: Sequence[dict[str, Any]],
+    *,
+    at: Sequence[float] = (),
+    lines: int = DEFAULT_LINES,
+    tolerance: float | None = None,
+) -> list[Trend]:
     """Follow lines through ``recordings`` (``ledger.peaks.latest_peaks``, time order).
 
     Without ``at`` the ``lines`` strongest lines of the latest recording that has any are
@@ -83,19 +89,36 @@ def iso(t: float) -> str:
 
 
 def as_json(trends: Sequence[Trend]) -> dict[str, Any]:
-    return {"lines": [{"frequency_hz": t.frequency_hz, "points": [
-        {"item": p["item"], "time": iso(p["time"]), "frequency_hz": p["frequency_hz"],
-         "power_db": p["power_db"], "fwhm_hz": p["fwhm_hz"], "snr_db": p["snr_db"]}
-        for p in t.points]} for t in trends]}
+    return {
+        "lines": [
+            {
+                "frequency_hz": t.frequency_hz,
+                "points": [
+                    {
+                        "item": p["item"],
+                        "time": iso(p["time"]),
+                        "frequency_hz": p["frequency_hz"],
+                        "power_db": p["power_db"],
+                        "fwhm_hz": p["fwhm_hz"],
+                        "snr_db": p["snr_db"],
+                    }
+                    for p in t.points
+                ],
+            }
+            for t in trends
+        ]
+    }
 
 
 def as_csv(trends: Sequence[Trend]) -> str:
     rows = [CSV_HEADER]
     for t in trends:
         for p in t.points:
-            rows.append(f"{t.frequency_hz:.6f},{_csv(p['item'])},{iso(p['time'])},"
-                        f"{p['frequency_hz']:.6f},{p['power_db']:.4f},{p['fwhm_hz']:.6g},"
-                        f"{p['snr_db']:.4f}")
+            rows.append(
+                f"{t.frequency_hz:.6f},{_csv(p['item'])},{iso(p['time'])},"
+                f"{p['frequency_hz']:.6f},{p['power_db']:.4f},{p['fwhm_hz']:.6g},"
+                f"{p['snr_db']:.4f}"
+            )
     return "\n".join(rows) + "\n"
 
 
@@ -108,15 +131,26 @@ def summary(trends: Sequence[Trend]) -> list[dict[str, Any]]:
     rows = []
     for t in trends:
         power_rate, drift = t.rates()
-        rows.append({"frequency_hz": t.frequency_hz, "points": len(t.points),
-                     "first_db": t.points[0]["power_db"] if t.points else None,
-                     "last_db": t.points[-1]["power_db"] if t.points else None,
-                     "db_per_hour": power_rate, "hz_per_hour": drift})
+        rows.append(
+            {
+                "frequency_hz": t.frequency_hz,
+                "points": len(t.points),
+                "first_db": t.points[0]["power_db"] if t.points else None,
+                "last_db": t.points[-1]["power_db"] if t.points else None,
+                "db_per_hour": power_rate,
+                "hz_per_hour": drift,
+            }
+        )
     return rows
 
 
-def draw(trends: Sequence[Trend], *, title: str = "line trends",
-         size: tuple[float, float] = (10.0, 6.5), dpi: int = 100) -> bytes:
+def draw(
+    trends: Sequence[Trend],
+    *,
+    title: str = "line trends",
+    size: tuple[float, float] = (10.0, 6.5),
+    dpi: int = 100,
+) -> bytes:
     """A PNG of two panels sharing the time axis: each line's frequency offset from its
     first point (Hz) and its power (dB); one colour per line, a legend with frequencies."""
     import io
@@ -137,8 +171,14 @@ def draw(trends: Sequence[Trend], *, title: str = "line trends",
         when = [_dt.datetime.fromtimestamp(p["time"], utc) for p in t.points]
         first = t.points[0]["frequency_hz"]
         colour = f"C{i % 10}"
-        top.plot(when, [p["frequency_hz"] - first for p in t.points], "o-", color=colour,
-                 ms=4, label=fmt_hz(t.frequency_hz))
+        top.plot(
+            when,
+            [p["frequency_hz"] - first for p in t.points],
+            "o-",
+            color=colour,
+            ms=4,
+            label=fmt_hz(t.frequency_hz),
+        )
         bottom.plot(when, [p["power_db"] for p in t.points], "o-", color=colour, ms=4)
     top.set_ylabel("frequency offset from\nthe first point (Hz)")
     unit = next((t.unit for t in trends if t.unit), "")
@@ -161,9 +201,15 @@ def draw(trends: Sequence[Trend], *, title: str = "line trends",
     return buf.getvalue()
 
 
-def run(ledger: Any, folders: Sequence[str] = (), *, since: float | None = None,
-        at: Sequence[float] = (), lines: int = DEFAULT_LINES,
-        tolerance: float | None = None) -> tuple[list[Trend], int]:
+def run(
+    ledger: Any,
+    folders: Sequence[str] = (),
+    *,
+    since: float | None = None,
+    at: Sequence[float] = (),
+    lines: int = DEFAULT_LINES,
+    tolerance: float | None = None,
+) -> tuple[list[Trend], int]:
     """Read the peaks and follow the lines: (trends, recordings with peaks)."""
     from crunchctl.ledger.peaks import latest_peaks
 

@@ -17,8 +17,9 @@ _POINTS = 2400
 _LABELLED = 5
 
 
-def envelope(freqs: np.ndarray, db: np.ndarray, points: int = _POINTS
-             ) -> tuple[np.ndarray, np.ndarray]:
+def envelope(
+    freqs: np.ndarray, db: np.ndarray, points: int = _POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) drawing the min and max of each of ``points`` cells of a long spectrum."""
     n = db.size
     if n <= 2 * points:
@@ -32,9 +33,17 @@ def envelope(freqs: np.ndarray, db: np.ndarray, points: int = _POINTS
     return x, y
 
 
-def spectrum_png(freqs: np.ndarray, power: np.ndarray, peaks: list[Any], *, title: str,
-                 label: str, center: float, db_range: tuple[float, float] | None = None,
-                 dpi: int = 110) -> bytes:
+def spectrum_png(
+    freqs: np.ndarray,
+    power: np.ndarray,
+    peaks: list[Any],
+    *,
+    title: str,
+    label: str,
+    center: float,
+    db_range: tuple[float, float] | None = None,
+    dpi: int = 110,
+) -> bytes:
     """The mean power in dB against frequency, each peak marked and labelled."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -54,11 +63,18 @@ def spectrum_png(freqs: np.ndarray, power: np.ndarray, peaks: list[Any], *, titl
         fx = (p.frequency_hz - center) / div
         ax.plot([fx], [p.power_db], marker="v", color="#c0392b", ms=6)
         # The strongest lines get their numbers; the rest their rank (the CSV has all).
-        text = (f"{fmt_hz(p.frequency_hz)}\n{p.power_db:.1f} dB" if rank < _LABELLED
-                else f"{rank + 1}")
-        ax.annotate(text, (fx, p.power_db), textcoords="offset points",
-                    xytext=(0, 8 + 18 * (rank % 2) * (rank < _LABELLED)), ha="center",
-                    fontsize=7, color="#c0392b")
+        text = (
+            f"{fmt_hz(p.frequency_hz)}\n{p.power_db:.1f} dB" if rank < _LABELLED else f"{rank + 1}"
+        )
+        ax.annotate(
+            text,
+            (fx, p.power_db),
+            textcoords="offset points",
+            xytext=(0, 8 + 18 * (rank % 2) * (rank < _LABELLED)),
+            ha="center",
+            fontsize=7,
+            color="#c0392b",
+        )
     if db_range is not None:
         ax.set_ylim(*db_range)
     else:
@@ -68,10 +84,24 @@ def spectrum_png(freqs: np.ndarray, power: np.ndarray, peaks: list[Any], *, titl
     ax.set_xlabel(f"frequency offset from {fmt_hz(center)} ({unit})")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
-    fig.text(0.07, 0.965, title + "   (mean spectrum)", fontsize=11, fontweight="bold",
-             ha="left", va="top")
-    fig.text(0.07, 0.925, f"{len(peaks)} lines marked, strongest first; numbers in "
-             f"<stem>_peaks.csv", fontsize=8, ha="left", va="top", color="0.25")
+    fig.text(
+        0.07,
+        0.965,
+        title + "   (mean spectrum)",
+        fontsize=11,
+        fontweight="bold",
+        ha="left",
+        va="top",
+    )
+    fig.text(
+        0.07,
+        0.925,
+        f"{len(peaks)} lines marked, strongest first; numbers in <stem>_peaks.csv",
+        fontsize=8,
+        ha="left",
+        va="top",
+        color="0.25",
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

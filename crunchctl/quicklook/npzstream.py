@@ -46,8 +46,10 @@ class RowStream:
         import numpy as np
 
         if rows.dtype != self.dtype or rows.shape[1:] != self.shape[1:]:
-            raise ValueError(f"{self.name}: rows of {rows.dtype} {rows.shape[1:]}, expected "
-                             f"{self.dtype} {self.shape[1:]}")
+            raise ValueError(
+                f"{self.name}: rows of {rows.dtype} {rows.shape[1:]}, expected "
+                f"{self.dtype} {self.shape[1:]}"
+            )
         if self.rows + rows.shape[0] > self.shape[0]:
             raise ValueError(f"{self.name}: more than {self.shape[0]} rows")
         rows = np.ascontiguousarray(rows)
@@ -67,8 +69,9 @@ class NpzStream:
     def __init__(self, f: BinaryIO) -> None:
         import zipfile
 
-        self._zf: zipfile.ZipFile = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED,
-                                                    allowZip64=True)
+        self._zf: zipfile.ZipFile = zipfile.ZipFile(
+            f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True
+        )
         self._open: tuple[Any, RowStream] | None = None
 
     def add(self, name: str, value: Any) -> None:
@@ -99,8 +102,11 @@ class NpzStream:
         if self._open is not None:
             raise RuntimeError(f"{self._open[1].name} is still being written")
         dtype = np.dtype(dtype)
-        header = {"descr": npformat.dtype_to_descr(dtype), "fortran_order": False,
-                  "shape": tuple(int(n) for n in shape)}
+        header = {
+            "descr": npformat.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": tuple(int(n) for n in shape),
+        }
         member = self._zf.open(name + ".npy", "w", force_zip64=True)
         _write_header(member, header)
         stream = RowStream(member, name, dtype, header["shape"])

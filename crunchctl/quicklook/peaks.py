@@ -33,8 +33,9 @@ def to_db(power: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, tiny))
 
 
-def find_peaks(freqs: np.ndarray, power: np.ndarray, *, max_lines: int = 10,
-               min_snr_db: float = 10.0) -> list[Peak]:
+def find_peaks(
+    freqs: np.ndarray, power: np.ndarray, *, max_lines: int = 10, min_snr_db: float = 10.0
+) -> list[Peak]:
     """The strongest lines of a mean power spectrum, strongest first.
 
     Args:
@@ -69,8 +70,14 @@ def find_peaks(freqs: np.ndarray, power: np.ndarray, *, max_lines: int = 10,
     out = []
     for k, i, width in zip(order, index, widths):
         offset, top = tops[k]
-        out.append(Peak(float(freqs[i] + offset * df), float(top), float(width * abs(df)),
-                        float(top - floor)))
+        out.append(
+            Peak(
+                float(freqs[i] + offset * df),
+                float(top),
+                float(width * abs(df)),
+                float(top - floor),
+            )
+        )
     return out
 
 

@@ -162,8 +162,7 @@ def ensure_output_dir(folder: str | os.PathLike, what: str = "output") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"{folder}: cannot create the {what} folder: {e.strerror or e}"
-                          ) from None
+        raise OutputError(f"{folder}: cannot create the {what} folder: {e.strerror or e}") from None
     if not folder.is_dir():
         raise OutputError(f"{folder}: {what} path exists and is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -183,9 +182,11 @@ def _claims_of(npz: Path) -> str | None:
         return ""
 
 
-def plan_stems(sources: Iterable[str], output: str | os.PathLike,
-               claimed_by: Callable[[list[str]], Mapping[str, str]] | None = None,
-               ) -> dict[str, str]:
+def plan_stems(
+    sources: Iterable[str],
+    output: str | os.PathLike,
+    claimed_by: Callable[[list[str]], Mapping[str, str]] | None = None,
+) -> dict[str, str]:
     """Choose a product stem per source so equal stems from different folders never collide.
 
     A source keeps its plain stem unless another source in the same run, or another
@@ -252,8 +253,13 @@ def safe_name(item: str, taken: set[str] | None = None) -> str:
         return c in "._-" or unicodedata.category(c)[0] in "LNM"
 
     text = unicodedata.normalize("NFC", item)
-    plain = (text == item and bool(item) and unicodedata.category(item[0])[0] in "LN"
-             and all(kept(c) for c in item) and len(item.encode()) <= 151)
+    plain = (
+        text == item
+        and bool(item)
+        and unicodedata.category(item[0])[0] in "LN"
+        and all(kept(c) for c in item)
+        and len(item.encode()) <= 151
+    )
     if plain:
         base = item
     else:
@@ -277,8 +283,9 @@ def quicklook_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str 
     return copies.get("png"), copies.get("zoom")
 
 
-def publish_www(www: str | os.PathLike, source: str | os.PathLike, png: str | None,
-                zoom_png: str | None) -> list[str]:
+def publish_www(
+    www: str | os.PathLike, source: str | os.PathLike, png: str | None, zoom_png: str | None
+) -> list[str]:
     """Replace ``<www>/<folder>.png`` and ``<www>/zoom_<folder>.png`` atomically (each only
     if that picture was made; None skips it).
 

@@ -81,8 +81,9 @@ def fmt_seconds(value: float) -> str:
     return f"{value * 1e6:.3g} µs"
 
 
-def finite_percentiles(values: np.ndarray,
-                       percentiles: tuple[float, float]) -> tuple[float, float] | None:
+def finite_percentiles(
+    values: np.ndarray, percentiles: tuple[float, float]
+) -> tuple[float, float] | None:
     """Two percentiles of the finite values (a regular subsample of big arrays); None if
     there is no finite value."""
     finite = values[np.isfinite(values)]
@@ -107,8 +108,7 @@ def color_bounds(img: np.ndarray, percentiles: tuple[float, float]) -> tuple[flo
 
 def image_size(style: Style = Style()) -> tuple[int, int]:
     """Pixels of the axes, (width, height): the size the array is max-pooled to."""
-    return (int(FIG_SIZE[0] * style.dpi * _AX_RECT[2]),
-            int(FIG_SIZE[1] * style.dpi * _AX_RECT[3]))
+    return (int(FIG_SIZE[0] * style.dpi * _AX_RECT[2]), int(FIG_SIZE[1] * style.dpi * _AX_RECT[3]))
 
 
 def render_spectrogram(
@@ -137,8 +137,9 @@ def render_spectrogram(
     width_px, height_px = image_size(style)
     img = spectrum.pool_max(power, 1, width_px)
     img = spectrum.pool_max(img, 0, height_px)
-    render_pooled(out, img, freqs, times, title=title, subtitle=subtitle,
-                  relative_to=relative_to, style=style)
+    render_pooled(
+        out, img, freqs, times, title=title, subtitle=subtitle, relative_to=relative_to, style=style
+    )
 
 
 def render_pooled(
@@ -159,8 +160,9 @@ def render_pooled(
     is the same as :func:`render_spectrogram` draws from the full array. The pooled image
     is not modified.
     """
-    pixels = draw_pooled(img, freqs, times, title=title, subtitle=subtitle,
-                         relative_to=relative_to, style=style)
+    pixels = draw_pooled(
+        img, freqs, times, title=title, subtitle=subtitle, relative_to=relative_to, style=style
+    )
     out.write(encode_png(pixels, style.dpi, style.png_compress))
 
 
@@ -239,8 +241,9 @@ def draw_pooled(
     return pixels
 
 
-def encode_png(pixels: np.ndarray, dpi: float, level: int = 1,
-               text: Mapping[str, str] | None = None) -> bytes:
+def encode_png(
+    pixels: np.ndarray, dpi: float, level: int = 1, text: Mapping[str, str] | None = None
+) -> bytes:
     """A PNG file of (height, width, 4) uint8 RGBA pixels, as matplotlib's savefig labels
     it (software, dpi); ``text``: more ``iTXt`` entries (UTF-8), e.g. ``Title``, the picture's
     title lines as text (read back by :func:`png_text`).
@@ -265,21 +268,30 @@ def encode_png(pixels: np.ndarray, dpi: float, level: int = 1,
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG wants
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+        )
 
     per_metre = int(dpi / 0.0254 + 0.5)
     software = f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/"
-    return b"".join((
-        b"\x89PNG\r\n\x1a\n",
-        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),
-        chunk(b"tEXt", b"Software\x00" + software.encode("latin-1")),
-        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-        *(chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode())
-          for key, value in (text or {}).items() if value),
-        chunk(b"IDAT", zlib.compress(memoryview(filtered), level)),
-        chunk(b"IEND", b""),
-    ))
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)),
+            chunk(b"tEXt", b"Software\x00" + software.encode("latin-1")),
+            chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+            *(
+                chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode())
+                for key, value in (text or {}).items()
+                if value
+            ),
+            chunk(b"IDAT", zlib.compress(memoryview(filtered), level)),
+            chunk(b"IEND", b""),
+        )
+    )
 
 
 def png_text(path: str | os.PathLike) -> dict[str, str]:
@@ -333,16 +345,19 @@ class _Canvas:
         FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes(_AX_RECT)
         cax = self.fig.add_axes(_CB_RECT)
-        self.image = self.ax.imshow(_EMPTY_RGBA, origin="lower", aspect="auto",
-                                    interpolation="nearest")
+        self.image = self.ax.imshow(
+            _EMPTY_RGBA, origin="lower", aspect="auto", interpolation="nearest"
+        )
         self.mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=colormaps["viridis"])
         self.colorbar = self.fig.colorbar(self.mappable, cax=cax)
         self.ax.set_ylabel("time (s)")
         self.ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-        self.title = self.fig.text(_AX_RECT[0], 0.965, "", fontsize=12, fontweight="bold",
-                                   ha="left", va="top")
-        self.subtitle = self.fig.text(_AX_RECT[0], 0.925, "", fontsize=9, ha="left",
-                                      va="top", color="0.25")
+        self.title = self.fig.text(
+            _AX_RECT[0], 0.965, "", fontsize=12, fontweight="bold", ha="left", va="top"
+        )
+        self.subtitle = self.fig.text(
+            _AX_RECT[0], 0.925, "", fontsize=9, ha="left", va="top", color="0.25"
+        )
 
     @classmethod
     def get(cls, dpi: int) -> _Canvas:
@@ -356,8 +371,9 @@ class _Canvas:
         cls._local.__dict__.get("by_dpi", {}).pop(dpi, None)
 
 
-def describe_resolution(fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None,
-                        window: str | None = None) -> str:
+def describe_resolution(
+    fs: float, lframes: int, n_avg: int = 1, pooled: int | None = None, window: str | None = None
+) -> str:
     """Subtitle text: bin width, frame time, FFT window and averaging."""
     rbw = fs / lframes
     frame_t = lframes / fs

@@ -68,8 +68,9 @@ def _pocketfft_c2c():  # noqa: ANN202 - a C function
                     if not any(str(so).endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES):
                         continue
                     loader = importlib.machinery.ExtensionFileLoader(_POCKETFFT, str(so))
-                    found = importlib.util.spec_from_file_location(_POCKETFFT, str(so),
-                                                                   loader=loader)
+                    found = importlib.util.spec_from_file_location(
+                        _POCKETFFT, str(so), loader=loader
+                    )
                     if found is None:
                         continue
                     mod = importlib.util.module_from_spec(found)
@@ -139,8 +140,9 @@ def power_spectrogram(
     ``chunks`` yields complex arrays of shape (k, lframes) whose k add up to ``nframes``
     (they are not modified). Peak memory is the result plus one chunk's working set.
     """
-    return _spectrogram(chunks, nframes, lframes, scale=1.0, window_name=window_name,
-                        workers=workers, raw=False)
+    return _spectrogram(
+        chunks, nframes, lframes, scale=1.0, window_name=window_name, workers=workers, raw=False
+    )
 
 
 def power_spectrogram_raw(
@@ -158,8 +160,9 @@ def power_spectrogram_raw(
     number type; each is multiplied by ``scale`` (volts per count) in float32. Conversion,
     scaling, window and fftshift are one pass over the chunk: the fast path for files.
     """
-    return _spectrogram(chunks, nframes, lframes, scale=scale, window_name=window_name,
-                        workers=workers, raw=True)
+    return _spectrogram(
+        chunks, nframes, lframes, scale=scale, window_name=window_name, workers=workers, raw=True
+    )
 
 
 class FramePower:
@@ -188,8 +191,9 @@ class FramePower:
             w = self._weights[scale] = _weights(self.lframes, self.window_name, scale)
         return w
 
-    def __call__(self, data: np.ndarray, scale: float = 1.0,
-                 out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, data: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None
+    ) -> np.ndarray:
         lframes = self.lframes
         data = np.asarray(data)
         k = data.shape[0]
@@ -203,8 +207,7 @@ class FramePower:
             self._work = np.empty((k, lframes), dtype=np.complex64)
         buf = self._work[:k]
         # int/float -> float32 volts x window x (-1)^n, straight into the FFT buffer.
-        np.multiply(pairs, weights, out=buf.view(np.float32), dtype=np.float32,
-                    casting="unsafe")
+        np.multiply(pairs, weights, out=buf.view(np.float32), dtype=np.float32, casting="unsafe")
         spec = _fft_rows(buf, self.workers)
         comps = spec.view(np.float32)
         np.square(comps, out=comps)
@@ -220,8 +223,16 @@ class FramePower:
         return dest
 
 
-def _spectrogram(chunks: Iterable[np.ndarray], nframes: int, lframes: int, *, scale: float,
-                 window_name: str, workers: int, raw: bool) -> np.ndarray:
+def _spectrogram(
+    chunks: Iterable[np.ndarray],
+    nframes: int,
+    lframes: int,
+    *,
+    scale: float,
+    window_name: str,
+    workers: int,
+    raw: bool,
+) -> np.ndarray:
     transform = FramePower(lframes, window_name, workers)
     out = np.empty((nframes, lframes), dtype=np.float32)
     row = 0

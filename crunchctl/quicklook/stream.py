@@ -89,9 +89,17 @@ class MeanSpectrum:
 Consumer = Callable[["np.ndarray"], None]
 
 
-def stream_power(blocks: Iterable[Block], nframes: int, lframes: int, consume: Consumer, *,
-                 window_name: str = "rectangular", workers: int = 1, threaded: bool = True,
-                 chunk_frames: int | None = None) -> None:
+def stream_power(
+    blocks: Iterable[Block],
+    nframes: int,
+    lframes: int,
+    consume: Consumer,
+    *,
+    window_name: str = "rectangular",
+    workers: int = 1,
+    threaded: bool = True,
+    chunk_frames: int | None = None,
+) -> None:
     """Transform ``blocks`` (a reader's frames) to power and hand each chunk to ``consume``.
 
     ``consume`` gets float32 (k, lframes) chunks in frame order, ``nframes`` rows in all;
@@ -128,8 +136,13 @@ def stream_power(blocks: Iterable[Block], nframes: int, lframes: int, consume: C
 class _Pipe:
     """The helper thread and its hand-over of filled power buffers, in order."""
 
-    def __init__(self, blocks: Iterator[Block], nframes: int, lframes: int,
-                 transform: Callable[..., np.ndarray]) -> None:
+    def __init__(
+        self,
+        blocks: Iterator[Block],
+        nframes: int,
+        lframes: int,
+        transform: Callable[..., np.ndarray],
+    ) -> None:
         self._blocks = blocks
         self.nframes, self.lframes = nframes, lframes
         self._transform = transform
@@ -137,8 +150,7 @@ class _Pipe:
         self._ready: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._buffers: dict[int, np.ndarray] = {}
-        self._thread = threading.Thread(target=self._produce, daemon=True,
-                                        name="crunchctl-frames")
+        self._thread = threading.Thread(target=self._produce, daemon=True, name="crunchctl-frames")
         self._thread.start()
 
     def _buffer(self, k: int) -> np.ndarray:

@@ -48,13 +48,25 @@ class RecordingTask:
     def settings_digest(self) -> str:
         from crunchctl.identity import settings_digest
 
-        return self.digest or settings_digest(self.settings, self.path,
-                                              [p.name for p in self.entries()])
+        return self.digest or settings_digest(
+            self.settings, self.path, [p.name for p in self.entries()]
+        )
 
     def failure(self, message: str, started: float) -> Outcome:
         size, mtime = fingerprint(self.path, self.settings.format)
-        return Outcome(self.path, KIND_IQ, self.source, ERROR, started, time.time(),
-                       size, mtime, self.settings_digest(), [], message)
+        return Outcome(
+            self.path,
+            KIND_IQ,
+            self.source,
+            ERROR,
+            started,
+            time.time(),
+            size,
+            mtime,
+            self.settings_digest(),
+            [],
+            message,
+        )
 
 
 def fingerprint(path: str, forced: str | None = None) -> tuple[int | None, int | None]:
@@ -74,8 +86,11 @@ def product_path(output: Path, stem: str, kind: str | Product) -> Path:
 
 def product_paths(output: Path, stem: str) -> tuple[Path, Path, Path]:
     """The full PNG, zoom PNG and NPZ of a recording."""
-    return (product_path(output, stem, "png"), product_path(output, stem, "zoom"),
-            product_path(output, stem, "npz"))
+    return (
+        product_path(output, stem, "png"),
+        product_path(output, stem, "zoom"),
+        product_path(output, stem, "npz"),
+    )
 
 
 def wanted_products(settings: Settings) -> tuple[str, ...]:
@@ -142,8 +157,13 @@ class Recording:
         return spectrum.time_axis(self.nframes, self.lframes, self.fs)
 
     def blocks(self) -> object:
-        return self.reader.blocks(self.header, self.options, 0, self.nframes,  # type: ignore[attr-defined]
-                                  self.lframes)
+        return self.reader.blocks(
+            self.header,
+            self.options,
+            0,
+            self.nframes,  # type: ignore[attr-defined]
+            self.lframes,
+        )
 
     def acquisition_text(self) -> str:
         """The acquisition start as the NPZ stores it: the header's own text where the
@@ -173,11 +193,14 @@ def open_for(path: str, settings: Settings, *, partial: bool = False) -> Recordi
     whole = header.nsamples // lframes
     nframes = settings.nframes if settings.nframes is not None else whole
     if nframes > whole:
-        raise FormatError(f"{path}: asked for {nframes} frames of {lframes} samples but the "
-                          f"file holds only {whole} whole frames ({header.nsamples} samples)")
+        raise FormatError(
+            f"{path}: asked for {nframes} frames of {lframes} samples but the "
+            f"file holds only {whole} whole frames ({header.nsamples} samples)"
+        )
     if nframes == 0:
-        raise FormatError(f"{path}: holds {header.nsamples} samples, fewer than one frame of "
-                          f"{lframes}")
+        raise FormatError(
+            f"{path}: holds {header.nsamples} samples, fewer than one frame of {lframes}"
+        )
     return Recording(path, reader, header, options, nframes, lframes)
 
 
@@ -204,7 +227,6 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
     """
     import numpy as np
 
-
     rec = open_for(path, settings)
     power = np.empty((rec.nframes, rec.lframes), dtype=np.float32)
     row = 0
@@ -215,18 +237,30 @@ def compute(path: str, settings: Settings, *, fft_workers: int = 1) -> Spectrogr
         row += chunk.shape[0]
 
     _stream(rec, settings, keep, fft_workers=fft_workers, threaded=False)
-    return Spectrogram(power, rec.freqs(), rec.times(), rec.header, rec.nframes, rec.lframes,
-                       rec)
+    return Spectrogram(power, rec.freqs(), rec.times(), rec.header, rec.nframes, rec.lframes, rec)
 
 
-def _stream(rec: Recording, settings: Settings, consume: Callable[..., None], *,
-            fft_workers: int, threaded: bool) -> None:
+def _stream(
+    rec: Recording,
+    settings: Settings,
+    consume: Callable[..., None],
+    *,
+    fft_workers: int,
+    threaded: bool,
+) -> None:
     from crunchctl.errors import FormatError
     from crunchctl.quicklook.stream import stream_power
 
     try:
-        stream_power(rec.blocks(), rec.nframes, rec.lframes, consume,  # type: ignore[arg-type]
-                     window_name=settings.window, workers=fft_workers, threaded=threaded)
+        stream_power(
+            rec.blocks(),
+            rec.nframes,
+            rec.lframes,
+            consume,  # type: ignore[arg-type]
+            window_name=settings.window,
+            workers=fft_workers,
+            threaded=threaded,
+        )
     except ValueError as e:  # the reader yielded fewer or more frames than it announced
         raise FormatError(f"{rec.path}: {e}") from None
 
@@ -241,8 +275,10 @@ def title_for(path: str, header: object) -> str:
 
 
 #: What the NPZ's ``keys`` entry says about its arrays.
-NPZ_KEYS = ("arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
-            "arr_2: power |FFT|^2 (N x L, float32, per bin in the square of the unit in 'unit')")
+NPZ_KEYS = (
+    "arr_0: frequency (1 x L, Hz); arr_1: frame start time (N x 1, s); "
+    "arr_2: power |FFT|^2 (N x L, float32, per bin in the square of the unit in 'unit')"
+)
 
 
 def describe(rec: Recording, settings: Settings) -> dict[str, object]:
@@ -263,9 +299,17 @@ def describe(rec: Recording, settings: Settings) -> dict[str, object]:
     )
 
 
-def make_products(path: str, output: Path, stem: str, settings: Settings, *,
-                  fft_workers: int = 1, threaded: bool = True, partial: bool = False,
-                  products: tuple[Product, ...] = ()) -> tuple[list[str], Recording]:
+def make_products(
+    path: str,
+    output: Path,
+    stem: str,
+    settings: Settings,
+    *,
+    fft_workers: int = 1,
+    threaded: bool = True,
+    partial: bool = False,
+    products: tuple[Product, ...] = (),
+) -> tuple[list[str], Recording]:
     """Stream one recording into the products the settings ask for; return their paths
     (canonical order) and the opened recording.
 
@@ -294,25 +338,39 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     made: dict[str, list[str]] = {}
     rec = open_for(path, settings, partial=partial)
     freqs, times = rec.freqs(), rec.times()
-    style = render.Style(cmap=settings.cmap, unit=rec.header.unit, scaling=settings.scaling,
-                         db_range=meanproducts.db_range(settings))
+    style = render.Style(
+        cmap=settings.cmap,
+        unit=rec.header.unit,
+        scaling=settings.scaling,
+        db_range=meanproducts.db_range(settings),
+    )
     # |FFT|² to the chosen scaling, for every product but the NPZ's legacy numbers.
     factor = levels.power_factor(settings.scaling, settings.window, rec.lframes, rec.fs)
     width, height = render.image_size(style)
     window = None
     if "zoom" in wanted:  # checked before any reading: a bad span fails fast
-        window = zoommod.zoom_window(path, freqs, rec.center, zoom_center=settings.zoom_center,
-                                     zoom_span=settings.zoom_span, n_avg=settings.n_avg,
-                                     nframes=rec.nframes)
+        window = zoommod.zoom_window(
+            path,
+            freqs,
+            rec.center,
+            zoom_center=settings.zoom_center,
+            zoom_span=settings.zoom_span,
+            n_avg=settings.n_avg,
+            nframes=rec.nframes,
+        )
         rec.notes.extend(window.notes)
 
     full = MaxPooler(rec.nframes, rec.lframes, height, width) if "png" in wanted else None
     averager = zoommod.ZoomAverager(window) if window is not None else None
-    zoomed = (MaxPooler(window.rows, window.stop - window.start, height, width)
-              if window is not None else None)
+    zoomed = (
+        MaxPooler(window.rows, window.stop - window.start, height, width)
+        if window is not None
+        else None
+    )
     # Products with a maker of their own (catalog.py) are fed the same chunks.
-    makers = [(entry, _maker(entry.maker)(rec, settings)) for entry in entries
-              if entry.maker is not None]
+    makers = [
+        (entry, _maker(entry.maker)(rec, settings)) for entry in entries if entry.maker is not None
+    ]
     mean = MeanSpectrum(rec.lframes) if meanproducts.wants_mean(wanted) else None
     described = describe(rec, settings)
 
@@ -364,34 +422,60 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
                 res = render.describe_resolution(rec.fs, rec.lframes, window=settings.window)
                 subtitle = f"centre {render.fmt_hz(rec.center)}, {res}"
                 pixels = render.draw_pooled(
-                    full.result() * np.float32(factor), freqs, times, title=title, style=style,
-                    row_time=rec.lframes / rec.fs, subtitle=subtitle)
+                    full.result() * np.float32(factor),
+                    freqs,
+                    times,
+                    title=title,
+                    style=style,
+                    row_time=rec.lframes / rec.fs,
+                    subtitle=subtitle,
+                )
                 # Encoded (zlib, without the GIL) and written while the zoom is drawn.
-                encoding = _Background(functools.partial(
-                    _write_png, product_path(output, stem, "png"), pixels, style,
-                    (title, subtitle)))
+                encoding = _Background(
+                    functools.partial(
+                        _write_png,
+                        product_path(output, stem, "png"),
+                        pixels,
+                        style,
+                        (title, subtitle),
+                    )
+                )
                 if not threaded:
                     encoding.result()
             if averager is not None and zoomed is not None and window is not None:
                 last = averager.finish()
                 if last is not None:
                     zoomed.add(last)
-                zres = render.describe_resolution(rec.fs, rec.lframes, window.n_avg,
-                                                  window=settings.window)
+                zres = render.describe_resolution(
+                    rec.fs, rec.lframes, window.n_avg, window=settings.window
+                )
                 ztitle = (title + "   (zoom)", f"span {render.fmt_hz(window.span)}, {zres}")
                 pixels = render.draw_pooled(
-                    zoomed.result() * np.float32(factor), window.freqs(freqs),
-                    window.times(rec.lframes, rec.fs), title=ztitle[0], subtitle=ztitle[1],
-                    relative_to=window.centre, style=style,
-                    row_time=window.n_avg * rec.lframes / rec.fs)
+                    zoomed.result() * np.float32(factor),
+                    window.freqs(freqs),
+                    window.times(rec.lframes, rec.fs),
+                    title=ztitle[0],
+                    subtitle=ztitle[1],
+                    relative_to=window.centre,
+                    style=style,
+                    row_time=window.n_avg * rec.lframes / rec.fs,
+                )
                 _write_png(product_path(output, stem, "zoom"), pixels, style, ztitle)
             for entry, maker in makers:
                 with atomic_write(product_path(output, stem, entry)) as f:
                     maker.write(f)  # type: ignore[attr-defined]
             if mean is not None:
                 made, rec.extra = meanproducts.write(
-                    output, stem, wanted, settings, freqs=freqs, mean_raw=mean.result(),
-                    described=described, rec=rec, title=title)
+                    output,
+                    stem,
+                    wanted,
+                    settings,
+                    freqs=freqs,
+                    mean_raw=mean.result(),
+                    described=described,
+                    rec=rec,
+                    title=title,
+                )
         finally:
             # Waited for even when something else failed; their errors count too.
             for pending in (encoding, finishing):
@@ -406,14 +490,19 @@ def make_products(path: str, output: Path, stem: str, settings: Settings, *,
     return paths, rec
 
 
-def _write_png(final: Path, pixels: object, style: object,
-               title: tuple[str, str] = ("", "")) -> None:
+def _write_png(
+    final: Path, pixels: object, style: object, title: tuple[str, str] = ("", "")
+) -> None:
     from crunchctl.quicklook import render
     from crunchctl.quicklook.products import atomic_write
 
     # The title lines as text too: the page shows them, legible at any size.
-    data = render.encode_png(pixels, style.dpi, style.png_compress,  # type: ignore[arg-type, attr-defined]
-                             text={"Title": title[0], "Description": title[1]})
+    data = render.encode_png(
+        pixels,
+        style.dpi,
+        style.png_compress,  # type: ignore[arg-type, attr-defined]
+        text={"Title": title[0], "Description": title[1]},
+    )
     with atomic_write(final) as f:
         f.write(data)
 
@@ -442,8 +531,9 @@ class _Background:
 
     def __init__(self, fn: Callable[[], object]) -> None:
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
-                                        name="crunchctl-finish")
+        self._thread = threading.Thread(
+            target=self._run, args=(fn,), daemon=True, name="crunchctl-finish"
+        )
         self._thread.start()
 
     def _run(self, fn: Callable[[], object]) -> None:
@@ -465,18 +555,36 @@ def process_recording(task: RecordingTask) -> Outcome:
     try:
         size, mtime = fingerprint(task.path, task.settings.format)
         output = task.settings.output_dir()
-        products, rec = make_products(task.path, output, task.stem, task.settings,
-                                      fft_workers=task.fft_workers, partial=task.partial,
-                                      products=task.entries())
+        products, rec = make_products(
+            task.path,
+            output,
+            task.stem,
+            task.settings,
+            fft_workers=task.fft_workers,
+            partial=task.partial,
+            products=task.entries(),
+        )
         cut = rec.header.info.get("incomplete") if rec.header.info else None
-        notes = [f"incomplete: processed the {rec.nframes} whole frames present ({cut})"
-                 ] if cut else []
+        notes = (
+            [f"incomplete: processed the {rec.nframes} whole frames present ({cut})"] if cut else []
+        )
         notes += rec.notes
         warning = "; ".join(notes) or None
-        return Outcome(task.path, KIND_IQ, task.source, OK, started, time.time(), size, mtime,
-                       task.settings_digest(), products, None,
-                       {"nframes": rec.nframes, "center": rec.center, **rec.extra},
-                       warning=warning)
+        return Outcome(
+            task.path,
+            KIND_IQ,
+            task.source,
+            OK,
+            started,
+            time.time(),
+            size,
+            mtime,
+            task.settings_digest(),
+            products,
+            None,
+            {"nframes": rec.nframes, "center": rec.center, **rec.extra},
+            warning=warning,
+        )
 
     except ItemError as e:
         message = str(e)

@@ -58,8 +58,16 @@ class ZoomWindow:
         return spectrum.time_axis(self.nframes, lframes, sample_rate, self.n_avg)[: self.rows]
 
 
-def zoom_window(path: str, freqs: np.ndarray, center_frequency: float, *, zoom_center: float,
-                zoom_span: float, n_avg: int, nframes: int) -> ZoomWindow:
+def zoom_window(
+    path: str,
+    freqs: np.ndarray,
+    center_frequency: float,
+    *,
+    zoom_center: float,
+    zoom_span: float,
+    n_avg: int,
+    nframes: int,
+) -> ZoomWindow:
     """The zoom of a recording whose shifted bins are at ``freqs`` (absolute Hz).
 
     ``zoom_center`` is an offset from ``center_frequency``, as in the settings.
@@ -76,7 +84,8 @@ def zoom_window(path: str, freqs: np.ndarray, center_frequency: float, *, zoom_c
     if sl.stop - sl.start < 2:
         raise FormatError(
             f"{path}: zoom window {fmt_hz(zoom_span)} around {fmt_hz(centre)} lies outside "
-            f"the recording's span ({fmt_hz(freqs[0])} to {fmt_hz(freqs[-1])})")
+            f"the recording's span ({fmt_hz(freqs[0])} to {fmt_hz(freqs[-1])})"
+        )
     notes = []
     # Ask for more than the recording has and get what it has, said once, labelled true.
     bin_hz = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 0.0
@@ -84,12 +93,16 @@ def zoom_window(path: str, freqs: np.ndarray, center_frequency: float, *, zoom_c
     span = zoom_span
     if bin_hz and zoom_span > shown + bin_hz:
         span = shown
-        notes.append(f"zoom span {fmt_hz(zoom_span)} is wider than what the recording has "
-                     f"there: the zoom shows {fmt_hz(shown)}")
+        notes.append(
+            f"zoom span {fmt_hz(zoom_span)} is wider than what the recording has "
+            f"there: the zoom shows {fmt_hz(shown)}"
+        )
     n_avg = max(1, n_avg)
     if n_avg > max(1, nframes):
-        notes.append(f"n_avg {n_avg} is more than the recording's {nframes} frames: the zoom "
-                     f"averages all {nframes}")
+        notes.append(
+            f"n_avg {n_avg} is more than the recording's {nframes} frames: the zoom "
+            f"averages all {nframes}"
+        )
         n_avg = max(1, nframes)
     return ZoomWindow(sl.start, sl.stop, centre, span, n_avg, nframes, tuple(notes))
 
@@ -170,8 +183,14 @@ class Zoom:
     window: ZoomWindow
 
 
-def zoom_of(path: str, power: np.ndarray, freqs: np.ndarray, center_frequency: float,
-            sample_rate: float, settings: object) -> Zoom:
+def zoom_of(
+    path: str,
+    power: np.ndarray,
+    freqs: np.ndarray,
+    center_frequency: float,
+    sample_rate: float,
+    settings: object,
+) -> Zoom:
     """The zoom of a whole spectrogram in memory, per the settings' ``zoom_center``,
     ``zoom_span`` and ``n_avg`` (the batch loader's entry; the quicklook streams).
 
@@ -181,10 +200,15 @@ def zoom_of(path: str, power: np.ndarray, freqs: np.ndarray, center_frequency: f
     import numpy as np
 
     nframes, lframes = power.shape
-    window = zoom_window(path, freqs, center_frequency,
-                         zoom_center=settings.zoom_center,  # type: ignore[attr-defined]
-                         zoom_span=settings.zoom_span,  # type: ignore[attr-defined]
-                         n_avg=settings.n_avg, nframes=nframes)  # type: ignore[attr-defined]
+    window = zoom_window(
+        path,
+        freqs,
+        center_frequency,
+        zoom_center=settings.zoom_center,  # type: ignore[attr-defined]
+        zoom_span=settings.zoom_span,  # type: ignore[attr-defined]
+        n_avg=settings.n_avg,
+        nframes=nframes,
+    )  # type: ignore[attr-defined]
     averager = ZoomAverager(window)
     parts = [averager.add(power)]
     parts.append(averager.finish())

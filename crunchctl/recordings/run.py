@@ -99,15 +99,17 @@ class Publisher:
             try:
                 published = self.publish(outcome)
             except (ItemError, OSError) as e:
-                outcome.warning = "; ".join(w for w in (
-                    outcome.warning, f"web copy failed: {e}") if w)
+                outcome.warning = "; ".join(
+                    w for w in (outcome.warning, f"web copy failed: {e}") if w
+                )
         note = outcome.extra.get("note")  # e.g. a watch's "changed, processed again"
         what = f"{note}: {outcome.status}" if note else outcome.status
         if outcome.status == ERROR:
             log.error("%s%s", outcome.error, f" ({note})" if note else "")
         elif outcome.warning:  # an ok with a warning (incomplete, web copy failed)
-            log.warning("%s: %s in %.2f s, %s", outcome.item, what, outcome.duration,
-                        outcome.warning)
+            log.warning(
+                "%s: %s in %.2f s, %s", outcome.item, what, outcome.duration, outcome.warning
+            )
         else:
             log.info("%s: %s in %.2f s", outcome.item, what, outcome.duration)
 
@@ -166,8 +168,9 @@ def remake_output(settings: Settings) -> None:
         log.warning("%s: the output folder was gone; made it again", output)
 
 
-def split_due(paths: Sequence[str], settings: Settings, ledger: Ledger | None,
-              *, force: bool = False) -> tuple[list[str], list[str]]:
+def split_due(
+    paths: Sequence[str], settings: Settings, ledger: Ledger | None, *, force: bool = False
+) -> tuple[list[str], list[str]]:
     """(due, done) among ``paths`` per the ledger's done-state rules (docs/ledger.md)."""
     from crunchctl.identity import Digests, fingerprint
 
@@ -190,8 +193,15 @@ class RecordingRun:
         page: the control-room page of the web folder (the command builds it), or None.
     """
 
-    def __init__(self, settings: Settings, ledger: Ledger | None, *, source: str,
-                 keep_outcomes: bool = True, page: Page | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger | None,
+        *,
+        source: str,
+        keep_outcomes: bool = True,
+        page: Page | None = None,
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.source = source
@@ -236,10 +246,13 @@ class RecordingRun:
             self.summary.add(outcome)
             self.finish(outcome)
         if rows:  # on the console too: these recordings were not read again
-            log.warning("%d recording%s done already: %s made from the spectrum product, "
-                        "the recordings not read again", len(rows), "s" if len(rows) > 1
-                        else "", " and ".join(sorted(derive.FROM_SPECTRUM & set(
-                            self.settings.products.split(",")))))
+            log.warning(
+                "%d recording%s done already: %s made from the spectrum product, "
+                "the recordings not read again",
+                len(rows),
+                "s" if len(rows) > 1 else "",
+                " and ".join(sorted(derive.FROM_SPECTRUM & set(self.settings.products.split(",")))),
+            )
         return [p for p in due if p not in rows]
 
     def tasks(self, paths: Sequence[str], fft_workers: int = 1) -> list[RecordingTask]:
@@ -252,14 +265,21 @@ class RecordingRun:
         remake_output(self.settings)
         owners = {self._stem_owner.setdefault(Path(p).stem, p) for p in paths}
         claimed_by = self.ledger.product_owners if self.ledger is not None else None
-        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(),
-                           claimed_by)
+        stems = plan_stems([*(owners - set(paths)), *paths], self.settings.output_dir(), claimed_by)
         entries = catalog.chosen(self.settings.products)
         kinds = [e.name for e in entries]
-        return [RecordingTask(p, stems[p], self.settings, self.source, fft_workers,
-                              products=entries,
-                              digest=settings_digest(self.settings, p, kinds))
-                for p in paths]
+        return [
+            RecordingTask(
+                p,
+                stems[p],
+                self.settings,
+                self.source,
+                fft_workers,
+                products=entries,
+                digest=settings_digest(self.settings, p, kinds),
+            )
+            for p in paths
+        ]
 
     def finish(self, outcome: Outcome) -> list[str]:
         """Publish, log and record one outcome; return the web copies written."""
@@ -299,8 +319,11 @@ class RecordingRun:
         """
         now = time.monotonic()
         self.publisher.tick(final=final)  # the page's heartbeat rides on the periodic flush
-        if self.ledger is None or not self._unflushed or (
-                not final and now - self._last_flush < FLUSH_INTERVAL):
+        if (
+            self.ledger is None
+            or not self._unflushed
+            or (not final and now - self._last_flush < FLUSH_INTERVAL)
+        ):
             return
         self._last_flush = now
         try:
@@ -380,10 +403,18 @@ def process_files(
 
         tasks = [dataclasses.replace(t, partial=True) for t in tasks]
     try:
-        engine.run_tasks(tasks, process_recording, workers=max(1, min(settings.workers, len(due))),
-                         on_outcome=run.finish, reporter=reporter, flags=flags,
-                         total=len(tasks), inline=inline, settings=settings,
-                         summary=run.summary)
+        engine.run_tasks(
+            tasks,
+            process_recording,
+            workers=max(1, min(settings.workers, len(due))),
+            on_outcome=run.finish,
+            reporter=reporter,
+            flags=flags,
+            total=len(tasks),
+            inline=inline,
+            settings=settings,
+            summary=run.summary,
+        )
     finally:
         run.flush(final=True)
     return result
@@ -403,8 +434,13 @@ class Planned:
     reason: str
 
 
-def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: Ledger | None,
-               *, force: bool = False) -> list[Planned]:
+def plan_files(
+    paths: Iterable[str | os.PathLike],
+    settings: Settings,
+    ledger: Ledger | None,
+    *,
+    force: bool = False,
+) -> list[Planned]:
     """What :func:`process_files` would do with each recording and why; nothing is written
     (no output folder, no products, no ledger rows). The done rule is the ledger's
     (``split_due``); ``Ledger.due_reasons`` says why a recording is due.
@@ -414,17 +450,25 @@ def plan_files(paths: Iterable[str | os.PathLike], settings: Settings, ledger: L
     items = unique_paths(paths)
     failing = {p: "not found" for p in items if not os.path.exists(p)}
     failing.update({p: "is a folder, not a recording" for p in items if os.path.isdir(p)})
-    failing.update({p: "unknown recording format" for p in items if p not in failing
-                    and registration_for(p, settings.format) is None})
+    failing.update(
+        {
+            p: "unknown recording format"
+            for p in items
+            if p not in failing and registration_for(p, settings.format) is None
+        }
+    )
     due, done = split_due([p for p in items if p not in failing], settings, ledger, force=force)
     reasons: dict[str, str] = {}
     derived: dict[str, list[str]] = {}
     if ledger is not None and due and not force:
         from crunchctl.identity import Digests, fingerprint
 
-        reasons = ledger.due_reasons(KIND_IQ, [(p, *fingerprint(p, settings.format))
-                                               for p in due], Digests(settings),
-                                     products=settings.products)
+        reasons = ledger.due_reasons(
+            KIND_IQ,
+            [(p, *fingerprint(p, settings.format)) for p in due],
+            Digests(settings),
+            products=settings.products,
+        )
         if {"peaks", "campaign"} & set(settings.products.split(",")):
             from crunchctl.night import derive
 
@@ -448,9 +492,11 @@ def describe_plan(planned: Sequence[Planned]) -> str:
     from collections import Counter
 
     counts = Counter(p.action for p in planned)
-    parts = [f"{counts[a]} to {a}" for a in ("process", "derive", "skip", "later", "wait",
-                                                    "fail")
-             if counts[a]]
+    parts = [
+        f"{counts[a]} to {a}"
+        for a in ("process", "derive", "skip", "later", "wait", "fail")
+        if counts[a]
+    ]
     return "dry run: " + (", ".join(parts) or "nothing to do") + "; nothing was written"
 
 
@@ -459,9 +505,11 @@ def plan_as_json(planned: Sequence[Planned]) -> dict[str, Any]:
     from collections import Counter
 
     counts = Counter(p.action for p in planned)
-    return {"dry_run": True, "counts": dict(sorted(counts.items())),
-            "items": [{"item": p.item, "action": p.action, "reason": p.reason}
-                      for p in planned]}
+    return {
+        "dry_run": True,
+        "counts": dict(sorted(counts.items())),
+        "items": [{"item": p.item, "action": p.action, "reason": p.reason} for p in planned],
+    }
 
 
 def plan_lines(planned: Sequence[Planned]) -> list[str]:
@@ -485,11 +533,23 @@ def describe(summary: engine.RunSummary, *extra: str) -> str:
 def as_json(result: ProcessResult) -> dict[str, Any]:
     s = result.summary
     return {
-        "processed": s.ok, "failed": s.error, "warnings": s.warned, "skipped": s.skipped,
-        "not_started": s.not_started, "seconds": round(s.elapsed, 3),
+        "processed": s.ok,
+        "failed": s.error,
+        "warnings": s.warned,
+        "skipped": s.skipped,
+        "not_started": s.not_started,
+        "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None,
-        "outcomes": [{"item": o.item, "status": o.status, "products": o.products,
-                      "error": o.error, "warning": o.warning, "seconds": round(o.duration, 3)}
-                     for o in result.outcomes],
+        "outcomes": [
+            {
+                "item": o.item,
+                "status": o.status,
+                "products": o.products,
+                "error": o.error,
+                "warning": o.warning,
+                "seconds": round(o.duration, 3),
+            }
+            for o in result.outcomes
+        ],
         "skipped_items": result.skipped,
     }

@@ -24,13 +24,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crunchctl.cluster")
 
-INSTALL_HINT = ('--scheduler needs Dask: pip install "crunchctl[cluster]" '
-                '(the distributed package)')
-SHARED_PATHS = ("every Dask worker needs the same paths as this machine (a shared file "
-                "system such as NFS or Lustre, mounted at the same place)")
+INSTALL_HINT = '--scheduler needs Dask: pip install "crunchctl[cluster]" (the distributed package)'
+SHARED_PATHS = (
+    "every Dask worker needs the same paths as this machine (a shared file "
+    "system such as NFS or Lustre, mounted at the same place)"
+)
 #: Imported by ``--scheduler local`` workers as they start.
-PRELOAD = ("crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy", "scipy.fft",
-           "matplotlib.figure", "matplotlib.backends.backend_agg")
+PRELOAD = (
+    "crunchctl.quicklook.task",
+    "crunchctl.quicklook.render",
+    "numpy",
+    "scipy.fft",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
 #: Seconds between looks at the cluster's size (workers join and leave, e.g. Slurm jobs).
 SIZE_REFRESH = 2.0
 
@@ -85,8 +92,9 @@ def _on_worker(task: Any) -> Any:
     local = os.path.join(get_worker().local_directory, os.path.basename(spec.target))
     if not os.path.isfile(local):
         return task
-    return dataclasses.replace(task, loader=dataclasses.replace(
-        spec, target=local, sys_path=(os.path.dirname(local),)))
+    return dataclasses.replace(
+        task, loader=dataclasses.replace(spec, target=local, sys_path=(os.path.dirname(local),))
+    )
 
 
 def run_on_worker(fn: Callable[[Any], Outcome], task: Any) -> Outcome:
@@ -95,8 +103,11 @@ def run_on_worker(fn: Callable[[Any], Outcome], task: Any) -> Outcome:
     try:
         return fn(_on_worker(task))
     except BaseException as e:  # noqa: BLE001 - a task must never take its worker down
-        outcome = task.failure(f"{task.item}: internal error on Dask worker "
-                               f"{_worker_address()}: {type(e).__name__}: {e}", started)
+        outcome = task.failure(
+            f"{task.item}: internal error on Dask worker "
+            f"{_worker_address()}: {type(e).__name__}: {e}",
+            started,
+        )
         outcome.extra["traceback"] = traceback.format_exc()
         return outcome
 
@@ -125,8 +136,7 @@ def probe(inputs: list[str], output: str, modules: list[str]) -> dict[str, Any]:
         try:
             importlib.import_module(module)
         except Exception as e:  # noqa: BLE001 - any import-time failure of a plugin
-            problems.append(f"cannot import the loader module {module}: "
-                            f"{type(e).__name__}: {e}")
+            problems.append(f"cannot import the loader module {module}: {type(e).__name__}: {e}")
     return {"version": crunchctl.__version__, "problems": problems}
 
 
@@ -193,12 +203,21 @@ class DaskExecutor:
         UsageError: Dask is not installed or the scheduler cannot be reached.
     """
 
-    def __init__(self, fn: Callable[[Any], Outcome], settings: Settings | str, *,
-                 workers: int = 1, announce: Callable[[str], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Any], Outcome],
+        settings: Settings | str,
+        *,
+        workers: int = 1,
+        announce: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         scheduler = settings if isinstance(settings, str) else str(settings.scheduler)
-        timeout = DEFAULT_TIMEOUT if isinstance(settings, str) else float(
-            getattr(settings, "scheduler_timeout", None) or DEFAULT_TIMEOUT)
+        timeout = (
+            DEFAULT_TIMEOUT
+            if isinstance(settings, str)
+            else float(getattr(settings, "scheduler_timeout", None) or DEFAULT_TIMEOUT)
+        )
         # First, so that its imports run on the other core while this one imports Dask.
         forkserver = scheduler == "local" and start_local_forkserver()
         require_distributed()
@@ -224,12 +243,17 @@ class DaskExecutor:
                 self._cluster = _local_cluster(max(1, workers), forkserver)
                 self.client = Client(self._cluster)
             else:
-                self.client = _connect(scheduler, timeout, stop or threading.Event(),
-                                       announce or (lambda text: log.warning("%s", text)))
+                self.client = _connect(
+                    scheduler,
+                    timeout,
+                    stop or threading.Event(),
+                    announce or (lambda text: log.warning("%s", text)),
+                )
         except (OSError, TimeoutError, ValueError) as e:
             self.close()
-            raise UsageError(f"--scheduler {scheduler}: cannot reach the Dask scheduler: "
-                             f"{type(e).__name__}: {e}") from None
+            raise UsageError(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler: {type(e).__name__}: {e}"
+            ) from None
         self.address = self.client.scheduler.address
         link = self.client.dashboard_link
         text = f"Dask scheduler {self.address}; dashboard {link}"
@@ -270,9 +294,13 @@ class DaskExecutor:
         self._upload(task)
         try:
             # pure=False: a unique key per call; Dask would merge equal keys into one task.
-            future = self.client.submit(run_on_worker, self.fn, task, pure=False,
-                                        key=f"{getattr(self.fn, '__name__', 'task')}-"
-                                            f"{os.urandom(8).hex()}")
+            future = self.client.submit(
+                run_on_worker,
+                self.fn,
+                task,
+                pure=False,
+                key=f"{getattr(self.fn, '__name__', 'task')}-{os.urandom(8).hex()}",
+            )
         except Exception as e:  # noqa: BLE001
             self._lost.append(task)
             log.error("cannot submit %s to the Dask scheduler: %s", task.item, e)
@@ -294,8 +322,7 @@ class DaskExecutor:
             if self._capacity() == 0:  # no workers yet (a Slurm job still queued)
                 if not self._waiting_logged:
                     self._waiting_logged = True
-                    log.warning("no Dask workers yet; waiting for workers to join %s",
-                                self.address)
+                    log.warning("no Dask workers yet; waiting for workers to join %s", self.address)
                 time.sleep(timeout or 0.25)
             return []
         from distributed import wait
@@ -317,20 +344,25 @@ class DaskExecutor:
                 if status == "finished":
                     results.append((task, future.result()))
                 elif status == "error":
-                    results.append((task, self._failure(task, future.exception(),
-                                                        submitted)))
+                    results.append((task, self._failure(task, future.exception(), submitted)))
                 else:  # cancelled: every future at once when the scheduler is lost
                     self._lost.append(task)
             except Exception as e:  # noqa: BLE001 - a result that cannot come back
                 from distributed.comm.core import CommClosedError
 
-                if isinstance(e, (CommClosedError, OSError)) or \
-                        self.client.status != "running":
+                if isinstance(e, (CommClosedError, OSError)) or self.client.status != "running":
                     self._lost.append(task)  # the connection's fault, not the item's
                 else:
-                    results.append((task, task.failure(
-                        f"{task.item}: the result did not come back from the cluster: "
-                        f"{type(e).__name__}: {e}", submitted)))
+                    results.append(
+                        (
+                            task,
+                            task.failure(
+                                f"{task.item}: the result did not come back from the cluster: "
+                                f"{type(e).__name__}: {e}",
+                                submitted,
+                            ),
+                        )
+                    )
         if self._lost and not results:
             self._raise_lost()
         return results
@@ -343,18 +375,25 @@ class DaskExecutor:
         if isinstance(exc, KilledWorker):
             worker = getattr(exc.last_worker, "address", exc.last_worker)
             tries = exc.allowed_failures + 1
-            return task.failure(f"{task.item}: the Dask worker died while processing it, "
-                                f"{tries} time{'s' if tries != 1 else ''} (last on worker "
-                                f"{worker}); see that worker's log", started)
-        return task.failure(f"{task.item}: the Dask task failed: {type(exc).__name__}: "
-                            f"{exc}", started)
+            return task.failure(
+                f"{task.item}: the Dask worker died while processing it, "
+                f"{tries} time{'s' if tries != 1 else ''} (last on worker "
+                f"{worker}); see that worker's log",
+                started,
+            )
+        return task.failure(
+            f"{task.item}: the Dask task failed: {type(exc).__name__}: {exc}", started
+        )
 
     def _raise_lost(self) -> None:
         n = len(self._lost)
         self._lost = []
-        raise SchedulerLost(f"lost the connection to the Dask scheduler {self.address}: "
-                            f"finished outcomes are recorded", in_progress=n,
-                            advice="run the same command again to continue")
+        raise SchedulerLost(
+            f"lost the connection to the Dask scheduler {self.address}: "
+            f"finished outcomes are recorded",
+            in_progress=n,
+            advice="run the same command again to continue",
+        )
 
     def cancel(self) -> list[Any]:
         """Cancel every task not finished; return them (not finished)."""
@@ -407,18 +446,26 @@ class DaskExecutor:
         try:
             answers = self.client.run(probe, inputs, output, modules)
         except Exception as e:  # noqa: BLE001 - whatever a worker raised unpickling it
-            raise UsageError(f"the Dask workers cannot run crunchctl ({type(e).__name__}: "
-                             f"{e}): install crunchctl {crunchctl.__version__} on every "
-                             f"worker") from None
+            raise UsageError(
+                f"the Dask workers cannot run crunchctl ({type(e).__name__}: "
+                f"{e}): install crunchctl {crunchctl.__version__} on every "
+                f"worker"
+            ) from None
         for worker, answer in sorted(answers.items()):
             if answer["problems"]:
-                hint = "" if all("loader module" in p for p in answer["problems"]) else \
-                    f"; {SHARED_PATHS}"
-                raise UsageError(f"Dask worker {worker} {'; '.join(answer['problems'])}"
-                                 f"{hint}")
+                hint = (
+                    ""
+                    if all("loader module" in p for p in answer["problems"])
+                    else f"; {SHARED_PATHS}"
+                )
+                raise UsageError(f"Dask worker {worker} {'; '.join(answer['problems'])}{hint}")
             if answer["version"] != crunchctl.__version__:
-                log.warning("Dask worker %s runs crunchctl %s, this is %s", worker,
-                            answer["version"], crunchctl.__version__)
+                log.warning(
+                    "Dask worker %s runs crunchctl %s, this is %s",
+                    worker,
+                    answer["version"],
+                    crunchctl.__version__,
+                )
 
     def _upload(self, task: Any) -> None:
         for path in _needs(task)[3]:
@@ -431,12 +478,14 @@ class DaskExecutor:
 
 def _is_file(scheduler: str) -> bool:
     """``--scheduler`` names a scheduler file (JSON) rather than an address."""
-    return "://" not in scheduler and (scheduler.endswith(".json") or os.sep in scheduler
-                                       or os.path.isfile(scheduler))
+    return "://" not in scheduler and (
+        scheduler.endswith(".json") or os.sep in scheduler or os.path.isfile(scheduler)
+    )
 
 
-def _connect(scheduler: str, timeout: float, stop: threading.Event,
-             say: Callable[[str], None]) -> Any:
+def _connect(
+    scheduler: str, timeout: float, stop: threading.Event, say: Callable[[str], None]
+) -> Any:
     """A client of the scheduler at an address or in a scheduler file, waiting for it.
 
     Dask's own client waits for a missing scheduler file for ever and cannot be stopped
@@ -461,15 +510,19 @@ def _connect(scheduler: str, timeout: float, stop: threading.Event,
     if _is_file(scheduler):
         folder = os.path.dirname(os.path.abspath(scheduler))
         if not os.path.isdir(folder):
-            raise UsageError(f"--scheduler {scheduler}: no such scheduler file (the folder "
-                             f"{folder} does not exist)")
+            raise UsageError(
+                f"--scheduler {scheduler}: no such scheduler file (the folder "
+                f"{folder} does not exist)"
+            )
     while True:
         waited = time.monotonic() - started
         if stop.is_set():
             raise StoppedStarting(what)
         if waited >= timeout:
-            raise UsageError(f"--scheduler {scheduler}: no Dask scheduler answered within "
-                             f"{timeout:g} s (--scheduler-timeout)")
+            raise UsageError(
+                f"--scheduler {scheduler}: no Dask scheduler answered within "
+                f"{timeout:g} s (--scheduler-timeout)"
+            )
         if not said and waited >= SAY_WAITING_AFTER:
             said = True
             say(f"waiting for {what} (Ctrl-C to stop)")
@@ -486,8 +539,9 @@ def _connect(scheduler: str, timeout: float, stop: threading.Event,
                 if time.monotonic() - started < SAY_WAITING_AFTER:
                     stop.wait(0.1)  # being written by the scheduler just now
                     continue
-                raise UsageError(f"--scheduler {scheduler}: not a Dask scheduler file: "
-                                 f"{type(e).__name__}: {e}") from None
+                raise UsageError(
+                    f"--scheduler {scheduler}: not a Dask scheduler file: {type(e).__name__}: {e}"
+                ) from None
         try:
             _handshake(address, step)
         except (OSError, TimeoutError):
@@ -536,15 +590,22 @@ def _local_cluster(workers: int, forkserver: bool) -> Any:
     # the variable for the worker processes.
     config: dict[str, Any] = {
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-        "distributed.worker.profile.enabled": False}
+        "distributed.worker.profile.enabled": False,
+    }
     if forkserver:
         config["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(config):
         # silence_logs: Dask's own warnings (slow shutdowns of busy workers) would mix
         # with crunchctl's lines; errors still show.
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            host="127.0.0.1", dashboard_address=_dashboard_address(),
-                            preload=["crunchctl.run.dask"], silence_logs=logging.ERROR)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=_dashboard_address(),
+            preload=["crunchctl.run.dask"],
+            silence_logs=logging.ERROR,
+        )
 
 
 def start_local_forkserver() -> bool:
@@ -570,7 +631,8 @@ def start_local_forkserver() -> bool:
     from crunchctl.run.local import ignoring_stop_signals
 
     mp.get_context("forkserver").set_forkserver_preload(
-        ["distributed", "distributed.nanny", "crunchctl.run.dask", *PRELOAD])
+        ["distributed", "distributed.nanny", "crunchctl.run.dask", *PRELOAD]
+    )
     ignoring_stop_signals(forkserver.ensure_running)
     return True
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted
-from crunchctl.run.executor import Executor, StoppedStarting, TaskFn, make_executor
 from crunchctl.outcome import ERROR, NO_DATA, OK, Outcome
+from crunchctl.run.executor import Executor, StoppedStarting, TaskFn, make_executor
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -129,8 +129,6 @@ class signals_to_flags:  # noqa: N801 - used as a context manager, reads like a 
             signal.signal(sig, old)
 
 
-
-
 def exit_code(summary: RunSummary, *, service: bool = False) -> int:
     """The exit code of a run that ended (docs/ARCHITECTURE.md, "Errors and exit codes").
 
@@ -163,9 +161,15 @@ class Dispatcher:
         on_cancel: called for each task killed by a cancel (it has no outcome).
     """
 
-    def __init__(self, executor: Executor, on_outcome: Callable[[Any, Outcome], None], *,
-                 flags: StopFlags, summary: RunSummary,
-                 on_cancel: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        on_outcome: Callable[[Any, Outcome], None],
+        *,
+        flags: StopFlags,
+        summary: RunSummary,
+        on_cancel: Callable[[Any], None] | None = None,
+    ) -> None:
         self.executor = executor
         self.on_outcome = on_outcome
         self.on_cancel = on_cancel
@@ -258,8 +262,14 @@ def run_tasks(
     dispatcher: Dispatcher | None = None
     try:
         try:
-            executor = make_executor(fn, settings, workers=workers, inline=inline,
-                                     announce=reporter.message, stop=flags.stop)
+            executor = make_executor(
+                fn,
+                settings,
+                workers=workers,
+                inline=inline,
+                announce=reporter.message,
+                stop=flags.stop,
+            )
         except StoppedStarting:
             # Stopped while waiting for the executor (a Dask scheduler that did not
             # answer yet): nothing ran, nothing is lost.
@@ -283,8 +293,9 @@ def run_tasks(
             summary.not_started += sum(1 for _ in it)
     except RunAborted as e:
         summary.not_started += e.in_progress + (0 if exhausted else sum(1 for _ in it))
-        raise e.with_counts(summary.ok + summary.no_data, summary.error,
-                            summary.not_started) from None
+        raise e.with_counts(
+            summary.ok + summary.no_data, summary.error, summary.not_started
+        ) from None
     finally:
         if dispatcher is not None:
             dispatcher.close()

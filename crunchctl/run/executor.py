@@ -144,9 +144,15 @@ def warm_up(settings: Settings) -> None:
         start_local_forkserver()
 
 
-def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int | None = None,
-                  inline: bool = False, announce: Callable[[str], None] | None = None,
-                  stop: threading.Event | None = None) -> Executor:
+def make_executor(
+    fn: TaskFn,
+    settings: Settings | None = None,
+    *,
+    workers: int | None = None,
+    inline: bool = False,
+    announce: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Executor:
     """The executor of a run: the single place that chooses where tasks run.
 
     Args:
@@ -171,8 +177,9 @@ def make_executor(fn: TaskFn, settings: Settings | None = None, *, workers: int 
         except ImportError as e:
             from crunchctl.errors import ConfigError
 
-            raise ConfigError(f"scheduler {settings.scheduler!r}: the Dask executor cannot "
-                              f"be loaded ({e})") from None
+            raise ConfigError(
+                f"scheduler {settings.scheduler!r}: the Dask executor cannot be loaded ({e})"
+            ) from None
         return DaskExecutor(fn, settings, workers=workers, announce=announce, stop=stop)
     if inline:
         return InlineExecutor(fn)

@@ -35,8 +35,7 @@ def _worker_main(conn: Connection, fn: TaskFn) -> None:
             outcome = fn(task)
         except BaseException as e:  # noqa: BLE001 - a task must never take its worker down
             tb = traceback.format_exc()
-            outcome = task.failure(f"{task.item}: internal error: {type(e).__name__}: {e}",
-                                   started)
+            outcome = task.failure(f"{task.item}: internal error: {type(e).__name__}: {e}", started)
             outcome.extra["traceback"] = tb
         try:
             conn.send(outcome)
@@ -50,9 +49,16 @@ def _context() -> mp.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         # Everything a recording task imports, so no worker pays it after the fork.
-        ctx.set_forkserver_preload(["crunchctl.quicklook.task", "crunchctl.quicklook.render", "numpy",
-                                    "scipy.fft", "matplotlib.figure",
-                                    "matplotlib.backends.backend_agg"])
+        ctx.set_forkserver_preload(
+            [
+                "crunchctl.quicklook.task",
+                "crunchctl.quicklook.render",
+                "numpy",
+                "scipy.fft",
+                "matplotlib.figure",
+                "matplotlib.backends.backend_agg",
+            ]
+        )
         from multiprocessing import forkserver
 
         ignoring_stop_signals(forkserver.ensure_running)
@@ -150,11 +156,20 @@ class LocalPool:
             if w.proc.sentinel in ready or not w.proc.is_alive():
                 w.proc.join(timeout=1)
                 code = w.proc.exitcode
-                how = (f"killed by signal {signal.Signals(-code).name}" if code and code < 0
-                       else f"exit code {code}")
-                results.append((w.task, w.task.failure(
-                    f"{w.task.item}: worker process died while processing it ({how})",
-                    w.started)))
+                how = (
+                    f"killed by signal {signal.Signals(-code).name}"
+                    if code and code < 0
+                    else f"exit code {code}"
+                )
+                results.append(
+                    (
+                        w.task,
+                        w.task.failure(
+                            f"{w.task.item}: worker process died while processing it ({how})",
+                            w.started,
+                        ),
+                    )
+                )
                 w.conn.close()
                 self._workers[i] = _Worker(self._ctx, self.fn)
         return results

@@ -41,9 +41,14 @@ _CURRENT: LogSetup | None = None
 class LogSetup:
     """The handlers of one run; ``flush`` writes buffered records, ``close`` detaches."""
 
-    def __init__(self, path: Path | None, memory: logging.handlers.MemoryHandler | None,
-                 console: logging.Handler | None, flush_interval: float,
-                 verbosity: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        memory: logging.handlers.MemoryHandler | None,
+        console: logging.Handler | None,
+        flush_interval: float,
+        verbosity: int = 0,
+    ) -> None:
         self.path = path
         self.memory = memory
         self.console = console
@@ -52,8 +57,9 @@ class LogSetup:
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         if memory is not None and flush_interval > 0:
-            self._timer = threading.Thread(target=self._tick, args=(flush_interval,),
-                                           name="crunchctl-log-flush", daemon=True)
+            self._timer = threading.Thread(
+                target=self._tick, args=(flush_interval,), name="crunchctl-log-flush", daemon=True
+            )
             self._timer.start()
 
     def _tick(self, interval: float) -> None:
@@ -84,9 +90,16 @@ class LogSetup:
             target.close()
 
 
-def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = None,
-          plain: bool = True, flush_every: int = 10, flush_interval: float = 5.0,
-          to_file: bool = True) -> LogSetup:
+def setup(
+    *,
+    log_file: str | os.PathLike | None,
+    verbosity: int,
+    console: Any = None,
+    plain: bool = True,
+    flush_every: int = 10,
+    flush_interval: float = 5.0,
+    to_file: bool = True,
+) -> LogSetup:
     """Attach a buffered file handler and a stderr handler to the ``crunchctl`` logger.
 
     Args:
@@ -116,8 +129,8 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
             target.setFormatter(_utc(FILE_FORMAT))
             target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
             memory = logging.handlers.MemoryHandler(
-                max(1, flush_every), flushLevel=logging.ERROR, target=target,
-                flushOnClose=True)
+                max(1, flush_every), flushLevel=logging.ERROR, target=target, flushOnClose=True
+            )
             logger.addHandler(memory)
         except OSError as e:
             if log_file:
@@ -125,20 +138,22 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
                 # (docs/ARCHITECTURE.md, "Rules every command follows").
                 from crunchctl.errors import UsageError
 
-                raise UsageError(f"{path}: cannot open the log file: "
-                                 f"{e.strerror or e}") from None
+                raise UsageError(f"{path}: cannot open the log file: {e.strerror or e}") from None
             path = None  # type: ignore[assignment]
-            logging.getLogger(ROOT).warning("cannot open the log file %s: %s",
-                                            default_log_file(), e.strerror or e)
+            logging.getLogger(ROOT).warning(
+                "cannot open the log file %s: %s", default_log_file(), e.strerror or e
+            )
 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
-        max(-1, min(verbosity, 2)), logging.DEBUG)
+        max(-1, min(verbosity, 2)), logging.DEBUG
+    )
     handler: logging.Handler
     if console is not None and not plain:
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=console, show_path=False, show_time=False,
-                              rich_tracebacks=False, markup=False)
+        handler = RichHandler(
+            console=console, show_path=False, show_time=False, rich_tracebacks=False, markup=False
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         stream = console.file if console is not None else None
@@ -148,8 +163,12 @@ def setup(*, log_file: str | os.PathLike | None, verbosity: int, console: Any = 
     # extra={"console": True} (a legacy import, recordings reset meanwhile).
     handler.setLevel(logging.INFO if level == logging.WARNING else level)
     # Records logged with extra={"file_only": True} (tracebacks) stay out of the console.
-    handler.addFilter(lambda record: not getattr(record, "file_only", False) and (
-        record.levelno >= level or getattr(record, "console", False)))
+    handler.addFilter(
+        lambda record: (
+            not getattr(record, "file_only", False)
+            and (record.levelno >= level or getattr(record, "console", False))
+        )
+    )
     logger.addHandler(handler)
     global _CURRENT
     _CURRENT = LogSetup(path, memory, handler, flush_interval, verbosity)
@@ -165,12 +184,14 @@ def adopt(name: str) -> None:
         return
     logger = logging.getLogger(name)
     # The library gives some of its child loggers a console handler of their own.
-    family = [logger] + [logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict)
-                         if n.startswith(name + ".")]
+    family = [logger] + [
+        logging.getLogger(n)
+        for n in list(logging.Logger.manager.loggerDict)
+        if n.startswith(name + ".")
+    ]
     for member in family:
         for h in list(member.handlers):
-            if isinstance(h, logging.StreamHandler) and not isinstance(h,
-                                                                       logging.FileHandler):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
                 member.removeHandler(h)
         member.propagate = member is not logger  # up to ``name``, not to the root
     logger.setLevel(logging.WARNING)

@@ -42,13 +42,11 @@ def parse_command(command: str) -> list[str]:
     try:
         argv = shlex.split(command)
     except ValueError as e:
-        raise UsageError(f"--on-alert {command!r}: cannot split it into arguments: {e}") \
-            from None
+        raise UsageError(f"--on-alert {command!r}: cannot split it into arguments: {e}") from None
     if not argv:
         raise UsageError("--on-alert: the command is empty")
     if shutil.which(argv[0]) is None:
-        raise UsageError(f"--on-alert {command!r}: {argv[0]}: program not found or not "
-                         f"executable")
+        raise UsageError(f"--on-alert {command!r}: {argv[0]}: program not found or not executable")
     return argv
 
 
@@ -85,19 +83,28 @@ class Alerts:
         """Queue one event (``failed``, ``quiet``, ``back``, ``stopped``); never blocks."""
         if self.argv is None:
             return
-        doc = {"event": event, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "host": self._host, "folder": self.folder, **fields}
+        doc = {
+            "event": event,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": self._host,
+            "folder": self.folder,
+            **fields,
+        }
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="crunchctl-alerts",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._work, name="crunchctl-alerts", daemon=True)
             self._thread.start()
         try:
             self._queue.put_nowait(doc)
         except queue.Full:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
-                log.warning("alert %s dropped (%d so far): the alert command is slow or "
-                            "hangs, %d alerts wait for it", event, self.dropped, QUEUE_SIZE)
+                log.warning(
+                    "alert %s dropped (%d so far): the alert command is slow or "
+                    "hangs, %d alerts wait for it",
+                    event,
+                    self.dropped,
+                    QUEUE_SIZE,
+                )
 
     def close(self) -> None:
         """Let the queued events (the ``stopped`` one last) go out, within a bound."""
@@ -108,14 +115,14 @@ class Alerts:
             self._queue.put_nowait(None)
         except queue.Full:
             pass  # the thread is stuck on a hook; it is a daemon and goes with the process
-        self._thread.join(min(self.timeout * (waiting + 1), max(CLOSE_MAX, self.timeout))
-                          + CLOSE_GRACE)
+        self._thread.join(
+            min(self.timeout * (waiting + 1), max(CLOSE_MAX, self.timeout)) + CLOSE_GRACE
+        )
         left = self._queue.qsize()
         if self._thread.is_alive() and left:
             log.warning("%d alert(s) not sent: the alert command did not keep up", left)
         if self.dropped:
-            log.warning("%d alert(s) were dropped: the alert command did not keep up",
-                        self.dropped)
+            log.warning("%d alert(s) were dropped: the alert command did not keep up", self.dropped)
 
     # ------------------------------------------------------------------ the thread
 
@@ -135,8 +142,13 @@ class Alerts:
         what = f"alert {doc['event']}"
         data = (json.dumps(doc) + "\n").encode()
         try:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except OSError as e:
             self.failed += 1
             log.warning("%s: cannot run %s: %s", what, self.argv[0], e.strerror or e)
@@ -150,14 +162,19 @@ class Alerts:
                 proc.kill()
             proc.communicate()
             self.failed += 1
-            log.warning("%s: the alert command took more than %g s and was killed",
-                        what, self.timeout)
+            log.warning(
+                "%s: the alert command took more than %g s and was killed", what, self.timeout
+            )
             return
         if proc.returncode != 0:
             self.failed += 1
             tail = err.decode(errors="replace").strip()[-STDERR_KEPT:]
-            log.warning("%s: the alert command failed (exit %d)%s", what, proc.returncode,
-                        f": {tail}" if tail else "")
+            log.warning(
+                "%s: the alert command failed (exit %d)%s",
+                what,
+                proc.returncode,
+                f": {tail}" if tail else "",
+            )
             return
         self.sent += 1
         log.debug("%s: sent", what)

@@ -54,8 +54,9 @@ class WatchLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
-            raise LedgerError(f"cannot create the watch lock {self.path}: "
-                              f"{e.strerror or e}") from None
+            raise LedgerError(
+                f"cannot create the watch lock {self.path}: {e.strerror or e}"
+            ) from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -65,9 +66,13 @@ class WatchLock:
                 if e.errno in _NO_LOCKS:
                     # A share mounted without locks (NFS ``nolock``, some FUSE file
                     # systems): watch anyway, as the ledger's readers do (docs/ledger.md).
-                    log.warning("%s: the file system gives no locks (%s); a second watch "
-                                "of %s would not be refused", self.path, e.strerror or e,
-                                self.folder)
+                    log.warning(
+                        "%s: the file system gives no locks (%s); a second watch "
+                        "of %s would not be refused",
+                        self.path,
+                        e.strerror or e,
+                        self.folder,
+                    )
                     break
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     os.close(fd)
@@ -85,11 +90,19 @@ class WatchLock:
             if holder.get("pid") and holder.get("running"):
                 break
             time.sleep(0.05)
-        who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
-               f"since {holder.get('started', '?')}") if holder else "details unknown"
-        return (f"another crunchctl watch is already watching {self.folder} with the ledger "
-                f"{self.ledger_dir} ({who}); stop it first (two watchers would process "
-                f"the same recordings)")
+        who = (
+            (
+                f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                f"since {holder.get('started', '?')}"
+            )
+            if holder
+            else "details unknown"
+        )
+        return (
+            f"another crunchctl watch is already watching {self.folder} with the ledger "
+            f"{self.ledger_dir} ({who}); stop it first (two watchers would process "
+            f"the same recordings)"
+        )
 
     def release(self) -> None:
         if self._fd is not None:

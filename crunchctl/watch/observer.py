@@ -48,8 +48,7 @@ def _make_handler(sink: queue.Queue, patterns: Sequence[str], recursive: bool) -
                 if kind in ("opened", "closed_no_write"):
                     return
                 # A move: the new name may be ready, the old one is gone (forget it).
-                paths = [event.src_path, event.dest_path] if kind == "moved" \
-                    else [event.src_path]
+                paths = [event.src_path, event.dest_path] if kind == "moved" else [event.src_path]
                 for p in paths:
                     p = os.fsdecode(p)
                     if event.is_directory:
@@ -80,8 +79,14 @@ class ScanPoller(threading.Thread):
     "removed" paths during a share outage); :class:`FolderWatcher` deals with it.
     """
 
-    def __init__(self, folder: str, patterns: Sequence[str], recursive: bool,
-                 interval: float, sink: queue.Queue) -> None:
+    def __init__(
+        self,
+        folder: str,
+        patterns: Sequence[str],
+        recursive: bool,
+        interval: float,
+        sink: queue.Queue,
+    ) -> None:
         super().__init__(name="crunchctl-poller", daemon=True)
         self.folder = folder
         self.patterns = tuple(patterns)
@@ -94,7 +99,7 @@ class ScanPoller(threading.Thread):
         # folder -> (its mtime_ns when listed, when listed, matching paths, sub-folders)
         self._dirs: dict[str, tuple[int, float, list[str], list[str]]] = {}
         self._hot: set[str] = set()
-        self._order: list[str] = []       # sweep order
+        self._order: list[str] = []  # sweep order
         self._cursor = 0
 
     # The watchdog observer's interface, as FolderWatcher uses it.
@@ -124,8 +129,12 @@ class ScanPoller(threading.Thread):
             cached = self._dirs.get(here)
             # A folder whose mtime is within 2 s of now may change again within the same
             # timestamp tick (coarse clocks, NFS): list it until it is older.
-            if (cached is not None and cached[0] == mtime and now - cached[1] < SWEEP_SECONDS
-                    and now - mtime / 1e9 > 2.0):
+            if (
+                cached is not None
+                and cached[0] == mtime
+                and now - cached[1] < SWEEP_SECONDS
+                and now - mtime / 1e9 > 2.0
+            ):
                 dirs[here] = cached
                 names.update(cached[2])
                 stack.extend(cached[3])
@@ -202,7 +211,7 @@ class ScanPoller(threading.Thread):
                 self._cursor = 0
         # Hot files every poll; a rolling share of everything else.
         share = math.ceil(len(self._order) * min(1.0, self.interval / SWEEP_SECONDS))
-        sweep = self._order[self._cursor:self._cursor + share]
+        sweep = self._order[self._cursor : self._cursor + share]
         self._cursor = self._cursor + share if self._cursor + share < len(self._order) else 0
         for p in dict.fromkeys([*self._hot, *sweep]):
             if p not in known:
@@ -243,8 +252,14 @@ class FolderWatcher:
     nothing is observed and nothing spins: one ``stat`` of the folder per check.
     """
 
-    def __init__(self, folder: str, patterns: Sequence[str], recursive: bool, poll: float | None,
-                 sink: queue.Queue) -> None:
+    def __init__(
+        self,
+        folder: str,
+        patterns: Sequence[str],
+        recursive: bool,
+        poll: float | None,
+        sink: queue.Queue,
+    ) -> None:
         self.folder = folder
         self.patterns = tuple(patterns)
         self.recursive = recursive
@@ -265,8 +280,7 @@ class FolderWatcher:
 
     def _new_observer(self) -> Any:
         if self.poll:
-            poller = ScanPoller(self.folder, self.patterns, self.recursive, self.poll,
-                                self.sink)
+            poller = ScanPoller(self.folder, self.patterns, self.recursive, self.poll, self.sink)
             poller.snapshot()
             if poller.gone:
                 raise FileNotFoundError(2, "No such file or directory", self.folder)
@@ -274,8 +288,11 @@ class FolderWatcher:
         from watchdog.observers import Observer
 
         obs = Observer()
-        obs.schedule(_make_handler(self.sink, self.patterns, self.recursive), self.folder,
-                     recursive=self.recursive)
+        obs.schedule(
+            _make_handler(self.sink, self.patterns, self.recursive),
+            self.folder,
+            recursive=self.recursive,
+        )
         obs.daemon = True
         return obs
 
@@ -326,8 +343,10 @@ class FolderWatcher:
             if not self.gone:
                 self.gone = True
                 self._stop_observer()
-                self.note = (f"{self.folder}: the watched folder is gone (share unmounted, "
-                             f"moved or deleted?); waiting for it to come back")
+                self.note = (
+                    f"{self.folder}: the watched folder is gone (share unmounted, "
+                    f"moved or deleted?); waiting for it to come back"
+                )
                 log.warning("%s", self.note)
             return False
         if self.gone or identity != self._identity:
@@ -337,9 +356,12 @@ class FolderWatcher:
             if not self._restart(now, quiet=True):
                 return False
             was_gone, self.gone = self.gone, False
-            self.note = (f"{self.folder}: the watched folder is back; rescanning it"
-                         if was_gone else f"{self.folder}: the watched folder was replaced; "
-                         f"watching the new one and rescanning it")
+            self.note = (
+                f"{self.folder}: the watched folder is back; rescanning it"
+                if was_gone
+                else f"{self.folder}: the watched folder was replaced; "
+                f"watching the new one and rescanning it"
+            )
             # The caller says the note on the console (it returns True): the log file only.
             log.warning("%s", self.note, extra={"file_only": True})
             return True
@@ -350,8 +372,10 @@ class FolderWatcher:
         self._stop_observer()
         if not self._restart(now):
             return False
-        self.note = (f"observer on {self.folder} had stopped (events while it was down are "
-                     f"lost); restarted ({self.kind}) and rescanning the folder")
+        self.note = (
+            f"observer on {self.folder} had stopped (events while it was down are "
+            f"lost); restarted ({self.kind}) and rescanning the folder"
+        )
         log.warning("%s", self.note, extra={"file_only": True})  # the caller says the note
         return True
 
@@ -360,8 +384,12 @@ class FolderWatcher:
             self.start()
         except OSError as e:
             if not quiet:
-                log.warning("observer on %s stopped and cannot be restarted yet (%s); "
-                            "retrying in %.0f s", self.folder, e.strerror or e, self._backoff)
+                log.warning(
+                    "observer on %s stopped and cannot be restarted yet (%s); retrying in %.0f s",
+                    self.folder,
+                    e.strerror or e,
+                    self._backoff,
+                )
             self._next_attempt = now + self._backoff
             self._backoff = min(RESTART_BACKOFF_MAX, self._backoff * 2)
             return False

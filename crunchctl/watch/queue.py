@@ -24,11 +24,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from crunchctl.formats import recording_files
-from crunchctl.watch.readiness import (QUIET, RECHECK_MAX, RECHECK_MIN, SettleTracker,
-                                       readiness, stalled, written_long_ago)
-
-from crunchctl.watch.scan import (Version, entry_version, matches, recording_version,
-                                  scan_folder)
+from crunchctl.watch.readiness import (
+    QUIET,
+    RECHECK_MAX,
+    RECHECK_MIN,
+    SettleTracker,
+    readiness,
+    stalled,
+    written_long_ago,
+)
+from crunchctl.watch.scan import Version, entry_version, matches, recording_version, scan_folder
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -112,7 +117,7 @@ class Attempted:
     def __setitem__(self, path: str, version: Version) -> None:
         """Set the version; a known identity is kept (``set_identity`` changes it)."""
         old = self._d.get(path)
-        self._d[path] = _VERSION.pack(*version) + (old[_VERSION.size:] if old else b"")
+        self._d[path] = _VERSION.pack(*version) + (old[_VERSION.size :] if old else b"")
 
     def __delitem__(self, path: str) -> None:
         del self._d[path]
@@ -125,13 +130,13 @@ class Attempted:
         packed = self._d.get(path)
         if packed is None or len(packed) <= _VERSION.size:
             return None
-        return packed[_VERSION.size:]
+        return packed[_VERSION.size :]
 
     def set_identity(self, path: str, identity: bytes | None) -> None:
         """Set (or with None, drop) the identity of a recording with a version."""
         packed = self._d.get(path)
         if packed is not None:
-            self._d[path] = packed[:_VERSION.size] + (identity or b"")
+            self._d[path] = packed[: _VERSION.size] + (identity or b"")
 
 
 class RecordingQueue:
@@ -144,9 +149,14 @@ class RecordingQueue:
         on_waiting: called when a recording starts waiting for a reason worth showing.
     """
 
-    def __init__(self, options: WatchOptions, settings: Settings, *,
-                 wanted: Callable[[str], bool],
-                 on_waiting: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        options: WatchOptions,
+        settings: Settings,
+        *,
+        wanted: Callable[[str], bool],
+        on_waiting: Callable[[str, str], None],
+    ) -> None:
         self.options = options
         self.settings = settings
         self.wanted = wanted
@@ -155,14 +165,14 @@ class RecordingQueue:
         # and sample digest: tells a replacement with the same size and mtime (``cp -p``,
         # ``rsync -t``) from a repeated event.
         self.attempted = Attempted()
-        self.ready: dict[str, Version] = {}       # insertion order = work order
+        self.ready: dict[str, Version] = {}  # insertion order = work order
         self.inflight: dict[str, Version] = {}
-        self.recheck: set[str] = set()            # changed while in flight
+        self.recheck: set[str] = set()  # changed while in flight
         self.waiting: dict[str, Waiting] = {}
-        self.dirty: dict[str, None] = {}          # to evaluate now, ordered
+        self.dirty: dict[str, None] = {}  # to evaluate now, ordered
         self.quiet = SettleTracker(0.0 if options.once else QUIET)
         self.settle = SettleTracker(options.settle)
-        self.incomplete: set[str] = set()         # ready as they are (--incomplete-after)
+        self.incomplete: set[str] = set()  # ready as they are (--incomplete-after)
 
     # ------------------------------------------------------------------ in
 
@@ -174,12 +184,17 @@ class RecordingQueue:
         self.dirty.setdefault(item_path(path, self.settings.format), None)
 
     def known(self, path: str) -> bool:
-        return (path in self.attempted or path in self.inflight or path in self.ready
-                or path in self.waiting)
+        return (
+            path in self.attempted
+            or path in self.inflight
+            or path in self.ready
+            or path in self.waiting
+        )
 
     def scan_dir(self, folder: str) -> None:
-        for p, _, _ in scan_folder(folder, self.options.patterns, self.options.recursive,
-                                   self.settings.format):
+        for p, _, _ in scan_folder(
+            folder, self.options.patterns, self.options.recursive, self.settings.format
+        ):
             if self.wanted(p):
                 self.mark(p)
 
@@ -232,8 +247,9 @@ class RecordingQueue:
             if not self._replaced(path, st.st_ctime_ns):
                 self.forget(path)  # this version was done already: a repeated event
                 return
-            log.info("%s: replaced by another file of the same size and mtime; processing "
-                     "it again", path)
+            log.info(
+                "%s: replaced by another file of the same size and mtime; processing it again", path
+            )
             del self.attempted[path]
         if self.ready.get(path) == version:
             return
@@ -260,8 +276,11 @@ class RecordingQueue:
             self.waiting.pop(path, None)
             self.ready[path] = version
         else:
-            what = "complete, checking it stays unchanged" if tracker is self.quiet \
+            what = (
+                "complete, checking it stays unchanged"
+                if tracker is self.quiet
                 else f"settling ({self.options.settle:g} s unchanged needed)"
+            )
             self._wait(path, version, what, now, tracker.due(path))
 
     def _bad_entry(self, path: str) -> None:
@@ -273,19 +292,22 @@ class RecordingQueue:
             self.waiting.pop(path, None)
             self.ready[path] = version
 
-    def _wait(self, path: str, version: Version, reason: str, now: float,
-              settle_due: float | None) -> None:
+    def _wait(
+        self, path: str, version: Version, reason: str, now: float, settle_due: float | None
+    ) -> None:
         prev = self.waiting.get(path)
         if not reason.startswith(_QUIET_REASONS) and (
-                prev is None or prev.reason.startswith(_QUIET_REASONS)):
+            prev is None or prev.reason.startswith(_QUIET_REASONS)
+        ):
             log.info("%s: waiting, %s", path, reason)
             self.on_waiting(path, reason)
         if prev is None:
             entry = Waiting(version, reason, now, RECHECK_MIN, now, 1)
         else:
             entry = prev
-            entry.interval = (RECHECK_MIN if entry.version != version
-                              else min(RECHECK_MAX, entry.interval * 2))
+            entry.interval = (
+                RECHECK_MIN if entry.version != version else min(RECHECK_MAX, entry.interval * 2)
+            )
             entry.version, entry.reason = version, reason
             entry.last_check = now
             entry.checks += 1
@@ -323,8 +345,7 @@ class RecordingQueue:
         self.inflight[path] = version
         self.attempted[path] = version
         try:
-            self.attempted.set_identity(path, _identity(os.stat(path).st_ctime_ns,
-                                                        _sample(path)))
+            self.attempted.set_identity(path, _identity(os.stat(path).st_ctime_ns, _sample(path)))
         except OSError:
             self.attempted.set_identity(path, None)
 
@@ -384,8 +405,9 @@ class RecordingQueue:
 
     def pending(self) -> list[tuple[str, str]]:
         """(path, reason) of recordings waiting for a reason worth showing."""
-        return [(p, e.reason) for p, e in self.waiting.items()
-                if not e.reason.startswith("complete")]
+        return [
+            (p, e.reason) for p, e in self.waiting.items() if not e.reason.startswith("complete")
+        ]
 
     def queued(self) -> int:
         """Ready, about to be looked at, or complete and in their short quiet check."""
@@ -399,5 +421,9 @@ class RecordingQueue:
 
     def drained(self) -> bool:
         """Nothing left to evaluate, submit or wait for (``--once`` is done)."""
-        return (not self.dirty and not self.ready and not self.inflight
-                and all(e.next_check == NEVER for e in self.waiting.values()))
+        return (
+            not self.dirty
+            and not self.ready
+            and not self.inflight
+            and all(e.next_check == NEVER for e in self.waiting.values())
+        )

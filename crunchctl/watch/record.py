@@ -60,15 +60,27 @@ class WatchRecord:
     worse off, the watch itself is not.
     """
 
-    def __init__(self, ledger_dir: str | os.PathLike, folder: str, patterns: Sequence[str],
-                 recursive: bool) -> None:
+    def __init__(
+        self, ledger_dir: str | os.PathLike, folder: str, patterns: Sequence[str], recursive: bool
+    ) -> None:
         self.path = record_path(ledger_dir, folder)
         self.doc: dict[str, Any] = {
-            "folder": folder, "patterns": list(patterns), "recursive": recursive,
-            "pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
-            "running": True, "last_event": None, "queue": 0, "heartbeat": now_iso(),
-            "stopped": None, "last_recording": None, "last_status": None,
-            "last_finished": None, "quiet_since": None}
+            "folder": folder,
+            "patterns": list(patterns),
+            "recursive": recursive,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": now_iso(),
+            "running": True,
+            "last_event": None,
+            "queue": 0,
+            "heartbeat": now_iso(),
+            "stopped": None,
+            "last_recording": None,
+            "last_status": None,
+            "last_finished": None,
+            "quiet_since": None,
+        }
         self._next_beat = 0.0
         self._last_write = 0.0
         self._warned = False
@@ -84,15 +96,21 @@ class WatchRecord:
                 tmp.unlink()
             if not self._warned:
                 self._warned = True
-                log.warning("cannot write the watch record %s: %s", self.path,
-                            e.strerror or e)
+                log.warning("cannot write the watch record %s: %s", self.path, e.strerror or e)
 
     def start(self) -> None:
         self._write()
         self._next_beat = time.monotonic() + HEARTBEAT
 
-    def beat(self, *, queue: int, last_event: float | None, last_recording: Any = None,
-             quiet_since: float | None = None, force: bool = False) -> None:
+    def beat(
+        self,
+        *,
+        queue: int,
+        last_event: float | None,
+        last_recording: Any = None,
+        quiet_since: float | None = None,
+        force: bool = False,
+    ) -> None:
         """Refresh the record: every ``HEARTBEAT`` seconds, within ``CHANGE_GAP`` seconds
         of a change of the queue length, the last recording or the quiet state, or now
         with ``force``.
@@ -104,26 +122,36 @@ class WatchRecord:
             quiet_since: no new recording since then (``--quiet-after``), or None.
         """
         now = time.monotonic()
-        changes = {"queue": queue,
-                   "quiet_since": None if quiet_since is None else now_iso(quiet_since)}
+        changes = {
+            "queue": queue,
+            "quiet_since": None if quiet_since is None else now_iso(quiet_since),
+        }
         if last_recording is not None:
-            changes.update(last_recording=last_recording.item,
-                           last_status=last_recording.status,
-                           last_finished=now_iso(last_recording.finished))
+            changes.update(
+                last_recording=last_recording.item,
+                last_status=last_recording.status,
+                last_finished=now_iso(last_recording.finished),
+            )
         changed = any(self.doc.get(k) != v for k, v in changes.items())
-        if not force and now < self._next_beat and not (
-                changed and now >= self._last_write + CHANGE_GAP):
+        if (
+            not force
+            and now < self._next_beat
+            and not (changed and now >= self._last_write + CHANGE_GAP)
+        ):
             return
         self._next_beat = now + HEARTBEAT
         self._last_write = now
-        self.doc.update(changes, heartbeat=now_iso(),
-                        last_event=None if last_event is None else now_iso(last_event))
+        self.doc.update(
+            changes,
+            heartbeat=now_iso(),
+            last_event=None if last_event is None else now_iso(last_event),
+        )
         self._write()
 
-
     def stop(self) -> None:
-        self.doc.update(running=False, stopped=now_iso(), heartbeat=now_iso(), queue=0,
-                        quiet_since=None)
+        self.doc.update(
+            running=False, stopped=now_iso(), heartbeat=now_iso(), queue=0, quiet_since=None
+        )
         self._write()
 
 
@@ -158,16 +186,16 @@ def known_watches(ledger_path: str | os.PathLike) -> list[dict[str, Any]]:
         doc = read_record(path)
         if not isinstance(doc.get("folder"), str):
             continue
-        doc["patterns"] = [str(p) for p in doc.get("patterns") or ()] or list(
-            formats.patterns())
+        doc["patterns"] = [str(p) for p in doc.get("patterns") or ()] or list(formats.patterns())
         doc["recursive"] = bool(doc.get("recursive"))
         doc["running"] = _running(doc, host, now)
         out.append(doc)
     return sorted(out, key=lambda d: d["folder"])
 
 
-def watched_folders(ledger_path: str | os.PathLike, sources: Sequence[str],
-                    folder_path: str | None = None) -> list[tuple[str, tuple[str, ...], bool]]:
+def watched_folders(
+    ledger_path: str | os.PathLike, sources: Sequence[str], folder_path: str | None = None
+) -> list[tuple[str, tuple[str, ...], bool]]:
     """(folder, patterns, recursive) of every folder watched with a ledger, sorted.
 
     From the watches' records, then folders that only the ledger's ``watch:<folder>``
@@ -180,7 +208,7 @@ def watched_folders(ledger_path: str | os.PathLike, sources: Sequence[str],
     for doc in known_watches(ledger_path):
         found[doc["folder"]] = tuple(doc["patterns"])
         recursive[doc["folder"]] = doc["recursive"]
-    extra = [s[len("watch:"):] for s in sources if s.startswith("watch:")]
+    extra = [s[len("watch:") :] for s in sources if s.startswith("watch:")]
     for folder in [*extra, *([folder_path] if folder_path else [])]:
         folder = os.path.abspath(folder)
         found.setdefault(folder, formats.patterns())

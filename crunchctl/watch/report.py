@@ -80,8 +80,9 @@ class QuietAlarm:
             watch's alerts, ``alerts.py``).
     """
 
-    def __init__(self, minutes: float | None, folder: str,
-                 notify: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, minutes: float | None, folder: str, notify: Callable[..., Any] | None = None
+    ) -> None:
         self.after = minutes * 60.0 if minutes else None
         self.folder = folder
         self.notify = notify
@@ -97,8 +98,12 @@ class QuietAlarm:
     def arrived(self, path: str, now: float) -> None:
         """A recording not seen before appeared."""
         if self.since is not None:
-            log.warning("recordings arrive again in %s (%s, after %s without one)",
-                        self.folder, os.path.basename(path), _minutes(now - self.since))
+            log.warning(
+                "recordings arrive again in %s (%s, after %s without one)",
+                self.folder,
+                os.path.basename(path),
+                _minutes(now - self.since),
+            )
             if self.notify is not None:
                 self.notify("back", item=path, quiet_seconds=round(now - self.since, 1))
             self.since = None
@@ -109,13 +114,18 @@ class QuietAlarm:
             return
         if now - self.last_arrival >= self.after:
             self.since = self.last_arrival
-            log.warning("no new recording in %s for %s (since %s): is the recorder running?",
-                        self.folder, _minutes(now - self.last_arrival),
-                        _clock(self.last_arrival))
+            log.warning(
+                "no new recording in %s for %s (since %s): is the recorder running?",
+                self.folder,
+                _minutes(now - self.last_arrival),
+                _clock(self.last_arrival),
+            )
             if self.notify is not None:
-                self.notify("quiet", since=_iso(self.last_arrival),
-                            quiet_seconds=round(now - self.last_arrival, 1))
-
+                self.notify(
+                    "quiet",
+                    since=_iso(self.last_arrival),
+                    quiet_seconds=round(now - self.last_arrival, 1),
+                )
 
 
 @dataclass

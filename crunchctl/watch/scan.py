@@ -41,8 +41,9 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
     return re.compile(joined, re.IGNORECASE | re.DOTALL).match
 
 
-def scan_folder(folder: str, patterns: Sequence[str], recursive: bool,
-                forced: str | None = None) -> list[tuple[str, int, int]]:
+def scan_folder(
+    folder: str, patterns: Sequence[str], recursive: bool, forced: str | None = None
+) -> list[tuple[str, int, int]]:
     """Recordings under ``folder`` with a matching file, as (item, size, mtime_ns), oldest
     first (see :func:`iter_recordings`).
 
@@ -53,8 +54,9 @@ def scan_folder(folder: str, patterns: Sequence[str], recursive: bool,
     return oldest_first(iter_recordings(folder, patterns, recursive, forced))
 
 
-def iter_recordings(folder: str, patterns: Sequence[str], recursive: bool,
-                    forced: str | None = None) -> Iterator[tuple[str, int, int]]:
+def iter_recordings(
+    folder: str, patterns: Sequence[str], recursive: bool, forced: str | None = None
+) -> Iterator[tuple[str, int, int]]:
     """:func:`iter_folder`'s files as recordings: a recording of several files (a SigMF
     pair) once, as its ledger item with the version of all its files (docs/formats.md)."""
     from crunchctl.formats import recording_files
@@ -82,8 +84,9 @@ def oldest_first(files: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, 
     return sorted(files, key=lambda f: (f[2], f[0]))
 
 
-def iter_folder(folder: str, patterns: Sequence[str],
-                recursive: bool) -> Iterator[tuple[str, int, int]]:
+def iter_folder(
+    folder: str, patterns: Sequence[str], recursive: bool
+) -> Iterator[tuple[str, int, int]]:
     """:func:`scan_folder`'s files in the order the folders list them: a caller that keeps
     few of them (a watch's rescan) holds no list of the whole folder."""
     stack = [folder]
@@ -100,8 +103,13 @@ def iter_folder(folder: str, patterns: Sequence[str],
             yield from _matching(listing, here, patterns, recursive, stack)
 
 
-def _matching(listing: Iterator[os.DirEntry], here: str, patterns: Sequence[str],
-              recursive: bool, stack: list[str]) -> Iterator[tuple[str, int, int]]:
+def _matching(
+    listing: Iterator[os.DirEntry],
+    here: str,
+    patterns: Sequence[str],
+    recursive: bool,
+    stack: list[str],
+) -> Iterator[tuple[str, int, int]]:
     """The matching entries of one folder's listing; sub-folders go onto ``stack``."""
     while True:
         try:
@@ -159,9 +167,13 @@ def recording_version(path: str, forced: str | None = None) -> Version | None:
     return version if size is None or mtime is None else (size, mtime)
 
 
-def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
-                       ledger: Ledger | None, settings: Settings | None = None,
-                       ) -> list[tuple[str, str]]:
+def pending_recordings(
+    folder: str,
+    patterns: Sequence[str],
+    recursive: bool,
+    ledger: Ledger | None,
+    settings: Settings | None = None,
+) -> list[tuple[str, str]]:
     """Recordings in a watched folder that are not done, with the reason, oldest first.
 
     Nothing about pending recordings is stored: this looks at the folder and asks the
@@ -194,8 +206,14 @@ def pending_recordings(folder: str, patterns: Sequence[str], recursive: bool,
     return [(p, pending_reason(p, settings)) for p, _, _ in files if p not in done]
 
 
-def plan_once(folder: str, patterns: Sequence[str], recursive: bool, settings: Settings,
-              ledger: Ledger | None, excluded: Sequence[str] = ()) -> list[Any]:
+def plan_once(
+    folder: str,
+    patterns: Sequence[str],
+    recursive: bool,
+    settings: Settings,
+    ledger: Ledger | None,
+    excluded: Sequence[str] = (),
+) -> list[Any]:
     """``watch --once --dry-run``: what the watch would do with each recording of the
     folder, oldest first, and why (``recordings.run.Planned``); nothing is written.
     Incomplete recordings are waited for, as the watch does (``readiness.py``)."""
@@ -204,17 +222,21 @@ def plan_once(folder: str, patterns: Sequence[str], recursive: bool, settings: S
     from crunchctl.recordings.run import Planned, plan_files
     from crunchctl.watch.readiness import readiness, stalled
 
-    files = [(p, mtime) for p, _, mtime in scan_folder(os.path.abspath(folder), patterns,
-                                                       recursive, settings.format)
-             if not p.startswith(tuple(excluded))]
+    files = [
+        (p, mtime)
+        for p, _, mtime in scan_folder(
+            os.path.abspath(folder), patterns, recursive, settings.format
+        )
+        if not p.startswith(tuple(excluded))
+    ]
     waiting: dict[str, str] = {}
     for p, mtime in files:
         state = readiness(p, settings)
-        if state.complete is False and not stalled(mtime, time.time(),
-                                                   settings.incomplete_after):
+        if state.complete is False and not stalled(mtime, time.time(), settings.incomplete_after):
             waiting[p] = state.reason or "incomplete"
-    planned = {x.item: x for x in plan_files([p for p, _ in files if p not in waiting],
-                                              settings, ledger)}
+    planned = {
+        x.item: x for x in plan_files([p for p, _ in files if p not in waiting], settings, ledger)
+    }
     return [planned[p] if p in planned else Planned(p, "wait", waiting[p]) for p, _ in files]
 
 
@@ -260,8 +282,11 @@ class ResetFollower:
         now = time.time()
         since = _dt.datetime.fromtimestamp(self.since - self.SLACK, _dt.timezone.utc)
         self.since = now
-        where = ((pl.col("status") == "reset") & (pl.col("finished") >= since)
-                 & pl.col("item").str.starts_with(self.prefix))
+        where = (
+            (pl.col("status") == "reset")
+            & (pl.col("finished") >= since)
+            & pl.col("item").str.starts_with(self.prefix)
+        )
         frame = self.ledger.read(["item"], where, dedup=False)
         items = frame["item"].unique().to_list()
         if not self.recursive:

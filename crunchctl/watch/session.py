@@ -64,32 +64,41 @@ class Watch:
         page: the control-room page of the web folder, or None.
     """
 
-    def __init__(self, options: WatchOptions, settings: Settings, ledger: Ledger,
-                 reporter: WatchReporter | None = None,
-                 flags: engine.StopFlags | None = None, page: Page | None = None) -> None:
+    def __init__(
+        self,
+        options: WatchOptions,
+        settings: Settings,
+        ledger: Ledger,
+        reporter: WatchReporter | None = None,
+        flags: engine.StopFlags | None = None,
+        page: Page | None = None,
+    ) -> None:
         self.options = options
         self.settings = settings
         self.ledger = ledger
         self.reporter = reporter or WatchReporter()
         self.flags = flags or engine.StopFlags()
         self.flags.in_progress = lambda: len(self.queue.inflight)
-        self.run_ = RecordingRun(settings, ledger, source=options.source, keep_outcomes=False,
-                                 page=page)
+        self.run_ = RecordingRun(
+            settings, ledger, source=options.source, keep_outcomes=False, page=page
+        )
         self.summary = self.run_.summary
         self.events: queue.Queue = queue.Queue()
         self.watcher: Any = None
         self.dispatcher: engine.Dispatcher | None = None
         # Never take our own products for recordings (a --pattern '*' with the output
         # folder inside the watched one would loop).
-        self.excluded = tuple(os.path.join(os.path.abspath(d), "") for d in
-                              (str(settings.output_dir()), settings.www_path,
-                               str(ledger.path)) if d)
-        self.queue = RecordingQueue(options, settings, wanted=self._wanted,
-                                    on_waiting=self.reporter.waiting)
-        self.record = WatchRecord(ledger.path, options.folder, options.patterns,
-                                  options.recursive)
-        self.failed: set[str] = set()                     # failed this session
-        self.retry_at: dict[str, float] = {}              # output-side failures, when to retry
+        self.excluded = tuple(
+            os.path.join(os.path.abspath(d), "")
+            for d in (str(settings.output_dir()), settings.www_path, str(ledger.path))
+            if d
+        )
+        self.queue = RecordingQueue(
+            options, settings, wanted=self._wanted, on_waiting=self.reporter.waiting
+        )
+        self.record = WatchRecord(ledger.path, options.folder, options.patterns, options.recursive)
+        self.failed: set[str] = set()  # failed this session
+        self.retry_at: dict[str, float] = {}  # output-side failures, when to retry
         self._finished: deque[float] = deque()
         self._last: Outcome | None = None
         self._last_published: list[str] = []
@@ -98,7 +107,7 @@ class Watch:
         self._last_event: float | None = None
         self._recorded = False
         self._resets: ResetFollower | None = None
-        self._changed: set[str] = set()   # processed before this version (docs/ARCHITECTURE.md)
+        self._changed: set[str] = set()  # processed before this version (docs/ARCHITECTURE.md)
         self._stop_error: str | None = None
         self.alerts = Alerts(settings.on_alert, options.folder, settings.alert_timeout)
         self.quiet = QuietAlarm(settings.quiet_after, options.folder, notify=self.alerts.send)
@@ -112,23 +121,29 @@ class Watch:
         window = min(RATE_WINDOW, max(60.0, now - self.summary.started))
         return WatchSnapshot(
             folder=self.options.folder,
-            observer="one scan, --once" if self.options.once else (
-                self.watcher.kind if self.watcher else ""),
-            started=self.summary.started, queued=self.queue.queued(),
-            in_progress=list(self.queue.inflight), done=self.summary.ok,
-            failed=self.summary.error, no_data=self.summary.no_data,
+            observer="one scan, --once"
+            if self.options.once
+            else (self.watcher.kind if self.watcher else ""),
+            started=self.summary.started,
+            queued=self.queue.queued(),
+            in_progress=list(self.queue.inflight),
+            done=self.summary.ok,
+            failed=self.summary.error,
+            no_data=self.summary.no_data,
             skipped=self.summary.skipped,
-            rate_per_min=len(self._finished) * 60.0 / window, last=self._last,
-            last_published=list(self._last_published), pending=self.queue.pending(),
+            rate_per_min=len(self._finished) * 60.0 / window,
+            last=self._last,
+            last_published=list(self._last_published),
+            pending=self.queue.pending(),
             restarts=self.watcher.restarts if self.watcher else 0,
-            stopping=self.flags.stop.is_set(), quiet_since=self.quiet.since)
-
+            stopping=self.flags.stop.is_set(),
+            quiet_since=self.quiet.since,
+        )
 
     # ------------------------------------------------------------------ scanning
 
     def _wanted(self, path: str) -> bool:
-        return path.startswith(self.options.folder + os.sep) and not path.startswith(
-            self.excluded)
+        return path.startswith(self.options.folder + os.sep) and not path.startswith(self.excluded)
 
     def rescan(self, *, retry_failed: bool = False) -> None:
         """Scan the folder; what the ledger says is done is remembered, the rest evaluated.
@@ -149,10 +164,15 @@ class Watch:
                 q.attempted.pop(p, None)
             self.failed.clear()
         changed = oldest_first(
-            (p, size, mtime) for p, size, mtime in
-            iter_recordings(self.options.folder, self.options.patterns, self.options.recursive,
-                            self.settings.format)
-            if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p))
+            (p, size, mtime)
+            for p, size, mtime in iter_recordings(
+                self.options.folder,
+                self.options.patterns,
+                self.options.recursive,
+                self.settings.format,
+            )
+            if p not in q.inflight and q.attempted.get(p) != (size, mtime) and self._wanted(p)
+        )
         unknown = [p for p, _, _ in changed if not q.known(p) and p not in q.dirty]
         if unknown:
             due = set(self._plan(unknown))
@@ -192,16 +212,20 @@ class Watch:
             log.warning("looking for reset recordings: %s", e)
             return
         if again:
-            log.info("%s reset in the ledger; processing %s again",
-                     count(len(again), "recording was", "recordings were"),
-                     "it" if len(again) == 1 else "them", extra={"console": True})
+            log.info(
+                "%s reset in the ledger; processing %s again",
+                count(len(again), "recording was", "recordings were"),
+                "it" if len(again) == 1 else "them",
+                extra={"console": True},
+            )
 
     def _drain_events(self, timeout: float) -> None:
         from crunchctl.watch.observer import DIR
 
         try:
-            kind, path = self.events.get(timeout=timeout) if timeout > 0 \
-                else self.events.get_nowait()
+            kind, path = (
+                self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+            )
         except queue.Empty:
             return
         self._last_event = time.time()
@@ -228,13 +252,21 @@ class Watch:
             from crunchctl.run.executor import StoppedStarting, make_executor
 
             try:
-                executor = make_executor(process_recording, self.settings,
-                                         announce=self.reporter.message, stop=self.flags.stop)
+                executor = make_executor(
+                    process_recording,
+                    self.settings,
+                    announce=self.reporter.message,
+                    stop=self.flags.stop,
+                )
             except StoppedStarting:
                 return None  # stopped while waiting for a Dask scheduler: nothing ran
             self.dispatcher = engine.Dispatcher(
-                executor, self._finish, flags=self.flags, summary=self.summary,
-                on_cancel=self._cancelled)
+                executor,
+                self._finish,
+                flags=self.flags,
+                summary=self.summary,
+                on_cancel=self._cancelled,
+            )
         return self.dispatcher
 
     def _submit(self) -> None:
@@ -281,8 +313,9 @@ class Watch:
                 delay = self.options.retry_after
                 self.retry_at[path] = time.monotonic() + delay
                 log.warning("%s: will try again in %g s", path, delay)
-            self.alerts.send("failed", item=path, error=outcome.error,
-                             retry=bool(outcome.extra.get("retry")))
+            self.alerts.send(
+                "failed", item=path, error=outcome.error, retry=bool(outcome.extra.get("retry"))
+            )
         else:
             self.failed.discard(path)
         self.queue.finished(path, read)
@@ -299,14 +332,17 @@ class Watch:
         opts = self.options
         if not opts.once:
             # Observer first, then the scan: nothing written in between is missed.
-            self.watcher = FolderWatcher(opts.folder, opts.patterns, opts.recursive, opts.poll,
-                                         self.events)
+            self.watcher = FolderWatcher(
+                opts.folder, opts.patterns, opts.recursive, opts.poll, self.events
+            )
             try:
                 self.watcher.start()
             except OSError as e:  # e.g. no inotify watches left for a big recursive tree
-                raise ConfigError(f"{opts.folder}: cannot watch the folder: "
-                                  f"{e.strerror or e} (--poll SECONDS needs no file-system "
-                                  f"events)") from None
+                raise ConfigError(
+                    f"{opts.folder}: cannot watch the folder: "
+                    f"{e.strerror or e} (--poll SECONDS needs no file-system "
+                    f"events)"
+                ) from None
             self._dispatcher()  # workers warm before the first recording: lower latency
         self.record.start()
         self._recorded = True
@@ -352,11 +388,15 @@ class Watch:
             self.rescan()
             self.reporter.start(self.snapshot())
             # The reporter shows this line on the console; the log file keeps it.
-            log.info("watching %s (%s, patterns %s%s), backlog %d", self.options.folder,
-                     "once" if self.options.once else self.watcher.kind,
-                     " ".join(self.options.patterns),
-                     ", recursive" if self.options.recursive else "", len(self.queue.dirty),
-                     extra={"file_only": True})
+            log.info(
+                "watching %s (%s, patterns %s%s), backlog %d",
+                self.options.folder,
+                "once" if self.options.once else self.watcher.kind,
+                " ".join(self.options.patterns),
+                ", recursive" if self.options.recursive else "",
+                len(self.queue.dirty),
+                extra={"file_only": True},
+            )
             self.quiet.start(time.time())
             self._loop()
         except Exception as e:
@@ -373,9 +413,13 @@ class Watch:
 
     def _loop(self) -> None:
         start = time.monotonic()
-        timers = {"check": start + CHECK_INTERVAL, "rescan": start + RESCAN_INTERVAL,
-                  "resets": start + RESET_INTERVAL, "update": 0.0,
-                  "give_back": start + memory.GIVE_BACK_INTERVAL}
+        timers = {
+            "check": start + CHECK_INTERVAL,
+            "rescan": start + RESCAN_INTERVAL,
+            "resets": start + RESET_INTERVAL,
+            "update": 0.0,
+            "give_back": start + memory.GIVE_BACK_INTERVAL,
+        }
         while True:
             now = time.monotonic()
             d = self.dispatcher
@@ -386,8 +430,10 @@ class Watch:
             # Wait for outcomes or events, whichever comes first, until the next timer.
             horizon = now + UPDATE_INTERVAL
             flush_at = self.run_.next_flush()
-            wait = max(0.0, min(self.queue.next_timer(now, horizon), flush_at or horizon)
-                       - time.monotonic())
+            wait = max(
+                0.0,
+                min(self.queue.next_timer(now, horizon), flush_at or horizon) - time.monotonic(),
+            )
             if d is not None and d.busy:
                 d.collect(min(wait, 0.05))
                 self._drain_events(0)
@@ -397,13 +443,16 @@ class Watch:
             if time.monotonic() >= timers["update"]:
                 timers["update"] = time.monotonic() + UPDATE_INTERVAL
                 self.reporter.update(self.snapshot())
-                self.record.beat(queue=self.queue.queued(), last_event=self._last_event,
-                                 last_recording=self._last, quiet_since=self.quiet.since)
+                self.record.beat(
+                    queue=self.queue.queued(),
+                    last_event=self._last_event,
+                    last_recording=self._last,
+                    quiet_since=self.quiet.since,
+                )
             if time.monotonic() >= timers["give_back"]:
                 # Days of running: freed buffers must not pile up (run/memory.py).
                 timers["give_back"] = time.monotonic() + memory.GIVE_BACK_INTERVAL
                 memory.give_back()
-
 
     def _stopped(self) -> None:
         """The ``stopped`` alert, after the last outcome was recorded; waits (bounded) for
@@ -411,11 +460,24 @@ class Watch:
         if not self.alerts.enabled:
             return
         s, sig = self.summary, self.flags.signal
-        reason = "error" if self._stop_error else (
-            {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(sig, "signal")
-            if self.flags.stop.is_set() else "done")
-        self.alerts.send("stopped", reason=reason, error=self._stop_error, ok=s.ok,
-                         failed=s.error, no_data=s.no_data, pending=len(self.queue.pending()))
+        reason = (
+            "error"
+            if self._stop_error
+            else (
+                {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(sig, "signal")
+                if self.flags.stop.is_set()
+                else "done"
+            )
+        )
+        self.alerts.send(
+            "stopped",
+            reason=reason,
+            error=self._stop_error,
+            ok=s.ok,
+            failed=s.error,
+            no_data=s.no_data,
+            pending=len(self.queue.pending()),
+        )
         self.alerts.close()
 
     def _close(self) -> None:
@@ -437,9 +499,15 @@ class Watch:
             self.reporter.close(self.snapshot())
 
 
-def run_watch(options: WatchOptions, settings: Settings, ledger: Ledger, *,
-              reporter: WatchReporter | None = None,
-              flags: engine.StopFlags | None = None, page: Page | None = None) -> WatchResult:
+def run_watch(
+    options: WatchOptions,
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    reporter: WatchReporter | None = None,
+    flags: engine.StopFlags | None = None,
+    page: Page | None = None,
+) -> WatchResult:
     """Watch a folder: the one call behind ``crunchctl watch``.
 
     Takes the single-watcher lock for (folder, ledger), processes the backlog oldest first,

@@ -42,16 +42,28 @@ def document(
     ``list_items`` the key ``list`` (see :func:`item_list`); ``warnings`` is moved to the
     end and holds what every read found.
     """
-    doc = summary(ledger, since=since, item_glob=item_glob, source=source,
-                  errors_only=errors_only, statuses=statuses)
+    doc = summary(
+        ledger,
+        since=since,
+        item_glob=item_glob,
+        source=source,
+        errors_only=errors_only,
+        statuses=statuses,
+    )
     del doc["warnings"]
     doc["pending"] = pending(ledger, settings, source)
     from crunchctl.watch.record import known_watches
 
     doc["watches"] = known_watches(ledger.path)  # with ``running`` checked now
     if list_items:
-        doc["list"] = item_list(ledger, since=since, item_glob=item_glob, source=source,
-                                errors_only=errors_only, statuses=statuses)
+        doc["list"] = item_list(
+            ledger,
+            since=since,
+            item_glob=item_glob,
+            source=source,
+            errors_only=errors_only,
+            statuses=statuses,
+        )
     doc["warnings"] = list(ledger.warnings)
     return doc
 
@@ -109,8 +121,12 @@ def summary(
         "last_activity": _iso(rows["finished"].max()) if rows.height else None,
         "throughput_per_hour": _throughput(rows),
         "latest_errors": [
-            {"item": r["item"], "source": r["source"], "finished": _iso(r["finished"]),
-             "error": without_item(r["error"], r["item"])}
+            {
+                "item": r["item"],
+                "source": r["source"],
+                "finished": _iso(r["finished"]),
+                "error": without_item(r["error"], r["item"]),
+            }
             for r in errors.iter_rows(named=True)
         ],
         "warnings": list(ledger.warnings),
@@ -139,10 +155,16 @@ def item_list(
     if wanted is not None:
         latest = latest.filter(pl.col("status").is_in(wanted))
     return [
-        {"item": r["item"], "kind": r["kind"], "status": r["status"],
-         "finished": _iso(r["finished"]), "duration_s": r["duration_s"],
-         "source": r["source"], "products": list(r["products"] or []),
-         **_error_and_warning(r)}
+        {
+            "item": r["item"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "finished": _iso(r["finished"]),
+            "duration_s": r["duration_s"],
+            "source": r["source"],
+            "products": list(r["products"] or []),
+            **_error_and_warning(r),
+        }
         for r in latest.sort("item", "kind").iter_rows(named=True)
     ]
 
@@ -151,8 +173,10 @@ def _error_and_warning(row: dict[str, Any]) -> dict[str, str | None]:
     error, warning = row["error"], row["warning"]
     if row["status"] == OK and error and not warning:  # an older version's row
         error, warning = None, error
-    return {"error": without_item(error, row["item"]),
-            "warning": without_item(warning, row["item"])}
+    return {
+        "error": without_item(error, row["item"]),
+        "warning": without_item(warning, row["item"]),
+    }
 
 
 # ---------------------------------------------------------------------- pending
@@ -169,8 +193,9 @@ def pending(ledger: Ledger, settings: Settings | None, source: str | None) -> li
     return [p for p in found if p["item"] not in failed]
 
 
-def _not_done_in_watched_folders(ledger: Ledger, settings: Settings | None,
-                                 source: str | None) -> list[dict[str, str]]:
+def _not_done_in_watched_folders(
+    ledger: Ledger, settings: Settings | None, source: str | None
+) -> list[dict[str, str]]:
     """Recordings of the folders watches recorded (and the config's ``folder_path``) that
     are not done at all: status cannot know a watcher's settings, so any settings count.
     """
@@ -179,7 +204,8 @@ def _not_done_in_watched_folders(ledger: Ledger, settings: Settings | None,
 
     out = []
     for folder, patterns, recursive in watched_folders(
-            ledger.path, ledger.sources(), settings.folder_path if settings else None):
+        ledger.path, ledger.sources(), settings.folder_path if settings else None
+    ):
         if source and not query.source_matches(source, f"watch:{folder}"):
             continue
         for path, reason in pending_recordings(folder, patterns, recursive, ledger, None):
@@ -208,7 +234,7 @@ def _wanted(errors_only: bool, statuses: Sequence[str] | None) -> list[str] | No
 def without_item(error: str | None, item: str) -> str | None:
     """An error message without the leading ``<item>: `` (the row shows the item)."""
     if error and error.startswith(item + ": "):
-        return error[len(item) + 2:]
+        return error[len(item) + 2 :]
     return error
 
 
@@ -220,9 +246,7 @@ def _counts(frame: pl.DataFrame) -> dict[str, int]:
 
 
 def _throughput(rows: pl.DataFrame) -> float | None:
-    work = rows.filter(
-        (pl.col("status") != RESET) & ~pl.col("source").str.starts_with("import:")
-    )
+    work = rows.filter((pl.col("status") != RESET) & ~pl.col("source").str.starts_with("import:"))
     if work.height < 2:
         return None
     span = (work["finished"].max() - work["finished"].min()).total_seconds()
@@ -238,4 +262,3 @@ def _iso(value: _dt.datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     return value.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z")
-

@@ -43,8 +43,9 @@ def split_pngs(item: str, products: Iterable[str]) -> tuple[str | None, str | No
     return copies.get("png"), copies.get("zoom")
 
 
-def add(www: str | os.PathLike, folder: str, item: str, full_png: str | None,
-        zoom_png: str | None) -> dict[str, str | None]:
+def add(
+    www: str | os.PathLike, folder: str, item: str, full_png: str | None, zoom_png: str | None
+) -> dict[str, str | None]:
     """Copy a recording's images into ``history/<folder>/`` and make its thumbnail.
 
     Returns:
@@ -97,8 +98,14 @@ def make_thumbnail(src: str | os.PathLike, dest_stem: Path) -> Path | None:
     return None
 
 
-def trim(www: str | os.PathLike, folder: str, keep: Iterable[str], own: set[str],
-         *, now: float | None = None) -> list[str]:
+def trim(
+    www: str | os.PathLike,
+    folder: str,
+    keep: Iterable[str],
+    own: set[str],
+    *,
+    now: float | None = None,
+) -> list[str]:
     """Remove files in ``history/<folder>/`` not named in ``keep`` (paths relative to www).
 
     Files this process wrote (``own``, relative paths) go at once; others only when older

@@ -29,9 +29,13 @@ def note(rec: dict[str, Any], outcome: Any, www: Path) -> None:
     if not raw:
         return
     value = json.loads(raw)
-    rec["peaks"] = {"item": outcome.item, "file": Path(outcome.item).name,
-                    "acquired_unix": value.get("acquired"), "unit": value.get("unit") or "",
-                    "lines": value.get("lines", [])[:PEAKS_LISTED]}
+    rec["peaks"] = {
+        "item": outcome.item,
+        "file": Path(outcome.item).name,
+        "acquired_unix": value.get("acquired"),
+        "unit": value.get("unit") or "",
+        "lines": value.get("lines", [])[:PEAKS_LISTED],
+    }
     rec["_trend_due"] = True
 
 
@@ -42,8 +46,9 @@ def merge(rec: dict[str, Any], theirs: dict[str, Any]) -> None:
             rec[key] = theirs[key]
 
 
-def refresh_trends(www: Path, ledger: Any, recorders: Iterable[dict[str, Any]], *,
-                   final: bool = False) -> None:
+def refresh_trends(
+    www: Path, ledger: Any, recorders: Iterable[dict[str, Any]], *, final: bool = False
+) -> None:
     """Redraw ``trend_<folder>.png`` of each recorder with new peaks (at most once a
     minute each, and at the end of a run)."""
     if ledger is None:
@@ -54,7 +59,8 @@ def refresh_trends(www: Path, ledger: Any, recorders: Iterable[dict[str, Any]], 
     now = time.monotonic()
     for rec in recorders:
         if not rec.get("_trend_due") or (
-                not final and now - rec.get("_trend_at", -1e18) < TREND_EVERY_S):
+            not final and now - rec.get("_trend_at", -1e18) < TREND_EVERY_S
+        ):
             continue
         rec["_trend_due"] = False
         rec["_trend_at"] = now
@@ -63,6 +69,9 @@ def refresh_trends(www: Path, ledger: Any, recorders: Iterable[dict[str, Any]], 
             continue
         name = f"trend_{rec['folder']}.png"
         with atomic_write(www / name) as f:
-            f.write(trend.draw(trends, title=f"{rec['folder']}: strongest lines",
-                               size=(6.0, 4.0), dpi=80))
+            f.write(
+                trend.draw(
+                    trends, title=f"{rec['folder']}: strongest lines", size=(6.0, 4.0), dpi=80
+                )
+            )
         rec["trend_image"] = name

@@ -36,8 +36,13 @@ def embed_json(doc: Mapping[str, Any]) -> str:
     ``\\u003c`` it stays inside the JSON string, where ``JSON.parse`` restores it.
     """
     text = dumps(doc)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for ch, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(ch, esc)
     return text
 
@@ -53,9 +58,12 @@ def lean(doc: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = dict(doc)
     out["recorders"] = [
-        {**{k: v for k, v in r.items() if k != "paths"},
-         "history": [{k: v for k, v in e.items() if k not in _NOT_SHOWN}
-                     for e in r.get("history") or []]}
+        {
+            **{k: v for k, v in r.items() if k != "paths"},
+            "history": [
+                {k: v for k, v in e.items() if k not in _NOT_SHOWN} for e in r.get("history") or []
+            ],
+        }
         for r in doc.get("recorders") or []
     ]
     return out

@@ -124,8 +124,9 @@ class WebPage:
             this run's outcomes.
     """
 
-    def __init__(self, www: str | os.PathLike, settings: Settings,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, www: str | os.PathLike, settings: Settings, ledger: Ledger | None = None
+    ) -> None:
         self.www = Path(www)
         self.settings = settings
         self.ledger = ledger
@@ -166,8 +167,9 @@ class WebPage:
         try:
             rec = self._recorders.get(history.folder_key(outcome.item))
             latest = rec and rec["latest"]
-            return not latest or (status_doc.order_key(self._probe(outcome))
-                                  >= status_doc.order_key(latest))
+            return not latest or (
+                status_doc.order_key(self._probe(outcome)) >= status_doc.order_key(latest)
+            )
         except Exception as e:  # noqa: BLE001 - the page must never stop a run
             self._warn(f"{self.www}: control-room page: cannot order {outcome.item}: {e}")
             return True
@@ -178,9 +180,13 @@ class WebPage:
         key = (outcome.item, outcome.finished)
         if self._acquired[0] != key:
             self._acquired = (key, status_doc.acquisition_start(outcome.item, outcome.products))
-        return status_doc.make_entry(outcome.item, processed=outcome.finished,
-                                     acquired=self._acquired[1], images={},
-                                     warning=outcome.warning)
+        return status_doc.make_entry(
+            outcome.item,
+            processed=outcome.finished,
+            acquired=self._acquired[1],
+            images={},
+            warning=outcome.warning,
+        )
 
     def tick(self) -> None:
         """Called often by a watch: rewrite when something changed or the heartbeat is due."""
@@ -202,8 +208,12 @@ class WebPage:
         rec = self._recorder(folder)
         rec["paths"].add(os.path.dirname(item))
         self._seen.add(folder)
-        self._rows[item] = {"item": item, "status": outcome.status,
-                            "finished": outcome.finished, "error": outcome.error}
+        self._rows[item] = {
+            "item": item,
+            "status": outcome.status,
+            "finished": outcome.finished,
+            "error": outcome.error,
+        }
         if outcome.status != OK:
             return
         night.note(rec, outcome, self.www)
@@ -215,14 +225,21 @@ class WebPage:
         # One order for the strip, `latest` and the fixed-name copies (status_doc.order_key).
         newest = not latest or status_doc.order_key(probe) >= status_doc.order_key(latest)
         hist = rec["history"]
-        if (len(hist) >= self.keep and not newest
-                and status_doc.order_key(probe) < status_doc.order_key(hist[-1])):
+        if (
+            len(hist) >= self.keep
+            and not newest
+            and status_doc.order_key(probe) < status_doc.order_key(hist[-1])
+        ):
             return  # older than everything kept: no copies that would be removed at once
         images = history.add(self.www, folder, item, full, zoom)
         self._own.update(v for v in images.values() if v)
-        entry = {**probe, **{k: images.get(k) for k in ("image", "zoom_image", "thumb")},
-                 # The pictures' title lines as text: the card shows them legibly.
-                 "image_text": _title_lines(full), "zoom_text": _title_lines(zoom)}
+        entry = {
+            **probe,
+            **{k: images.get(k) for k in ("image", "zoom_image", "thumb")},
+            # The pictures' title lines as text: the card shows them legibly.
+            "image_text": _title_lines(full),
+            "zoom_text": _title_lines(zoom),
+        }
         rec["history"] = status_doc.merge_history(hist, [entry], keep=self.keep)
         if newest:
             rec["latest"] = entry
@@ -249,15 +266,18 @@ class WebPage:
                 self._recorders.pop(folder, None)
                 continue
             rec = self._recorders.setdefault(
-                folder, {"folder": folder, "paths": set(), "latest": None, "history": []})
+                folder, {"folder": folder, "paths": set(), "latest": None, "history": []}
+            )
             rec["paths"].update(p for p in r.get("paths") or [] if isinstance(p, str))
             night.merge(rec, r)
-            rec["history"] = status_doc.merge_history(rec["history"], r.get("history") or [],
-                                                      keep=self.keep)
+            rec["history"] = status_doc.merge_history(
+                rec["history"], r.get("history") or [], keep=self.keep
+            )
             theirs = r.get("latest")
             mine = rec["latest"]
             if isinstance(theirs, dict) and (
-                    mine is None or status_doc.order_key(theirs) > status_doc.order_key(mine)):
+                mine is None or status_doc.order_key(theirs) > status_doc.order_key(mine)
+            ):
                 rec["latest"] = theirs
 
     # ------------------------------------------------------------------ writing
@@ -305,10 +325,13 @@ class WebPage:
             self._warn(f"{self.www}: trend picture not drawn: {e}")
         now = time.time()
         doc = status_doc.build(
-            self._recorders.values(), self._folders(),
-            settings={"refresh_s": int(self.settings.www_refresh),
-                      "stale_after_min": float(self.settings.www_stale_after),
-                      "history": self.keep},
+            self._recorders.values(),
+            self._folders(),
+            settings={
+                "refresh_s": int(self.settings.www_refresh),
+                "stale_after_min": float(self.settings.www_stale_after),
+                "history": self.keep,
+            },
             heartbeat=self._heartbeat(now, final),
         )
         status_doc.write_json(status_path, doc)
@@ -343,8 +366,13 @@ class WebPage:
                     names = led["names"]
                     led["attempted"] = names.filter(pl.col("status") != "reset")["name"]
                     led["suffixes"] = set(
-                        names["name"].str.extract(r"(\.[^.]+)$").str.to_lowercase()
-                        .drop_nulls().unique().to_list())
+                        names["name"]
+                        .str.extract(r"(\.[^.]+)$")
+                        .str.to_lowercase()
+                        .drop_nulls()
+                        .unique()
+                        .to_list()
+                    )
                 self._ledger_cache = (time.monotonic(), paths, cached)
                 self._drop_recorded(cached)
         mine_by_folder = self._rows_by_folder()
@@ -362,17 +390,24 @@ class WebPage:
                 counts[row["status"]] = counts.get(row["status"], 0) + 1
                 errors = [e for e in errors if e["item"] != row["item"]]
                 if row["status"] == "error":
-                    errors.append({"item": row["item"], "error": row["error"],
-                                   "finished": row["finished"]})
-            suffixes = ((led["suffixes"] if led else set())
-                        | {_suffix(n) for n in mine}) - {""} or {
-                            _suffix(p) for p in formats.patterns()}
+                    errors.append(
+                        {"item": row["item"], "error": row["error"], "finished": row["finished"]}
+                    )
+            suffixes = ((led["suffixes"] if led else set()) | {_suffix(n) for n in mine}) - {
+                ""
+            } or {_suffix(p) for p in formats.patterns()}
             pending = _count_pending(
                 (n for n in _recording_names(folder, suffixes) if n not in mine),
-                led["attempted"] if led else None)
-            out[folder] = {"counts": {"done": sum(counts.get(s, 0) for s in status_doc.DONE),
-                                      "failed": counts.get("error", 0), "pending": pending},
-                           "errors": errors}
+                led["attempted"] if led else None,
+            )
+            out[folder] = {
+                "counts": {
+                    "done": sum(counts.get(s, 0) for s in status_doc.DONE),
+                    "failed": counts.get("error", 0),
+                    "pending": pending,
+                },
+                "errors": errors,
+            }
         return out
 
     def _drop_recorded(self, latest: dict[str, dict[str, Any]]) -> None:

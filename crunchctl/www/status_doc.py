@@ -77,8 +77,14 @@ def acquisition_start(item: str, products: Iterable[str]) -> _dt.datetime | None
     return None
 
 
-def make_entry(item: str, *, processed: float, acquired: _dt.datetime | None,
-               images: Mapping[str, str | None], warning: str | None = None) -> dict[str, Any]:
+def make_entry(
+    item: str,
+    *,
+    processed: float,
+    acquired: _dt.datetime | None,
+    images: Mapping[str, str | None],
+    warning: str | None = None,
+) -> dict[str, Any]:
     """One recording as the page lists it (history strip and ``latest``); ``warning``: an
     ok recording's (e.g. processed although incomplete), shown on its card."""
     acq = acquired.timestamp() if acquired is not None else None
@@ -122,7 +128,7 @@ def merge_history(*lists: Iterable[Mapping[str, Any]], keep: int) -> list[dict[s
             if old is None or (e.get("processed_unix") or 0) >= (old.get("processed_unix") or 0):
                 by_item[key] = dict(e)
     ordered = sorted(by_item.values(), key=order_key, reverse=True)
-    return ordered[:max(0, keep)]
+    return ordered[: max(0, keep)]
 
 
 def build(
@@ -158,27 +164,35 @@ def build(
                 if k in counts:
                     counts[k] += int(n)
             for e in summary.get("errors") or []:
-                errors.append({"item": e["item"], "file": Path(e["item"]).name,
-                               "message": e.get("error") or "error",
-                               "time": iso(e.get("finished")), "time_unix": e.get("finished")})
+                errors.append(
+                    {
+                        "item": e["item"],
+                        "file": Path(e["item"]).name,
+                        "message": e.get("error") or "error",
+                        "time": iso(e.get("finished")),
+                        "time_unix": e.get("finished"),
+                    }
+                )
         errors.sort(key=lambda e: e["time_unix"] or 0, reverse=True)
         all_errors.extend({"folder": r["folder"], **e} for e in errors[:ERRORS_OVERALL])
         for k in totals:
             totals[k] += counts[k]
-        out_recs.append({
-            "folder": r["folder"],
-            "paths": sorted(r.get("paths") or []),
-            "image": catalog.web_name("png", r["folder"]),
-            "zoom_image": catalog.web_name("zoom", r["folder"]),
-            "latest": r.get("latest"),
-            "history": list(r.get("history") or []),
-            "counts": counts,
-            "errors": errors[:ERRORS_PER_RECORDER],
-            # the night (www/night.py): null until made
-            "campaign_image": r.get("campaign_image"),
-            "trend_image": r.get("trend_image"),
-            "peaks": r.get("peaks"),
-        })
+        out_recs.append(
+            {
+                "folder": r["folder"],
+                "paths": sorted(r.get("paths") or []),
+                "image": catalog.web_name("png", r["folder"]),
+                "zoom_image": catalog.web_name("zoom", r["folder"]),
+                "latest": r.get("latest"),
+                "history": list(r.get("history") or []),
+                "counts": counts,
+                "errors": errors[:ERRORS_PER_RECORDER],
+                # the night (www/night.py): null until made
+                "campaign_image": r.get("campaign_image"),
+                "trend_image": r.get("trend_image"),
+                "peaks": r.get("peaks"),
+            }
+        )
     all_errors.sort(key=lambda e: e["time_unix"] or 0, reverse=True)
     hb = dict(heartbeat)
     hb["written_at"] = iso(hb.get("written_unix"))

@@ -53,5 +53,11 @@ def timed(item: str) -> list[dict]:
     """Two hours of counts on a datetime axis from T0."""
     x = np.array([np.datetime64(int(T0 + s), "s") for s in range(0, 7200, 20)])
     rng = np.random.default_rng(3)
-    return [{"x": x, "y": np.linspace(100.0, 500.0, 30),
-             "data": rng.poisson(3.0, size=(30, x.size)).astype(float), "label": item}]
+    return [
+        {
+            "x": x,
+            "y": np.linspace(100.0, 500.0, 30),
+            "data": rng.poisson(3.0, size=(30, x.size)).astype(float),
+            "label": item,
+        }
+    ]

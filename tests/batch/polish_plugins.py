@@ -32,5 +32,7 @@ def relative(item: str) -> list[dict]:
     """Two hours of seconds counted from T0 (x_origin), two rows."""
     x = np.arange(0.0, 7200.0, 10.0)
     data = np.random.default_rng(6).random((20, x.size))
-    return [{"x": x, "y": np.arange(20.0), "data": data, "label": f"{item} {i}",
-             "x_origin": T0} for i in range(2)]
+    return [
+        {"x": x, "y": np.arange(20.0), "data": data, "label": f"{item} {i}", "x_origin": T0}
+        for i in range(2)
+    ]

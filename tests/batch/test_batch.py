@@ -40,8 +40,6 @@ PLUGIN = PLUGINS / "batch_plugin.py"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-
-
 def ledger_rows(tmp_path: Path):
     return Ledger(tmp_path / "ledger", create=False).scan().collect()
 
@@ -62,8 +60,9 @@ def options(tmp_path: Path, **kw) -> core.BatchOptions:
 
 def test_items_file_comments_bom_crlf_and_stdin(tmp_path):
     path = tmp_path / "items.txt"
-    path.write_bytes("\ufeffrun_001\r\n\r\n  # a comment\r\nrun_002  \r\n#run_003\r\n"
-                     "data/a b.npz\r\n".encode())
+    path.write_bytes(
+        "\ufeffrun_001\r\n\r\n  # a comment\r\nrun_002  \r\n#run_003\r\ndata/a b.npz\r\n".encode()
+    )
     assert core.read_items(str(path)) == ["run_001", "run_002", "data/a b.npz"]
     assert core.items_source(str(path)) == "batch:" + str(path.resolve())
     import io
@@ -77,8 +76,17 @@ def test_items_file_comments_bom_crlf_and_stdin(tmp_path):
 
 
 def test_safe_unique_figure_names():
-    items = ["run_001", "data/run_001", "data\\run_001", "a b?*", "a_b", "../../etc/passwd",
-             "RUN_001", "x" * 300, "run_001.tiq"]
+    items = [
+        "run_001",
+        "data/run_001",
+        "data\\run_001",
+        "a b?*",
+        "a_b",
+        "../../etc/passwd",
+        "RUN_001",
+        "x" * 300,
+        "run_001.tiq",
+    ]
     names = core.figure_names(items)
     assert names["run_001"] == "run_001"  # a plain id keeps its name
     assert names["run_001.tiq"] == "run_001.tiq"
@@ -104,13 +112,16 @@ def test_empty_items_file_is_nothing_to_do(tmp_path):
 # ---------------------------------------------------------------------------- loaders
 
 
-@pytest.mark.parametrize("loader, message", [
-    ("no_such_module_xyz:load", "cannot import no_such_module_xyz"),
-    (f"{PLUGIN}:missing", "has no function 'missing'"),
-    (f"{PLUGIN}:not_callable", "is not callable"),
-    ("tests/plugins/nope.py:load", "no such file"),
-    ("just-a-word", "expected iq, npz, package.module:function"),
-])
+@pytest.mark.parametrize(
+    "loader, message",
+    [
+        ("no_such_module_xyz:load", "cannot import no_such_module_xyz"),
+        (f"{PLUGIN}:missing", "has no function 'missing'"),
+        (f"{PLUGIN}:not_callable", "is not callable"),
+        ("tests/plugins/nope.py:load", "no such file"),
+        ("just-a-word", "expected iq, npz, package.module:function"),
+    ],
+)
 def test_loader_errors_exit_2_before_any_item_runs(tmp_path, loader, message):
     items = items_file(tmp_path, ["run_001", "run_002"])
     r = run("batch", items, "--loader", loader, *common(tmp_path))
@@ -161,24 +172,31 @@ def test_rows_are_checked_with_messages_naming_item_and_key():
     # (len(x), len(y)) is taken as transposed; 3-D collapses; decreasing axes are flipped.
     (row,) = check_rows([{"x": x, "y": y, "data": np.ones((10, 5))}], "orb")
     assert row.data.shape == (5, 10)
-    (row,) = check_rows([{"x": x, "y": y[::-1], "data": np.ones((5, 10, 3)),
-                         "collapse_axis": 2}], "orb")
+    (row,) = check_rows(
+        [{"x": x, "y": y[::-1], "data": np.ones((5, 10, 3)), "collapse_axis": 2}], "orb"
+    )
     assert row.data.shape == (5, 10) and (row.data == 3).all() and row.y[0] == 0
     assert check_rows(None, "orb") == [] and check_rows([], "orb") == []
 
 
 def test_plugin_rows_errors_and_no_data(tmp_path):
-    items = items_file(tmp_path, ["orbit_001", "orbit_raise_002", "orbit_empty_003",
-                                  "orbit_004"])
+    items = items_file(tmp_path, ["orbit_001", "orbit_raise_002", "orbit_empty_003", "orbit_004"])
     r = run("batch", items, "--loader", f"{PLUGIN}:by_name", "-j", "2", *common(tmp_path))
     assert r.exit_code == 1, r.output
-    assert "orbit_raise_002: loader batch_plugin.py:by_name raised ValueError: no such " \
-           "orbit: orbit_raise_002" in r.output
-    latest = {row["item"]: row for row in
-              Ledger(tmp_path / "ledger").latest("batch").iter_rows(named=True)}
+    assert (
+        "orbit_raise_002: loader batch_plugin.py:by_name raised ValueError: no such "
+        "orbit: orbit_raise_002" in r.output
+    )
+    latest = {
+        row["item"]: row
+        for row in Ledger(tmp_path / "ledger").latest("batch").iter_rows(named=True)
+    }
     assert {k: v["status"] for k, v in latest.items()} == {
-        "orbit_001": "ok", "orbit_raise_002": "error", "orbit_empty_003": "no_data",
-        "orbit_004": "ok"}
+        "orbit_001": "ok",
+        "orbit_raise_002": "error",
+        "orbit_empty_003": "no_data",
+        "orbit_004": "ok",
+    }
     assert latest["orbit_001"]["products"] == [str(tmp_path / "out" / "orbit_001.png")]
     assert latest["orbit_001"]["source"] == "batch:" + str(items)
     assert "no such orbit" in latest["orbit_raise_002"]["error"]
@@ -199,8 +217,14 @@ def test_duplicates_processed_once_with_a_warning(tmp_path):
 
 
 def test_items_from_stdin(tmp_path):
-    r = run("batch", "-", "--loader", f"{PLUGIN}:two_rows", *common(tmp_path),
-            input="\ufefforbit_001\r\n# c\r\norbit_002\r\n")
+    r = run(
+        "batch",
+        "-",
+        "--loader",
+        f"{PLUGIN}:two_rows",
+        *common(tmp_path),
+        input="\ufefforbit_001\r\n# c\r\norbit_002\r\n",
+    )
     assert r.exit_code == 0, r.output
     rows = ledger_rows(tmp_path)
     assert sorted(rows["item"]) == ["orbit_001", "orbit_002"]
@@ -208,14 +232,16 @@ def test_items_from_stdin(tmp_path):
 
 
 def test_odd_items_get_unique_safe_files(tmp_path):
-    odd = ["a/b c", "a_b c", "a/b/../c?", "weird:*<>|\"name", "run_001"]
+    odd = ["a/b c", "a_b c", "a/b/../c?", 'weird:*<>|"name', "run_001"]
     items = items_file(tmp_path, odd)
     r = run("batch", items, "--loader", f"{PLUGIN}:two_rows", "-j", "2", *common(tmp_path))
     assert r.exit_code == 0, r.output
     pngs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert len(pngs) == len(odd) and "run_001.png" in pngs
-    products = [row["products"][0] for row in
-                Ledger(tmp_path / "ledger").latest("batch").iter_rows(named=True)]
+    products = [
+        row["products"][0]
+        for row in Ledger(tmp_path / "ledger").latest("batch").iter_rows(named=True)
+    ]
     assert len(set(products)) == len(odd)
     assert all(Path(p).parent == tmp_path / "out" for p in products)
 
@@ -244,16 +270,24 @@ def test_npz_item_in_the_legacy_layout(tmp_path):
 
 def test_npz_xy_data_rows_and_3d(tmp_path):
     x, y = np.arange(30.0), np.arange(8.0)
-    np.savez(tmp_path / "multi.npz", x=x, y=y, data_0=np.ones((8, 30)),
-             data_1=np.ones((8, 30)) * 2, label_1="second", y_label="E")
+    np.savez(
+        tmp_path / "multi.npz",
+        x=x,
+        y=y,
+        data_0=np.ones((8, 30)),
+        data_1=np.ones((8, 30)) * 2,
+        label_1="second",
+        y_label="E",
+    )
     np.savez(tmp_path / "cube.npz", x=x, y=y, data=np.ones((3, 8, 30)))
     np.savez(tmp_path / "other.npz", a=x)
     multi = check_rows(load_npz(str(tmp_path / "multi.npz")), "multi")
     assert [r.label for r in multi] == ["", "second"] and multi[1].y_label == "E"
     assert len(load_npz(str(tmp_path / "cube.npz"))) == 3
-    result = core.run_batch([str(tmp_path / n) for n in ("multi.npz", "cube.npz",
-                                                         "other.npz")],
-                            options(tmp_path, workers=2))
+    result = core.run_batch(
+        [str(tmp_path / n) for n in ("multi.npz", "cube.npz", "other.npz")],
+        options(tmp_path, workers=2),
+    )
     by_item = {Path(o.item).name: o for o in result.outcomes}
     assert by_item["multi.npz"].extra["rows"] == 2 and by_item["cube.npz"].extra["rows"] == 3
     assert by_item["other.npz"].status == "error"
@@ -270,13 +304,16 @@ def test_iq_item_gives_full_and_zoom_rows(tmp_path, make_tiq):
     assert Path(o.products[0]).name == core.figure_names([str(rec)])[str(rec)] + ".png"
 
 
-@pytest.mark.parametrize("kw, message", [
-    (dict(zoom_minutes=0.0), "--zoom-minutes 0: expected a positive number of minutes"),
-    (dict(y_min=5.0, y_max=1.0), "--y-min/--y-max: 5 is not below 1"),
-    (dict(z_min=2.0, z_max=2.0), "--z-min/--z-max: 2 is not below 2"),
-    (dict(percentiles=(50.0, 10.0)), "--percentiles 50,10: expected 0 <= LO < HI <= 100"),
-    (dict(z_scale="cubic"), "--z-scale 'cubic': expected linear or log"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(zoom_minutes=0.0), "--zoom-minutes 0: expected a positive number of minutes"),
+        (dict(y_min=5.0, y_max=1.0), "--y-min/--y-max: 5 is not below 1"),
+        (dict(z_min=2.0, z_max=2.0), "--z-min/--z-max: 2 is not below 2"),
+        (dict(percentiles=(50.0, 10.0)), "--percentiles 50,10: expected 0 <= LO < HI <= 100"),
+        (dict(z_scale="cubic"), "--z-scale 'cubic': expected linear or log"),
+    ],
+)
 def test_figure_options_refuse_what_no_figure_can_show(kw, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         FigureOptions(**kw)
@@ -284,7 +321,11 @@ def test_figure_options_refuse_what_no_figure_can_show(kw, message):
 
 def test_bad_figure_options_exit_2_before_any_item(tmp_path):
     items = items_file(tmp_path, ["orbit_001"])
-    for bad in (["--zoom-minutes", "-1"], ["--percentiles", "1,x"], ["--y-min", "3", "--y-max", "3"]):
+    for bad in (
+        ["--zoom-minutes", "-1"],
+        ["--percentiles", "1,x"],
+        ["--y-min", "3", "--y-max", "3"],
+    ):
         r = run("batch", items, "--loader", f"{PLUGIN}:two_rows", *bad, *common(tmp_path))
         assert r.exit_code == 2 and r.stderr.startswith("Error: --"), (bad, r.output)
     assert not (tmp_path / "out").exists() and not (tmp_path / "ledger").exists()
@@ -308,8 +349,19 @@ def test_log_scales_with_zeros_and_negatives(tmp_path):
     assert color_bounds(v, (0, 100), log=True, lo=-5.0, hi=None)[0] == 0.5
     assert color_bounds(np.zeros(4), (1, 99), log=True, lo=None, hi=None) is None
     items = items_file(tmp_path, ["with_zeros"])
-    r = run("batch", items, "--loader", f"{PLUGIN}:log_rows", "--z-scale", "log",
-            "--y-scale", "log", "--y-min", "0", *common(tmp_path))
+    r = run(
+        "batch",
+        items,
+        "--loader",
+        f"{PLUGIN}:log_rows",
+        "--z-scale",
+        "log",
+        "--y-scale",
+        "log",
+        "--y-min",
+        "0",
+        *common(tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "out" / "with_zeros.png").read_bytes()[:8] == PNG
     assert "no positive values for a log colour scale" in r.output  # the all-zero row
@@ -324,12 +376,23 @@ def test_overrides_events_and_zoom_render(tmp_path, monkeypatch):
     import io
 
     buf = io.BytesIO()
-    warnings = render_figure(buf, rows, title="orbit_9", options=FigureOptions(
-        y_min=0.0, z_max=5.0, events=(batch_plugin.T0 + 600, batch_plugin.T0 + 10**7),
-        zoom_minutes=5.0, dpi=40))
+    warnings = render_figure(
+        buf,
+        rows,
+        title="orbit_9",
+        options=FigureOptions(
+            y_min=0.0,
+            z_max=5.0,
+            events=(batch_plugin.T0 + 600, batch_plugin.T0 + 10**7),
+            zoom_minutes=5.0,
+            dpi=40,
+        ),
+    )
     assert buf.getvalue()[:8] == PNG
-    assert warnings == ["1 of 3 event(s) outside the x range (2023-11-14 22:13:05 to "
-                        "2023-11-14 23:13:05 UTC), not drawn: 2024-03-09 16:00:00 UTC"]
+    assert warnings == [
+        "1 of 3 event(s) outside the x range (2023-11-14 22:13:05 to "
+        "2023-11-14 23:13:05 UTC), not drawn: 2024-03-09 16:00:00 UTC"
+    ]
 
 
 def test_nan_only_data_is_no_data(tmp_path):
@@ -345,10 +408,8 @@ def test_events_file(tmp_path):
     assert core.read_events(ev) == (1700000000.0, 1700001800.0, 1700002800.0)
     ev.write_text("1700000000\nyesterday\n")
     items = items_file(tmp_path, ["orbit_001"])
-    r = run("batch", items, "--loader", f"{PLUGIN}:two_rows", "--events", ev,
-            *common(tmp_path))
-    assert r.exit_code == 2 and "'yesterday' is neither UNIX seconds nor an ISO 8601" \
-        in r.output
+    r = run("batch", items, "--loader", f"{PLUGIN}:two_rows", "--events", ev, *common(tmp_path))
+    assert r.exit_code == 2 and "'yesterday' is neither UNIX seconds nor an ISO 8601" in r.output
 
 
 # ----------------------------------------------------------------- resume and fresh
@@ -375,9 +436,17 @@ def test_legacy_progress_json_counts_as_done(tmp_path):
     from crunchctl.ledger.legacy import import_legacy
 
     legacy = tmp_path / "generic_progress.json"
-    legacy.write_text(json.dumps({
-        "completed_items": ["'orbit_001'", "'orbit_002'"], "errors": ["'orbit_003'"],
-        "no_data": [], "last_index": 2, "schema_version": 1}))
+    legacy.write_text(
+        json.dumps(
+            {
+                "completed_items": ["'orbit_001'", "'orbit_002'"],
+                "errors": ["'orbit_003'"],
+                "no_data": [],
+                "last_index": 2,
+                "schema_version": 1,
+            }
+        )
+    )
     with Ledger(tmp_path / "ledger") as led:
         import_legacy(led, legacy)
     items = items_file(tmp_path, ["orbit_001", "orbit_002", "orbit_003"])
@@ -393,9 +462,20 @@ def test_sigint_mid_run_then_resume_finishes_each_item_exactly_once(tmp_path):
     names = [f"orbit_{i:03d}" for i in range(50)]
     items = items_file(tmp_path, names)
     log = tmp_path / "batch.log"
-    args = [exe, "batch", str(items), "--loader", f"{PLUGIN}:slow", "-j", "2",
-            "--flush-every", "2", "--log-flush-every", "1",
-            *[str(a) for a in common(tmp_path)]]
+    args = [
+        exe,
+        "batch",
+        str(items),
+        "--loader",
+        f"{PLUGIN}:slow",
+        "-j",
+        "2",
+        "--flush-every",
+        "2",
+        "--log-flush-every",
+        "1",
+        *[str(a) for a in common(tmp_path)],
+    ]
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 40
     while time.time() < deadline:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import child_env, crunchctl_cmd
 from test_batch import common, items_file
 from typer.testing import CliRunner
 
+from conftest import child_env, crunchctl_cmd
 from crunchctl.cli import app
 
 PLUGIN = Path(__file__).resolve().parent / "polish_plugins.py"
@@ -35,10 +35,14 @@ def run(*args):
 def batch(tmp_path: Path, items, *args) -> subprocess.CompletedProcess:
     """A real ``crunchctl batch`` process over ``items``."""
     path = items_file(tmp_path, items)
-    return subprocess.run([*crunchctl_cmd(), "batch", str(path), *map(str, args),
-                           *map(str, common(tmp_path))],
-                          check=False, capture_output=True, text=True, timeout=180,
-                          env=child_env())
+    return subprocess.run(
+        [*crunchctl_cmd(), "batch", str(path), *map(str, args), *map(str, common(tmp_path))],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=child_env(),
+    )
 
 
 @pytest.fixture
@@ -67,9 +71,20 @@ def npz_item(tmp_path: Path, name: str, x, **keys) -> Path:
 def draw(tmp_path: Path, drawn: list, item: Path, *args):
     """Run ``batch`` on one .npz item through the CLI; its figure and the main axes."""
     out = tmp_path / f"out{len(drawn)}"
-    r = run("batch", items_file(tmp_path, [item]), "--json", "--output", out,
-            "--ledger", tmp_path / "ledger", "--log-file", tmp_path / "batch.log",
-            "--dpi", "40", *args)
+    r = run(
+        "batch",
+        items_file(tmp_path, [item]),
+        "--json",
+        "--output",
+        out,
+        "--ledger",
+        tmp_path / "ledger",
+        "--log-file",
+        tmp_path / "batch.log",
+        "--dpi",
+        "40",
+        *args,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["ok"] == 1
     fig = drawn[-1]
@@ -125,8 +140,7 @@ def test_large_x_values_get_a_power_of_ten_not_fourteen_digits(tmp_path, drawn):
 
 
 @pytest.mark.parametrize("minutes, n_events", [(45, 4), (10, 4), (30, 2), (1, 3)])
-def test_zoom_column_tick_labels_fit_inside_their_column(tmp_path, drawn, minutes,
-                                                          n_events):
+def test_zoom_column_tick_labels_fit_inside_their_column(tmp_path, drawn, minutes, n_events):
     item = npz_item(tmp_path, "orbit.npz", T0 + np.arange(0.0, 7200.0, 20.0))
     events = events_file(tmp_path, *(utc(T0 + m * 60) for m in (27, 37, 47, 77)[:n_events]))
     fig, _ = draw(tmp_path, drawn, item, "--events", events, "--zoom-minutes", minutes)
@@ -153,8 +167,9 @@ def test_zoom_column_tick_labels_fit_inside_their_column(tmp_path, drawn, minute
 def test_a_dict_of_rows_is_named_as_what_the_loader_returned(tmp_path):
     p = batch(tmp_path, ["a"], "--loader", f"{PLUGIN}:dict_of_rows")
     assert p.returncode == 1, p.stderr
-    assert ("a: the loader returned a dict with keys 'north', 'south' instead of a list of "
-            "rows") in p.stderr
+    assert (
+        "a: the loader returned a dict with keys 'north', 'south' instead of a list of rows"
+    ) in p.stderr
     assert "list(d.values())" in p.stderr
     assert "missing key" not in p.stderr
 
@@ -166,8 +181,16 @@ def test_colour_bounds_are_reported_in_the_names_the_loader_used(tmp_path):
     assert "z_min" not in p.stderr
     from crunchctl.batch.rows import check_rows
 
-    (row,) = check_rows({"x": np.arange(3.0), "y": np.arange(2.0), "data": np.ones((2, 3)),
-                         "vmin": 0.5, "z_min": 0.1}, "b")
+    (row,) = check_rows(
+        {
+            "x": np.arange(3.0),
+            "y": np.arange(2.0),
+            "data": np.ones((2, 3)),
+            "vmin": 0.5,
+            "z_min": 0.1,
+        },
+        "b",
+    )
     assert row.z_min == 0.5
     assert row.warnings == ["b: row 1: both 'vmin' and 'z_min' given; 'vmin' = 0.5 is used"]
 
@@ -176,8 +199,9 @@ def test_a_bad_events_line_is_named_by_its_number(tmp_path):
     events = events_file(tmp_path, "# events of the night", utc(T0 + 600), "", "soon")
     p = batch(tmp_path, ["a"], "--loader", f"{PLUGIN}:relative", "--events", events)
     assert p.returncode == 2
-    assert f"--events {events} line 4: 'soon' is neither UNIX seconds nor an ISO 8601 " \
-           f"time" in p.stderr
+    assert (
+        f"--events {events} line 4: 'soon' is neither UNIX seconds nor an ISO 8601 time" in p.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -186,13 +210,23 @@ def test_events_outside_the_x_range_are_named(tmp_path):
     p = batch(tmp_path, ["a"], "--loader", f"{PLUGIN}:relative", "--events", events)
     assert p.returncode == 0, p.stderr
     (line,) = [x for x in p.stderr.splitlines() if "outside the x range" in x]
-    assert line.endswith("a: 2 of 3 event(s) outside the x range (-5 to 7195 s), not "
-                         "drawn: 2023-11-14 21:13:20 UTC, 2030-01-01 00:00:00 UTC")
+    assert line.endswith(
+        "a: 2 of 3 event(s) outside the x range (-5 to 7195 s), not "
+        "drawn: 2023-11-14 21:13:20 UTC, 2030-01-01 00:00:00 UTC"
+    )
 
 
 def test_zoom_minutes_without_events_says_so_once(tmp_path):
-    p = batch(tmp_path, ["a", "b", "c"], "--loader", f"{PLUGIN}:relative", "-j", "2",
-              "--zoom-minutes", "5")
+    p = batch(
+        tmp_path,
+        ["a", "b", "c"],
+        "--loader",
+        f"{PLUGIN}:relative",
+        "-j",
+        "2",
+        "--zoom-minutes",
+        "5",
+    )
     assert p.returncode == 0, p.stderr
     said = [x for x in p.stderr.splitlines() if "--zoom-minutes 5 without --events" in x]
     assert len(said) == 1, p.stderr
@@ -207,14 +241,26 @@ def test_unicode_items_keep_readable_names_and_ascii_names_stay(tmp_path):
     p = batch(tmp_path, items, "--loader", f"{PLUGIN}:relative")
     assert p.returncode == 0, p.stderr
     old_hash = hashlib.sha1(b"a b/c").hexdigest()[:8]
-    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == sorted([
-        "ünï_日本-50285829.png", "日本.png", "Messung_ä.png", "run_001.png",
-        f"a_b_c-{old_hash}.png"])
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == sorted(
+        [
+            "ünï_日本-50285829.png",
+            "日本.png",
+            "Messung_ä.png",
+            "run_001.png",
+            f"a_b_c-{old_hash}.png",
+        ]
+    )
 
 
 def test_names_stem_keeps_a_unicode_stem(tmp_path):
-    p = batch(tmp_path, ["data/Messung_ä.npz", "data/日本 1.npz"], "--loader",
-              f"{PLUGIN}:relative", "--names", "stem")
+    p = batch(
+        tmp_path,
+        ["data/Messung_ä.npz", "data/日本 1.npz"],
+        "--loader",
+        f"{PLUGIN}:relative",
+        "--names",
+        "stem",
+    )
     assert p.returncode == 0, p.stderr
     names = sorted(f.name for f in (tmp_path / "out").iterdir())
     assert names[0] == "Messung_ä.png"
@@ -252,6 +298,5 @@ def test_cjk_titles_use_an_installed_font_that_has_them(tmp_path, drawn):
     assert ax.get_title(loc="left") == "日本"
     header = fig.texts[0]  # the item, in bold
     assert "日本 データ.npz" in header.get_text()
-    chain = [findfont(FontProperties(family=f, weight="bold"))
-             for f in header.get_fontfamily()]
+    chain = [findfont(FontProperties(family=f, weight="bold")) for f in header.get_fontfamily()]
     assert any(ord("日") in FT2Font(path).get_charmap() for path in chain), chain

@@ -32,24 +32,54 @@ def record(folder: Path, name: str, i: int) -> Path:
     """Recording i of the night: ten minutes after the one before."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = (Line(TONE0 + i * STEP, AMP0 * 10 ** (-3.0 * i / 20)), Line(-200e3, 3e-4))
-    spec = RecordingSpec(nframes=8, lframes=L, fs=FS, center=CENTER, lines=lines,
-                         seed=10 + i, acquired=START + dt.timedelta(minutes=10 * i))
+    spec = RecordingSpec(
+        nframes=8,
+        lframes=L,
+        fs=FS,
+        center=CENTER,
+        lines=lines,
+        seed=10 + i,
+        acquired=START + dt.timedelta(minutes=10 * i),
+    )
     return make_recording(folder / name, spec, chunk_samples=4096)
 
 
 def crunchctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*crunchctl_cmd(), *args, "--ledger", str(tmp_path / "ledger")],
-                          check=False, capture_output=True, text=True, env=child_env(),
-                          timeout=120)
+    proc = subprocess.run(
+        [*crunchctl_cmd(), *args, "--ledger", str(tmp_path / "ledger")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc
 
 
 def batch(tmp_path: Path, items: Path) -> dict:
-    proc = crunchctl(tmp_path, "batch", str(items), "--loader", "iq", "--products",
-                     "png,peaks,campaign", "--lframes", str(L), "--zoom-span", "2e5",
-                     "--window", "hann", "--output", str(tmp_path / "out"), "--log-file",
-                     str(tmp_path / "log"), "--workers", "2", "--json")
+    proc = crunchctl(
+        tmp_path,
+        "batch",
+        str(items),
+        "--loader",
+        "iq",
+        "--products",
+        "png,peaks,campaign",
+        "--lframes",
+        str(L),
+        "--zoom-span",
+        "2e5",
+        "--window",
+        "hann",
+        "--output",
+        str(tmp_path / "out"),
+        "--log-file",
+        str(tmp_path / "log"),
+        "--workers",
+        "2",
+        "--json",
+    )
     return json.loads(proc.stdout)
 
 
@@ -91,16 +121,28 @@ def test_batch_iq_writes_peaks_and_campaign_and_trend_sees_them(tmp_path):
     doc = batch(tmp_path, items)
     assert (doc["ok"], doc["skipped"]) == (0, 3)
     assert {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()} == before
-    assert len(json.loads(crunchctl(tmp_path, "trend", "--json").stdout)["lines"][0]
-               ["points"]) == 3
+    assert len(json.loads(crunchctl(tmp_path, "trend", "--json").stdout)["lines"][0]["points"]) == 3
 
 
 def test_asking_for_peaks_later_redoes_done_figures_and_only_then(tmp_path):
     p = record(tmp_path / "rec" / "rsa", "r0.tiq", 0)
     items = tmp_path / "items.txt"
     items.write_text(f"{p}\n")
-    args = ["batch", str(items), "--loader", "iq", "--lframes", str(L), "--zoom-span", "2e5",
-            "--output", str(tmp_path / "out"), "--log-file", str(tmp_path / "log"), "--json"]
+    args = [
+        "batch",
+        str(items),
+        "--loader",
+        "iq",
+        "--lframes",
+        str(L),
+        "--zoom-span",
+        "2e5",
+        "--output",
+        str(tmp_path / "out"),
+        "--log-file",
+        str(tmp_path / "log"),
+        "--json",
+    ]
     assert json.loads(crunchctl(tmp_path, *args).stdout)["ok"] == 1
     # Names batch does not make change nothing: the figure stays done.
     doc = json.loads(crunchctl(tmp_path, *args, "--products", "png,zoom,npz").stdout)

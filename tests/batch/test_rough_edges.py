@@ -31,9 +31,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 T0 = 1_700_000_000.0
 
 
-
-
-
 def png_size(path_or_bytes) -> tuple[int, int]:
     data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
     assert data.startswith(PNG)
@@ -45,9 +42,23 @@ def png_size(path_or_bytes) -> tuple[int, int]:
 
 def test_loader_output_goes_to_stderr_and_json_stays_one_document(tmp_path):
     items = items_file(tmp_path, ["a", "b", "c"])
-    p = subprocess.run([*crunchctl_cmd(), "batch", str(items), "--loader", f"{PLUGIN}:chatty",
-                        "-j", "2", "--json", *map(str, common(tmp_path))],
-                       capture_output=True, text=True, timeout=180, env=child_env())
+    p = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "batch",
+            str(items),
+            "--loader",
+            f"{PLUGIN}:chatty",
+            "-j",
+            "2",
+            "--json",
+            *map(str, common(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=child_env(),
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)  # the whole of stdout is one document
     assert doc["ok"] == 3
@@ -76,11 +87,15 @@ def test_loader_calling_sys_exit_is_one_line_and_that_items_error(tmp_path):
 
 
 def _timed_rows():
-    return check_rows({"x": np.array([np.datetime64(int(T0 + s), "s")
-                                      for s in range(0, 7200, 20)]),
-                       "y": np.linspace(100.0, 500.0, 30),
-                       "data": np.random.default_rng(3).poisson(3.0, (30, 360)).astype(float),
-                       "label": "counts"}, "orbit_001")
+    return check_rows(
+        {
+            "x": np.array([np.datetime64(int(T0 + s), "s") for s in range(0, 7200, 20)]),
+            "y": np.linspace(100.0, 500.0, 30),
+            "data": np.random.default_rng(3).poisson(3.0, (30, 360)).astype(float),
+            "label": "counts",
+        },
+        "orbit_001",
+    )
 
 
 def _figure(rows, options):
@@ -112,11 +127,17 @@ def test_one_zoom_column_per_event_up_to_four_then_said(tmp_path):
     fig, warnings, png = _figure(rows, FigureOptions(events=events, zoom_minutes=4, dpi=40))
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
     # the row title, then one zoom column per event in time order, each its time ± 2 min
-    assert titles[1:] == ["22:40:20 UTC \u00b1 2 min", "22:50:20 UTC \u00b1 2 min",
-                          "23:00:20 UTC \u00b1 2 min", "23:30:20 UTC \u00b1 2 min"]
+    assert titles[1:] == [
+        "22:40:20 UTC \u00b1 2 min",
+        "22:50:20 UTC \u00b1 2 min",
+        "23:00:20 UTC \u00b1 2 min",
+        "23:30:20 UTC \u00b1 2 min",
+    ]
     assert png_size(png)[0] == int((12.0 + 4 * (2.9 + 0.2)) * 40)
-    assert warnings == ["2 of 6 events not zoomed (at most 4 zoom columns): "
-                        "2023-11-14 23:45:20 UTC, 2023-11-14 23:55:20 UTC"]
+    assert warnings == [
+        "2 of 6 events not zoomed (at most 4 zoom columns): "
+        "2023-11-14 23:45:20 UTC, 2023-11-14 23:55:20 UTC"
+    ]
     header = fig.texts[0].get_text()
     assert "zoom on the first 4; not zoomed: 23:45:20 UTC, 23:55:20 UTC" in header
     # each zoom column spans its own event ± 2 minutes (days on a date axis)
@@ -126,53 +147,82 @@ def test_one_zoom_column_per_event_up_to_four_then_said(tmp_path):
         assert (lo + hi) / 2 * 86400 == pytest.approx(T0 + m * 60, abs=0.01)
         assert (hi - lo) * 86400 == pytest.approx(240.0, abs=0.01)
 
-    fig, warnings, png = _figure(rows, FigureOptions(events=events[:2], zoom_minutes=4,
-                                                     dpi=40))
+    fig, warnings, png = _figure(rows, FigureOptions(events=events[:2], zoom_minutes=4, dpi=40))
     assert warnings == []
     assert png_size(png)[0] == int((12.0 + 2 * (3.6 + 0.2)) * 40)
     assert "zoom on each" in fig.texts[0].get_text()
 
 
 def test_rows_without_labels_get_neutral_ones_and_options_override():
-    rows = check_rows({"x": np.arange(10.0), "y": np.arange(5.0),
-                       "data": np.ones((5, 10)), "label": "legacy"}, "item")
+    rows = check_rows(
+        {"x": np.arange(10.0), "y": np.arange(5.0), "data": np.ones((5, 10)), "label": "legacy"},
+        "item",
+    )
     fig, _, _ = _figure(rows, FigureOptions(dpi=40))
     main, cbar = fig.axes[0], fig.axes[1]
     assert (DEFAULT_Y_LABEL, DEFAULT_Z_LABEL) == ("y", "value")
     assert main.get_ylabel() == "y" and cbar.get_ylabel() == "value"
-    labelled = check_rows({"x": np.arange(10.0), "y": np.arange(5.0), "data": np.ones((5, 10)),
-                           "y_label": "channel", "z_label": "counts"}, "item")
+    labelled = check_rows(
+        {
+            "x": np.arange(10.0),
+            "y": np.arange(5.0),
+            "data": np.ones((5, 10)),
+            "y_label": "channel",
+            "z_label": "counts",
+        },
+        "item",
+    )
     fig, _, _ = _figure(labelled, FigureOptions(dpi=40))
     assert fig.axes[0].get_ylabel() == "channel" and fig.axes[1].get_ylabel() == "counts"
-    fig, _, _ = _figure(labelled, FigureOptions(dpi=40, y_label="Energy (keV)",
-                                                z_label="Counts / 30 s"))
+    fig, _, _ = _figure(
+        labelled, FigureOptions(dpi=40, y_label="Energy (keV)", z_label="Counts / 30 s")
+    )
     assert fig.axes[0].get_ylabel() == "Energy (keV)"
     assert fig.axes[1].get_ylabel() == "Counts / 30 s"
 
 
 def test_label_options_on_the_command_line(tmp_path):
     items = items_file(tmp_path, ["a"])
-    r = run("batch", items, "--loader", f"{PLUGIN}:unlabelled", "--y-label", "channel",
-            "--z-label", "counts", "--json", *common(tmp_path))
+    r = run(
+        "batch",
+        items,
+        "--loader",
+        f"{PLUGIN}:unlabelled",
+        "--y-label",
+        "channel",
+        "--z-label",
+        "counts",
+        "--json",
+        *common(tmp_path),
+    )
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"] == 1
     # other labels make other figures: not "already done"
     r = run("batch", items, "--loader", f"{PLUGIN}:unlabelled", "--json", *common(tmp_path))
     assert json.loads(r.stdout)["ok"] == 1
 
 
-@pytest.mark.parametrize("lo, hi, ticks", [
-    (1.0, 28.0, [1.0, 2.0, 5.0, 10.0, 20.0]),
-    (3.04, 6.96, [4.0, 5.0, 6.0]),
-    (0.02, 0.9, [0.02, 0.05, 0.1, 0.2, 0.5]),
-    (1.0, 99.0, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]),
-])
+@pytest.mark.parametrize(
+    "lo, hi, ticks",
+    [
+        (1.0, 28.0, [1.0, 2.0, 5.0, 10.0, 20.0]),
+        (3.04, 6.96, [4.0, 5.0, 6.0]),
+        (0.02, 0.9, [0.02, 0.05, 0.1, 0.2, 0.5]),
+        (1.0, 99.0, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]),
+    ],
+)
 def test_log_colour_bar_ticks_are_few_round_values(lo, hi, ticks):
     assert log_ticks(lo, hi) == pytest.approx(ticks)
 
 
 def test_log_colour_bar_of_a_small_range_labels_major_ticks_only():
-    rows = check_rows({"x": np.arange(10.0), "y": np.arange(28.0),
-                       "data": np.arange(1.0, 29.0).repeat(10).reshape(28, 10)}, "item")
+    rows = check_rows(
+        {
+            "x": np.arange(10.0),
+            "y": np.arange(28.0),
+            "data": np.arange(1.0, 29.0).repeat(10).reshape(28, 10),
+        },
+        "item",
+    )
     fig, _, _ = _figure(rows, FigureOptions(z_scale="log", z_min=1, z_max=28, dpi=40))
     cbar = fig.axes[1]
     labels = [t.get_text() for t in cbar.get_yticklabels()]
@@ -197,20 +247,34 @@ def test_only_and_limit_try_a_loader_on_a_few_items(tmp_path):
     assert sorted(o["item"] for o in doc["outcomes"]) == ["orbit_003", "orbit_004"]
     assert doc["skipped"] == 2
     doc = json.loads(run(*args, "--only", "orbit_00[67]", "--only", "*_005").stdout)
-    assert sorted(o["item"] for o in doc["outcomes"]) == ["orbit_005", "orbit_006",
-                                                         "orbit_007"]
+    assert sorted(o["item"] for o in doc["outcomes"]) == ["orbit_005", "orbit_006", "orbit_007"]
     assert doc["items"] == 3 and doc["left_out"] == 4
-    r = run("batch", items, "--loader", f"{PLUGIN}:unlabelled", "--only", "nothing*",
-            *common(tmp_path))
+    r = run(
+        "batch", items, "--loader", f"{PLUGIN}:unlabelled", "--only", "nothing*", *common(tmp_path)
+    )
     assert r.exit_code == 0 and "no item of" in r.stdout and "matches --only" in r.stdout
-    r = run("batch", items, "--loader", f"{PLUGIN}:unlabelled", "--limit", "1",
-            *common(tmp_path), "--fresh")
+    r = run(
+        "batch",
+        items,
+        "--loader",
+        f"{PLUGIN}:unlabelled",
+        "--limit",
+        "1",
+        *common(tmp_path),
+        "--fresh",
+    )
     assert re.search(r"left for the next run \(--limit\)\s+6$", r.stdout, flags=re.M)
 
 
 def test_names_stem_gives_short_names_and_collisions_keep_the_unique_form(tmp_path):
-    paths = ["data/a/run1.dat", "data/b/run1.dat", "data/c/run2.dat", "/abs/run3.bin",
-             "orbit_001", "weird name.dat"]
+    paths = [
+        "data/a/run1.dat",
+        "data/b/run1.dat",
+        "data/c/run2.dat",
+        "/abs/run3.bin",
+        "orbit_001",
+        "weird name.dat",
+    ]
     names = core.figure_names(paths, "stem")
     assert names["data/c/run2.dat"] == "run2" and names["/abs/run3.bin"] == "run3"
     assert names["orbit_001"] == "orbit_001"
@@ -218,8 +282,9 @@ def test_names_stem_gives_short_names_and_collisions_keep_the_unique_form(tmp_pa
     assert names["data/a/run1.dat"] == core.figure_names(paths)["data/a/run1.dat"]
     assert names["weird name.dat"] == core.figure_names(paths)["weird name.dat"]
     items = items_file(tmp_path, paths[:3])
-    r = run("batch", items, "--loader", f"{PLUGIN}:unlabelled", "--names", "stem",
-            *common(tmp_path))
+    r = run(
+        "batch", items, "--loader", f"{PLUGIN}:unlabelled", "--names", "stem", *common(tmp_path)
+    )
     assert r.exit_code == 0, r.stderr
     made = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert "run2.png" in made and len(made) == 3
@@ -237,25 +302,43 @@ def test_wrong_choice_is_a_plain_usage_error(tmp_path):
 # ------------------------------------------------------------------ recording formats
 
 
-@pytest.mark.parametrize("name, extra", [
-    ("rec.wav", []),
-    ("rec.sigmf-data", []),
-    ("rec.cs16", ["--sample-rate", "1e6", "--center", "100e6"]),
-    ("rec.dat", ["--format", "wav"]),  # no known extension: --format says what it is
-])
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("rec.wav", []),
+        ("rec.sigmf-data", []),
+        ("rec.cs16", ["--sample-rate", "1e6", "--center", "100e6"]),
+        ("rec.dat", ["--format", "wav"]),  # no known extension: --format says what it is
+    ],
+)
 def test_the_iq_loader_reads_every_format(tmp_path, name, extra):
     from crunchctl.formats.synth import Line, RecordingSpec, make_recording_as
 
-    spec = RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=100.0e6,
-                         lines=(Line(50e3, 1e-3, 0.0),))
+    spec = RecordingSpec(
+        nframes=6, lframes=1024, fs=1.0e6, center=100.0e6, lines=(Line(50e3, 1e-3, 0.0),)
+    )
     target = tmp_path / (name if name != "rec.dat" else "rec.wav")
-    make_recording_as(target, "raw" if target.suffix == ".cs16" else
-                      {".wav": "wav", ".sigmf-data": "sigmf"}[target.suffix], spec)
+    make_recording_as(
+        target,
+        "raw"
+        if target.suffix == ".cs16"
+        else {".wav": "wav", ".sigmf-data": "sigmf"}[target.suffix],
+        spec,
+    )
     if name == "rec.dat":
         target = target.rename(tmp_path / name)
     items = items_file(tmp_path, [target])
-    r = run("batch", items, "--lframes", "1024", "--zoom-span", "2e5", "--json", *extra,
-            *common(tmp_path))
+    r = run(
+        "batch",
+        items,
+        "--lframes",
+        "1024",
+        "--zoom-span",
+        "2e5",
+        "--json",
+        *extra,
+        *common(tmp_path),
+    )
     doc = json.loads(r.stdout)
     assert doc["ok"] == 1, doc
     png = Path(doc["outcomes"][0]["products"][0])
@@ -297,10 +380,22 @@ def _slow_batch(tmp_path: Path, sleep: str):
         m.unlink()
     items = items_file(tmp_path, ["a", "b", "c", "d"])
     env = child_env(CRUNCHCTL_TEST_MARKERS=str(markers), CRUNCHCTL_TEST_SLEEP=sleep)
-    child = subprocess.Popen([*crunchctl_cmd(), "batch", str(items), "--loader",
-                              f"{PLUGIN}:slow", "-j", "2", *map(str, common(tmp_path))],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env)
+    child = subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            "batch",
+            str(items),
+            "--loader",
+            f"{PLUGIN}:slow",
+            "-j",
+            "2",
+            *map(str, common(tmp_path)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while len(list(markers.iterdir())) < 2:
         assert child.poll() is None, child.communicate()

@@ -15,8 +15,14 @@ from conftest import child_env, crunchctl_cmd, make_incomplete, small_args, tiny
 
 
 def crunch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*crunchctl_cmd(), *args], capture_output=True, text=True,
-                          env=child_env(), cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [*crunchctl_cmd(), *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def tree(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -48,13 +54,25 @@ def test_process_dry_run_on_a_fresh_machine_creates_nothing(tmp_path):
     odd = tmp_path / "notes.txt"
     odd.write_text("not a recording")
     www = tmp_path / "www"
-    r = crunch(tmp_path, "process", str(a), str(tmp_path / "nope.tiq"), str(odd),
-               str(tmp_path / "rec"), *small_args(tmp_path), "--www", str(www), "--dry-run")
+    r = crunch(
+        tmp_path,
+        "process",
+        str(a),
+        str(tmp_path / "nope.tiq"),
+        str(odd),
+        str(tmp_path / "rec"),
+        *small_args(tmp_path),
+        "--www",
+        str(www),
+        "--dry-run",
+    )
     assert r.returncode == 0, r.stderr
-    assert lines(r.stdout) == {str(a): "process: new, no ledger yet",
-                               str(tmp_path / "nope.tiq"): "fail: not found",
-                               str(odd): "fail: unknown recording format",
-                               str(tmp_path / "rec"): "fail: is a folder, not a recording"}
+    assert lines(r.stdout) == {
+        str(a): "process: new, no ledger yet",
+        str(tmp_path / "nope.tiq"): "fail: not found",
+        str(odd): "fail: unknown recording format",
+        str(tmp_path / "rec"): "fail: is a folder, not a recording",
+    }
     assert "dry run: 1 to process, 3 to fail; nothing was written" in r.stderr
     for made in ("out", "ledger", "crunchctl.log", "www"):
         assert not (tmp_path / made).exists(), made
@@ -62,26 +80,44 @@ def test_process_dry_run_on_a_fresh_machine_creates_nothing(tmp_path):
 
 def test_process_dry_run_says_why_and_writes_nothing(tmp_path):
     rec = tmp_path / "rec"
-    done, changed, gone = (tiny_tiq(rec / f"{n}.tiq", seed=i) for i, n in
-                           enumerate(("done", "changed", "gone"), 1))
-    first = crunch(tmp_path, "process", str(done), str(changed), str(gone),
-                   *small_args(tmp_path), "--www", str(tmp_path / "www"))
+    done, changed, gone = (
+        tiny_tiq(rec / f"{n}.tiq", seed=i) for i, n in enumerate(("done", "changed", "gone"), 1)
+    )
+    first = crunch(
+        tmp_path,
+        "process",
+        str(done),
+        str(changed),
+        str(gone),
+        *small_args(tmp_path),
+        "--www",
+        str(tmp_path / "www"),
+    )
     assert first.returncode == 0, first.stderr
     new = tiny_tiq(rec / "new.tiq", seed=4)
     tiny_tiq(changed, seed=9)  # rewritten: another version
     (tmp_path / "out" / "gone.png").unlink()
-    watched = (tmp_path / "out", tmp_path / "ledger", tmp_path / "www",
-               tmp_path / "crunchctl.log")
+    watched = (tmp_path / "out", tmp_path / "ledger", tmp_path / "www", tmp_path / "crunchctl.log")
     before = tree(*watched)
-    args = ["process", str(done), str(changed), str(gone), str(new), *small_args(tmp_path),
-            "--www", str(tmp_path / "www"), "--dry-run"]
+    args = [
+        "process",
+        str(done),
+        str(changed),
+        str(gone),
+        str(new),
+        *small_args(tmp_path),
+        "--www",
+        str(tmp_path / "www"),
+        "--dry-run",
+    ]
     r = crunch(tmp_path, *args)
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == {
         str(done): "skip: done",
         str(changed): "process: changed since it was done",
         str(gone): f"process: product missing: {tmp_path / 'out' / 'gone.png'}",
-        str(new): "process: new, not in the ledger"}
+        str(new): "process: new, not in the ledger",
+    }
     doc = json.loads(crunch(tmp_path, *args, "--json", "--lframes", "2048").stdout)
     assert doc["dry_run"] is True and doc["counts"] == {"process": 4}
     assert {i["item"]: i["reason"] for i in doc["items"]}[str(done)] == "settings changed"
@@ -114,8 +150,18 @@ def test_batch_dry_run_says_done_due_and_limited_and_writes_nothing(tmp_path):
     a, b, c = (tiny_tiq(rec / f"{n}.tiq", seed=i) for i, n in enumerate("abc", 1))
     items = tmp_path / "items.txt"
     items.write_text(f"{a}\n{b}\n{c}\n")
-    args = ["batch", str(items), "-o", str(tmp_path / "figs"), "--lframes", "1024",
-            "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "batch.log")]
+    args = [
+        "batch",
+        str(items),
+        "-o",
+        str(tmp_path / "figs"),
+        "--lframes",
+        "1024",
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "batch.log"),
+    ]
     fresh = crunch(tmp_path, *args, "--dry-run")
     assert fresh.returncode == 0, fresh.stderr
     assert set(lines(fresh.stdout).values()) == {"process: new, no ledger yet"}
@@ -125,8 +171,11 @@ def test_batch_dry_run_says_done_due_and_limited_and_writes_nothing(tmp_path):
     before = tree(*watched)
     r = crunch(tmp_path, *args, "--dry-run", "--limit", "1")
     assert r.returncode == 0, r.stderr
-    assert lines(r.stdout) == {str(a): "skip: done", str(b): "process: new, not in the ledger",
-                               str(c): "later: --limit 1: left for the next run"}
+    assert lines(r.stdout) == {
+        str(a): "skip: done",
+        str(b): "process: new, not in the ledger",
+        str(c): "later: --limit 1: left for the next run",
+    }
     doc = json.loads(crunch(tmp_path, *args, "--dry-run", "--json", "--dpi", "120").stdout)
     assert {i["item"]: i["reason"] for i in doc["items"]}[str(a)] == "settings changed"
     assert tree(*watched) == before

@@ -6,10 +6,13 @@ import json
 
 from conftest import invoke as run, small_args
 
-PROGRESS = {"completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
-            "errors": ["'orbit_003'"], "no_data": ["'orbit_005'"], "last_index": 4,
-            "schema_version": 1}
-
+PROGRESS = {
+    "completed_items": ["'orbit_001'", "'orbit_002'", "'orbit_004'"],
+    "errors": ["'orbit_003'"],
+    "no_data": ["'orbit_005'"],
+    "last_index": 4,
+    "schema_version": 1,
+}
 
 
 def test_import_both_formats_once(tmp_path):

@@ -18,22 +18,22 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
 from typer.testing import CliRunner
 
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
 from crunchctl.cli import app
 from crunchctl.formats.synth import RecordingSpec, make_recording
 
 runner = CliRunner()
 
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 
 def load(item):
     if item == "quiet":
         return []
     return [{"x": np.arange(8.0), "y": np.arange(4.0), "data": np.ones((4, 8)), "label": item}]
-'''
+"""
 
 
 def run(*args, input=None):
@@ -45,8 +45,14 @@ def env_with(**extra: str) -> dict[str, str]:
 
 
 def crunchctl(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run(crunchctl_cmd() + [str(a) for a in args], capture_output=True,
-                          text=True, env=env or child_env(), timeout=timeout, check=False)
+    return subprocess.run(
+        crunchctl_cmd() + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        env=env or child_env(),
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -60,8 +66,18 @@ def mixed_ledger(tmp_path, make_tiq) -> Path:
     plugin.write_text(PLUGIN)
     items = tmp_path / "items.txt"
     items.write_text("quiet\n")
-    r = run("batch", items, "--loader", f"{plugin}:load", "--output", tmp_path / "figs",
-            "--ledger", tmp_path / "ledger", "--log-file", tmp_path / "crunchctl.log")
+    r = run(
+        "batch",
+        items,
+        "--loader",
+        f"{plugin}:load",
+        "--output",
+        tmp_path / "figs",
+        "--ledger",
+        tmp_path / "ledger",
+        "--log-file",
+        tmp_path / "crunchctl.log",
+    )
     assert r.exit_code == 0, r.output
     return tmp_path / "ledger"
 
@@ -81,14 +97,17 @@ def test_reset_of_an_unknown_status_is_a_usage_error_naming_the_choices(mixed_le
     assert r.exit_code == 0 and "reset 1 item;" in r.stdout
 
 
-@pytest.mark.parametrize(("given", "shown"), [
-    (["--status", "no_data"], {"no_data"}),
-    (["--status", "ok"], {"ok"}),
-    (["--status", "error"], {"error"}),
-    (["--errors"], {"error"}),
-    (["--status", "ok,no_data"], {"ok", "no_data"}),
-    (["--status", "ok", "--status", "error"], {"ok", "error"}),
-])
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (["--status", "no_data"], {"no_data"}),
+        (["--status", "ok"], {"ok"}),
+        (["--status", "error"], {"error"}),
+        (["--errors"], {"error"}),
+        (["--status", "ok,no_data"], {"ok", "no_data"}),
+        (["--status", "ok", "--status", "error"], {"ok", "error"}),
+    ],
+)
 def test_status_shows_the_items_of_each_status_asked_for(mixed_ledger, given, shown):
     r = run("status", "--ledger", mixed_ledger, "--json", "--list", *given)
     assert r.exit_code == 0, r.output
@@ -106,8 +125,10 @@ def test_status_of_an_unknown_status_is_a_usage_error(mixed_ledger):
 
 # ------------------------------------------------------------------------- --help
 
-PYTHON_TYPE = re.compile(r" <(int|float|str|bool|path|dir|file|text|list\[[^>]*\]|[a-z]+ range)>"
-                         r"|list\[|\{[A-Z]")
+PYTHON_TYPE = re.compile(
+    r" <(int|float|str|bool|path|dir|file|text|list\[[^>]*\]|[a-z]+ range)>"
+    r"|list\[|\{[A-Z]"
+)
 
 
 @pytest.mark.parametrize("command", [[]] + [[c.name] for c in app.registered_commands])
@@ -122,9 +143,28 @@ def test_help_shows_metavars_a_person_reads(command):
             assert m.group(1) in FLAGS, f"{m.group(1)} shows no metavar: {line!r}"
 
 
-FLAGS = {"--csv", "--version", "--verbose", "--quiet", "--install-completion", "--show-completion",
-         "--help", "--force", "--json", "--recursive", "--once", "--errors", "--list", "--all",
-         "--dry-run", "--incomplete", "--yes", "--noise-only", "--verify-checksum", "--resume"}
+FLAGS = {
+    "--csv",
+    "--version",
+    "--verbose",
+    "--quiet",
+    "--install-completion",
+    "--show-completion",
+    "--help",
+    "--force",
+    "--json",
+    "--recursive",
+    "--once",
+    "--errors",
+    "--list",
+    "--all",
+    "--dry-run",
+    "--incomplete",
+    "--yes",
+    "--noise-only",
+    "--verify-checksum",
+    "--resume",
+}
 
 
 def test_help_names_arguments_and_list_options_plainly():
@@ -146,11 +186,18 @@ def on_a_terminal(args: list, columns: int = 80, timeout: float = 60.0) -> tuple
     """Run crunchctl with stdout and stderr on a pseudo-terminal ``columns`` wide."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = {k: v for k, v in child_env().items() if k not in ("NO_COLOR", "COLUMNS",
-                                                               "TERMINAL_WIDTH")}
+    env = {
+        k: v for k, v in child_env().items() if k not in ("NO_COLOR", "COLUMNS", "TERMINAL_WIDTH")
+    }
     env["TERM"] = "xterm"
-    proc = subprocess.Popen(crunchctl_cmd() + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        crunchctl_cmd() + [str(a) for a in args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     out, deadline = b"", time.monotonic() + timeout
     try:
@@ -194,13 +241,18 @@ def test_status_list_at_80_columns_keeps_the_folder_a_recording_is_in(tmp_path, 
 
 
 @pytest.mark.parametrize("forced", [[], ["--format", "tiq"]])
-def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path, make_tiq,
-                                                                       forced):
+def test_process_of_a_folder_says_it_is_a_folder_and_how_to_process_it(tmp_path, make_tiq, forced):
     folder = tmp_path / "night"
     make_tiq("a.tiq", folder=folder, nframes=2)
-    r = subprocess.run(crunchctl_cmd() + ["process", ".", *forced, *small_args(tmp_path)],
-                       cwd=folder, capture_output=True, text=True, env=child_env(), timeout=120,
-                       check=False)
+    r = subprocess.run(
+        crunchctl_cmd() + ["process", ".", *forced, *small_args(tmp_path)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 1
     assert f"{folder}: is a directory, not a recording" in r.stderr
     assert f"({folder / '*.tiq'})" in r.stderr and f"crunchctl watch --once {folder}" in r.stderr
@@ -229,9 +281,14 @@ def start_watch(tmp_path: Path, folder: Path, *extra: str) -> tuple[subprocess.P
     with open(err, "w") as stderr:  # the child has its own copy of the descriptor
         proc = subprocess.Popen(
             crunchctl_cmd() + ["watch", str(folder), *small_args(tmp_path), *extra],
-            stdout=subprocess.DEVNULL, stderr=stderr, env=child_env(), cwd=tmp_path)
-    wait_for(lambda: "watching " in err.read_text() or proc.poll() is not None, 60,
-             "the watch to start")
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=child_env(),
+            cwd=tmp_path,
+        )
+    wait_for(
+        lambda: "watching " in err.read_text() or proc.poll() is not None, 60, "the watch to start"
+    )
     assert proc.poll() is None, err.read_text()
     return proc, err
 
@@ -274,8 +331,9 @@ def test_a_stopping_watch_says_what_is_in_progress_without_1_recordings(tmp_path
     folder = tmp_path / "rec"
     folder.mkdir()
     for name in ("a.tiq", "b.tiq"):
-        make_recording(folder / name, RecordingSpec(nframes=64, lframes=65536, fs=1e6,
-                                                    center=100e6))
+        make_recording(
+            folder / name, RecordingSpec(nframes=64, lframes=65536, fs=1e6, center=100e6)
+        )
     proc, err = start_watch(tmp_path, folder, "-j", "1", "--lframes", "65536")
     frozen: list[int] = []
     try:
@@ -311,8 +369,10 @@ def garble_datetime(path: Path, garbage: str) -> None:
     data = path.read_bytes()
     stamps = set(re.findall(rb"<DateTime>([^<]*)</DateTime>", data[:20000]))
     for stamp in stamps:
-        data = data.replace(b"<DateTime>" + stamp + b"</DateTime>",
-                            b"<DateTime>" + garbage.encode().ljust(len(stamp)) + b"</DateTime>")
+        data = data.replace(
+            b"<DateTime>" + stamp + b"</DateTime>",
+            b"<DateTime>" + garbage.encode().ljust(len(stamp)) + b"</DateTime>",
+        )
     path.write_bytes(data)
 
 
@@ -357,15 +417,25 @@ def test_the_quicklook_subtitles_name_the_window(tmp_path, make_tiq):
     expected_full = "centre 100 MHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
     expected_zoom = "span 200 kHz, bin 977 Hz, frame 1.02 ms, L=1024, window hann"
     with open(tmp_path / "full.png", "wb") as f:
-        render.render_spectrogram(f, power, freqs, times, title=title, style=style,
-                                  subtitle=expected_full)
+        render.render_spectrogram(
+            f, power, freqs, times, title=title, style=style, subtitle=expected_full
+        )
     zz = zoom.zoom_of(str(path), power, freqs, 100e6, 1e6, settings)
     with open(tmp_path / "zoom.png", "wb") as f:
-        render.render_spectrogram(f, zz.power, zz.freqs, zz.times, title=title + "   (zoom)",
-                                  style=style, subtitle=expected_zoom,
-                                  relative_to=zz.window.centre)
-    for got, ref in ((out / "w.png", tmp_path / "full.png"),
-                     (out / "w_zoom.png", tmp_path / "zoom.png")):
+        render.render_spectrogram(
+            f,
+            zz.power,
+            zz.freqs,
+            zz.times,
+            title=title + "   (zoom)",
+            style=style,
+            subtitle=expected_zoom,
+            relative_to=zz.window.centre,
+        )
+    for got, ref in (
+        (out / "w.png", tmp_path / "full.png"),
+        (out / "w_zoom.png", tmp_path / "zoom.png"),
+    ):
         assert np.array_equal(np.asarray(Image.open(got)), np.asarray(Image.open(ref))), got
 
 
@@ -398,18 +468,25 @@ def test_printed_times_say_their_zone_and_typed_times_without_one_are_utc(tmp_pa
 
     # A time typed without a zone is UTC, whatever TZ says (the help says so).
     def rows_since(when: dt.datetime) -> int:
-        out = crunchctl("status", "--ledger", ledger, "--json", "--since",
-                        when.strftime("%Y-%m-%dT%H:%M:%S"), env=env)
+        out = crunchctl(
+            "status",
+            "--ledger",
+            ledger,
+            "--json",
+            "--since",
+            when.strftime("%Y-%m-%dT%H:%M:%S"),
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)["rows"]
 
     now_utc = finished.replace(tzinfo=None)
     assert rows_since(now_utc - dt.timedelta(minutes=30)) == 1
     assert rows_since(now_utc + dt.timedelta(minutes=30)) == 0  # local time would say 1
-    with_zone = (finished + dt.timedelta(minutes=30)).astimezone(
-        dt.timezone(dt.timedelta(hours=1)))
-    out = crunchctl("status", "--ledger", ledger, "--json", "--since", with_zone.isoformat(),
-                    env=env)
+    with_zone = (finished + dt.timedelta(minutes=30)).astimezone(dt.timezone(dt.timedelta(hours=1)))
+    out = crunchctl(
+        "status", "--ledger", ledger, "--json", "--since", with_zone.isoformat(), env=env
+    )
     assert json.loads(out.stdout)["rows"] == 0
     for command in ("status", "batch"):
         text = " ".join(crunchctl(command, "--help", env=env_with(COLUMNS="200")).stdout.split())

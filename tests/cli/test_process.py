@@ -17,8 +17,7 @@ from crunchctl.recordings.run import process_files
 
 
 def settings(tmp_path: Path, **kw):
-    base = {"lframes": 1024, "zoom_span": 200e3, "output_path": str(tmp_path / "out"),
-            "workers": 2}
+    base = {"lframes": 1024, "zoom_span": 200e3, "output_path": str(tmp_path / "out"), "workers": 2}
     base.update(kw)
     return resolve(None, base)
 
@@ -53,7 +52,10 @@ def test_equal_stems_from_different_folders_do_not_collide(tmp_path, make_tiq):
             shapes[str(z["source"])] = z["arr_2"].shape[0]
     assert shapes == {str(a): 2, str(b): 3}
     # A later run of the second one alone keeps using its own, distinct name.
-    again = process_files([b], settings(tmp_path), )
+    again = process_files(
+        [b],
+        settings(tmp_path),
+    )
     assert again.outcomes[0].products[2] in {str(p) for p in npzs}
     assert again.outcomes[0].products[2] != str(tmp_path / "out" / "same.npz")
 
@@ -80,13 +82,16 @@ def test_cli_bad_items_fail_alone_and_exit_1(tmp_path, make_tiq):
     assert leftovers == []
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--lframes", "0"], "--lframes 0: expected a whole number of at least 1"),
-    (["--n-avg", "-3"], "--n-avg -3: expected a whole number of at least 1"),
-    (["--zoom-span", "0"], "--zoom-span 0.0: expected a positive number of Hz"),
-    (["--window", "kaiser"], "--window 'kaiser': expected one of rectangular"),
-    (["--cmap", "nope"], "cmap 'nope': not a matplotlib colour map"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lframes", "0"], "--lframes 0: expected a whole number of at least 1"),
+        (["--n-avg", "-3"], "--n-avg -3: expected a whole number of at least 1"),
+        (["--zoom-span", "0"], "--zoom-span 0.0: expected a positive number of Hz"),
+        (["--window", "kaiser"], "--window 'kaiser': expected one of rectangular"),
+        (["--cmap", "nope"], "cmap 'nope': not a matplotlib colour map"),
+    ],
+)
 def test_bad_settings_are_usage_errors(tmp_path, make_tiq, args, message):
     a = make_tiq("a.tiq", nframes=1)
     r = run("process", a, *small_args(tmp_path), *args)
@@ -99,7 +104,11 @@ def test_bad_settings_are_usage_errors(tmp_path, make_tiq, args, message):
 def test_non_numeric_setting_is_a_usage_error(tmp_path, make_tiq):
     r = run("process", make_tiq("a.tiq", nframes=1), "--lframes", "lots")
     assert r.exit_code == 2
-    assert "--lframes" in r.stderr and "expected a whole number" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        "--lframes" in r.stderr
+        and "expected a whole number" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 def test_too_many_frames_names_both_numbers(tmp_path, make_tiq):
@@ -121,24 +130,35 @@ def test_unwritable_output_stops_before_any_recording_runs(tmp_path, make_tiq):
     below = blocker / "sub"
     r = run("process", a, *small_args(tmp_path), "--output", below)
     assert r.exit_code == 2
-    assert r.stderr.strip() == (f"Error: {below}: cannot create the output folder: "
-                                f"Not a directory")
+    assert r.stderr.strip() == (f"Error: {below}: cannot create the output folder: Not a directory")
     assert not (tmp_path / "ledger").exists() or not list((tmp_path / "ledger").rglob("*.parquet"))
 
 
 def test_legacy_config_runs_unchanged_and_cli_wins(tmp_path, make_tiq, monkeypatch):
     rec_dir = tmp_path / "rsa510"
     a = make_tiq("20240417_130522.tiq", folder=rec_dir, nframes=4)
-    text = (LEGACY_CONFIG.replace("/data/rsa510/", str(rec_dir) + "/")
-                .replace("/data/crunch/processed.toml", str(tmp_path / "processed.toml"))
-                .replace("/data/crunch/out/", str(tmp_path / "legacy-out") + "/")
-                .replace("/var/www/html/schottky/", str(tmp_path / "www") + "/")
-                .replace("lframes = 65536", "lframes = 512")
-                .replace("nframes = 94", "nframes = 3"))
+    text = (
+        LEGACY_CONFIG.replace("/data/rsa510/", str(rec_dir) + "/")
+        .replace("/data/crunch/processed.toml", str(tmp_path / "processed.toml"))
+        .replace("/data/crunch/out/", str(tmp_path / "legacy-out") + "/")
+        .replace("/var/www/html/schottky/", str(tmp_path / "www") + "/")
+        .replace("lframes = 65536", "lframes = 512")
+        .replace("nframes = 94", "nframes = 3")
+    )
     cfg = tmp_path / "config.toml"
     cfg.write_text(text)
-    r = run("process", a, "--config", cfg, "--ledger", tmp_path / "ledger",
-            "--zoom-span", "100000", "--log-file", tmp_path / "log")
+    r = run(
+        "process",
+        a,
+        "--config",
+        cfg,
+        "--ledger",
+        tmp_path / "ledger",
+        "--zoom-span",
+        "100000",
+        "--log-file",
+        tmp_path / "log",
+    )
     assert r.exit_code == 0, r.stderr
     with np.load(tmp_path / "legacy-out" / "20240417_130522.npz") as z:
         assert z["arr_2"].shape == (3, 512)  # lframes and nframes from the legacy file
@@ -146,12 +166,34 @@ def test_legacy_config_runs_unchanged_and_cli_wins(tmp_path, make_tiq, monkeypat
     assert (tmp_path / "www" / "zoom_rsa510.png").exists()
     # environment beats the file, the command line beats both
     monkeypatch.setenv("CRUNCHCTL_NFRAMES", "2")
-    r = run("process", a, "--config", cfg, "--ledger", tmp_path / "ledger2",
-            "--zoom-span", "100000", "--log-file", tmp_path / "log")
+    r = run(
+        "process",
+        a,
+        "--config",
+        cfg,
+        "--ledger",
+        tmp_path / "ledger2",
+        "--zoom-span",
+        "100000",
+        "--log-file",
+        tmp_path / "log",
+    )
     with np.load(tmp_path / "legacy-out" / "20240417_130522.npz") as z:
         assert z["arr_2"].shape == (2, 512)
-    r = run("process", a, "--config", cfg, "--ledger", tmp_path / "ledger3", "--nframes", "1",
-            "--zoom-span", "100000", "--log-file", tmp_path / "log")
+    r = run(
+        "process",
+        a,
+        "--config",
+        cfg,
+        "--ledger",
+        tmp_path / "ledger3",
+        "--nframes",
+        "1",
+        "--zoom-span",
+        "100000",
+        "--log-file",
+        tmp_path / "log",
+    )
     assert r.exit_code == 0
     with np.load(tmp_path / "legacy-out" / "20240417_130522.npz") as z:
         assert z["arr_2"].shape == (1, 512)
@@ -174,12 +216,15 @@ zoom_center = 0     # Hz, offset from the recording's centre frequency
 """
 
 
-@pytest.mark.parametrize("content,message", [
-    ("[settings]\nlframes = 'big'\n", "lframes = 'big': expected a whole number"),
-    ("[settings]\nlframes = \n", "not valid TOML"),
-    ("[settings]\nframes = 3\n", "[settings] frames: unknown key"),
-    ("[paths]\noutput_path = 3\n", "output_path = 3: expected a path"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("[settings]\nlframes = 'big'\n", "lframes = 'big': expected a whole number"),
+        ("[settings]\nlframes = \n", "not valid TOML"),
+        ("[settings]\nframes = 3\n", "[settings] frames: unknown key"),
+        ("[paths]\noutput_path = 3\n", "output_path = 3: expected a path"),
+    ],
+)
 def test_config_errors_name_file_key_and_expectation(tmp_path, make_tiq, content, message):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content)
@@ -219,13 +264,15 @@ def test_installed_entry_point_runs(tmp_path, make_tiq):
     exe = shutil.which("crunchctl")
     assert exe, "the crunchctl entry point is not installed"
     a = make_tiq("a.tiq", nframes=2)
-    p = subprocess.run([exe, "process", str(a), *small_args(tmp_path)], capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [exe, "process", str(a), *small_args(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     assert "processed 1, failed 0" in p.stdout
     assert (tmp_path / "out" / "a.png").exists()
     v = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert v.stdout.startswith("crunchctl ")
-    m = subprocess.run([sys.executable, "-m", "crunchctl", "--help"], capture_output=True,
-                       text=True, timeout=60)
+    m = subprocess.run(
+        [sys.executable, "-m", "crunchctl", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert m.returncode == 0 and "Usage: crunchctl" in m.stdout

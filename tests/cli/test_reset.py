@@ -62,8 +62,14 @@ def test_reset_of_a_ledger_that_does_not_exist_is_a_usage_error(tmp_path):
 def _on_a_terminal(args: list[str], answer: bytes, timeout: float = 60.0) -> tuple[int, str]:
     """Run crunchctl with stdin, stdout and stderr on a pseudo-terminal; answer its prompt."""
     master, slave = os.openpty()
-    proc = subprocess.Popen(crunchctl_cmd() + args, stdin=slave, stdout=slave, stderr=slave,
-                            env=child_env(), close_fds=True)
+    proc = subprocess.Popen(
+        crunchctl_cmd() + args,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=child_env(),
+        close_fds=True,
+    )
     os.close(slave)
     out, answered, deadline = b"", False, time.monotonic() + timeout
     try:

@@ -32,27 +32,39 @@ def test_status_json_counts_latest_status_and_errors(tmp_path, make_tiq):
     [err] = doc["latest_errors"]
     assert err["item"] == str(bad) and "not a TIQ recording" in err["error"]
     assert "\x1b[" not in r.stdout
-    for key in ("ledger", "attempts_by_status", "first_activity", "last_activity",
-                "throughput_per_hour", "warnings", "pending"):
+    for key in (
+        "ledger",
+        "attempts_by_status",
+        "first_activity",
+        "last_activity",
+        "throughput_per_hour",
+        "warnings",
+        "pending",
+    ):
         assert key in doc
 
 
 def test_status_filters(tmp_path, make_tiq):
     a, bad = _two_runs(tmp_path, make_tiq)
-    only_errors = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json",
-                                 "--errors").stdout)
+    only_errors = json.loads(
+        run("status", "--ledger", tmp_path / "ledger", "--json", "--errors").stdout
+    )
     assert only_errors["items"] == 1 and only_errors["by_status"].get("ok", 0) == 0
-    by_glob = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json",
-                             "--item", "*a.tiq").stdout)
+    by_glob = json.loads(
+        run("status", "--ledger", tmp_path / "ledger", "--json", "--item", "*a.tiq").stdout
+    )
     assert by_glob["items"] == 1 and by_glob["by_status"]["ok"] == 1
-    future = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json",
-                            "--since", "2999-01-01").stdout)
+    future = json.loads(
+        run("status", "--ledger", tmp_path / "ledger", "--json", "--since", "2999-01-01").stdout
+    )
     assert future["rows"] == 0
-    recent = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json",
-                            "--since", "1h").stdout)
+    recent = json.loads(
+        run("status", "--ledger", tmp_path / "ledger", "--json", "--since", "1h").stdout
+    )
     assert recent["rows"] == 2
-    other = json.loads(run("status", "--ledger", tmp_path / "ledger", "--json",
-                           "--source", "batch:*").stdout)
+    other = json.loads(
+        run("status", "--ledger", tmp_path / "ledger", "--json", "--source", "batch:*").stdout
+    )
     assert other["rows"] == 0
     r = run("status", "--ledger", tmp_path / "ledger", "--since", "yesterday-ish")
     assert r.exit_code == 2 and "--since 'yesterday-ish'" in r.stderr
@@ -74,8 +86,10 @@ def test_status_on_a_missing_ledger(tmp_path, monkeypatch):
     # A ledger that was named must exist: a typo is not an empty ledger.
     r = run("--ledger", tmp_path / "typo" / "dir", "status")
     assert r.exit_code == 2
-    assert r.stderr == f"Error: ledger folder {tmp_path / 'typo' / 'dir'} does not exist " \
-                       f"(check --ledger or ledger_path)\n"
+    assert (
+        r.stderr == f"Error: ledger folder {tmp_path / 'typo' / 'dir'} does not exist "
+        f"(check --ledger or ledger_path)\n"
+    )
     assert run("status", "--ledger", tmp_path / "nothing-here", "--json").exit_code == 2
     assert not (tmp_path / "nothing-here").exists() and not (tmp_path / "state").exists()
 
@@ -132,8 +146,7 @@ def test_status_item_list(tmp_path, make_tiq):
     assert list(by_item) == sorted([str(a), str(bad)])
     ok = by_item[str(a)]
     assert ok["status"] == "ok" and ok["duration_s"] > 0 and ok["finished"].endswith("Z")
-    assert sorted(os.path.basename(p) for p in ok["products"]) == ["a.npz", "a.png",
-                                                                    "a_zoom.png"]
+    assert sorted(os.path.basename(p) for p in ok["products"]) == ["a.npz", "a.png", "a_zoom.png"]
     assert by_item[str(bad)]["status"] == "error"
     assert "not a TIQ recording" in by_item[str(bad)]["error"]
     r = run("status", *led, "--item", "a.tiq", "--list")
@@ -153,21 +166,34 @@ def long_name_ledger(tmp_path, n=4):
     from crunchctl.outcome import Outcome
 
     deep = tmp_path.joinpath(*[f"experiment-folder-{i:02d}" for i in range(12)])
-    items = [str(deep / f"recording_{i}_20240417T130522_with_a_long_name.tiq")
-             for i in range(n)]
+    items = [str(deep / f"recording_{i}_20240417T130522_with_a_long_name.tiq") for i in range(n)]
     with Ledger(tmp_path / "ledger") as led:
         for i, item in enumerate(items):
-            led.record(Outcome(item, "iq", f"watch:{deep}", "error", 1e9 + i, 1e9 + i + 1,
-                               error=f"{item}: header says 4096 bytes of data, file has 12"))
+            led.record(
+                Outcome(
+                    item,
+                    "iq",
+                    f"watch:{deep}",
+                    "error",
+                    1e9 + i,
+                    1e9 + i + 1,
+                    error=f"{item}: header says 4096 bytes of data, file has 12",
+                )
+            )
     return items
 
 
 def test_status_off_a_terminal_never_cuts_or_wraps_names(tmp_path):
     items = long_name_ledger(tmp_path)
     assert all(len(i) > 300 for i in items)
-    r = run("status", "--ledger", tmp_path / "ledger")           # CliRunner: not a terminal
-    proc = subprocess.run(["crunchctl", "status", "--ledger", str(tmp_path / "ledger")],
-                          capture_output=True, text=True, env=child_env(), timeout=60)
+    r = run("status", "--ledger", tmp_path / "ledger")  # CliRunner: not a terminal
+    proc = subprocess.run(
+        ["crunchctl", "status", "--ledger", str(tmp_path / "ledger")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     for out in (r.stdout, proc.stdout):
         for item in items:  # `crunchctl status | grep <name>` finds every recording, whole
             [line] = [ln for ln in out.splitlines() if os.path.basename(item) in ln]
@@ -189,15 +215,14 @@ def test_status_on_a_terminal_keeps_file_names_whole(tmp_path, width):
     items = long_name_ledger(tmp_path)
     doc = document(Ledger(tmp_path / "ledger"), None, list_items=True)
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=width, no_color=True,
-                      highlight=False)
+    console = Console(file=buf, force_terminal=True, width=width, no_color=True, highlight=False)
     render(doc, console)
     text = re.sub(r"\x1b\[[0-9;]*m", "", buf.getvalue())  # styles, not characters
     lines = text.splitlines()
     for item in items:
         name = os.path.basename(item)
         hits = [ln for ln in lines if name in ln]
-        assert len(hits) == 2, (name, hits)   # whole, once among errors, once in the list
+        assert len(hits) == 2, (name, hits)  # whole, once among errors, once in the list
         assert all("…" + os.sep in ln for ln in hits)  # the folder part was shortened
     assert max(len(ln) for ln in lines) <= width
     assert "…" + os.sep + "experiment-folder-" in text  # the source, shortened too
@@ -210,5 +235,7 @@ def test_shorten_path():
 
     short = shorten_path("/data/rsa510/2024/c.tiq", 16)
     assert short.startswith("…") and short.endswith("/2024/c.tiq") and len(short) <= 16
-    assert shorten_path("/data/a_very_long_recording_name.tiq", 10) == \
-        "…/a_very_long_recording_name.tiq"
+    assert (
+        shorten_path("/data/a_very_long_recording_name.tiq", 10)
+        == "…/a_very_long_recording_name.tiq"
+    )

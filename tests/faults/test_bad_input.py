@@ -60,8 +60,9 @@ def _good(folder: Path) -> bytes:
     """The bytes of a small real recording (3 frames of 1024 samples, centre 100 MHz)."""
     path = folder / ".template"
     if not path.exists():
-        synth.make_recording(path, synth.RecordingSpec(nframes=3, lframes=1024, fs=1.0e6,
-                                                       center=100.0e6))
+        synth.make_recording(
+            path, synth.RecordingSpec(nframes=3, lframes=1024, fs=1.0e6, center=100.0e6)
+        )
     return path.read_bytes()
 
 
@@ -99,8 +100,9 @@ def make_offset_past_end(path: Path) -> None:
 
 def make_more_samples_than_data(path: Path) -> None:
     body, data = _split(_good(path.parent))
-    body = re.sub(r">(\d+)</NumberSamples>", lambda m: f">{int(m.group(1)) * 2}</NumberSamples>",
-                  body)
+    body = re.sub(
+        r">(\d+)</NumberSamples>", lambda m: f">{int(m.group(1)) * 2}</NumberSamples>", body
+    )
     path.write_bytes(_assemble(body, data))
 
 
@@ -128,12 +130,19 @@ def make_entities_and_comments(path: Path) -> None:
     body = body.replace(
         "<NumberSamples",
         "<!-- decoys: <NumberSamples>99</NumberSamples><NumberFormat>Int16</NumberFormat> -->"
-        "<?signalvu written-by='test'?><NumberSamples", 1)
+        "<?signalvu written-by='test'?><NumberSamples",
+        1,
+    )
     body = body.replace(">Int32</NumberFormat>", "><![CDATA[Int32]]></NumberFormat>")
-    body = re.sub(r'(<Frequency type="System.Double">)100000000\.0(</Frequency>)',
-                  r"\1<!-- centre, Hz -->&#49;&#x30;0000000.0\2", body)
-    body = body.replace("<Instrument>RSA5106B</Instrument>",
-                        "<Instrument>R&amp;S &lt;RSA&gt; &#xFC;ber &quot;5106B&quot;</Instrument>")
+    body = re.sub(
+        r'(<Frequency type="System.Double">)100000000\.0(</Frequency>)',
+        r"\1<!-- centre, Hz -->&#49;&#x30;0000000.0\2",
+        body,
+    )
+    body = body.replace(
+        "<Instrument>RSA5106B</Instrument>",
+        "<Instrument>R&amp;S &lt;RSA&gt; &#xFC;ber &quot;5106B&quot;</Instrument>",
+    )
     assert body.count("&#49;") == 1 and "CDATA" in body
     path.write_bytes(_assemble(body, data))
 
@@ -161,8 +170,10 @@ def check_numbers_read_through_entities(runs: Runs, item: str, row: dict) -> Non
 def check_sizes_named(runs: Runs, item: str, row: dict) -> None:
     size = os.path.getsize(item)
     offset = int(_good(Path(item).parent)[18:27])
-    assert f"file has {size} bytes but its header says the samples start at byte {offset}" \
+    assert (
+        f"file has {size} bytes but its header says the samples start at byte {offset}"
         in row["error"]
+    )
 
 
 def check_process_run(runs: Runs, item: str, row: dict) -> None:
@@ -206,52 +217,135 @@ class Case:
 
 CASES = [
     # docs/formats.md lists what bad TIQ files look like
-    Case("zero-length file", "process", "empty.tiq", "error", ("empty file (0 bytes)",),
-         make_empty),
-    Case("header cut in the middle", "process", "cut.tiq", "error",
-         ("header cut: file has",), make_cut_header, check_sizes_named),
-    Case("offset pointing past the end", "process", "past_end.tiq", "error",
-         ("samples start at byte 999999999",), make_offset_past_end),
-    Case("NumberSamples larger than the data", "process", "short_data.tiq", "error",
-         ("header says 6144 samples (49152 bytes) but only 24576 bytes of data follow",),
-         make_more_samples_than_data),
-    Case("unknown number format", "process", "int64.tiq", "error",
-         ("unknown NumberFormat 'Int64'",), make_unknown_format),
-    Case("directory named *.tiq", "process", "folder.tiq", "error", ("is a directory",),
-         make_directory),
-    Case("non-TIQ file named *.tiq", "process", "picture.tiq", "error",
-         ("not a TIQ recording",), make_not_tiq),
-    Case("unreadable file", "process", "locked.tiq", "error",
-         ("cannot read: Permission denied",), make_unreadable),
+    Case(
+        "zero-length file", "process", "empty.tiq", "error", ("empty file (0 bytes)",), make_empty
+    ),
+    Case(
+        "header cut in the middle",
+        "process",
+        "cut.tiq",
+        "error",
+        ("header cut: file has",),
+        make_cut_header,
+        check_sizes_named,
+    ),
+    Case(
+        "offset pointing past the end",
+        "process",
+        "past_end.tiq",
+        "error",
+        ("samples start at byte 999999999",),
+        make_offset_past_end,
+    ),
+    Case(
+        "NumberSamples larger than the data",
+        "process",
+        "short_data.tiq",
+        "error",
+        ("header says 6144 samples (49152 bytes) but only 24576 bytes of data follow",),
+        make_more_samples_than_data,
+    ),
+    Case(
+        "unknown number format",
+        "process",
+        "int64.tiq",
+        "error",
+        ("unknown NumberFormat 'Int64'",),
+        make_unknown_format,
+    ),
+    Case(
+        "directory named *.tiq",
+        "process",
+        "folder.tiq",
+        "error",
+        ("is a directory",),
+        make_directory,
+    ),
+    Case(
+        "non-TIQ file named *.tiq",
+        "process",
+        "picture.tiq",
+        "error",
+        ("not a TIQ recording",),
+        make_not_tiq,
+    ),
+    Case(
+        "unreadable file",
+        "process",
+        "locked.tiq",
+        "error",
+        ("cannot read: Permission denied",),
+        make_unreadable,
+    ),
     # odd but valid headers, and batch inputs
-    Case("header with XML entities and comments", "process", "entities.tiq", "ok", (),
-         make_entities_and_comments, check_numbers_read_through_entities),
-    Case("offset not nine digits", "process", "offset4096.tiq", "error",
-         ("header offset '4096' is not nine decimal digits",), make_offset_not_nine_digits),
-    Case("symlink to nowhere", "process", "dangling.tiq", "error",
-         ("broken symbolic link",), make_dangling_symlink),
-    Case("name with spaces and non-ASCII", "process", "Strahlzeit 7 – Ü äöß.tiq", "ok", (),
-         make_good),
-    Case("good recording next to them", "process", "good.tiq", "ok", (), make_good,
-         check_process_run),
+    Case(
+        "header with XML entities and comments",
+        "process",
+        "entities.tiq",
+        "ok",
+        (),
+        make_entities_and_comments,
+        check_numbers_read_through_entities,
+    ),
+    Case(
+        "offset not nine digits",
+        "process",
+        "offset4096.tiq",
+        "error",
+        ("header offset '4096' is not nine decimal digits",),
+        make_offset_not_nine_digits,
+    ),
+    Case(
+        "symlink to nowhere",
+        "process",
+        "dangling.tiq",
+        "error",
+        ("broken symbolic link",),
+        make_dangling_symlink,
+    ),
+    Case(
+        "name with spaces and non-ASCII", "process", "Strahlzeit 7 – Ü äöß.tiq", "ok", (), make_good
+    ),
+    Case(
+        "good recording next to them", "process", "good.tiq", "ok", (), make_good, check_process_run
+    ),
     Case("0-byte items file", "empty items", "", None, check=check_empty_items_file),
-    Case("items file with BOM and CRLF", "batch", "good_a", "ok",
-         check=check_items_file_read_clean),
+    Case(
+        "items file with BOM and CRLF", "batch", "good_a", "ok", check=check_items_file_read_clean
+    ),
     Case("duplicate items", "batch", "good_b", "ok", check=check_duplicates_warned),
     Case("item with spaces and non-ASCII", "batch", "Lauf 7 – Ü/ä", "ok"),
-    Case("plugin returns NaN-only data", "batch", "nan_only", "no_data",
-         ("no finite values: every row is NaN only",)),
-    Case("plugin returns a NaN-only row next to a good one", "batch", "nan_row", "ok",
-         ("row 'dead': no finite values (all NaN)",)),
-    Case("plugin returns mismatched array shapes", "batch", "mismatch", "error",
-         ("row 1 (broken): 'data' has shape (7, 3) but 'x' has 10 values and 'y' has 5",)),
-    Case("plugin returns ragged data", "batch", "ragged", "error",
-         ("row 1: 'data' is not an array",)),
+    Case(
+        "plugin returns NaN-only data",
+        "batch",
+        "nan_only",
+        "no_data",
+        ("no finite values: every row is NaN only",),
+    ),
+    Case(
+        "plugin returns a NaN-only row next to a good one",
+        "batch",
+        "nan_row",
+        "ok",
+        ("row 'dead': no finite values (all NaN)",),
+    ),
+    Case(
+        "plugin returns mismatched array shapes",
+        "batch",
+        "mismatch",
+        "error",
+        ("row 1 (broken): 'data' has shape (7, 3) but 'x' has 10 values and 'y' has 5",),
+    ),
+    Case(
+        "plugin returns ragged data", "batch", "ragged", "error", ("row 1: 'data' is not an array",)
+    ),
 ]
 
 # The items file: a BOM, Windows line endings, a comment, a blank line and duplicates.
-ITEMS = ("\ufeffgood_a\r\n# items of the night shift\r\n\r\ngood_b\r\nnan_only\r\n"
-         "good_b\r\nmismatch\r\nragged\r\nnan_row\r\nLauf 7 – Ü/ä\r\ngood_a\r\ngood_b\r\n")
+ITEMS = (
+    "\ufeffgood_a\r\n# items of the night shift\r\n\r\ngood_b\r\nnan_only\r\n"
+    "good_b\r\nmismatch\r\nragged\r\nnan_row\r\nLauf 7 – Ü/ä\r\ngood_a\r\ngood_b\r\n"
+)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -287,10 +381,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     base = tmp_path_factory.mktemp("bad_input")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRUNCHCTL_")}
     home = base / "home"
-    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1",
-               CRUNCHCTL_STATE_DIR=str(home / "state"),
-               **{v: str(home / v.lower()) for v in ("XDG_CONFIG_HOME", "XDG_STATE_HOME",
-                                                     "XDG_CACHE_HOME", "XDG_DATA_HOME")})
+    env.update(
+        NO_COLOR="1",
+        COLUMNS="200",
+        PYTHONUNBUFFERED="1",
+        CRUNCHCTL_STATE_DIR=str(home / "state"),
+        **{
+            v: str(home / v.lower())
+            for v in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME")
+        },
+    )
     common = ["--ledger", str(base / "ledger"), "--log-file", str(base / "crunchctl.log")]
 
     rec = base / "rec"
@@ -301,20 +401,55 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             case.make(rec / case.item)
             paths.append(str(rec / case.item))
     process = subprocess.run(
-        [*_crunchctl(), "process", *paths, "--lframes", "1024", "--zoom-span", "200000",
-         "--output", str(base / "out"), "-j", "2", *common],
-        capture_output=True, text=True, env=env, timeout=180,
-        preexec_fn=_as_an_operator if os.geteuid() == 0 else None)
+        [
+            *_crunchctl(),
+            "process",
+            *paths,
+            "--lframes",
+            "1024",
+            "--zoom-span",
+            "200000",
+            "--output",
+            str(base / "out"),
+            "-j",
+            "2",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        preexec_fn=_as_an_operator if os.geteuid() == 0 else None,
+    )
 
     (base / "loader.py").write_text(PLUGIN)
     (base / "items.txt").write_bytes(ITEMS.encode())
-    batch_args = ["--loader", f"{base / 'loader.py'}:load", "--output", str(base / "figs"),
-                  "--dpi", "40", "-j", "2", *common]
-    batch = subprocess.run([*_crunchctl(), "batch", str(base / "items.txt"), *batch_args],
-                           capture_output=True, text=True, env=env, timeout=180)
+    batch_args = [
+        "--loader",
+        f"{base / 'loader.py'}:load",
+        "--output",
+        str(base / "figs"),
+        "--dpi",
+        "40",
+        "-j",
+        "2",
+        *common,
+    ]
+    batch = subprocess.run(
+        [*_crunchctl(), "batch", str(base / "items.txt"), *batch_args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     (base / "empty.txt").write_bytes(b"")
-    empty = subprocess.run([*_crunchctl(), "batch", str(base / "empty.txt"), *batch_args],
-                           capture_output=True, text=True, env=env, timeout=180)
+    empty = subprocess.run(
+        [*_crunchctl(), "batch", str(base / "empty.txt"), *batch_args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     reader = Ledger(base / "ledger", create=False)
     rows = reader.scan().collect()
     assert reader.warnings == []

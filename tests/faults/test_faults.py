@@ -112,12 +112,6 @@ runner = CliRunner()
 # ----------------------------------------------------------------------------- helpers
 
 
-
-
-
-
-
-
 def live_in_group(pgid: int) -> list[int]:
     """Processes of a process group that still run (zombies do not count)."""
     pids = []
@@ -142,8 +136,11 @@ def kill_group(pgid: int) -> None:
 
 
 def temps(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) \
-        if folder.is_dir() else []
+    return (
+        sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+        if folder.is_dir()
+        else []
+    )
 
 
 def finals(folder: Path, pattern: str = "*.png") -> list[Path]:
@@ -201,16 +198,30 @@ def groups():
 
 
 def batch_args(tmp_path: Path, items: Path, loader: str, *extra: str) -> list[str]:
-    return [*crunchctl_cmd(), "batch", str(items), "--loader", loader,
-            "--output", str(tmp_path / "out"), "--ledger", str(tmp_path / "ledger"),
-            "--log-file", str(tmp_path / "batch.log"), "--dpi", "40", *extra]
+    return [
+        *crunchctl_cmd(),
+        "batch",
+        str(items),
+        "--loader",
+        loader,
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "batch.log"),
+        "--dpi",
+        "40",
+        *extra,
+    ]
 
 
 # ----------------------------------------------------------------------- kill -9: batch
 
 
 def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
-        tmp_path, plugin, groups):
+    tmp_path, plugin, groups
+):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     names = [f"orbit_{i:03d}" for i in range(24)]
@@ -223,20 +234,23 @@ def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
     # a product is being written (a power cut, as far as this machine's processes go).
     for n, how in enumerate(("main", "group while writing", "main")):
         with open(tmp_path / f"run{n}.txt", "w") as log:
-            child = subprocess.Popen(args, stdout=log, stderr=log, env=child_env(),
-                                     start_new_session=True)
+            child = subprocess.Popen(
+                args, stdout=log, stderr=log, env=child_env(), start_new_session=True
+            )
         groups.append(child.pid)
         start = len(finals(out))
         need = rng.randint(1, 3)
-        wait_for(lambda: len(finals(out)) >= start + need or child.poll() is not None, 90,
-                 f"{need} more figures (seed {seed})")
+        wait_for(
+            lambda: len(finals(out)) >= start + need or child.poll() is not None,
+            90,
+            f"{need} more figures (seed {seed})",
+        )
         assert child.poll() is None, f"run {n} ended before the kill (seed {seed})"
         if how == "main":
             time.sleep(rng.uniform(0.0, 0.4))
             os.kill(child.pid, signal.SIGKILL)
         else:
-            wait_for(lambda: temps(out) or child.poll() is not None, 30,
-                     "a figure being written")
+            wait_for(lambda: temps(out) or child.poll() is not None, 30, "a figure being written")
             kill_group(child.pid)
         assert child.wait(10) == -signal.SIGKILL
         # Workers of a killed main process finish their item and go away by themselves.
@@ -247,8 +261,9 @@ def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
     assert ok_before, f"no run recorded anything before its kill (seed {seed})"
     assert leftovers, "the kill while writing left no temp file: it came too late"
 
-    final = subprocess.run(args + ["--json"], capture_output=True, text=True,
-                           env=child_env(), timeout=120)
+    final = subprocess.run(
+        args + ["--json"], capture_output=True, text=True, env=child_env(), timeout=120
+    )
     assert final.returncode == 0, final.stderr
     doc = json.loads(final.stdout)
     assert doc["failed"] == 0 and doc["skipped"] >= len(ok_before)
@@ -283,7 +298,8 @@ def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):
         "t = time.time()\n"
         "led.record(Outcome('lost', 'batch', 'batch:x', 'ok', t, t))\n"
         "pl.DataFrame.write_parquet = half_then_die\n"
-        "led.flush()\n")
+        "led.flush()\n"
+    )
     ledger = tmp_path / "ledger"
     t = time.time()
     with Ledger(ledger) as led:
@@ -297,8 +313,9 @@ def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):
     try:
         from crunchctl.ledger.store import _HOST_TAG
 
-        alive = ledger / (f".part-20000101T000000.000000-{_HOST_TAG}-{sleeper.pid}-0123abcd"
-                          f".parquet.tmp")
+        alive = ledger / (
+            f".part-20000101T000000.000000-{_HOST_TAG}-{sleeper.pid}-0123abcd.parquet.tmp"
+        )
         alive.write_bytes(b"PAR1")
         # Readers never see the temp files, and have nothing to warn about.
         assert ledger_rows(ledger)["item"].to_list() == ["kept"]
@@ -323,18 +340,36 @@ def test_watch_killed_mid_processing_restart_processes_each_version_once(tmp_pat
     out, www, ledger = tmp_path / "out", tmp_path / "www", tmp_path / "ledger"
     for i in range(6):
         tiny_tiq(rec / f"bk_{i:02d}.tiq", seed=i)
-    args = [*crunchctl_cmd(), "watch", str(rec), "--ledger", str(ledger), "--output", str(out),
-            "--www", str(www), "--lframes", "1024", "--log-file", str(tmp_path / "watch.log"),
-            "-j", "2"]
+    args = [
+        *crunchctl_cmd(),
+        "watch",
+        str(rec),
+        "--ledger",
+        str(ledger),
+        "--output",
+        str(out),
+        "--www",
+        str(www),
+        "--lframes",
+        "1024",
+        "--log-file",
+        str(tmp_path / "watch.log"),
+        "-j",
+        "2",
+    ]
 
     def start(n: int) -> subprocess.Popen:
         err = tmp_path / f"watch{n}.err"
         with open(tmp_path / f"watch{n}.out", "w") as o, open(err, "w") as e:
-            proc = subprocess.Popen(args, stdout=o, stderr=e, env=child_env(), cwd=tmp_path,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                args, stdout=o, stderr=e, env=child_env(), cwd=tmp_path, start_new_session=True
+            )
         groups.append(proc.pid)
-        wait_for(lambda: "watching " in err.read_text() or proc.poll() is not None, 60,
-                 "the watcher to start")
+        wait_for(
+            lambda: "watching " in err.read_text() or proc.poll() is not None,
+            60,
+            "the watcher to start",
+        )
         assert proc.poll() is None, err.read_text()
         return proc
 
@@ -354,8 +389,7 @@ def test_watch_killed_mid_processing_restart_processes_each_version_once(tmp_pat
             drop(f"stream_{n:02d}.tiq", seed=100 + n)
         return bool(temps(out)) and len(ok_items(ledger)) >= 2
 
-    wait_for(busy_and_some_recorded, 60, "recordings done and one in progress",
-             interval=0.1)
+    wait_for(busy_and_some_recorded, 60, "recordings done and one in progress", interval=0.1)
     os.kill(first.pid, signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
     wait_for(lambda: not live_in_group(first.pid), 30, "orphaned workers to exit")
@@ -392,8 +426,13 @@ def test_watch_killed_mid_processing_restart_processes_each_version_once(tmp_pat
 
     wait_for(all_current_versions_done, 90, "every recording version", interval=0.3)
     # status reads while the watch runs and writes.
-    status = subprocess.run([*crunchctl_cmd(), "status", "--ledger", str(ledger), "--json"],
-                            capture_output=True, text=True, env=child_env(), timeout=60)
+    status = subprocess.run(
+        [*crunchctl_cmd(), "status", "--ledger", str(ledger), "--json"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["by_status"]["ok"] >= len(expected)
     time.sleep(1.0)  # time for a wrong second processing to show up
@@ -422,23 +461,32 @@ def test_worker_dying_on_one_item_fails_that_item_only(tmp_path, plugin, groups)
     r = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=120)
     assert r.returncode == 1, r.stderr
     assert died in r.stderr and died in r.stdout  # logged, and in the summary
-    latest = {row["item"]: row for row in
-              Ledger(tmp_path / "ledger", create=False).latest().iter_rows(named=True)}
+    latest = {
+        row["item"]: row
+        for row in Ledger(tmp_path / "ledger", create=False).latest().iter_rows(named=True)
+    }
     assert {k: v["status"] for k, v in latest.items()} == {
-        **dict.fromkeys(names, "ok"), "orbit_crash_b": "error"}
+        **dict.fromkeys(names, "ok"),
+        "orbit_crash_b": "error",
+    }
     assert latest["orbit_crash_b"]["error"] == died
     assert_whole(tmp_path / "out")
     # The resume has that one item left: it still runs in a worker that dies alone.
-    again = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True,
-                           env=child_env(), timeout=120)
+    again = subprocess.run(
+        args + ["--resume", "--json"], capture_output=True, text=True, env=child_env(), timeout=120
+    )
     assert again.returncode == 1, again.stderr
     doc = json.loads(again.stdout)
     assert doc["skipped"] == 4 and doc["failed"] == 1 and doc["outcomes"][0]["error"] == died
     assert died in again.stderr
-    counts = dict(ledger_rows(tmp_path / "ledger").group_by("item", "status").len()
-                  .select(pl.concat_str("item", "status", separator=" "), "len").iter_rows())
-    assert counts == {**{f"{n} ok": 1 for n in names if "crash" not in n},
-                      "orbit_crash_b error": 2}
+    counts = dict(
+        ledger_rows(tmp_path / "ledger")
+        .group_by("item", "status")
+        .len()
+        .select(pl.concat_str("item", "status", separator=" "), "len")
+        .iter_rows()
+    )
+    assert counts == {**{f"{n} ok": 1 for n in names if "crash" not in n}, "orbit_crash_b error": 2}
 
 
 # ------------------------------------------------------------ output folder and full disk
@@ -450,11 +498,13 @@ def test_output_folder_replaced_by_a_file_mid_run(tmp_path, groups):
     args = [*crunchctl_cmd(), "process", *map(str, recs), *small_args(tmp_path), "-j", "2"]
     log = tmp_path / "run.txt"
     with open(tmp_path / "stdout.txt", "w") as o, open(log, "w") as e:
-        child = subprocess.Popen(args, stdout=o, stderr=e, env=child_env(),
-                                 start_new_session=True)
+        child = subprocess.Popen(args, stdout=o, stderr=e, env=child_env(), start_new_session=True)
     groups.append(child.pid)
-    wait_for(lambda: len(finals(out, "*_zoom.png")) >= 2 or child.poll() is not None, 90,
-             "two recordings done")
+    wait_for(
+        lambda: len(finals(out, "*_zoom.png")) >= 2 or child.poll() is not None,
+        90,
+        "two recordings done",
+    )
     assert child.poll() is None
     # The share goes away and something else appears under its name.
     os.rename(out, gone)
@@ -482,11 +532,9 @@ def test_output_folder_replaced_by_a_file_mid_run(tmp_path, groups):
     # The share is back: the rerun does exactly the failed ones.
     out.unlink()
     os.rename(gone, out)
-    again = subprocess.run(args, capture_output=True, text=True, env=child_env(),
-                           timeout=120)
+    again = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=120)
     assert again.returncode == 0, again.stderr
-    assert (f"processed {failed.height}, failed 0, skipped {ok.height} already done"
-            in again.stdout)
+    assert f"processed {failed.height}, failed 0, skipped {ok.height} already done" in again.stdout
     final = ledger_rows(ledger).filter(pl.col("status") == "ok")
     assert sorted(final["item"].to_list()) == sorted(map(str, recs))
     assert temps(out) == []  # a temp file stranded by the switch was cleaned up
@@ -507,14 +555,16 @@ def test_full_disk_fails_the_items_it_hits_and_the_run_goes_on(tmp_path, plugin)
     r = subprocess.run(args, capture_output=True, text=True, env=full, timeout=120)
     assert r.returncode == 1, r.stderr
     assert "processed 3, failed 2" in r.stdout and "Traceback" not in r.stderr
-    latest = {row["item"]: row for row in
-              Ledger(ledger, create=False).latest().iter_rows(named=True)}
+    latest = {
+        row["item"]: row for row in Ledger(ledger, create=False).latest().iter_rows(named=True)
+    }
     for rec in recs:
         row = latest[str(rec)]
         if "full" in rec.name:
             assert row["status"] == "error"
-            assert row["error"] == (f"{rec}: {out / (rec.stem + '_zoom.png')}: cannot write: "
-                                    f"No space left on device")
+            assert row["error"] == (
+                f"{rec}: {out / (rec.stem + '_zoom.png')}: cannot write: No space left on device"
+            )
             assert row["error"] in r.stderr
             assert not (out / f"{rec.stem}_zoom.png").exists()
         else:
@@ -532,17 +582,39 @@ def test_full_disk_fails_the_items_it_hits_and_the_run_goes_on(tmp_path, plugin)
     # batch: the same, for figures drawn from plugin rows.
     items = items_file(tmp_path, ["orbit_1", "full_orbit_2", "orbit_3"])
     figs = tmp_path / "figs"
-    bargs = [*crunchctl_cmd(), "batch", str(items), "--loader", f"{plugin}:quick", "-j", "2",
-             "--output", str(figs), "--ledger", str(ledger), "--log-file",
-             str(tmp_path / "batch.log"), "--dpi", "40"]
-    b = subprocess.run(bargs, capture_output=True, text=True, timeout=120,
-                       env=child_env(PYTHONPATH=pythonpath, CRUNCHCTL_TEST_ENOSPC=".full_*"))
+    bargs = [
+        *crunchctl_cmd(),
+        "batch",
+        str(items),
+        "--loader",
+        f"{plugin}:quick",
+        "-j",
+        "2",
+        "--output",
+        str(figs),
+        "--ledger",
+        str(ledger),
+        "--log-file",
+        str(tmp_path / "batch.log"),
+        "--dpi",
+        "40",
+    ]
+    b = subprocess.run(
+        bargs,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(PYTHONPATH=pythonpath, CRUNCHCTL_TEST_ENOSPC=".full_*"),
+    )
     assert b.returncode == 1, b.stderr
     message = f"full_orbit_2: {figs / 'full_orbit_2.png'}: cannot write: No space left on device"
     assert message in b.stderr and message in b.stdout
     batch_rows = ledger_rows(ledger).filter(pl.col("kind") == "batch")
     assert dict(batch_rows.select("item", "status").iter_rows()) == {
-        "orbit_1": "ok", "full_orbit_2": "error", "orbit_3": "ok"}
+        "orbit_1": "ok",
+        "full_orbit_2": "error",
+        "orbit_3": "ok",
+    }
     assert temps(figs) == [] and not (figs / "full_orbit_2.png").exists()
     assert_whole(figs)
 
@@ -569,7 +641,8 @@ class _FullLedgerDisk:
 
 
 def test_full_disk_under_the_ledger_is_one_clear_error_and_leaves_no_file(
-        tmp_path, make_tiq, monkeypatch):
+    tmp_path, make_tiq, monkeypatch
+):
     import builtins
 
     import crunchctl.ledger.store as ledger_module
@@ -601,9 +674,24 @@ def test_full_disk_under_the_ledger_is_one_clear_error_and_leaves_no_file(
 def test_damaged_ledger_file_is_named_and_everything_else_still_counts(tmp_path, plugin):
     names = [f"orbit_{i}" for i in range(6)]
     items = items_file(tmp_path, names)
-    args = ["batch", str(items), "--loader", f"{plugin}:quick", "--flush-every", "2", "-j", "2",
-            "--output", str(tmp_path / "out"), "--ledger", str(tmp_path / "ledger"),
-            "--log-file", str(tmp_path / "batch.log"), "--dpi", "40"]
+    args = [
+        "batch",
+        str(items),
+        "--loader",
+        f"{plugin}:quick",
+        "--flush-every",
+        "2",
+        "-j",
+        "2",
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "batch.log"),
+        "--dpi",
+        "40",
+    ]
     assert runner.invoke(app, args).exit_code == 0
     parts = sorted((tmp_path / "ledger").glob("part-*.parquet"))
     assert len(parts) == 3

@@ -85,14 +85,31 @@ class Watch(WatchProc):
         hook = base / "hook"
         hook.mkdir(exist_ok=True)
         (hook / "sitecustomize.py").write_text(HOOK)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook),
-                                                          os.environ.get("PYTHONPATH")]))
-        super().__init__(base, *extra, folder=folder, workers=1, www=False,
-                         zoom_span="200000", env=env, new_session=True)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+        super().__init__(
+            base,
+            *extra,
+            folder=folder,
+            workers=1,
+            www=False,
+            zoom_span="200000",
+            env=env,
+            new_session=True,
+        )
 
     def common(self) -> list[str]:
-        return ["--ledger", str(self.ledger), "--output", str(self.out), "--lframes", "1024",
-                "--zoom-span", "200000", "--log-file", str(self.log_path)]
+        return [
+            "--ledger",
+            str(self.ledger),
+            "--output",
+            str(self.out),
+            "--lframes",
+            "1024",
+            "--zoom-span",
+            "200000",
+            "--log-file",
+            str(self.log_path),
+        ]
 
     def start(self) -> Watch:
         return super().start(timeout=60)
@@ -187,8 +204,7 @@ def test_a_gone_folder_costs_little_cpu(tmp_path, watches, mode):
 
 
 @pytest.mark.slow  # about 20 s: three states of the disk, then a second run
-def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost(
-        tmp_path, watches):
+def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost(tmp_path, watches):
     rec, staging = tmp_path / "rec", tmp_path / "staging"
     rec.mkdir()
     flag = tmp_path / "ledger-full"
@@ -198,18 +214,21 @@ def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost
 
     flag.touch()  # the disk is full
     full = [drop(staging, rec, f"full_{i}.tiq", seed=10 + i) for i in range(2)]
-    wait_for(lambda: all((w.out / f"{p.stem}.png").exists() for p in full), 60,
-             "products while the ledger disk is full")
+    wait_for(
+        lambda: all((w.out / f"{p.stem}.png").exists() for p in full),
+        60,
+        "products while the ledger disk is full",
+    )
     time.sleep(1.5)  # several flush attempts
     assert all(ok_count(w.ledger, p) == 0 for p in full)
     assert w.log().count("LEDGER NOT WRITTEN") == 1
     assert "LEDGER NOT WRITTEN" in w.stderr  # the person at the console sees it
 
     flag.unlink()  # space is back
-    wait_for(lambda: all(ok_count(w.ledger, p) == 1 for p in full), 10,
-             "the kept outcomes written")
-    wait_for(lambda: "the 2 outcomes kept in memory are now recorded" in w.log(), 10,
-             "the all-clear")
+    wait_for(lambda: all(ok_count(w.ledger, p) == 1 for p in full), 10, "the kept outcomes written")
+    wait_for(
+        lambda: "the 2 outcomes kept in memory are now recorded" in w.log(), 10, "the all-clear"
+    )
     errors = [ln for ln in w.log().splitlines() if " ERROR " in ln]
     assert len(errors) <= 4, errors  # once, and once per new outcome: not every 0.5 s
     assert all("No space left on device" in ln for ln in errors), errors
@@ -227,14 +246,17 @@ def test_ledger_disk_full_keeps_outcomes_writes_them_later_and_says_what_is_lost
 
     # The next run redoes exactly the lost one; its products are replaced, not doubled.
     before = sorted(p.name for p in w.out.iterdir())
-    again = subprocess.run([*crunchctl_cmd(), "watch", str(rec), "--once", "-j", "1",
-                            *w.common()], capture_output=True, text=True, env=w.env,
-                           timeout=120)
+    again = subprocess.run(
+        [*crunchctl_cmd(), "watch", str(rec), "--once", "-j", "1", *w.common()],
+        capture_output=True,
+        text=True,
+        env=w.env,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in w.out.iterdir()) == before
     rows = iq_rows(w.ledger)
-    assert dict(rows.group_by("item").len().iter_rows()) == {
-        str(p): 1 for p in [a, *full, lost]}
+    assert dict(rows.group_by("item").len().iter_rows()) == {str(p): 1 for p in [a, *full, lost]}
 
 
 # ------------------------------------------------------------- reset and import meanwhile
@@ -251,12 +273,22 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
     old = [tmp_path / "old" / f"legacy_{i}.tiq" for i in range(3)]
     legacy.write_text("processed = [%s]\n" % ", ".join(f'"{p}"' for p in old))
     ledger = ["--ledger", str(w.ledger)]
-    reset = subprocess.run([*crunchctl_cmd(), "reset", "--item", "r1.tiq", "-y", *ledger],
-                           capture_output=True, text=True, env=w.env, timeout=60)
+    reset = subprocess.run(
+        [*crunchctl_cmd(), "reset", "--item", "r1.tiq", "-y", *ledger],
+        capture_output=True,
+        text=True,
+        env=w.env,
+        timeout=60,
+    )
     assert reset.returncode == 0, reset.stderr
     live = drop(staging, rec, "live.tiq", seed=30)  # the watch keeps writing meanwhile
-    imp = subprocess.run([*crunchctl_cmd(), "import", str(legacy), *ledger],
-                         capture_output=True, text=True, env=w.env, timeout=60)
+    imp = subprocess.run(
+        [*crunchctl_cmd(), "import", str(legacy), *ledger],
+        capture_output=True,
+        text=True,
+        env=w.env,
+        timeout=60,
+    )
     assert imp.returncode == 0, imp.stderr
     wait_for(lambda: ok_count(w.ledger, recs[1]) == 2, 30, "the reset recording redone")
     wait_for(lambda: ok_count(w.ledger, live), 30, "the live recording")
@@ -265,8 +297,13 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
     assert "1 recording was reset in the ledger; processing it again" in w.log()
     rows = iq_rows(w.ledger)
     counts = dict(rows.filter(pl.col("status") == "ok").group_by("item").len().iter_rows())
-    assert counts == {str(recs[0]): 1, str(recs[1]): 2, str(recs[2]): 1, str(live): 1,
-                      **{str(p): 1 for p in old}}
+    assert counts == {
+        str(recs[0]): 1,
+        str(recs[1]): 2,
+        str(recs[2]): 1,
+        str(live): 1,
+        **{str(p): 1 for p in old},
+    }
     assert rows.filter(pl.col("status") == "reset")["item"].to_list() == [str(recs[1])]
 
 
@@ -275,7 +312,8 @@ def test_reset_and_import_while_a_watch_writes_the_same_ledger(tmp_path, watches
 
 @pytest.mark.parametrize("mode", ["events", pytest.param("poll", marks=pytest.mark.slow)])
 def test_times_in_the_future_or_past_and_replacements_of_the_same_size_and_mtime(
-        tmp_path, watches, mode):
+    tmp_path, watches, mode
+):
     rec, staging = tmp_path / "rec", tmp_path / "staging"
     rec.mkdir()
     w = watches(tmp_path, rec, *(["--poll", "0.3"] if mode == "poll" else [])).start()
@@ -287,8 +325,7 @@ def test_times_in_the_future_or_past_and_replacements_of_the_same_size_and_mtime
     os.utime(past, (now - 3600, now - 3600))  # the clock jumped back an hour
     os.replace(past, rec / "past.tiq")
     future, past = rec / "future.tiq", rec / "past.tiq"
-    wait_for(lambda: ok_count(w.ledger, future) and ok_count(w.ledger, past), 60,
-             "both recordings")
+    wait_for(lambda: ok_count(w.ledger, future) and ok_count(w.ledger, past), 60, "both recordings")
 
     # Replaced by another recording of the same name, size and mtime (cp -p, rsync -t).
     st = past.stat()
@@ -302,8 +339,13 @@ def test_times_in_the_future_or_past_and_replacements_of_the_same_size_and_mtime
     rows = iq_rows(w.ledger)
     assert dict(rows.group_by("item").len().iter_rows()) == {str(future): 1, str(past): 2}
     # A restart redoes nothing (the ledger's fingerprint is size and mtime).
-    again = subprocess.run([*crunchctl_cmd(), "watch", str(rec), "--once", *w.common()],
-                           capture_output=True, text=True, env=w.env, timeout=120)
+    again = subprocess.run(
+        [*crunchctl_cmd(), "watch", str(rec), "--once", *w.common()],
+        capture_output=True,
+        text=True,
+        env=w.env,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert len(iq_rows(w.ledger)) == 3
 
@@ -320,13 +362,22 @@ def test_two_hosts_share_a_ledger_lock_and_status_name_the_hosts(tmp_path, watch
     recs = [drop(staging, f, f"{f.name}_{i}.tiq", seed=i) for f in (one, two) for i in range(2)]
     wait_for(lambda: all(ok_count(alpha.ledger, p) for p in recs), 60, "both hosts' work")
     # A second watch of alpha's folder from "beta" is refused and names alpha.
-    dup = subprocess.run([*crunchctl_cmd(), "watch", str(one), *alpha.common()],
-                         capture_output=True, text=True, env={**beta.env}, timeout=60)
+    dup = subprocess.run(
+        [*crunchctl_cmd(), "watch", str(one), *alpha.common()],
+        capture_output=True,
+        text=True,
+        env={**beta.env},
+        timeout=60,
+    )
     assert dup.returncode == 2
     assert "on alpha, since" in dup.stderr, dup.stderr
-    status = subprocess.run([*crunchctl_cmd(), "status", "--json", "--ledger",
-                             str(alpha.ledger)], capture_output=True, text=True,
-                            env=child_env(), timeout=60)
+    status = subprocess.run(
+        [*crunchctl_cmd(), "status", "--json", "--ledger", str(alpha.ledger)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     watching = {w["folder"]: w for w in json.loads(status.stdout)["watches"]}
     assert watching[str(one)]["host"] == "alpha" and watching[str(two)]["host"] == "beta"

@@ -25,9 +25,11 @@ def _sigmf(folder: Path) -> dict[str, str]:
     (folder / "nodata.sigmf-data").unlink()
     write_sigmf(folder, "nometa", test_signal(N), "ci16_le")
     (folder / "nometa.sigmf-meta").unlink()
-    for name, change in [("unknowntype", {"core:datatype": "cq7_le"}),
-                         ("realtype", {"core:datatype": "rf32_le"}),
-                         ("norate", {"core:sample_rate": None})]:
+    for name, change in [
+        ("unknowntype", {"core:datatype": "cq7_le"}),
+        ("realtype", {"core:datatype": "rf32_le"}),
+        ("norate", {"core:sample_rate": None}),
+    ]:
         write_sigmf(folder, name, test_signal(N), "ci16_le")
         meta = json.loads((folder / f"{name}.sigmf-meta").read_text())
         for k, v in change.items():
@@ -60,7 +62,7 @@ def _tdms(folder: Path) -> dict[str, str]:
     return {
         "good.tdms": "",
         "noiq.tdms": "no TDMS group 'RecordData' (so no RecordData/I); groups: Samples, "
-                     "RecordHeader",
+        "RecordHeader",
         "cut.tdms": "bytes: the file ends inside the segment at byte",
         "empty.tdms": "empty file (0 bytes)",
     }
@@ -80,7 +82,7 @@ def _wav(folder: Path) -> dict[str, str]:
         "good.wav": "",
         "mono.wav": "mono WAV: IQ needs two channels (left = I, right = Q)",
         "short.wav": f"{len(data)} bytes, but its header says a complete file has "
-                     f"{len(data) + 5008}",
+        f"{len(data) + 5008}",
     }
 
 
@@ -96,13 +98,19 @@ def _raw(folder: Path) -> dict[str, str]:
 def _raw_without_rate(folder: Path) -> dict[str, str]:
     write_sigmf(folder, "good", test_signal(N), "cf32_le")
     test_signal(N).astype(np.complex64).tofile(folder / "norate.cf32")
-    return {"good.sigmf-data": "",
-            "norate.cf32": "raw IQ has no header: give its sample rate with --sample-rate HZ"}
+    return {
+        "good.sigmf-data": "",
+        "norate.cf32": "raw IQ has no header: give its sample rate with --sample-rate HZ",
+    }
 
 
-TABLES = {"sigmf": (_sigmf, []), "tdms": (_tdms, []), "wav": (_wav, []),
-          "raw": (_raw, ["--sample-rate", str(FS), "--center", str(CENTER)]),
-          "raw-no-rate": (_raw_without_rate, [])}
+TABLES = {
+    "sigmf": (_sigmf, []),
+    "tdms": (_tdms, []),
+    "wav": (_wav, []),
+    "raw": (_raw, ["--sample-rate", str(FS), "--center", str(CENTER)]),
+    "raw-no-rate": (_raw_without_rate, []),
+}
 
 
 @pytest.mark.parametrize("fmt", list(TABLES))
@@ -112,15 +120,33 @@ def test_bad_files_next_to_a_good_one(tmp_path: Path, fmt: str):
     folder.mkdir()
     cases = make(folder)
     files = sorted(str(p) for p in folder.iterdir())
-    r = subprocess.run(crunchctl_cmd() + ["process", *files, "--lframes", str(L),
-                                          "--zoom-span", "200000",
-                                          "--output", str(tmp_path / "out"),
-                                          "--ledger", str(tmp_path / "ledger"),
-                                          "--log-file", str(tmp_path / "log"), *extra],
-                       capture_output=True, text=True, env=child_env(), timeout=300)
+    r = subprocess.run(
+        crunchctl_cmd()
+        + [
+            "process",
+            *files,
+            "--lframes",
+            str(L),
+            "--zoom-span",
+            "200000",
+            "--output",
+            str(tmp_path / "out"),
+            "--ledger",
+            str(tmp_path / "ledger"),
+            "--log-file",
+            str(tmp_path / "log"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=300,
+    )
     assert r.returncode == 1, r.stderr
-    rows = {row["item"]: row for row in
-            Ledger(tmp_path / "ledger", create=False).scan().collect().to_dicts()}
+    rows = {
+        row["item"]: row
+        for row in Ledger(tmp_path / "ledger", create=False).scan().collect().to_dicts()
+    }
     for name, message in cases.items():
         item = str(folder / name)
         if name.endswith(".sigmf-meta"):

@@ -9,21 +9,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import child_env, crunchctl_cmd, small_args
 
+from conftest import child_env, crunchctl_cmd, small_args
 from crunchctl import formats
 from crunchctl.errors import UsageError
 from crunchctl.formats.synth import Line, RecordingSpec, make_recording_as
 
-SPEC = RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=0.0,
-                     lines=(Line(50e3, 1e-3, 0.0),))
+SPEC = RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=0.0, lines=(Line(50e3, 1e-3, 0.0),))
 
 
 def crunch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(crunchctl_cmd() + ["process", *map(str, args), *small_args(tmp_path),
-                                             "--sample-rate", "1e6", "--workers", "1"],
-                          capture_output=True, text=True, env=child_env(), timeout=120,
-                          check=False)
+    return subprocess.run(
+        crunchctl_cmd()
+        + [
+            "process",
+            *map(str, args),
+            *small_args(tmp_path),
+            "--sample-rate",
+            "1e6",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+        check=False,
+    )
 
 
 def peak_hz(npz: Path) -> float:
@@ -31,12 +43,15 @@ def peak_hz(npz: Path) -> float:
         return float(z["arr_0"][0, np.argmax(z["arr_2"].mean(axis=0))])
 
 
-@pytest.mark.parametrize(("stored", "odd_name", "given"), [
-    ("a.cf32", "hackrf.iq", "cf32"),
-    ("a.cf32", "hackrf.iq", "raw:CF32"),
-    ("a.cs16", "capture.dat", "cs16"),
-    ("a.cs16", "capture.bin", "raw:cs16"),
-])
+@pytest.mark.parametrize(
+    ("stored", "odd_name", "given"),
+    [
+        ("a.cf32", "hackrf.iq", "cf32"),
+        ("a.cf32", "hackrf.iq", "raw:CF32"),
+        ("a.cs16", "capture.dat", "cs16"),
+        ("a.cs16", "capture.bin", "raw:cs16"),
+    ],
+)
 def test_format_names_the_sample_type_of_a_file_of_any_name(tmp_path, stored, odd_name, given):
     typed = make_recording_as(tmp_path / stored, "raw", SPEC)
     odd = tmp_path / odd_name

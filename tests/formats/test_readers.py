@@ -33,8 +33,20 @@ N = 8 * L
 
 # --------------------------------------------------------------------------------- SigMF
 
-SIGMF_TYPES = ["cf32_le", "cf64_le", "ci32_le", "ci16_le", "ci8", "cu8", "cu16_le",
-               "cf32_be", "cf64_be", "ci32_be", "ci16_be", "cu16_be"]
+SIGMF_TYPES = [
+    "cf32_le",
+    "cf64_le",
+    "ci32_le",
+    "ci16_le",
+    "ci8",
+    "cu8",
+    "cu16_le",
+    "cf32_be",
+    "cf64_be",
+    "ci32_be",
+    "ci16_be",
+    "cu16_be",
+]
 
 
 @pytest.mark.parametrize("datatype", SIGMF_TYPES)
@@ -45,8 +57,9 @@ def test_sigmf_every_complex_datatype(tmp_path: Path, datatype: str):
         assert header.format == "sigmf" and header.path == str(data)
         assert header.sample_rate == FS and header.center_frequency == CENTER
         assert header.nsamples == N
-        assert header.acquisition_start == dt.datetime(2024, 5, 1, 10, 0, 0, 250000,
-                                                       tzinfo=dt.timezone.utc)
+        assert header.acquisition_start == dt.datetime(
+            2024, 5, 1, 10, 0, 0, 250000, tzinfo=dt.timezone.utc
+        )
         assert_same_numbers(power, reference_power(values))
     if datatype.startswith(("ci", "cu")):
         assert "full scale = 1" in header.scaling
@@ -115,8 +128,7 @@ def test_tdms_per_record_gain_and_header(tmp_path: Path):
 
 def test_tdms_constant_gain_takes_the_integer_path_and_mtime_as_time(tmp_path: Path):
     x = test_signal(N) * 1e-3
-    ref = write_tdms(tmp_path / "a.tdms", [x[: N // 2], x[N // 2 :]], [1e-7, 1e-7],
-                     stamp=False)
+    ref = write_tdms(tmp_path / "a.tdms", [x[: N // 2], x[N // 2 :]], [1e-7, 1e-7], stamp=False)
     os.utime(tmp_path / "a.tdms", (1.7e9, 1.7e9))
     reader, header = formats.open_recording(tmp_path / "a.tdms")
     first = next(iter(reader.blocks(header, ReadOptions(), 0, 2, L)))
@@ -131,8 +143,7 @@ def test_tdms_other_channel_names(tmp_path: Path):
     ref = write_tdms(tmp_path / "a.tdms", [x], [1e-7], group="IQ", i="re", q="im")
     with pytest.raises(FormatError, match=r"no TDMS group 'RecordData' .*groups: IQ"):
         formats.open_recording(tmp_path / "a.tdms")
-    header, power = pipeline_power(tmp_path / "a.tdms",
-                                   ReadOptions(tdms_channels="IQ/re,IQ/im"))
+    header, power = pipeline_power(tmp_path / "a.tdms", ReadOptions(tdms_channels="IQ/re,IQ/im"))
     assert_same_numbers(power, reference_power(ref))
     with pytest.raises(FormatError, match=r"no TDMS channel IQ/x; IQ has: re, im"):
         formats.open_recording(tmp_path / "a.tdms", ReadOptions(tdms_channels="IQ/re,IQ/x"))
@@ -163,10 +174,21 @@ def test_wav_written_by_scipy(tmp_path: Path, dtype: str):
 
 # ----------------------------------------------------------------------------------- raw
 
-RAW = [(".cf32", "<f4", 0), (".fc32", "<f4", 0), (".cfile", "<f4", 0), (".cf64", "<f8", 0),
-       (".fc64", "<f8", 0), (".cs32", "<i4", 32), (".sc32", "<i4", 32), (".cs16", "<i2", 16),
-       (".sc16", "<i2", 16), (".cs8", "i1", 8), (".sc8", "i1", 8), (".cu8", "u1", 8),
-       (".uc8", "u1", 8)]
+RAW = [
+    (".cf32", "<f4", 0),
+    (".fc32", "<f4", 0),
+    (".cfile", "<f4", 0),
+    (".cf64", "<f8", 0),
+    (".fc64", "<f8", 0),
+    (".cs32", "<i4", 32),
+    (".sc32", "<i4", 32),
+    (".cs16", "<i2", 16),
+    (".sc16", "<i2", 16),
+    (".cs8", "i1", 8),
+    (".sc8", "i1", 8),
+    (".cu8", "u1", 8),
+    (".uc8", "u1", 8),
+]
 
 
 @pytest.mark.parametrize("ext,dtype,bits", RAW)
@@ -223,8 +245,14 @@ def test_every_format_yields_the_same_picture_of_the_synth_signal(tmp_path: Path
     spec = synth.RecordingSpec(nframes=4, lframes=4096)
     opts = ReadOptions(sample_rate=spec.fs, center_frequency=spec.center)
     shapes = {}
-    for fmt, name in [("tiq", "a.tiq"), ("sigmf", "b.sigmf-data"), ("tdms", "c.tdms"),
-                      ("wav", "d.wav"), ("raw", "e.cs16"), ("raw", "f.cf32")]:
+    for fmt, name in [
+        ("tiq", "a.tiq"),
+        ("sigmf", "b.sigmf-data"),
+        ("tdms", "c.tdms"),
+        ("wav", "d.wav"),
+        ("raw", "e.cs16"),
+        ("raw", "f.cf32"),
+    ]:
         path = synth.make_recording_as(tmp_path / name, fmt, spec, records=4)
         header, power = pipeline_power(path, opts, lframes=4096)
         assert header.nsamples == spec.nsamples

@@ -71,8 +71,11 @@ def test_readiness_of_unknown_files_is_one_answer_the_settle_time_decides(tmp_pa
 
 
 def test_import_is_light():
-    code = ("import sys, crunchctl.formats as f; f.patterns(); f.extensions(); "
-            "print(sorted(m for m in ('numpy', 'sigmf', 'nptdms', 'scipy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, crunchctl.formats as f; f.patterns(); f.extensions(); "
+        "print(sorted(m for m in ('numpy', 'sigmf', 'nptdms', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crunchctl.formats.synth import RecordingSpec, make_recording_as
 from conftest import child_env, crunchctl_cmd, wait_for
+from crunchctl.formats.synth import RecordingSpec, make_recording_as
 
 SPEC = RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=100.0e6)
 COMMON = ["--lframes", "1024", "--zoom-span", "200000"]
@@ -23,13 +23,15 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [*crunchctl_cmd(), *args, "--ledger", str(tmp_path / "ledger")]
     if args[0] != "status":
         cmd += ["--log-file", str(tmp_path / "log.txt")]
-    return subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=120,
-                          cwd=tmp_path)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=child_env(), timeout=120, cwd=tmp_path
+    )
 
 
 def _process(tmp_path: Path, path: Path) -> dict:
-    proc = _run(tmp_path, "process", str(path), "--output", str(tmp_path / "out"), "--json",
-                *COMMON)
+    proc = _run(
+        tmp_path, "process", str(path), "--output", str(tmp_path / "out"), "--json", *COMMON
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -64,8 +66,9 @@ def test_status_does_not_list_a_processed_pair_as_pending(tmp_path):
     folder.mkdir()
     make_recording_as(folder / "p.sigmf-data", "sigmf", SPEC)
     make_recording_as(folder / "q.sigmf-data", "sigmf", SPEC)
-    proc = _run(tmp_path, "watch", str(folder), "--once", "--output", str(tmp_path / "out"),
-                *COMMON)
+    proc = _run(
+        tmp_path, "watch", str(folder), "--once", "--output", str(tmp_path / "out"), *COMMON
+    )
     assert proc.returncode == 0, proc.stderr
     status = _run(tmp_path, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -81,12 +84,26 @@ def test_status_does_not_list_a_processed_pair_as_pending(tmp_path):
 def test_a_watch_redoes_a_pair_whose_meta_file_changed(tmp_path):
     folder = tmp_path / "rec"
     folder.mkdir()
-    cmd = [*crunchctl_cmd(), "watch", str(folder), "--output", str(tmp_path / "out"),
-           "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "log.txt"),
-           "--settle", "0.3", "-j", "1", *COMMON]
+    cmd = [
+        *crunchctl_cmd(),
+        "watch",
+        str(folder),
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "log.txt"),
+        "--settle",
+        "0.3",
+        "-j",
+        "1",
+        *COMMON,
+    ]
     err = open(tmp_path / "stderr.txt", "w")
-    watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env(),
-                             cwd=tmp_path)
+    watch = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env(), cwd=tmp_path
+    )
     try:
         wait_for(lambda: "watching " in (tmp_path / "stderr.txt").read_text(), 30, "the watch")
         staging = tmp_path / "staging"

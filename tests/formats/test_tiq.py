@@ -29,14 +29,31 @@ def test_header_round_trip(make_tiq):
     assert h.acquired_at().utcoffset().total_seconds() == 7200
 
 
-@pytest.mark.parametrize("fmt,big", [("Int32", False), ("Int16", False), ("Single", False),
-                                     ("Int32", True), ("Int16", True), ("Single", True)])
+@pytest.mark.parametrize(
+    "fmt,big",
+    [
+        ("Int32", False),
+        ("Int16", False),
+        ("Single", False),
+        ("Int32", True),
+        ("Int16", True),
+        ("Single", True),
+    ],
+)
 def test_formats_and_endianness_read_back_the_samples(tmp_path: Path, fmt: str, big: bool):
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(2048) + 1j * rng.standard_normal(2048)) * 1e-3
     scaling = 1e-7 if fmt != "Int16" else 1e-6
-    path = tiq.write_tiq(tmp_path / "x.tiq", [x[:1000], x[1000:]], nsamples=2048, fs=1e6,
-                         center=1e8, scaling=scaling, number_format=fmt, big_endian=big)
+    path = tiq.write_tiq(
+        tmp_path / "x.tiq",
+        [x[:1000], x[1000:]],
+        nsamples=2048,
+        fs=1e6,
+        center=1e8,
+        scaling=scaling,
+        number_format=fmt,
+        big_endian=big,
+    )
     h = tiq.open_recording(path)
     assert h.big_endian is big and h.number_format == fmt
     got = np.concatenate(list(tiq.iter_frames(h, 256, 8, chunk_frames=3)))
@@ -48,14 +65,16 @@ def test_formats_and_endianness_read_back_the_samples(tmp_path: Path, fmt: str, 
 def test_fields_found_by_local_name_anywhere(tmp_path: Path):
     # A differently nested header, other namespaces, and a decoy element whose name contains
     # "Frequency" before the real one.
-    body = ('version="1.0" xmlns="http://www.tektronix.com" xmlns:t="http://www.tektronix.com">'
-            '<Outer><t:SamplingFrequency>2000000</t:SamplingFrequency>'
-            '<MeasurementFrequency>1</MeasurementFrequency></Outer>'
-            '<ProductSpecific><Deep><Frequency>123000000</Frequency></Deep></ProductSpecific>'
-            '<Extra><!-- comment --><NumberFormat>Int16</NumberFormat><Scaling>1e-6</Scaling>'
-            '<Endian>Little</Endian><SamplesType>IQ</SamplesType>'
-            '<NumberSamples>4</NumberSamples><Note>&lt;not a tag&gt; &amp;</Note></Extra>'
-            '</DataFile>')
+    body = (
+        'version="1.0" xmlns="http://www.tektronix.com" xmlns:t="http://www.tektronix.com">'
+        "<Outer><t:SamplingFrequency>2000000</t:SamplingFrequency>"
+        "<MeasurementFrequency>1</MeasurementFrequency></Outer>"
+        "<ProductSpecific><Deep><Frequency>123000000</Frequency></Deep></ProductSpecific>"
+        "<Extra><!-- comment --><NumberFormat>Int16</NumberFormat><Scaling>1e-6</Scaling>"
+        "<Endian>Little</Endian><SamplesType>IQ</SamplesType>"
+        "<NumberSamples>4</NumberSamples><Note>&lt;not a tag&gt; &amp;</Note></Extra>"
+        "</DataFile>"
+    )
     head = f'<DataFile offset="{0:09d}" ' + body
     offset = len(head.encode())
     head = f'<DataFile offset="{offset:09d}" ' + body
@@ -64,8 +83,9 @@ def test_fields_found_by_local_name_anywhere(tmp_path: Path):
     path.write_bytes(head.encode() + data)
     h = tiq.open_recording(path)
     assert (h.fs, h.center, h.number_format, h.nsamples) == (2e6, 123e6, "Int16", 4)
-    np.testing.assert_allclose(tiq.read_samples(h), (np.arange(8) * 1e-6).astype(np.float32)
-                               .view(np.complex64))
+    np.testing.assert_allclose(
+        tiq.read_samples(h), (np.arange(8) * 1e-6).astype(np.float32).view(np.complex64)
+    )
 
 
 def _bad(tmp_path: Path, make_tiq) -> dict[str, tuple[Path, type, str]]:
@@ -75,19 +95,37 @@ def _bad(tmp_path: Path, make_tiq) -> dict[str, tuple[Path, type, str]]:
         "empty": (b"", IncompleteRecording, "empty file (0 bytes)"),
         "cut_header": (good[: h.offset // 2], IncompleteRecording, "header cut"),
         "cut_prefix": (good[:10], IncompleteRecording, "header cut after 10 bytes"),
-        "truncated": (good[: h.offset + 1000], IncompleteRecording,
-                      "header says 2048 samples (16384 bytes) but only 1000 bytes of data follow"),
+        "truncated": (
+            good[: h.offset + 1000],
+            IncompleteRecording,
+            "header says 2048 samples (16384 bytes) but only 1000 bytes of data follow",
+        ),
         "not_tiq": (b"hello world, this is not a recording", TiqError, "not a TIQ recording"),
-        "offset_not_9_digits": (good.replace(good[18:27], b"00000012x", 1), TiqError,
-                                "is not nine decimal digits"),
-        "offset_past_end": (good[:18] + b"999999999" + good[27:], IncompleteRecording,
-                            "header says the samples start at byte 999999999"),
-        "unknown_format": (good.replace(b"<NumberFormat>Int32<", b"<NumberFormat>Int24<"),
-                           TiqError, "unknown NumberFormat 'Int24'"),
-        "bad_xml": (good.replace(b"</DataDescription>", b"</DataDescriptio>"), TiqError,
-                    "header is not valid XML"),
-        "samples_larger": (good.replace(b">2048<", b">9999<"), IncompleteRecording,
-                           "header says 9999 samples (79992 bytes) but only 16384 bytes"),
+        "offset_not_9_digits": (
+            good.replace(good[18:27], b"00000012x", 1),
+            TiqError,
+            "is not nine decimal digits",
+        ),
+        "offset_past_end": (
+            good[:18] + b"999999999" + good[27:],
+            IncompleteRecording,
+            "header says the samples start at byte 999999999",
+        ),
+        "unknown_format": (
+            good.replace(b"<NumberFormat>Int32<", b"<NumberFormat>Int24<"),
+            TiqError,
+            "unknown NumberFormat 'Int24'",
+        ),
+        "bad_xml": (
+            good.replace(b"</DataDescription>", b"</DataDescriptio>"),
+            TiqError,
+            "header is not valid XML",
+        ),
+        "samples_larger": (
+            good.replace(b">2048<", b">9999<"),
+            IncompleteRecording,
+            "header says 9999 samples (79992 bytes) but only 16384 bytes",
+        ),
     }
     out = {}
     for name, (content, exc, msg) in cases.items():

@@ -29,8 +29,16 @@ def _pairs_f32(x: np.ndarray) -> bytes:
 @pytest.fixture
 def watcher(tmp_path: Path, watchers):
     def make(*extra: str) -> WatchProc:
-        return watchers(tmp_path / "w", "--settle", SETTLE, *extra, workers=1, www=False,
-                        zoom_span="200000", lframes=L).start()
+        return watchers(
+            tmp_path / "w",
+            "--settle",
+            SETTLE,
+            *extra,
+            workers=1,
+            www=False,
+            zoom_span="200000",
+            lframes=L,
+        ).start()
 
     return make
 
@@ -40,8 +48,9 @@ def _rows(w: WatchProc) -> list[dict]:
 
 
 def _processed_once(w: WatchProc, item: Path, size: int) -> None:
-    wait_for(lambda: any(r["item"] == str(item) for r in _rows(w)), 60,
-             f"{item.name} to be processed")
+    wait_for(
+        lambda: any(r["item"] == str(item) for r in _rows(w)), 60, f"{item.name} to be processed"
+    )
     time.sleep(2.0)  # would a second, late event process it again?
     rows = [r for r in _rows(w) if r["item"] == str(item)]
     assert len(rows) == 1, rows
@@ -88,8 +97,7 @@ def test_sigmf_data_first_meta_last_is_one_item(tmp_path: Path, watcher):
     slow_write(w.folder / "a.sigmf-data", data_src.read_bytes(), pieces=5, pause=0.3)
     time.sleep(2.5)  # data complete and settled, meta not there yet: nothing to process
     assert _rows(w) == []
-    slow_write(w.folder / "a.sigmf-meta", (src / "a.sigmf-meta").read_bytes(), pieces=3,
-               pause=0.3)
+    slow_write(w.folder / "a.sigmf-meta", (src / "a.sigmf-meta").read_bytes(), pieces=3, pause=0.3)
     # The fingerprint covers both files of the pair (docs/ledger.md).
     both = data_src.stat().st_size + (src / "a.sigmf-meta").stat().st_size
     _processed_once(w, w.folder / "a.sigmf-data", both)

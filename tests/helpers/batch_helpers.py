@@ -7,8 +7,16 @@ from pathlib import Path
 
 def common(tmp_path: Path) -> list:
     """``--output``, ``--ledger``, ``--log-file`` inside ``tmp_path``, and small figures."""
-    return ["--output", tmp_path / "out", "--ledger", tmp_path / "ledger",
-            "--log-file", tmp_path / "batch.log", "--dpi", "40"]
+    return [
+        "--output",
+        tmp_path / "out",
+        "--ledger",
+        tmp_path / "ledger",
+        "--log-file",
+        tmp_path / "batch.log",
+        "--dpi",
+        "40",
+    ]
 
 
 def items_file(tmp_path: Path, lines, name: str = "items.txt") -> Path:

@@ -17,8 +17,9 @@ FS = 2.0e6
 CENTER = 150.0e6
 
 
-def pipeline_power(path, options: ReadOptions | None = None, lframes: int = L,
-                   forced: str | None = None):
+def pipeline_power(
+    path, options: ReadOptions | None = None, lframes: int = L, forced: str | None = None
+):
     """(header, power) through the registry, the reader's blocks and the spectrum."""
     options = options or ReadOptions()
     reader, header = formats.open_recording(path, options, forced)
@@ -29,8 +30,7 @@ def pipeline_power(path, options: ReadOptions | None = None, lframes: int = L,
         if np.iscomplexobj(b.data):
             rows.append(spectrum.power_spectrogram(iter([b.data * b.scale]), k, lframes))
         else:
-            rows.append(spectrum.power_spectrogram_raw(iter([b.data]), k, lframes,
-                                                       scale=b.scale))
+            rows.append(spectrum.power_spectrogram_raw(iter([b.data]), k, lframes, scale=b.scale))
     return header, np.vstack(rows)
 
 
@@ -82,8 +82,15 @@ def to_ints(x: np.ndarray, bits: int, unsigned: bool = False) -> tuple[np.ndarra
     return counts, values[0::2] + 1j * values[1::2]
 
 
-def write_sigmf(folder: Path, name: str, x: np.ndarray, datatype: str, *,
-                capture: dict | None = None, global_extra: dict | None = None) -> Path:
+def write_sigmf(
+    folder: Path,
+    name: str,
+    x: np.ndarray,
+    datatype: str,
+    *,
+    capture: dict | None = None,
+    global_extra: dict | None = None,
+) -> Path:
     from sigmf import SigMFFile
 
     m = __import__("re").match(r"c(f|i|u)(\d+)(_le|_be)?", datatype)
@@ -102,21 +109,38 @@ def write_sigmf(folder: Path, name: str, x: np.ndarray, datatype: str, *,
     g = {"core:datatype": datatype, "core:sample_rate": FS}
     g.update(global_extra or {})
     meta = SigMFFile(data_file=str(data), global_info=g)
-    meta.add_capture(0, capture if capture is not None else {
-        "core:frequency": CENTER, "core:datetime": "2024-05-01T10:00:00.250000Z"})
+    meta.add_capture(
+        0,
+        capture
+        if capture is not None
+        else {"core:frequency": CENTER, "core:datetime": "2024-05-01T10:00:00.250000Z"},
+    )
     meta.tofile(str(folder / f"{name}.sigmf-meta"))
     return data, values
 
 
-def write_tdms(path: Path, records: list[np.ndarray], gains: list[float], *,
-               group: str = "RecordData", i: str = "I", q: str = "Q", header: bool = True,
-               stamp: bool = True, root_extra: dict | None = None) -> np.ndarray:
+def write_tdms(
+    path: Path,
+    records: list[np.ndarray],
+    gains: list[float],
+    *,
+    group: str = "RecordData",
+    i: str = "I",
+    q: str = "Q",
+    header: bool = True,
+    stamp: bool = True,
+    root_extra: dict | None = None,
+) -> np.ndarray:
     """The lab layout, one segment per record; returns the float64 reference samples."""
     from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
 
-    props = {"IQRate": FS, "IQCarrierFrequency": CENTER, "RFAttentuation": 10.0,
-             "NSamplesPerRecord": np.int64(records[0].size),
-             "NRecordsPerFile": np.int64(len(records))}
+    props = {
+        "IQRate": FS,
+        "IQCarrierFrequency": CENTER,
+        "RFAttentuation": 10.0,
+        "NSamplesPerRecord": np.int64(records[0].size),
+        "NRecordsPerFile": np.int64(len(records)),
+    }
     props.update(root_extra or {})
     ref = []
     with TdmsWriter(str(path)) as w:
@@ -124,13 +148,26 @@ def write_tdms(path: Path, records: list[np.ndarray], gains: list[float], *,
             ci = np.clip(np.rint(x.real / gain), -32768, 32767).astype(np.int16)
             cq = np.clip(np.rint(x.imag / gain), -32768, 32767).astype(np.int16)
             ref.append((ci + 1j * cq) * gain)
-            objs = [RootObject(props), GroupObject(group), ChannelObject(group, i, ci),
-                    ChannelObject(group, q, cq)]
+            objs = [
+                RootObject(props),
+                GroupObject(group),
+                ChannelObject(group, i, ci),
+                ChannelObject(group, q, cq),
+            ]
             if header:
-                objs += [GroupObject("RecordHeader"),
-                         ChannelObject("RecordHeader", "gain", np.array([gain]))]
+                objs += [
+                    GroupObject("RecordHeader"),
+                    ChannelObject("RecordHeader", "gain", np.array([gain])),
+                ]
                 if stamp:
-                    objs.append(ChannelObject("RecordHeader", "absolute timestamp", np.array(
-                        [np.datetime64("2024-05-01T10:00:00") + np.timedelta64(r, "s")])))
+                    objs.append(
+                        ChannelObject(
+                            "RecordHeader",
+                            "absolute timestamp",
+                            np.array(
+                                [np.datetime64("2024-05-01T10:00:00") + np.timedelta64(r, "s")]
+                            ),
+                        )
+                    )
             w.write_segment(objs)
     return np.concatenate(ref)

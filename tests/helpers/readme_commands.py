@@ -7,5 +7,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FIRST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/crunchctl demo"
-TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install -e ".[test]" '
-                '&& .venv/bin/python -m pytest -q')
+TEST_COMMAND = (
+    'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest -q'
+)

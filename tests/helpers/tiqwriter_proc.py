@@ -24,7 +24,7 @@ def write_in_chunks(src: str, dest: str, chunks: int, pause: float) -> float:
         f.flush()
         for start in range(0, len(body), step):
             time.sleep(pause)
-            f.write(body[start:start + step])
+            f.write(body[start : start + step])
             f.flush()
             os.fsync(f.fileno())
         last = time.time()

@@ -71,7 +71,7 @@ def test_format_detected_by_content_not_extension(tmp_path):
     ("raw", "item"),
     [
         ("'orbit_001'", "orbit_001"),
-        ('"with \'quote\'"', "with 'quote'"),
+        ("\"with 'quote'\"", "with 'quote'"),
         ("5", "5"),
         ("('a', 1)", "('a', 1)"),
         ("not a literal", "not a literal"),
@@ -89,8 +89,11 @@ def test_repr_items_decoded(raw, item):
         ("processed.toml", "other = ['/a.tiq']\n", "expected a list of paths under 'processed'"),
         ("processed.toml", "processed = [1, 2]\n", "expected a list of paths under 'processed'"),
         ("progress.json", '{"completed_items": [', "malformed JSON"),
-        ("progress.json", progress(schema_version=2),
-         "unsupported schema_version 2 (supported: 1)"),
+        (
+            "progress.json",
+            progress(schema_version=2),
+            "unsupported schema_version 2 (supported: 1)",
+        ),
         ("progress.json", progress(schema_version=None), "missing key 'schema_version'"),
         ("progress.json", progress(errors=None), "missing key 'errors'"),
         ("progress.json", progress(last_index=None), "missing key 'last_index'"),
@@ -141,10 +144,14 @@ def test_import_tracking_toml(tmp_path):
     gone = df.filter(pl.col("item") == "/data/rsa510/20240417_130522.tiq").row(0, named=True)
     assert (gone["size"], gone["mtime_ns"], gone["products"]) == (None, None, [])
     st = rec.stat()
-    cands = [(str(rec), st.st_size, st.st_mtime_ns),
-             ("/data/rsa510/20240417_130522.tiq", None, None)]
-    assert led.done_items("iq", cands, "any-digest") == {str(rec),
-                                                         "/data/rsa510/20240417_130522.tiq"}
+    cands = [
+        (str(rec), st.st_size, st.st_mtime_ns),
+        ("/data/rsa510/20240417_130522.tiq", None, None),
+    ]
+    assert led.done_items("iq", cands, "any-digest") == {
+        str(rec),
+        "/data/rsa510/20240417_130522.tiq",
+    }
     rec.write_bytes(b"y" * 124)  # changed since the import: due again
     assert led.done_items("iq", [(str(rec), 124, rec.stat().st_mtime_ns)], "x") == set()
 
@@ -160,11 +167,13 @@ def test_import_progress_json(tmp_path):
     assert latest["status"].to_list() == ["ok", "ok", "error", "ok", "no_data"]
     assert latest["error"].to_list()[2] == "imported from legacy progress file"
     assert led.done_items("batch", [(f"orbit_00{i}", None, None) for i in range(1, 6)], "d") == {
-        "orbit_001", "orbit_002", "orbit_004"}
+        "orbit_001",
+        "orbit_002",
+        "orbit_004",
+    }
     assert led.scan().collect().height == 5
     s = summary(led)
-    assert s["by_source"] == {f"import:{legacy}": {"ok": 3, "error": 1, "no_data": 1,
-                                                   "reset": 0}}
+    assert s["by_source"] == {f"import:{legacy}": {"ok": 3, "error": 1, "no_data": 1, "reset": 0}}
     assert s["throughput_per_hour"] is None  # imports are not throughput
 
 
@@ -186,7 +195,8 @@ def test_first_use_imports_once(tmp_path, caplog):
         assert import_on_first_use(led, str(legacy)) == 3
         assert import_on_first_use(led, str(legacy)) is None  # its source is in the ledger
     assert [r.getMessage() for r in caplog.records] == [
-        f"imported 3 entries from the legacy tracking file {legacy} into the ledger"]
+        f"imported 3 entries from the legacy tracking file {legacy} into the ledger"
+    ]
     assert import_on_first_use(led, None) is None
 
 

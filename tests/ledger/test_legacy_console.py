@@ -10,11 +10,11 @@ import subprocess
 from conftest import WatchProc, crunchctl_cmd, tiny_tiq, wait_for
 
 # Loaded by the watch's Python through PYTHONPATH: the look for resets every second.
-HOOK = '''\
+HOOK = """\
 import crunchctl.watch.session as _session
 
 _session.RESET_INTERVAL = 1.0
-'''
+"""
 
 
 def _info_lines(stderr: str, text: str) -> list[str]:
@@ -57,20 +57,31 @@ def test_a_running_watch_says_recordings_were_reset_in_one_info_line(tmp_path):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(HOOK)
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
-    w = WatchProc(tmp_path, folder=rec, www=False, workers=1, env={"PYTHONPATH": path},
-                  new_session=True)
+    w = WatchProc(
+        tmp_path, folder=rec, www=False, workers=1, env={"PYTHONPATH": path}, new_session=True
+    )
     try:
         w.start(timeout=60)
         wait_for(lambda: "processed" in w.stderr or len(w.rows()) >= 3, 60, "the backlog")
         wait_for(lambda: len(w.rows()) >= 3, 60, "the backlog in the ledger")
-        reset = subprocess.run([*crunchctl_cmd(), "reset", "--item", "*/r[02].tiq", "-y",
-                                "--ledger", str(w.ledger)],
-                               capture_output=True, text=True, env=w.env, timeout=60)
+        reset = subprocess.run(
+            [*crunchctl_cmd(), "reset", "--item", "*/r[02].tiq", "-y", "--ledger", str(w.ledger)],
+            capture_output=True,
+            text=True,
+            env=w.env,
+            timeout=60,
+        )
         assert reset.returncode == 0, reset.stderr
-        wait_for(lambda: _info_lines(w.stderr, "reset in the ledger"), 30,
-                 "the reset line on the console")
-        wait_for(lambda: len(w.rows().filter(w.rows()["status"] == "ok")) >= 5, 60,
-                 "the reset recordings processed again")
+        wait_for(
+            lambda: _info_lines(w.stderr, "reset in the ledger"),
+            30,
+            "the reset line on the console",
+        )
+        wait_for(
+            lambda: len(w.rows().filter(w.rows()["status"] == "ok")) >= 5,
+            60,
+            "the reset recordings processed again",
+        )
         assert w.stop() == 0
     finally:
         w.kill()

@@ -23,26 +23,35 @@ def test_done_items_rules(tmp_path):
         (prod / name).touch()
     p = lambda name: str(prod / name)  # noqa: E731
     led = Ledger(tmp_path / "l")
-    led.record_many([
-        oc("/r/a.tiq", products=[p("a.png")]),                    # done
-        oc("/r/b.tiq", products=[p("b.png")]),                    # fingerprint changes
-        oc("/r/c.tiq", products=[p("c.png")], digest="old"),      # settings changed
-        oc("/r/d.tiq", products=[p("d.png"), p("gone.png")]),     # a product is missing
-        oc("/r/e.tiq", products=[p("e.png")]),                    # then an error
-        oc("/r/e.tiq", "error", t=T0 + 1, error="boom"),
-        oc("/r/f.tiq", "error", error="boom"),                    # error, then ok
-        oc("/r/f.tiq", products=[p("f.png")], t=T0 + 1),
-        oc("/r/g.tiq", products=[p("g.png")]),                    # then reset
-        oc("/r/h.tiq", digest="legacy", size=None, mtime_ns=None),  # legacy: any settings
-        oc("/r/i.tiq", kind="batch"),                             # other kind
-        oc("/r/j.tiq", "no_data"),
-    ])
+    led.record_many(
+        [
+            oc("/r/a.tiq", products=[p("a.png")]),  # done
+            oc("/r/b.tiq", products=[p("b.png")]),  # fingerprint changes
+            oc("/r/c.tiq", products=[p("c.png")], digest="old"),  # settings changed
+            oc("/r/d.tiq", products=[p("d.png"), p("gone.png")]),  # a product is missing
+            oc("/r/e.tiq", products=[p("e.png")]),  # then an error
+            oc("/r/e.tiq", "error", t=T0 + 1, error="boom"),
+            oc("/r/f.tiq", "error", error="boom"),  # error, then ok
+            oc("/r/f.tiq", products=[p("f.png")], t=T0 + 1),
+            oc("/r/g.tiq", products=[p("g.png")]),  # then reset
+            oc("/r/h.tiq", digest="legacy", size=None, mtime_ns=None),  # legacy: any settings
+            oc("/r/i.tiq", kind="batch"),  # other kind
+            oc("/r/j.tiq", "no_data"),
+        ]
+    )
     led.reset(led.select_for_reset(item_glob="g.tiq"))
     cands = [(f"/r/{c}.tiq", 10, 20) for c in "acdefgij"] + [
-        ("/r/b.tiq", 11, 20), ("/r/h.tiq", None, None), ("/r/unknown.tiq", 10, 20)]
+        ("/r/b.tiq", 11, 20),
+        ("/r/h.tiq", None, None),
+        ("/r/unknown.tiq", 10, 20),
+    ]
     assert led.done_items("iq", cands, "d1") == {"/r/a.tiq", "/r/f.tiq", "/r/h.tiq"}
     assert led.done_items("iq", cands, "d1", check_products=False) == {
-        "/r/a.tiq", "/r/d.tiq", "/r/f.tiq", "/r/h.tiq"}
+        "/r/a.tiq",
+        "/r/d.tiq",
+        "/r/f.tiq",
+        "/r/h.tiq",
+    }
     assert led.done_items("iq", [("/r/b.tiq", 10, 20)], "d1") == {"/r/b.tiq"}
     assert led.done_items("iq", [("/r/b.tiq", 10, 21)], "d1") == set()
     assert led.done_items("iq", [("/r/h.tiq", 10, 20)], "d1") == set()  # None != 10
@@ -59,10 +68,13 @@ def test_done_items_many_products_in_one_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     led = Ledger(tmp_path / "l", flush_every=1000)
-    led.record_many(oc(f"/r/{i}.tiq", products=[str(out / f"{i}.png"), str(out / f"{i}.npz")])
-                    for i in range(600))
-    led.record_many(oc(f"/r/gone{i}.tiq", products=[str(tmp_path / "nowhere" / f"{i}.png")])
-                    for i in range(300))
+    led.record_many(
+        oc(f"/r/{i}.tiq", products=[str(out / f"{i}.png"), str(out / f"{i}.npz")])
+        for i in range(600)
+    )
+    led.record_many(
+        oc(f"/r/gone{i}.tiq", products=[str(tmp_path / "nowhere" / f"{i}.png")]) for i in range(300)
+    )
     for i in range(600):
         (out / f"{i}.png").touch()
         if i % 3:
@@ -75,9 +87,9 @@ def test_done_items_many_products_in_one_folder(tmp_path):
 def test_latest_orders_by_finished_then_seq(tmp_path):
     led = Ledger(tmp_path)
     led.record(oc("/r/a.tiq", "ok", t=T0 + 10))
-    led.record(oc("/r/a.tiq", "error", t=T0))        # finished earlier: not latest
+    led.record(oc("/r/a.tiq", "error", t=T0))  # finished earlier: not latest
     led.record(oc("/r/b.tiq", "error", t=T0))
-    led.record(oc("/r/b.tiq", "no_data", t=T0))      # same time: later seq wins
+    led.record(oc("/r/b.tiq", "no_data", t=T0))  # same time: later seq wins
     latest = dict(led.latest("iq").select("item", "status").iter_rows())
     assert latest == {"/r/a.tiq": "ok", "/r/b.tiq": "no_data"}
     assert led.latest("batch").height == 0
@@ -89,7 +101,7 @@ def test_latest_orders_by_finished_then_seq(tmp_path):
 
 def test_select_for_reset_and_reset(tmp_path):
     led = status_ledger(tmp_path)
-    assert led.select_for_reset() == []     # no filter, not --all: nothing
+    assert led.select_for_reset() == []  # no filter, not --all: nothing
     assert [t.item for t in led.select_for_reset(statuses=["error"])] == ["/data/p/2023_c.tiq"]
     assert len(led.select_for_reset(source="watch")) == 2
     assert led.select_for_reset(item_glob="2024_a.tiq", statuses=["error"]) == []
@@ -101,7 +113,7 @@ def test_select_for_reset_and_reset(tmp_path):
     assert led.done_items("iq", cands, "d1") == set()
     assert len(led.select_for_reset(all_items=True)) == 3  # already reset: left out
     df = led.scan().collect()
-    assert df.height == 8                          # history kept
+    assert df.height == 8  # history kept
     resets = df.filter(pl.col("status") == "reset")
     assert resets["source"].to_list() == ["reset", "reset"]
     assert set(resets["settings_digest"]) == {""}
@@ -115,8 +127,6 @@ def test_reset_wins_over_a_row_from_a_clock_ahead(tmp_path):
     led.record(oc("/r/a.tiq", t=time.time() + 3600))
     led.reset(led.select_for_reset(all_items=True))
     assert led.latest()["status"].to_list() == ["reset"]
-
-
 
 
 # ---------------------------------------------------------------------- products
@@ -140,16 +150,29 @@ def test_product_kind_knows_the_stem():
 
 def test_rows_store_the_kind_of_each_product(tmp_path):
     led = Ledger(tmp_path / "l")
-    led.record(oc("/r/x_zoom.tiq", products=["/o/x_zoom.png", "/o/x_zoom_zoom.png",
-                                             "/o/x_zoom.npz", "/o/x_zoom_spectrum.npz"]))
+    led.record(
+        oc(
+            "/r/x_zoom.tiq",
+            products=[
+                "/o/x_zoom.png",
+                "/o/x_zoom_zoom.png",
+                "/o/x_zoom.npz",
+                "/o/x_zoom_spectrum.npz",
+            ],
+        )
+    )
     led.flush()
     row = Ledger(tmp_path / "l").read(["products", "product_kinds"]).row(0, named=True)
     assert row["product_kinds"] == ["png", "zoom", "npz", "spectrum"]
 
 
 def products_of(out, stem, kinds):
-    names = {"png": f"{stem}.png", "zoom": f"{stem}_zoom.png", "npz": f"{stem}.npz",
-             "spectrum": f"{stem}_spectrum.npz"}
+    names = {
+        "png": f"{stem}.png",
+        "zoom": f"{stem}_zoom.png",
+        "npz": f"{stem}.npz",
+        "spectrum": f"{stem}_spectrum.npz",
+    }
     paths = [str(out / names[k]) for k in kinds]
     for p in paths:
         open(p, "w").close()
@@ -164,20 +187,18 @@ def test_done_state_follows_the_products_asked_for(tmp_path):
     cand = [("/r/a.tiq", 10, 20)]
     done = lambda products: led.done_items("iq", cand, "d1", products=products)  # noqa: E731
     assert done("png,zoom,npz") == {"/r/a.tiq"}
-    assert done("png") == {"/r/a.tiq"}                  # fewer products: nothing redone
+    assert done("png") == {"/r/a.tiq"}  # fewer products: nothing redone
     assert done(["zoom", "npz"]) == {"/r/a.tiq"}
-    assert done("png,spectrum") == set()                # never made: due again
-    (out / "a_spectrum.npz").touch()                    # there, but not made by that row
+    assert done("png,spectrum") == set()  # never made: due again
+    (out / "a_spectrum.npz").touch()  # there, but not made by that row
     assert done("png,spectrum") == set()
     (out / "a.npz").unlink()
-    assert done("png,zoom") == {"/r/a.tiq"}             # the missing one is not asked for
+    assert done("png,zoom") == {"/r/a.tiq"}  # the missing one is not asked for
     assert done("npz") == set()
-    assert done(None) == set()                          # None: every recorded product
-    assert led.done_items("iq", cand, "d1", products="npz", check_products=False) == {
-        "/r/a.tiq"}
+    assert done(None) == set()  # None: every recorded product
+    assert led.done_items("iq", cand, "d1", products="npz", check_products=False) == {"/r/a.tiq"}
     # Processed again with the spectrum: the new row's products count.
-    led.record(oc("/r/a.tiq", t=T0 + 5,
-                  products=products_of(out, "a", ["png", "npz", "spectrum"])))
+    led.record(oc("/r/a.tiq", t=T0 + 5, products=products_of(out, "a", ["png", "npz", "spectrum"])))
     assert done("png,spectrum") == {"/r/a.tiq"} and done("zoom") == set()
 
 
@@ -215,13 +236,15 @@ def test_the_digest_covers_the_settings_of_the_products_made():
     assert settings_digest(Settings(products="png"), "/r/a.tiq", quicklooks) == digest
     assert settings_digest(Settings(lframes=1024), "/r/a.tiq", quicklooks) != digest
     # The colour map shapes the pictures, not the NPZ.
-    assert (settings_digest(Settings(cmap="gray"), "/r/a.tiq", ["npz"])
-            == settings_digest(Settings(), "/r/a.tiq", ["npz"]))
+    assert settings_digest(Settings(cmap="gray"), "/r/a.tiq", ["npz"]) == settings_digest(
+        Settings(), "/r/a.tiq", ["npz"]
+    )
     # Read options count for the formats that read them only.
     raw = Settings(sample_rate=2e6)
     assert settings_digest(raw, "/r/a.tiq", quicklooks) == digest
     assert settings_digest(raw, "/r/a.cs16", quicklooks) != settings_digest(
-        Settings(sample_rate=4e6), "/r/a.cs16", quicklooks)
+        Settings(sample_rate=4e6), "/r/a.cs16", quicklooks
+    )
     assert Digests(Settings())("/r/a.tiq", ["zoom", "npz", "png"]) == digest
 
 
@@ -233,9 +256,17 @@ def test_the_digest_of_the_default_products_is_that_of_earlier_versions():
 
     from crunchctl.identity import settings_digest
 
-    old = {"lframes": 65536, "nframes": None, "n_avg": 1, "zoom_center": 0.0,
-           "zoom_span": 1.0e6, "window": "rectangular", "cmap": "viridis",
-           "output": os.path.abspath("crunchctl-out"), "format": 1}
+    old = {
+        "lframes": 65536,
+        "nframes": None,
+        "n_avg": 1,
+        "zoom_center": 0.0,
+        "zoom_span": 1.0e6,
+        "window": "rectangular",
+        "cmap": "viridis",
+        "output": os.path.abspath("crunchctl-out"),
+        "format": 1,
+    }
     expected = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert settings_digest(Settings(), "/r/a.tiq", ("png", "zoom", "npz")) == expected
 
@@ -243,15 +274,18 @@ def test_the_digest_of_the_default_products_is_that_of_earlier_versions():
 # ---------------------------------------------------------------------- filters
 
 
-@pytest.mark.parametrize(("pattern", "source", "expected"), [
-    ("watch", "watch:/data/w", True),
-    ("watch", "watcher", False),
-    ("watch:/data/w", "watch:/data/w", True),
-    ("watch:*", "watch:/data/w", True),
-    ("watch:*", "process", False),
-    ("*items.txt", "batch:/x/items.txt", True),
-    ("proc", "process", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "source", "expected"),
+    [
+        ("watch", "watch:/data/w", True),
+        ("watch", "watcher", False),
+        ("watch:/data/w", "watch:/data/w", True),
+        ("watch:*", "watch:/data/w", True),
+        ("watch:*", "process", False),
+        ("*items.txt", "batch:/x/items.txt", True),
+        ("proc", "process", False),
+    ],
+)
 def test_source_matches(pattern, source, expected):
     assert source_matches(pattern, source) is expected
 
@@ -265,21 +299,41 @@ def test_the_per_row_digest_is_the_same_column_wise_and_row_by_row(tmp_path):
     settings = Settings(sample_rate=2e6, output_path=str(tmp_path / "out"))
     led = Ledger(tmp_path / "l")
     rows, cand = [], []
-    for i, (name, kinds) in enumerate([("a.tiq", ("png",)), ("b.cs16", ("png", "zoom")),
-                                       ("c.wav", ("npz",)), ("d.cs16", ("npz",))]):
+    for i, (name, kinds) in enumerate(
+        [
+            ("a.tiq", ("png",)),
+            ("b.cs16", ("png", "zoom")),
+            ("c.wav", ("npz",)),
+            ("d.cs16", ("npz",)),
+        ]
+    ):
         item = f"/r/{name}"
         stem = name.split(".")[0]
         ends = {"png": ".png", "zoom": "_zoom.png", "npz": ".npz"}
         products = [f"/o/{stem}{ends[k]}" for k in kinds]
         # d.cs16 was made with another sample rate: not done.
-        made_with = Settings(sample_rate=4e6, output_path=settings.output_path) \
-            if name == "d.cs16" else settings
-        rows.append(Outcome(item, "iq", "process", "ok", 1.0, 2.0 + i, 10, 20,
-                            settings_digest(made_with, item, kinds), products))
+        made_with = (
+            Settings(sample_rate=4e6, output_path=settings.output_path)
+            if name == "d.cs16"
+            else settings
+        )
+        rows.append(
+            Outcome(
+                item,
+                "iq",
+                "process",
+                "ok",
+                1.0,
+                2.0 + i,
+                10,
+                20,
+                settings_digest(made_with, item, kinds),
+                products,
+            )
+        )
         cand.append((item, 10, 20))
     led.append(rows)
     digests = Digests(settings)
     expected = {"/r/a.tiq", "/r/b.cs16", "/r/c.wav"}
     assert led.done_items("iq", cand, digests, check_products=False) == expected
-    assert led.done_items("iq", cand, lambda i, k: digests(i, k),
-                          check_products=False) == expected
+    assert led.done_items("iq", cand, lambda i, k: digests(i, k), check_products=False) == expected

@@ -31,8 +31,9 @@ def _unprivileged() -> list[str]:
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [*_unprivileged(), *crunchctl_cmd(), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=120,
-                          cwd=tmp_path)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=child_env(), timeout=120, cwd=tmp_path
+    )
 
 
 def _parts(ledger: Path) -> list[Path]:
@@ -91,7 +92,8 @@ def test_damaged_content_is_still_skipped_with_a_warning(tmp_path, done_recordin
     rec, part = done_recording
     part.chmod(0o644)
     (tmp_path / "ledger" / "part-20200101T000000.000000-x-1-deadbeef.parquet").write_bytes(
-        b"this is not parquet")
+        b"this is not parquet"
+    )
     proc = _run(tmp_path, "process", str(rec), *small_args(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["skipped"] == 1

@@ -27,8 +27,12 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 def test_round_trip(tmp_path):
     with Ledger(tmp_path / "l", flush_every=2) as led:
         led.record(oc("/r/a.tiq", products=["/o/a.png", "/o/a.npz"]))
-        led.record_many([oc("/r/b.tiq", "error", error="bad header", size=None, mtime_ns=None),
-                         oc("/r/c.tiq", "no_data", t=T0 + 5)])
+        led.record_many(
+            [
+                oc("/r/b.tiq", "error", error="bad header", size=None, mtime_ns=None),
+                oc("/r/c.tiq", "no_data", t=T0 + 5),
+            ]
+        )
     assert len(files(tmp_path / "l", "part-")) == 2  # one flush at 2 rows, one on exit
     df = Ledger(tmp_path / "l").scan().collect().sort("item")
     assert df.schema == pl.Schema(SCHEMA)
@@ -98,11 +102,12 @@ def test_schema_evolution(tmp_path):
         led.record(oc("/r/new.tiq"))
     base = Ledger(tmp_path).scan().collect()
     # An older writer: no `host` column, an unknown column, and a narrower integer type.
-    old = (
-        base.with_columns(item=pl.lit("/r/old.tiq"), row_id=pl.lit("0" * 32),
-                          size=pl.col("size").cast(pl.Int32), legacy_note=pl.lit("x"))
-        .drop("host")
-    )
+    old = base.with_columns(
+        item=pl.lit("/r/old.tiq"),
+        row_id=pl.lit("0" * 32),
+        size=pl.col("size").cast(pl.Int32),
+        legacy_note=pl.lit("x"),
+    ).drop("host")
     old.write_parquet(tmp_path / "part-00000000T000000.000000-old-1-00000000.parquet")
     led = Ledger(tmp_path)
     df = led.scan().collect().sort("item")
@@ -134,7 +139,8 @@ def test_damaged_files_are_skipped_and_kept(tmp_path):
     led.compact()
     assert truncated.exists() and text.exists()  # never deleted or merged
     assert len(files(tmp_path, "compact-")) == 1 and files(tmp_path, "part-") == sorted(
-        [text, truncated])
+        [text, truncated]
+    )
     assert Ledger(tmp_path).scan().collect().height == 10
 
 
@@ -185,11 +191,17 @@ with Ledger(path, flush_every=7) as led:
 
 @pytest.mark.parametrize("reader_lock", [True, False], ids=["reader-locks", "lock-free-reader"])
 def test_two_processes_append_concurrently(tmp_path, reader_lock):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), tag, "2000"], env=env,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), tag, "2000"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("p1", "p2")
     ]
     # A reader works while the writers write; it never sees rows disappear.

@@ -18,8 +18,7 @@ from crunchctl.outcome import KIND_IQ, OK, Outcome
 def _outcome(item: str, peaks: str | None = None) -> Outcome:
     now = time.time()
     extra = {"peaks": peaks} if peaks else {}
-    return Outcome(item, KIND_IQ, "process", OK, now, now, 10, 1_000_000_000, "d", [], None,
-                   extra)
+    return Outcome(item, KIND_IQ, "process", OK, now, now, 10, 1_000_000_000, "d", [], None, extra)
 
 
 def test_old_parts_without_the_column_read_as_null_and_new_rows_keep_their_peaks(tmp_path):
@@ -30,10 +29,18 @@ def test_old_parts_without_the_column_read_as_null_and_new_rows_keep_their_peaks
     old = pl.read_parquet(part).drop("peaks")
     assert "peaks" not in old.columns
     old.write_parquet(part)
-    value = json.dumps({"acquired": 1.7e9, "bin_hz": 10.0, "center_hz": 1e8, "unit": "V²",
-                        "scaling": "spectrum", "lines": [
-                            {"frequency_hz": 1.0001e8, "power_db": -60.0, "fwhm_hz": 12.0,
-                             "snr_db": 40.0}]})
+    value = json.dumps(
+        {
+            "acquired": 1.7e9,
+            "bin_hz": 10.0,
+            "center_hz": 1e8,
+            "unit": "V²",
+            "scaling": "spectrum",
+            "lines": [
+                {"frequency_hz": 1.0001e8, "power_db": -60.0, "fwhm_hz": 12.0, "snr_db": 40.0}
+            ],
+        }
+    )
     led.append([_outcome("/r/new.tiq", value)])
     rows = Ledger(tmp_path / "ledger").read(["item", "peaks"]).sort("item")
     assert rows["peaks"].to_list() == [value, None]
@@ -47,8 +54,10 @@ def test_old_parts_without_the_column_read_as_null_and_new_rows_keep_their_peaks
 
 
 def _digest_before_the_new_settings(s: Settings) -> str:
-    shaping = {k: getattr(s, k) for k in
-               ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window", "cmap")}
+    shaping = {
+        k: getattr(s, k)
+        for k in ("lframes", "nframes", "n_avg", "zoom_center", "zoom_span", "window", "cmap")
+    }
     shaping["output"] = str(s.output_dir())
     shaping["format"] = 1
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
@@ -70,8 +79,9 @@ def test_every_new_setting_shapes_the_digest_and_the_defaults_keep_the_old_one(t
     # Lines shape the lines' products, not the spectrogram pictures.
     fewer = resolve(None, {"output_path": str(tmp_path), "peaks": 3}, environ={})
     assert settings_digest(fewer, item, classic) == settings_digest(base, item, classic)
-    ranged = resolve(None, {"output_path": str(tmp_path), "db_min": -140, "db_max": -60},
-                     environ={})
+    ranged = resolve(
+        None, {"output_path": str(tmp_path), "db_min": -140, "db_max": -60}, environ={}
+    )
     assert settings_digest(ranged, item, classic) != settings_digest(base, item, classic)
 
 

@@ -29,7 +29,9 @@ def test_the_same_level_has_the_same_colour_with_a_db_range_only():
 
 def test_the_colour_bar_says_which_scaling():
     assert render.Style(unit="V", scaling="density").power_label() == (
-        "power density (dB re 1 V²/Hz)")
+        "power density (dB re 1 V²/Hz)"
+    )
     assert render.Style(unit="full scale", scaling="spectrum").power_label() == (
-        "power (dB re 1 full scale²)")
+        "power (dB re 1 full scale²)"
+    )
     assert render.Style(unit="V").power_label() == "power (dB re 1 V² per bin)"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 from conftest import child_env, crunchctl_cmd
+from crunchctl.formats.synth import Line, RecordingSpec, make_recording
 
 FS = 1.0e6
 L = 1024
@@ -31,26 +31,54 @@ def tone(i: int) -> tuple[float, float]:
     return CENTER + TONE0 + i * STEP, 20 * np.log10(AMP0) - 3.0 * i
 
 
-def record(folder: Path, name: str, i: int, *, center: float = CENTER, lines=None,
-           nframes: int = 8) -> Path:
+def record(
+    folder: Path, name: str, i: int, *, center: float = CENTER, lines=None, nframes: int = 8
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if lines is None:
-        lines = (Line(TONE0 + i * STEP + CENTER - center, AMP0 * 10 ** (-3.0 * i / 20)),
-                 Line(-200e3 + CENTER - center, 3e-4))
-    spec = RecordingSpec(nframes=nframes, lframes=L, fs=FS, center=center, lines=lines,
-                         seed=10 + i, acquired=START + dt.timedelta(minutes=10 * i))
+        lines = (
+            Line(TONE0 + i * STEP + CENTER - center, AMP0 * 10 ** (-3.0 * i / 20)),
+            Line(-200e3 + CENTER - center, 3e-4),
+        )
+    spec = RecordingSpec(
+        nframes=nframes,
+        lframes=L,
+        fs=FS,
+        center=center,
+        lines=lines,
+        seed=10 + i,
+        acquired=START + dt.timedelta(minutes=10 * i),
+    )
     return make_recording(folder / name, spec, chunk_samples=4096)
 
 
-def run(tmp_path: Path, *args: str, check: bool = True,
-        products: str = PRODUCTS) -> subprocess.CompletedProcess:
+def run(
+    tmp_path: Path, *args: str, check: bool = True, products: str = PRODUCTS
+) -> subprocess.CompletedProcess:
     common = ["--ledger", str(tmp_path / "ledger")]
     if args[0] in ("process", "watch"):
-        common += ["--lframes", str(L), "--zoom-span", "2e5", "--window", "hann",
-                   "--output", str(tmp_path / "out"), "--log-file", str(tmp_path / "log"),
-                   "--products", products]
-    proc = subprocess.run([*crunchctl_cmd(), *args, *common], check=False, capture_output=True,
-                          text=True, env=child_env(), timeout=120)
+        common += [
+            "--lframes",
+            str(L),
+            "--zoom-span",
+            "2e5",
+            "--window",
+            "hann",
+            "--output",
+            str(tmp_path / "out"),
+            "--log-file",
+            str(tmp_path / "log"),
+            "--products",
+            products,
+        ]
+    proc = subprocess.run(
+        [*crunchctl_cmd(), *args, *common],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc
@@ -71,8 +99,7 @@ def strongest_above_centre(c: dict, row: int) -> float:
 def test_a_moving_fading_tone_is_followed_across_four_recordings(tmp_path):
     folder = tmp_path / "rec" / "rsa"
     # Names out of time order: the rows follow the headers' acquisition start.
-    paths = [record(folder, name, i) for i, name in enumerate(("d.tiq", "c.tiq", "b.tiq",
-                                                               "a.tiq"))]
+    paths = [record(folder, name, i) for i, name in enumerate(("d.tiq", "c.tiq", "b.tiq", "a.tiq"))]
     run(tmp_path, "process", *map(str, paths))
 
     doc = json.loads(run(tmp_path, "trend", "--json", "--lines", "1").stdout)
@@ -81,8 +108,8 @@ def test_a_moving_fading_tone_is_followed_across_four_recordings(tmp_path):
     points = line["points"]
     assert [p["item"] for p in points] == [str(p) for p in paths]
     assert [p["time"] for p in points] == [
-        (START + dt.timedelta(minutes=10 * i)).isoformat().replace("+00:00", "Z")
-        for i in range(4)]
+        (START + dt.timedelta(minutes=10 * i)).isoformat().replace("+00:00", "Z") for i in range(4)
+    ]
     for i, p in enumerate(points):
         freq, power = tone(i)
         assert abs(p["frequency_hz"] - freq) < BIN
@@ -140,7 +167,8 @@ def test_a_recording_without_lines_has_no_peaks_and_a_flat_campaign_row(tmp_path
     quiet = record(folder, "quiet.tiq", 0, lines=())
     run(tmp_path, "process", str(quiet))
     assert (tmp_path / "out" / "quiet_peaks.csv").read_text().splitlines() == [
-        "frequency_hz,power_db,fwhm_hz,snr_db"]
+        "frequency_hz,power_db,fwhm_hz,snr_db"
+    ]
     c = campaign(tmp_path)
     row = 10 * np.log10(c["arr_2"][0])
     assert np.all(np.isfinite(row)) and row.max() - np.median(row) < 8.0  # noise only
@@ -151,8 +179,9 @@ def test_a_recording_without_lines_has_no_peaks_and_a_flat_campaign_row(tmp_path
 def test_different_centre_frequencies_share_one_axis(tmp_path):
     folder = tmp_path / "rec" / "rsa"
     a = record(folder, "a.tiq", 0)
-    b = record(folder, "b.tiq", 1, center=CENTER + 600e3,
-               lines=(Line(100e3, 1e-3),))  # a line at 100.7 MHz
+    b = record(
+        folder, "b.tiq", 1, center=CENTER + 600e3, lines=(Line(100e3, 1e-3),)
+    )  # a line at 100.7 MHz
     run(tmp_path, "process", str(a), str(b))
     c = campaign(tmp_path)
     freqs = c["arr_0"][0]
@@ -202,8 +231,9 @@ def test_density_scaling_and_a_fixed_db_range_shape_the_products(tmp_path):
         # Noise of 2e-5 V rms per component: 8e-10 V² spread over 1 MHz.
         assert float(np.median(z["arr_1"])) == pytest.approx(8e-10 / FS, rel=0.1)
     # Other levels: the products are due again.
-    out = run(tmp_path, "process", str(rec), "--scaling", "density", "--db-range", "-140,-100",
-              "--json").stdout
+    out = run(
+        tmp_path, "process", str(rec), "--scaling", "density", "--db-range", "-140,-100", "--json"
+    ).stdout
     assert json.loads(out)["processed"] == 1
     bad = run(tmp_path, "process", str(rec), "--db-range", "-100,-140", check=False)
     assert bad.returncode == 2 and "MIN must be below MAX" in bad.stderr
@@ -238,19 +268,21 @@ def test_peaks_and_campaign_for_done_recordings_come_from_their_spectrum_product
     out = tmp_path / "out"
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     proc = run(tmp_path, "process", *map(str, paths), "--json")
-    assert "3 recordings done already: campaign and peaks made from the spectrum product, " \
-           "the recordings not read again" in proc.stderr
+    assert (
+        "3 recordings done already: campaign and peaks made from the spectrum product, "
+        "the recordings not read again" in proc.stderr
+    )
     assert json.loads(proc.stdout)["processed"] == 3
     # Nothing read or drawn again; the new products are there.
     assert {n: (out / n).stat().st_mtime_ns for n in before} == before
     assert (out / "r2_peaks.csv").is_file()
     assert list(campaign(tmp_path)["items"]) == [str(p) for p in paths]
     [line] = json.loads(run(tmp_path, "trend", "--json", "--lines", "1").stdout)["lines"]
-    assert [abs(p["frequency_hz"] - tone(i)[0]) < BIN for i, p in enumerate(line["points"])] \
-        == [True] * 3
+    assert [abs(p["frequency_hz"] - tone(i)[0]) < BIN for i, p in enumerate(line["points"])] == [
+        True
+    ] * 3
     # Now done with every product.
-    assert json.loads(run(tmp_path, "process", *map(str, paths), "--json").stdout)[
-        "skipped"] == 3
+    assert json.loads(run(tmp_path, "process", *map(str, paths), "--json").stdout)["skipped"] == 3
 
 
 def _rows(tmp_path: Path) -> list[str]:
@@ -269,15 +301,37 @@ def test_a_running_watch_adds_each_new_recording_to_the_campaign_and_the_page(tm
     folder.mkdir(parents=True)
     staging = tmp_path / "staging"
     www = tmp_path / "www"
-    cmd = [*crunchctl_cmd(), "watch", str(folder), "--ledger", str(tmp_path / "ledger"),
-           "--lframes", str(L), "--zoom-span", "2e5", "--window", "hann", "--output",
-           str(tmp_path / "out"), "--log-file", str(tmp_path / "log"), "--products", PRODUCTS,
-           "--www", str(www), "-j", "1"]
+    cmd = [
+        *crunchctl_cmd(),
+        "watch",
+        str(folder),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--lframes",
+        str(L),
+        "--zoom-span",
+        "2e5",
+        "--window",
+        "hann",
+        "--output",
+        str(tmp_path / "out"),
+        "--log-file",
+        str(tmp_path / "log"),
+        "--products",
+        PRODUCTS,
+        "--www",
+        str(www),
+        "-j",
+        "1",
+    ]
     with open(tmp_path / "stderr", "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env())
     try:
-        wait_for(lambda: "watching " in (tmp_path / "stderr").read_text()
-                 or proc.poll() is not None, 30, "the watcher to start")
+        wait_for(
+            lambda: "watching " in (tmp_path / "stderr").read_text() or proc.poll() is not None,
+            30,
+            "the watcher to start",
+        )
         made = []
         for i in range(3):
             # Written elsewhere and moved in whole, as a recorder's finished file appears.
@@ -285,6 +339,7 @@ def test_a_running_watch_adds_each_new_recording_to_the_campaign_and_the_page(tm
             os.replace(path, folder / path.name)
             made.append(str(folder / path.name))
             wait_for(lambda: _rows(tmp_path) == made, 60, f"campaign row {i + 1}")
+
         # The page follows within seconds (docs: the control-room page).
         def latest_peaks() -> str | None:
             recs = json.loads((www / "status.json").read_text())["recorders"]

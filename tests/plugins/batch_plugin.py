@@ -25,12 +25,27 @@ def two_rows(item: str) -> list[dict]:
     seed = sum(map(ord, item))
     x = np.datetime64(int(T0), "s") + np.arange(120) * np.timedelta64(30, "s")
     return [
-        {"x": x, "y": np.linspace(100.0, 500.0, 40), "data": _counts(seed),
-         "label": f"{item} detector A", "y_min": 150.0, "y_max": 450.0, "z_min": 0.0,
-         "z_max": 20.0, "y_label": "Energy (keV)", "z_label": "Counts / 30 s"},
-        {"x": x, "y": np.linspace(100.0, 500.0, 40), "data": _counts(seed + 1) * 2,
-         "label": f"{item} detector B", "vmin": 1.0, "vmax": 60.0,
-         "events": [T0 + 1800.0]},
+        {
+            "x": x,
+            "y": np.linspace(100.0, 500.0, 40),
+            "data": _counts(seed),
+            "label": f"{item} detector A",
+            "y_min": 150.0,
+            "y_max": 450.0,
+            "z_min": 0.0,
+            "z_max": 20.0,
+            "y_label": "Energy (keV)",
+            "z_label": "Counts / 30 s",
+        },
+        {
+            "x": x,
+            "y": np.linspace(100.0, 500.0, 40),
+            "data": _counts(seed + 1) * 2,
+            "label": f"{item} detector B",
+            "vmin": 1.0,
+            "vmax": 60.0,
+            "events": [T0 + 1800.0],
+        },
     ]
 
 
@@ -38,8 +53,7 @@ def slow(item: str) -> list[dict]:
     """Two small rows, after a short sleep (so a run can be interrupted mid-way)."""
     time.sleep(0.15)
     x = np.arange(30, dtype=float)
-    return [{"x": x, "y": np.arange(10, dtype=float), "data": _counts(1, 30, 10),
-             "label": item}]
+    return [{"x": x, "y": np.arange(10, dtype=float), "data": _counts(1, 30, 10), "label": item}]
 
 
 def raises(item: str) -> list[dict]:
@@ -66,24 +80,42 @@ def log_rows(item: str) -> list[dict]:
     data = _counts(7, 80, 30)
     data[:, :20] = 0.0
     data[5, 5] = -3.0
-    return [{"x": np.arange(80, dtype=float), "y": np.arange(30, dtype=float) * 10.0,
-             "data": data, "label": "with zeros"},
-            {"x": np.arange(80, dtype=float), "y": np.arange(30, dtype=float) * 10.0,
-             "data": np.zeros((30, 80)), "label": "all zeros"}]
+    return [
+        {
+            "x": np.arange(80, dtype=float),
+            "y": np.arange(30, dtype=float) * 10.0,
+            "data": data,
+            "label": "with zeros",
+        },
+        {
+            "x": np.arange(80, dtype=float),
+            "y": np.arange(30, dtype=float) * 10.0,
+            "data": np.zeros((30, 80)),
+            "label": "all zeros",
+        },
+    ]
 
 
 def cube(item: str) -> list[dict]:
     """3-D data collapsed along the last axis."""
     data = np.ones((25, 60, 4))
     data[:, :, 1] = np.nan
-    return [{"x": np.arange(60.0), "y": np.arange(25.0), "data": data, "collapse_axis": 2,
-             "label": "collapsed"}]
+    return [
+        {
+            "x": np.arange(60.0),
+            "y": np.arange(25.0),
+            "data": data,
+            "collapse_axis": 2,
+            "label": "collapsed",
+        }
+    ]
 
 
 def bad_shape(item: str) -> list[dict]:
     """'data' does not match the axes."""
-    return [{"x": np.arange(10.0), "y": np.arange(5.0), "data": np.zeros((7, 3)),
-             "label": "broken"}]
+    return [
+        {"x": np.arange(10.0), "y": np.arange(5.0), "data": np.zeros((7, 3)), "label": "broken"}
+    ]
 
 
 def all_nan(item: str) -> list[dict]:

@@ -10,8 +10,13 @@ import sys
 
 from crunchctl import catalog
 
-ENTRY = catalog.Product(name="peakbins", ending="_peakbins.txt", settings=("lframes", "nframes"),
-                        maker="dummy_product:PeakBins", help="loudest bin per frame")
+ENTRY = catalog.Product(
+    name="peakbins",
+    ending="_peakbins.txt",
+    settings=("lframes", "nframes"),
+    maker="dummy_product:PeakBins",
+    help="loudest bin per frame",
+)
 
 
 class PeakBins:

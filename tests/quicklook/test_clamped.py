@@ -13,15 +13,13 @@ from crunchctl.quicklook.zoom import zoom_window
 
 def test_zoom_window_clamps_span_and_averaging():
     freqs = 100e6 + (np.arange(1024) - 512) * (1e6 / 1024)
-    w = zoom_window("a.tiq", freqs, 100e6, zoom_center=0.0, zoom_span=1e12, n_avg=1000,
-                    nframes=20)
+    w = zoom_window("a.tiq", freqs, 100e6, zoom_center=0.0, zoom_span=1e12, n_avg=1000, nframes=20)
     assert (w.start, w.stop) == (0, 1024)
     assert w.span == 1e6  # what the picture shows, not what was asked
     assert w.n_avg == 20 and w.rows == 1
     assert any("zoom span 1000000 MHz" in n and "shows 1 MHz" in n for n in w.notes)
     assert any("n_avg 1000 is more than the recording's 20 frames" in n for n in w.notes)
-    fine = zoom_window("a.tiq", freqs, 100e6, zoom_center=0.0, zoom_span=2e5, n_avg=4,
-                       nframes=20)
+    fine = zoom_window("a.tiq", freqs, 100e6, zoom_center=0.0, zoom_span=2e5, n_avg=4, nframes=20)
     assert fine.notes == () and fine.n_avg == 4 and fine.span == 2e5
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import child_env, crunchctl_cmd
 from crunchctl.formats import tiq
 from crunchctl.formats.synth import RecordingSpec, make_recording
-from conftest import child_env, crunchctl_cmd
 
 LIMIT = 300 << 20  # bytes
 
@@ -39,9 +39,15 @@ def _big_recording(tmp_path: Path, frames: int) -> Path:
     with open(small, "rb") as f:
         f.seek(h.offset)
         block = f.read()
-    header = tiq.build_header(nsamples=frames * 65536, fs=h.fs, center=h.center,
-                              scaling=h.scaling, number_format=h.number_format,
-                              acquired=h.datetime, pad_to=h.offset)
+    header = tiq.build_header(
+        nsamples=frames * 65536,
+        fs=h.fs,
+        center=h.center,
+        scaling=h.scaling,
+        number_format=h.number_format,
+        acquired=h.datetime,
+        pad_to=h.offset,
+    )
     big = tmp_path / "big.tiq"
     with open(big, "wb") as f:
         f.write(header)
@@ -59,20 +65,39 @@ def test_a_recording_over_1_gb_is_processed_under_300_mib(tmp_path):
         assert big.stat().st_size > 1 << 30
         out = tmp_path / "out"
         (tmp_path / "empty.toml").write_text("")
-        cmd = [*crunchctl_cmd(), "process", str(big), "--output", str(out), "--ledger",
-               str(tmp_path / "ledger"), "--log-file", str(tmp_path / "log"), "--config",
-               str(tmp_path / "empty.toml"), "--products", "png,zoom,npz,spectrum", "--quiet"]
-        proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True,
-                              text=True, env=child_env(), timeout=900)
+        cmd = [
+            *crunchctl_cmd(),
+            "process",
+            str(big),
+            "--output",
+            str(out),
+            "--ledger",
+            str(tmp_path / "ledger"),
+            "--log-file",
+            str(tmp_path / "log"),
+            "--config",
+            str(tmp_path / "empty.toml"),
+            "--products",
+            "png,zoom,npz,spectrum",
+            "--quiet",
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURE, *cmd],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr
         got = json.loads(proc.stdout)
         assert got["rc"] == 0, got["stderr"]
-        print(f"\n1.07 GB recording: peak RSS {got['maxrss'] / (1 << 20):.0f} MiB, "
-              f"wall {got['wall']:.1f} s")
+        print(
+            f"\n1.07 GB recording: peak RSS {got['maxrss'] / (1 << 20):.0f} MiB, "
+            f"wall {got['wall']:.1f} s"
+        )
         assert got["maxrss"] < LIMIT, f"peak RSS {got['maxrss'] / (1 << 20):.0f} MiB"
         # Every product is there and whole: the NPZ's power has all the frames.
-        assert sorted(os.listdir(out)) == ["big.npz", "big.png", "big_spectrum.npz",
-                                           "big_zoom.png"]
+        assert sorted(os.listdir(out)) == ["big.npz", "big.png", "big_spectrum.npz", "big_zoom.png"]
         with zipfile.ZipFile(out / "big.npz") as z, z.open("arr_2.npy") as member:
             assert np.lib.format.read_magic(member) == (1, 0)
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)

@@ -20,8 +20,9 @@ def _mean_spectrum(tones, *, noise=1e-5, frames=16, window="hann", seed=3):
     x = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) * noise / np.sqrt(2)
     for offset, amp in tones:
         x += amp * np.exp(2j * np.pi * offset * t)
-    power = spectrum.power_spectrogram([x.reshape(frames, L).astype(np.complex64)], frames, L,
-                                       window_name=window)
+    power = spectrum.power_spectrogram(
+        [x.reshape(frames, L).astype(np.complex64)], frames, L, window_name=window
+    )
     factor = levels.power_factor("spectrum", window, L, FS)
     return spectrum.frequency_axis(CENTER, FS, L), power.mean(axis=0, dtype=np.float64) * factor
 
@@ -32,7 +33,8 @@ def test_known_lines_are_found_strongest_first_between_bins_with_their_power():
     freqs, power = _mean_spectrum(tones)
     found = peaks.find_peaks(freqs, power, max_lines=10, min_snr_db=10.0)
     assert [round((p.frequency_hz - CENTER) / df, 1) for p in found] == pytest.approx(
-        [-200.6, 100.3, 50.0], abs=0.1)
+        [-200.6, 100.3, 50.0], abs=0.1
+    )
     # Spectrum scaling: a tone of amplitude A reads A² (within the hann window's scalloping
     # of an off-bin tone after the parabola, well under 1 dB).
     for p, amp in zip(found, (1e-2, 1e-3, 3e-4)):
@@ -85,11 +87,13 @@ def test_density_divides_by_the_sample_rate_and_the_windows_noise_bandwidth():
     # The noise floor in density scaling is the noise power per Hz whatever L is.
     for length in (1024, 8192):
         rng = np.random.default_rng(1)
-        x = (rng.standard_normal(64 * length) + 1j * rng.standard_normal(64 * length))
-        p = spectrum.power_spectrogram([x.reshape(64, length).astype(np.complex64)], 64, length,
-                                       window_name="hann").mean()
+        x = rng.standard_normal(64 * length) + 1j * rng.standard_normal(64 * length)
+        p = spectrum.power_spectrogram(
+            [x.reshape(64, length).astype(np.complex64)], 64, length, window_name="hann"
+        ).mean()
         assert p * levels.power_factor("density", "hann", length, FS) == pytest.approx(
-            2.0 / FS, rel=0.05)
+            2.0 / FS, rel=0.05
+        )
     assert levels.db_label("V", "density") == "power density (dB re 1 V²/Hz)"
     assert levels.db_label("V", "spectrum") == "power (dB re 1 V²)"
 

@@ -32,25 +32,41 @@ def _write(tmp_path: Path, fmt: str, big: bool, nsamples: int) -> tiq.TiqHeader:
     x = (rng.standard_normal(nsamples) + 1j * rng.standard_normal(nsamples)) * 1e-4
     x += 3e-3 * np.exp(2j * np.pi * 0.1234 * n)  # a line well above the noise
     scaling = 1e-7 if fmt != "Int16" else 1e-6
-    path = tiq.write_tiq(tmp_path / f"{fmt}{big}.tiq", [x], nsamples=nsamples, fs=1e6,
-                         center=1e8, scaling=scaling, number_format=fmt, big_endian=big)
+    path = tiq.write_tiq(
+        tmp_path / f"{fmt}{big}.tiq",
+        [x],
+        nsamples=nsamples,
+        fs=1e6,
+        center=1e8,
+        scaling=scaling,
+        number_format=fmt,
+        big_endian=big,
+    )
     return tiq.open_recording(path)
 
 
 @pytest.mark.parametrize("fmt,big", [("Int32", False), ("Int16", True), ("Single", False)])
 @pytest.mark.parametrize("lframes,chunk", [(256, 3), (250, 4), (255, 1)])
 @pytest.mark.parametrize("window_name", ["rectangular", "hann"])
-def test_raw_and_complex_paths_equal_the_legacy_formula(tmp_path, fmt, big, lframes, chunk,
-                                                        window_name):
+def test_raw_and_complex_paths_equal_the_legacy_formula(
+    tmp_path, fmt, big, lframes, chunk, window_name
+):
     nframes = 7
     h = _write(tmp_path, fmt, big, 2048)
     ref = _reference(h, lframes, nframes, window_name)
     fast = spectrum.power_spectrogram_raw(
-        tiq.iter_raw_frames(h, lframes, nframes, chunk_frames=chunk), nframes, lframes,
-        scale=h.scaling, window_name=window_name)
+        tiq.iter_raw_frames(h, lframes, nframes, chunk_frames=chunk),
+        nframes,
+        lframes,
+        scale=h.scaling,
+        window_name=window_name,
+    )
     plain = spectrum.power_spectrogram(
-        tiq.iter_frames(h, lframes, nframes, chunk_frames=chunk), nframes, lframes,
-        window_name=window_name)
+        tiq.iter_frames(h, lframes, nframes, chunk_frames=chunk),
+        nframes,
+        lframes,
+        window_name=window_name,
+    )
     for got in (fast, plain):
         assert got.dtype == np.float32 and got.shape == (nframes, lframes)
         assert np.max(np.abs(got - ref) / ref.sum(axis=1, keepdims=True)) < 1e-6
@@ -166,13 +182,17 @@ def test_reused_figures_draw_what_a_fresh_figure_draws():
 
     def draw(data, style, relative_to, subtitle):
         buf = io.BytesIO()
-        render.render_spectrogram(buf, *data, title="T", subtitle=subtitle,
-                                  relative_to=relative_to, style=style)
+        render.render_spectrogram(
+            buf, *data, title="T", subtitle=subtitle, relative_to=relative_to, style=style
+        )
         return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
 
     wide, narrow = case(20, 4000, 245e6, 3.125e6), case(3, 300, 1e8, 1e3)
-    drawings = [(wide, render.Style(), None, "first"), (narrow, render.Style(cmap="jet", db=False),
-                100e6 + 10.0, ""), (wide, render.Style(cmap="magma"), 245e6, "third")]
+    drawings = [
+        (wide, render.Style(), None, "first"),
+        (narrow, render.Style(cmap="jet", db=False), 100e6 + 10.0, ""),
+        (wide, render.Style(cmap="magma"), 245e6, "third"),
+    ]
     reused = [draw(*d) for d in drawings]
     for d, img in zip(drawings, reused):
         render._Canvas.forget(render.DPI)
@@ -196,7 +216,7 @@ def test_the_fft_is_scipys_without_importing_scipy_fft():
         "assert scipy.fft._pocketfft.basic.pfft is sys.modules[spectrum._POCKETFFT]\n"
         "ref = scipy.fft.fft(x.view(np.complex64).copy(), axis=1, overwrite_x=True, workers=1)\n"
         "assert got.dtype == ref.dtype == np.complex64 and np.array_equal(got, ref)\n"
-        "print('ok')\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

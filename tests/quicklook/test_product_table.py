@@ -15,15 +15,17 @@ PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
 
 def _run(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess:
-    env = child_env(PYTHONPATH=os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]),
-                    **env_extra)
+    env = child_env(
+        PYTHONPATH=os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]), **env_extra
+    )
     cmd = [sys.executable, str(PLUGINS / "dummy_product.py"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
 
 def _process(tmp_path: Path, recs: list[Path], *extra: str) -> dict:
-    proc = _run(tmp_path, "process", *map(str, recs), *small_args(tmp_path), "--json", "-j", "2",
-                *extra)
+    proc = _run(
+        tmp_path, "process", *map(str, recs), *small_args(tmp_path), "--json", "-j", "2", *extra
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -55,6 +57,10 @@ def test_the_products_option_knows_the_added_product(tmp_path):
     assert "peakbins" in proc.stdout
     bad = _run(tmp_path, "process", "x.tiq", *small_args(tmp_path), "--products", "gif")
     assert bad.returncode == 2 and "peakbins" in bad.stderr, bad.stderr
-    completed = _run(tmp_path, _CRUNCHCTL_COMPLETE="complete_bash", COMP_CWORD="3",
-                     COMP_WORDS="crunchctl process --products png,peakb")
+    completed = _run(
+        tmp_path,
+        _CRUNCHCTL_COMPLETE="complete_bash",
+        COMP_CWORD="3",
+        COMP_WORDS="crunchctl process --products png,peakb",
+    )
     assert completed.stdout.split() == ["png,peakbins"], completed

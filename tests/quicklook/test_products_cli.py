@@ -28,8 +28,11 @@ def test_products_are_chosen_and_a_later_run_asking_for_more_makes_them(tmp_path
     doc = _process(tmp_path, rec, "--products", "spectrum,png", "--www", str(www))
     [outcome] = doc["outcomes"]
     assert outcome["status"] == "ok"
-    assert outcome["products"] == [str(out / "r.png"), str(out / "r_spectrum.npz"),
-                                   str(out / "r_spectrum.png")]
+    assert outcome["products"] == [
+        str(out / "r.png"),
+        str(out / "r_spectrum.npz"),
+        str(out / "r_spectrum.png"),
+    ]
     assert sorted(os.listdir(out)) == ["r.png", "r_spectrum.npz", "r_spectrum.png"]
     # Only the picture that was made goes to the web folder.
     assert sorted(p for p in os.listdir(www) if p.endswith(".png")) == [f"{tmp_path.name}.png"]
@@ -47,9 +50,19 @@ def test_products_are_chosen_and_a_later_run_asking_for_more_makes_them(tmp_path
     [outcome] = doc["outcomes"]
     assert outcome["status"] == "ok"
     assert [Path(p).name for p in outcome["products"]] == [
-        "r.png", "r_zoom.png", "r.npz", "r_spectrum.npz", "r_spectrum.png"]
-    assert sorted(os.listdir(out)) == ["r.npz", "r.png", "r_spectrum.npz", "r_spectrum.png",
-                                       "r_zoom.png"]
+        "r.png",
+        "r_zoom.png",
+        "r.npz",
+        "r_spectrum.npz",
+        "r_spectrum.png",
+    ]
+    assert sorted(os.listdir(out)) == [
+        "r.npz",
+        "r.png",
+        "r_spectrum.npz",
+        "r_spectrum.png",
+        "r_zoom.png",
+    ]
     assert (out / "r.png").stat().st_mtime_ns >= before
 
     # Fewer products than are there: done.

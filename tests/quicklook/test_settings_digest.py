@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crunchctl.formats.synth import RecordingSpec, make_recording_as
 from conftest import child_env, crunchctl_cmd
+from crunchctl.formats.synth import RecordingSpec, make_recording_as
 
 SPEC = RecordingSpec(nframes=8, lframes=1024, fs=1.0e6, center=100.0e6)
 
@@ -35,8 +35,7 @@ VALUES = {
     "db_max": ("0", "-10"),
 }
 #: A recording of each format, with the file name the writer takes.
-FILES = {"tiq": "r.tiq", "sigmf": "r.sigmf-data", "tdms": "r.tdms", "wav": "r.wav",
-         "raw": "r.cs16"}
+FILES = {"tiq": "r.tiq", "sigmf": "r.sigmf-data", "tdms": "r.tdms", "wav": "r.wav", "raw": "r.cs16"}
 
 
 def _process(tmp_path: Path, rec: Path, options: dict[str, str], *extra: str) -> dict:
@@ -45,9 +44,20 @@ def _process(tmp_path: Path, rec: Path, options: dict[str, str], *extra: str) ->
         options["db_range"] = f"{options.pop('db_min', '-200')},{options.pop('db_max', '0')}"
     args = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
     args = [a.replace("--center-frequency", "--center") for a in args]
-    cmd = [*crunchctl_cmd(), "process", str(rec), "--output", str(tmp_path / "out"),
-           "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "log.txt"),
-           "--json", *args, *extra]
+    cmd = [
+        *crunchctl_cmd(),
+        "process",
+        str(rec),
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "log.txt"),
+        "--json",
+        *args,
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -64,8 +74,12 @@ def test_a_raw_recording_read_with_another_rate_and_centre_is_redone(tmp_path):
         assert float(z["sampling_frequency"]) == 4e6
         assert float(z["center_frequency"]) == 1e6
     # The same options once more: done.
-    assert _process(tmp_path, rec, {**base, "sample_rate": "4e6",
-                                    "center_frequency": "1e6"})["skipped"] == 1
+    assert (
+        _process(tmp_path, rec, {**base, "sample_rate": "4e6", "center_frequency": "1e6"})[
+            "skipped"
+        ]
+        == 1
+    )
 
 
 def test_a_read_option_the_format_does_not_read_redoes_nothing(tmp_path):
@@ -150,7 +164,9 @@ def test_a_file_read_as_a_forced_raw_sample_type_is_redone_with_another_rate(tmp
     src = make_recording_as(tmp_path / "t.cf32", "raw", SPEC)
     rec = src.rename(tmp_path / "t.dat")
     base = {"lframes": "1024", "zoom_span": "200000"}
-    assert _process(tmp_path, rec, {**base, "sample_rate": "2e6"},
-                    "--format", "cf32")["processed"] == 1
+    assert (
+        _process(tmp_path, rec, {**base, "sample_rate": "2e6"}, "--format", "cf32")["processed"]
+        == 1
+    )
     doc = _process(tmp_path, rec, {**base, "sample_rate": "4e6"}, "--format", "cf32")
     assert doc["processed"] == 1 and doc["skipped"] == 0, doc

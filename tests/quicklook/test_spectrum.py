@@ -21,8 +21,9 @@ def test_power_equals_the_legacy_formula(make_tiq, lframes, chunk):
     path = make_tiq("p.tiq", nframes=6, lframes=1024)
     nframes = (6 * 1024) // lframes
     ref, h = _legacy(path, lframes, nframes)
-    got = spectrum.power_spectrogram(tiq.iter_frames(h, lframes, nframes, chunk_frames=chunk),
-                                     nframes, lframes)
+    got = spectrum.power_spectrogram(
+        tiq.iter_frames(h, lframes, nframes, chunk_frames=chunk), nframes, lframes
+    )
     assert got.dtype == np.float32 and got.shape == (nframes, lframes)
     # float32 rounding of samples, FFT and square: relative to each frame's total power.
     scale = ref.sum(axis=1, keepdims=True)

@@ -48,15 +48,21 @@ def _in_memory(path: Path, lframes: int, window_name: str) -> tuple[np.ndarray, 
     h = tiq.open_recording(path)
     nframes = h.nsamples // lframes
     raw = np.fromfile(h.path, dtype=h.dtype, offset=h.offset, count=2 * lframes * nframes)
-    power = spectrum.power_spectrogram_raw([raw.reshape(nframes, 2 * lframes)], nframes,
-                                           lframes, scale=h.scaling, window_name=window_name)
+    power = spectrum.power_spectrogram_raw(
+        [raw.reshape(nframes, 2 * lframes)],
+        nframes,
+        lframes,
+        scale=h.scaling,
+        window_name=window_name,
+    )
     return power, h
 
 
 @pytest.mark.parametrize("threaded", [True, False])
 @pytest.mark.parametrize("window_name,sizes", [("rectangular", (3, 5, 1)), ("hann", (7,))])
 def test_streamed_npz_is_bit_identical_to_the_in_memory_computation(
-        tmp_path, make_tiq, monkeypatch, threaded, window_name, sizes):
+    tmp_path, make_tiq, monkeypatch, threaded, window_name, sizes
+):
     path = make_tiq("a.tiq", nframes=23)
     settings = _settings(tmp_path, window=window_name, products="npz")
     _rechunk(monkeypatch, sizes)
@@ -70,11 +76,17 @@ def test_streamed_npz_is_bit_identical_to_the_in_memory_computation(
         "arr_0": spectrum.frequency_axis(h.center, h.fs, 1024)[np.newaxis, :],
         "arr_1": spectrum.time_axis(23, 1024, h.fs)[:, np.newaxis],
         "arr_2": power,
-        "source": np.str_(str(path)), "format": np.str_("tiq"),
-        "scaling": np.str_(f"{h.scaling!r} V per count (Int32)"), "unit": np.str_("V"),
-        "center_frequency": np.float64(h.center), "sampling_frequency": np.float64(h.fs),
-        "lframes": np.int64(1024), "nframes": np.int64(23), "window": np.str_(window_name),
-        "acquisition_start": np.str_(h.datetime or ""), "keys": np.str_(task.NPZ_KEYS),
+        "source": np.str_(str(path)),
+        "format": np.str_("tiq"),
+        "scaling": np.str_(f"{h.scaling!r} V per count (Int32)"),
+        "unit": np.str_("V"),
+        "center_frequency": np.float64(h.center),
+        "sampling_frequency": np.float64(h.fs),
+        "lframes": np.int64(1024),
+        "nframes": np.int64(23),
+        "window": np.str_(window_name),
+        "acquisition_start": np.str_(h.datetime or ""),
+        "keys": np.str_(task.NPZ_KEYS),
     }
     with np.load(out / "a.npz") as z:
         assert z.files == list(arrays)
@@ -106,8 +118,10 @@ def test_npz_stream_checks_its_rows_and_writes_zip64_members():
         rows.write(np.ones((3, 3), np.float32))
 
 
-@pytest.mark.parametrize("nrows,ncols,height,width", [(610, 5000, 686, 1248), (2000, 3000, 686, 1248),
-                                                      (7, 10, 3, 4), (5, 5, 10, 10), (9, 20, 1, 1)])
+@pytest.mark.parametrize(
+    "nrows,ncols,height,width",
+    [(610, 5000, 686, 1248), (2000, 3000, 686, 1248), (7, 10, 3, 4), (5, 5, 10, 10), (9, 20, 1, 1)],
+)
 def test_max_pooler_equals_pool_max_of_the_whole_array(nrows, ncols, height, width):
     rng = np.random.default_rng(nrows)
     a = rng.exponential(1.0, (nrows, ncols)).astype(np.float32)
@@ -129,8 +143,9 @@ def test_zoom_averager_equals_averaging_the_whole_array(nframes, n_avg):
     rng = np.random.default_rng(n_avg)
     power = rng.exponential(1e-6, (nframes, 400)).astype(np.float32)
     freqs = spectrum.frequency_axis(1e8, 1e6, 400)
-    window = zoom.zoom_window("x.tiq", freqs, 1e8, zoom_center=1e5, zoom_span=3e5,
-                              n_avg=n_avg, nframes=nframes)
+    window = zoom.zoom_window(
+        "x.tiq", freqs, 1e8, zoom_center=1e5, zoom_span=3e5, n_avg=n_avg, nframes=nframes
+    )
     sl = spectrum.zoom_slice(freqs, 1e8 + 1e5, 3e5)
     ref = spectrum.average_frames(power[:, sl], n_avg)
     for sizes in ((1,), (3, 5), (nframes,)):
@@ -145,16 +160,21 @@ def test_zoom_averager_equals_averaging_the_whole_array(nframes, n_avg):
         assert got.shape == ref.shape == (window.rows, sl.stop - sl.start)
         assert np.array_equal(got, ref)
     assert len(window.times(400, 1e6)) == window.rows
-    whole = zoom.zoom_of("x.tiq", power, freqs, 1e8, 1e6,
-                         _settings(Path("."), zoom_center=1e5, zoom_span=3e5, n_avg=n_avg))
+    whole = zoom.zoom_of(
+        "x.tiq",
+        power,
+        freqs,
+        1e8,
+        1e6,
+        _settings(Path("."), zoom_center=1e5, zoom_span=3e5, n_avg=n_avg),
+    )
     assert np.array_equal(whole.power, ref) and np.array_equal(whole.freqs, freqs[sl])
 
 
 def test_zoom_outside_the_span_is_a_one_line_error():
     freqs = spectrum.frequency_axis(1e8, 1e6, 400)
     with pytest.raises(FormatError, match=r"^x.tiq: zoom window .* lies outside"):
-        zoom.zoom_window("x.tiq", freqs, 1e8, zoom_center=5e6, zoom_span=1e3, n_avg=1,
-                         nframes=3)
+        zoom.zoom_window("x.tiq", freqs, 1e8, zoom_center=5e6, zoom_span=1e3, n_avg=1, nframes=3)
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -164,8 +184,9 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_avg", [1, 3])
-def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(tmp_path, make_tiq, monkeypatch,
-                                                                 n_avg):
+def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(
+    tmp_path, make_tiq, monkeypatch, n_avg
+):
     from crunchctl.formats.synth import Line
 
     # One-bin lines: they must stay visible after pooling 4096 bins into the image width.
@@ -185,16 +206,29 @@ def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(tmp_path, make_t
     factor = np.float32(1.0 / 4096**2)  # the spectrum scaling of a rectangular window
     ref_full, ref_zoom = tmp_path / "full.png", tmp_path / "zoom.png"
     with open(ref_full, "wb") as f:
-        render.render_spectrogram(f, power * factor, freqs, times, title=title, style=style,
-                                  subtitle=f"centre {render.fmt_hz(h.center)}, "
-                                           f"{render.describe_resolution(h.fs, 4096, window='rectangular')}")
+        render.render_spectrogram(
+            f,
+            power * factor,
+            freqs,
+            times,
+            title=title,
+            style=style,
+            subtitle=f"centre {render.fmt_hz(h.center)}, "
+            f"{render.describe_resolution(h.fs, 4096, window='rectangular')}",
+        )
     z = zoom.zoom_of(str(path), power, freqs, h.center, h.fs, settings)
     with open(ref_zoom, "wb") as f:
         render.render_spectrogram(
-            f, z.power * factor, z.freqs, z.times, title=title + "   (zoom)", style=style,
+            f,
+            z.power * factor,
+            z.freqs,
+            z.times,
+            title=title + "   (zoom)",
+            style=style,
             subtitle=f"span {render.fmt_hz(3e5)}, "
-                     f"{render.describe_resolution(h.fs, 4096, n_avg, window='rectangular')}",
-            relative_to=z.window.centre)
+            f"{render.describe_resolution(h.fs, 4096, n_avg, window='rectangular')}",
+            relative_to=z.window.centre,
+        )
     for got, ref in ((out / "p.png", ref_full), (out / "p_zoom.png", ref_zoom)):
         a, b = _pixels(got), _pixels(ref)
         assert a.shape == b.shape == (858, 1560, 4)
@@ -205,16 +239,22 @@ def test_streamed_pictures_are_the_pictures_of_the_whole_arrays(tmp_path, make_t
     assert col.max() > 8 * np.median(col)
 
 
-@pytest.mark.parametrize("products", ["png", "zoom", "npz", "spectrum", "png,spectrum",
-                                      "zoom,npz", "png,zoom,npz,spectrum"])
+@pytest.mark.parametrize(
+    "products",
+    ["png", "zoom", "npz", "spectrum", "png,spectrum", "zoom,npz", "png,zoom,npz,spectrum"],
+)
 def test_only_the_asked_products_are_written(tmp_path, make_tiq, products):
     path = make_tiq("r.tiq", nframes=5)
     settings = _settings(tmp_path, products=products)
     out = tmp_path / "out"
     out.mkdir()
     written, _ = task.make_products(str(path), out, "r", settings)
-    endings = {"png": ["r.png"], "zoom": ["r_zoom.png"], "npz": ["r.npz"],
-               "spectrum": ["r_spectrum.npz", "r_spectrum.png"]}
+    endings = {
+        "png": ["r.png"],
+        "zoom": ["r_zoom.png"],
+        "npz": ["r.npz"],
+        "spectrum": ["r_spectrum.npz", "r_spectrum.png"],
+    }
     expected = [str(out / name) for k in products.split(",") for name in endings[k]]
     assert written == expected
     assert sorted(os.listdir(out)) == sorted(Path(p).name for p in expected)
@@ -231,8 +271,9 @@ def test_spectrum_product_is_the_float64_mean_over_all_frames(tmp_path, make_tiq
         assert z["arr_1"].dtype == np.float64 and z["arr_1"].shape == (1024,)
         np.testing.assert_array_equal(z["arr_0"], spectrum.frequency_axis(h.center, h.fs, 1024))
         # The spectrum scaling (docs/products.md): |FFT|² / (Σw)², L² for rectangular.
-        np.testing.assert_allclose(z["arr_1"], power.astype(np.float64).mean(axis=0) / 1024**2,
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            z["arr_1"], power.astype(np.float64).mean(axis=0) / 1024**2, rtol=1e-12
+        )
         assert str(z["power_scaling"]) == "spectrum" and str(z["power_unit"]) == "V²"
         assert str(z["source"]) == str(path) and str(z["format"]) == "tiq"
         assert float(z["center_frequency"]) == h.center
@@ -245,7 +286,8 @@ def test_spectrum_product_is_the_float64_mean_over_all_frames(tmp_path, make_tiq
 
 
 def test_a_reader_failing_mid_stream_fails_the_recording_and_leaves_no_temp_file(
-        tmp_path, make_tiq, monkeypatch):
+    tmp_path, make_tiq, monkeypatch
+):
     path = make_tiq("f.tiq", nframes=12)
     original = task.Recording.blocks
 
@@ -257,8 +299,9 @@ def test_a_reader_failing_mid_stream_fails_the_recording_and_leaves_no_temp_file
     monkeypatch.setattr(task.Recording, "blocks", failing)
     out = tmp_path / "out"
     out.mkdir()
-    outcome = task.process_recording(task.RecordingTask(str(path), "f", _settings(
-        tmp_path, products="png,zoom,npz,spectrum")))
+    outcome = task.process_recording(
+        task.RecordingTask(str(path), "f", _settings(tmp_path, products="png,zoom,npz,spectrum"))
+    )
     assert outcome.status == "error" and "file ends at byte" in outcome.error
     assert os.listdir(out) == []
 
@@ -302,8 +345,9 @@ def test_drawn_pixels_are_what_savefig_writes_and_the_png_holds_them(monkeypatch
     canvas = render._Canvas.get(render.DPI)
     keep = canvas.image.set_data
     # Keep the image on the figure after drawing, to savefig the very same figure.
-    monkeypatch.setattr(canvas.image, "set_data",
-                        lambda a: None if a is render._EMPTY_RGBA else keep(a))
+    monkeypatch.setattr(
+        canvas.image, "set_data", lambda a: None if a is render._EMPTY_RGBA else keep(a)
+    )
     pixels = render.draw_pooled(img, freqs, times, title="t", subtitle="s")
     ref = io.BytesIO()
     canvas.fig.savefig(ref, format="png", dpi=render.DPI)

@@ -35,8 +35,13 @@ def crunchctl(tmp_path: Path, *args, operator: bool = False) -> subprocess.Compl
     log = [] if args[0] == "status" else ["--log-file", str(tmp_path / "crunchctl.log")]
     return subprocess.run(
         [*crunchctl_cmd(), *map(str, args), "--ledger", str(tmp_path / "ledger"), *log],
-        capture_output=True, text=True, env=child_env(), timeout=180, cwd=tmp_path,
-        preexec_fn=_as_an_operator if operator and os.geteuid() == 0 else None)
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=180,
+        cwd=tmp_path,
+        preexec_fn=_as_an_operator if operator and os.geteuid() == 0 else None,
+    )
 
 
 def _as_an_operator() -> None:
@@ -65,14 +70,25 @@ def test_a_read_only_web_folder_stops_the_run_before_any_recording(tmp_path):
     www = tmp_path / "www"
     www.mkdir()
     www.chmod(0o555)
-    r = crunchctl(tmp_path, "process", a, *SMALL, "--output", tmp_path / "out", "--www", www,
-                  operator=True)
+    r = crunchctl(
+        tmp_path, "process", a, *SMALL, "--output", tmp_path / "out", "--www", www, operator=True
+    )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == f"Error: {www}: web folder is not writable"
     assert iq_rows(tmp_path / "ledger").height == 0  # no recording ran
     for once in (["--once"], []):
-        r = crunchctl(tmp_path, "watch", a.parent, *once, *SMALL, "--output",
-                      tmp_path / "out", "--www", www, operator=True)
+        r = crunchctl(
+            tmp_path,
+            "watch",
+            a.parent,
+            *once,
+            *SMALL,
+            "--output",
+            tmp_path / "out",
+            "--www",
+            www,
+            operator=True,
+        )
         assert (r.returncode, r.stdout) == (2, ""), r.stderr
         assert r.stderr.strip() == f"Error: {www}: web folder is not writable"
 
@@ -143,10 +159,21 @@ def test_process_incomplete_reads_a_cut_recording_as_far_as_it_goes(tmp_path):
     out = tmp_path / "out"
     r = crunchctl(tmp_path, "process", cut, *SMALL, "--output", out)
     assert r.returncode == 1
-    assert ("only 24576 bytes of data follow (process --incomplete reads the whole frames "
-            "present)") in r.stderr
-    r = crunchctl(tmp_path, "process", cut, "--incomplete", *SMALL, "--output", out,
-                  "--www", tmp_path / "www", "--json")
+    assert (
+        "only 24576 bytes of data follow (process --incomplete reads the whole frames present)"
+    ) in r.stderr
+    r = crunchctl(
+        tmp_path,
+        "process",
+        cut,
+        "--incomplete",
+        *SMALL,
+        "--output",
+        out,
+        "--www",
+        tmp_path / "www",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert (doc["processed"], doc["failed"], doc["warnings"]) == (1, 0, 1)
@@ -178,8 +205,14 @@ def card_warnings(www: Path) -> list[str]:
     profile = tempfile.mkdtemp(prefix="crunchctl-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(chromedriver), options=opts)
     try:
@@ -196,8 +229,9 @@ def card_warnings(www: Path) -> list[str]:
 
 def test_a_complete_recording_title_says_nothing_of_the_kind(tmp_path):
     a = tiny_tiq(tmp_path / "rec" / "a.tiq")
-    r = crunchctl(tmp_path, "process", a, "--incomplete", *SMALL, "--output", tmp_path / "out",
-                  "--json")
+    r = crunchctl(
+        tmp_path, "process", a, "--incomplete", *SMALL, "--output", tmp_path / "out", "--json"
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["outcomes"][0]["warning"] is None
     assert "incomplete" not in png_title(tmp_path / "out" / "a.png")
@@ -207,22 +241,33 @@ def test_a_complete_recording_title_says_nothing_of_the_kind(tmp_path):
 # ------------------------------------------------------------------ warnings are not errors
 
 
-LOADER = '''
+LOADER = """
 import numpy as np
 
 def load(item):
     x = np.arange(0.0, 600.0, 10.0)
     return [{"x": x, "y": np.arange(4.0), "data": np.ones((4, x.size))}]
-'''
+"""
 
 
 def test_warnings_have_their_own_field_in_json_ledger_and_status(tmp_path):
     (tmp_path / "loader.py").write_text(LOADER)
     (tmp_path / "items.txt").write_text("a\n")
     (tmp_path / "events.txt").write_text("100\n5000\n")
-    r = crunchctl(tmp_path, "batch", tmp_path / "items.txt", "--loader",
-                  f"{tmp_path / 'loader.py'}:load", "--events", tmp_path / "events.txt",
-                  "--output", tmp_path / "figs", "--dpi", "40", "--json")
+    r = crunchctl(
+        tmp_path,
+        "batch",
+        tmp_path / "items.txt",
+        "--loader",
+        f"{tmp_path / 'loader.py'}:load",
+        "--events",
+        tmp_path / "events.txt",
+        "--output",
+        tmp_path / "figs",
+        "--dpi",
+        "40",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     (o,) = doc["outcomes"]
@@ -248,8 +293,11 @@ def test_rows_of_older_versions_read_their_warning_from_error(tmp_path):
     r = crunchctl(tmp_path, "process", a, *SMALL, "--output", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     (part,) = ledger.rglob("*.parquet")
-    old = pl.read_parquet(part).drop("warning").with_columns(
-        pl.lit("incomplete: processed the 3 whole frames present").alias("error"))
+    old = (
+        pl.read_parquet(part)
+        .drop("warning")
+        .with_columns(pl.lit("incomplete: processed the 3 whole frames present").alias("error"))
+    )
     assert "warning" in SCHEMA and "warning" not in old.columns
     old.write_parquet(part)
     r = crunchctl(tmp_path, "status", "--list", "--json")

@@ -30,7 +30,7 @@ DASK = Path(sys.executable).with_name("dask")
 
 # A plugin of this test's own: slow enough to be killed mid-item; "crash" items kill
 # whichever worker runs them.
-SLOW_PLUGIN = '''
+SLOW_PLUGIN = """
 import os, time
 import numpy as np
 
@@ -39,7 +39,7 @@ def rows(item):
         os._exit(3)
     time.sleep(float(os.environ.get("SLOW_SECONDS", "0.4")))
     return [{"x": np.arange(20.0), "y": np.arange(8.0), "data": np.ones((8, 20))}]
-'''
+"""
 
 
 # ------------------------------------------------------------------------ the cluster
@@ -77,8 +77,13 @@ class Cluster:
             p.wait(timeout=10)
 
 
-def start_cluster(folder: Path, workers: int = 2, *, worker_prefix: list[str] | None = None,
-                  env: dict[str, str] | None = None) -> Cluster:
+def start_cluster(
+    folder: Path,
+    workers: int = 2,
+    *,
+    worker_prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Cluster:
     """A scheduler and ``workers`` one-thread workers, each a subprocess, on 127.0.0.1."""
     folder.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(folder, folder / "scheduler.json")
@@ -88,21 +93,58 @@ def start_cluster(folder: Path, workers: int = 2, *, worker_prefix: list[str] | 
 
     def spawn(args: list[str], log: str) -> None:
         with open(folder / log, "wb") as out:
-            cluster.procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                                  cwd=folder, env=penv,
-                                                  start_new_session=True))
+            cluster.procs.append(
+                subprocess.Popen(
+                    args,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=folder,
+                    env=penv,
+                    start_new_session=True,
+                )
+            )
 
     try:
-        spawn([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
-               "--dashboard-address", "127.0.0.1:0", "--scheduler-file",
-               str(cluster.scheduler_file)], "scheduler.log")
-        wait_for(lambda: cluster.scheduler_file.exists() and cluster.scheduler_file.stat()
-                 .st_size, 30, "the scheduler file")
+        spawn(
+            [
+                str(DASK),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(cluster.scheduler_file),
+            ],
+            "scheduler.log",
+        )
+        wait_for(
+            lambda: cluster.scheduler_file.exists() and cluster.scheduler_file.stat().st_size,
+            30,
+            "the scheduler file",
+        )
         for i in range(workers):
-            spawn([*(worker_prefix or []), str(DASK), "worker", "--scheduler-file",
-                   str(cluster.scheduler_file), "--nworkers", "1", "--nthreads", "1",
-                   "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
-                   str(folder / f"worker{i}")], f"worker{i}.log")
+            spawn(
+                [
+                    *(worker_prefix or []),
+                    str(DASK),
+                    "worker",
+                    "--scheduler-file",
+                    str(cluster.scheduler_file),
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(folder / f"worker{i}"),
+                ],
+                f"worker{i}.log",
+            )
         cluster.wait_for_workers(workers)
     except BaseException:
         cluster.stop()
@@ -120,10 +162,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 # -------------------------------------------------------------------------- helpers
 
 
-def crunch(*args, cwd: Path | None = None, timeout: float = 120,
-           **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*crunchctl_cmd(), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=child_env(**env), cwd=cwd)
+def crunch(
+    *args, cwd: Path | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*crunchctl_cmd(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(**env),
+        cwd=cwd,
+    )
 
 
 def rows(ledger: Path, kind: str):
@@ -144,8 +193,20 @@ def recordings(make_tiq, folder: Path, n: int) -> list[Path]:
 def batch_args(tmp_path: Path, items: list[str], loader: str) -> list[str]:
     listing = tmp_path / "items.txt"
     listing.write_text("".join(f"{i}\n" for i in items))
-    return ["batch", listing, "--loader", loader, "--output", tmp_path / "figs", "--ledger",
-            tmp_path / "ledger", "--log-file", tmp_path / "batch.log", "--dpi", "40"]
+    return [
+        "batch",
+        listing,
+        "--loader",
+        loader,
+        "--output",
+        tmp_path / "figs",
+        "--ledger",
+        tmp_path / "ledger",
+        "--log-file",
+        tmp_path / "batch.log",
+        "--dpi",
+        "40",
+    ]
 
 
 # ----------------------------------------------------------------- a running cluster
@@ -172,11 +233,9 @@ def test_process_on_the_cluster_matches_a_local_run(cluster, tmp_path, make_tiq)
     for name in names:
         if name.endswith(".npz"):
             a, b = np.load(here / "out" / name), np.load(pool / "out" / name)
-            assert np.array_equal(a["arr_2"], b["arr_2"]) and np.array_equal(a["arr_0"],
-                                                                              b["arr_0"])
+            assert np.array_equal(a["arr_2"], b["arr_2"]) and np.array_equal(a["arr_0"], b["arr_0"])
     # Done items are skipped before anything is submitted: no probe, no task.
-    r = crunch("process", *recs, "--scheduler", cluster.address, *small_args(here),
-               "--json")
+    r = crunch("process", *recs, "--scheduler", cluster.address, *small_args(here), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["skipped"] == 4
     assert per_item(here / "ledger", "iq") == done
@@ -187,8 +246,9 @@ def test_batch_with_a_plugin_file_sent_to_the_workers(cluster, tmp_path):
     plugin.parent.mkdir()
     plugin.write_text(PLUGIN.read_text())
     items = [f"orbit_{i:03d}" for i in range(5)]
-    r = crunch(*batch_args(tmp_path, items, f"{plugin}:two_rows"), "--scheduler",
-               cluster.scheduler_file)
+    r = crunch(
+        *batch_args(tmp_path, items, f"{plugin}:two_rows"), "--scheduler", cluster.scheduler_file
+    )
     assert r.returncode == 0, r.stderr
     assert per_item(tmp_path / "ledger", "batch") == {i: ["ok"] for i in items}
     for item in items:
@@ -201,8 +261,12 @@ def test_batch_with_a_plugin_file_sent_to_the_workers(cluster, tmp_path):
 def test_loader_module_missing_on_the_workers_names_worker_and_module(cluster, tmp_path):
     # Importable here (the working directory), not on the workers (theirs differs).
     (tmp_path / "only_here_loader.py").write_text(PLUGIN.read_text())
-    r = crunch(*batch_args(tmp_path, ["a", "b"], "only_here_loader:two_rows"),
-               "--scheduler", cluster.address, cwd=tmp_path)
+    r = crunch(
+        *batch_args(tmp_path, ["a", "b"], "only_here_loader:two_rows"),
+        "--scheduler",
+        cluster.address,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = r.stderr.strip().splitlines()[-1]
     assert "only_here_loader" in line and "Dask worker tcp://127.0.0.1:" in line
@@ -213,12 +277,20 @@ def test_killed_worker_items_end_ok_or_error_once_each(cluster, tmp_path):
     plugin = tmp_path / "slow_loader.py"
     plugin.write_text(SLOW_PLUGIN)
     items = [f"item_{i:02d}" for i in range(6)] + ["crash_me"]
-    proc = subprocess.Popen([*crunchctl_cmd(), *map(str, batch_args(
-        tmp_path, items, f"{plugin}:rows")), "--scheduler", cluster.address],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    proc = subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            *map(str, batch_args(tmp_path, items, f"{plugin}:rows")),
+            "--scheduler",
+            cluster.address,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     try:
-        wait_for(lambda: len(list((tmp_path / "figs").glob("item_*.png"))) >= 2, 60,
-                 "two figures")
+        wait_for(lambda: len(list((tmp_path / "figs").glob("item_*.png"))) >= 2, 60, "two figures")
         pids = cluster.worker_pids()
         victim = sorted(pids.values())[0]
         os.kill(victim, signal.SIGKILL)
@@ -243,10 +315,19 @@ def test_ctrl_c_stops_flushes_and_the_next_run_continues(cluster, tmp_path):
     plugin = tmp_path / "slow_loader.py"
     plugin.write_text(SLOW_PLUGIN)
     items = [f"item_{i:02d}" for i in range(12)]
-    args = [*crunchctl_cmd(), *map(str, batch_args(tmp_path, items, f"{plugin}:rows")),
-            "--scheduler", cluster.address]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(SLOW_SECONDS="1.0"))
+    args = [
+        *crunchctl_cmd(),
+        *map(str, batch_args(tmp_path, items, f"{plugin}:rows")),
+        "--scheduler",
+        cluster.address,
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(SLOW_SECONDS="1.0"),
+    )
     try:
         wait_for(lambda: len(list((tmp_path / "figs").glob("*.png"))) >= 1, 60, "a figure")
         proc.send_signal(signal.SIGINT)  # running tasks finish, nothing new starts
@@ -257,8 +338,13 @@ def test_ctrl_c_stops_flushes_and_the_next_run_continues(cluster, tmp_path):
     assert proc.returncode == 130, err
     first = per_item(tmp_path / "ledger", "batch")
     assert 1 <= len(first) < len(items)
-    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120,
-                       env=child_env(SLOW_SECONDS="0.05"))
+    r = subprocess.run(
+        args + ["--resume"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(SLOW_SECONDS="0.05"),
+    )
     assert r.returncode == 0, r.stderr
     assert per_item(tmp_path / "ledger", "batch") == {i: ["ok"] for i in items}
 
@@ -276,17 +362,30 @@ def test_probe_stops_before_any_task_when_workers_lack_the_paths(tmp_path, make_
     visible = make_tiq("ok.tiq", folder=tmp_path / "in")
     require("mount-namespaces")  # skipped without them, failed in CI
     # A private mount namespace: the read-only bind and the empty tmpfs exist only there.
-    script = (f"mount --bind {out} {out} && mount -o remount,bind,ro {out} && "
-              f"mount -t tmpfs none {hidden} && exec \"$@\"")
-    c = start_cluster(tmp_path / "cluster", 1,
-                      worker_prefix=["unshare", "-m", "sh", "-c", script, "sh"])
+    script = (
+        f"mount --bind {out} {out} && mount -o remount,bind,ro {out} && "
+        f'mount -t tmpfs none {hidden} && exec "$@"'
+    )
+    c = start_cluster(
+        tmp_path / "cluster", 1, worker_prefix=["unshare", "-m", "sh", "-c", script, "sh"]
+    )
     try:
         from distributed import Client
 
         with Client(scheduler_file=str(c.scheduler_file), timeout="10s") as client:
             (worker,) = client.scheduler_info()["workers"]  # its address names it
-        args = ["--lframes", "1024", "--zoom-span", "200000", "--ledger", tmp_path / "ledger",
-                "--log-file", tmp_path / "log", "--scheduler", c.address]
+        args = [
+            "--lframes",
+            "1024",
+            "--zoom-span",
+            "200000",
+            "--ledger",
+            tmp_path / "ledger",
+            "--log-file",
+            tmp_path / "log",
+            "--scheduler",
+            c.address,
+        ]
         r = crunch("process", visible, "--output", out, *args)
         assert r.returncode == 2, (r.stdout, r.stderr)
         assert f"Dask worker {worker} cannot write into the output folder {out}" in r.stderr
@@ -308,8 +407,13 @@ def test_lost_scheduler_flushes_finished_outcomes_and_exits_1(tmp_path):
     items = [f"item_{i:02d}" for i in range(20)]
     args = [*crunchctl_cmd(), *map(str, batch_args(tmp_path, items, f"{plugin}:rows"))]
     try:
-        proc = subprocess.Popen(args + ["--scheduler", c.address], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=child_env())
+        proc = subprocess.Popen(
+            args + ["--scheduler", c.address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
         wait_for(lambda: len(list((tmp_path / "figs").glob("*.png"))) >= 3, 60, "figures")
         os.killpg(c.procs[0].pid, signal.SIGKILL)  # the scheduler
         out, err = proc.communicate(timeout=120)
@@ -325,12 +429,20 @@ def test_lost_scheduler_flushes_finished_outcomes_and_exits_1(tmp_path):
     # submitted when the scheduler went).
     counts = re.search(r"this run: (\d+) done, (\d+) failed, (\d+) not started", err)
     assert counts, err
-    assert (int(counts[1]), int(counts[2]), int(counts[3])) == \
-        (len(first), 0, len(items) - len(first)), err
+    assert (int(counts[1]), int(counts[2]), int(counts[3])) == (
+        len(first),
+        0,
+        len(items) - len(first),
+    ), err
     errors = rows(tmp_path / "ledger", "batch").filter(status="error")["error"].to_list()
     assert all(s == ["ok"] for s in first.values()), errors
-    r = subprocess.run(args + ["--resume", "-j", "2"], capture_output=True, text=True,
-                       timeout=120, env=child_env(SLOW_SECONDS="0.01"))
+    r = subprocess.run(
+        args + ["--resume", "-j", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(SLOW_SECONDS="0.01"),
+    )
     assert r.returncode == 0, r.stderr
     assert per_item(tmp_path / "ledger", "batch") == {i: ["ok"] for i in items}
 
@@ -349,8 +461,9 @@ def test_watch_once_submits_ready_recordings_to_the_cluster(cluster, tmp_path, m
     old = time.time() - 3600  # long settled
     for p in recs:
         os.utime(p, (old, old))
-    r = crunch("watch", tmp_path / "in", "--once", "--scheduler", cluster.address,
-               *small_args(tmp_path))
+    r = crunch(
+        "watch", tmp_path / "in", "--once", "--scheduler", cluster.address, *small_args(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     assert "dashboard http://127.0.0.1:" in r.stderr
     assert per_item(tmp_path / "ledger", "iq") == {str(p): ["ok"] for p in recs}
@@ -360,17 +473,20 @@ def test_watch_once_submits_ready_recordings_to_the_cluster(cluster, tmp_path, m
 
 
 def test_help_imports_no_dask():
-    code = ("import sys, runpy\n"
-            "sys.argv = ['crunchctl', '--help']\n"
-            "try:\n    runpy.run_module('crunchctl', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "sys.argv = ['crunchctl', 'process', '--help']\n"
-            "try:\n    runpy.run_module('crunchctl', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('dask', 'distributed', 'tornado', 'bokeh')))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, env=child_env())
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['crunchctl', '--help']\n"
+        "try:\n    runpy.run_module('crunchctl', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "sys.argv = ['crunchctl', 'process', '--help']\n"
+        "try:\n    runpy.run_module('crunchctl', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('dask', 'distributed', 'tornado', 'bokeh')))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=child_env()
+    )
     assert r.returncode == 0, r.stderr
     assert "--scheduler" in r.stdout
     assert r.stdout.strip().splitlines()[-1] == "LOADED []"
@@ -378,16 +494,19 @@ def test_help_imports_no_dask():
 
 def test_without_distributed_one_line_and_exit_2(tmp_path, make_tiq):
     rec = make_tiq()
-    code = ("import sys\n"
-            "sys.modules['distributed'] = None  # as if it were not installed\n"
-            "from crunchctl.cli import main\n"
-            f"sys.argv = ['crunchctl', 'process', {str(rec)!r}, '--scheduler', 'local']"
-            f" + {[str(a) for a in small_args(tmp_path)]!r}\n"
-            "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, env=child_env())
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if it were not installed\n"
+        "from crunchctl.cli import main\n"
+        f"sys.argv = ['crunchctl', 'process', {str(rec)!r}, '--scheduler', 'local']"
+        f" + {[str(a) for a in small_args(tmp_path)]!r}\n"
+        "main()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=child_env()
+    )
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.strip().splitlines() == [
-        'Error: --scheduler needs Dask: pip install "crunchctl[cluster]" (the distributed '
-        'package)']
+        'Error: --scheduler needs Dask: pip install "crunchctl[cluster]" (the distributed package)'
+    ]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -34,9 +34,9 @@ _CHILD = textwrap.dedent("""
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_give_back_returns_the_freed_heap_pages_to_the_system():
     # A fresh interpreter: the test process's own heap would blur the figures.
-    out = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True
+    ).stdout.split()
     ok, before, after = out[0] == "True", int(out[1]), int(out[2])
     assert ok
     assert before - after > 100_000, (before, after)  # kB: most of the 160 MB went back
-

@@ -70,15 +70,18 @@ def test_watch_with_a_bad_file_exits_0_on_sigterm(tmp_path, make_tiq):
         os.utime(p, (old, old))
     err = tmp_path / "stderr.txt"
     with open(tmp_path / "stdout.txt", "w") as o, open(err, "w") as e:
-        child = subprocess.Popen([*crunchctl_cmd(), "watch", str(folder), "-j", "1",
-                                  *small_args(tmp_path)], stdout=o, stderr=e,
-                                 env=child_env(), cwd=tmp_path)
+        child = subprocess.Popen(
+            [*crunchctl_cmd(), "watch", str(folder), "-j", "1", *small_args(tmp_path)],
+            stdout=o,
+            stderr=e,
+            env=child_env(),
+            cwd=tmp_path,
+        )
     try:
         ledger = tmp_path / "ledger"
 
         def both_recorded() -> bool:
-            return ledger.exists() and Ledger(ledger, create=False).scan().collect() \
-                .height >= 2
+            return ledger.exists() and Ledger(ledger, create=False).scan().collect().height >= 2
 
         wait_for(both_recorded, 60, "both recordings to be recorded")
         assert child.poll() is None, err.read_text()
@@ -99,19 +102,29 @@ def test_watch_whose_outcomes_cannot_be_recorded_exits_2_on_sigterm(tmp_path, ma
     folder.mkdir()
     err = tmp_path / "stderr.txt"
     with open(tmp_path / "stdout.txt", "w") as o, open(err, "w") as e:
-        child = subprocess.Popen([*crunchctl_cmd(), "watch", str(folder), "-j", "1",
-                                  *small_args(tmp_path)], stdout=o, stderr=e,
-                                 env=child_env(), cwd=tmp_path)
+        child = subprocess.Popen(
+            [*crunchctl_cmd(), "watch", str(folder), "-j", "1", *small_args(tmp_path)],
+            stdout=o,
+            stderr=e,
+            env=child_env(),
+            cwd=tmp_path,
+        )
     try:
-        wait_for(lambda: "watching " in err.read_text() or child.poll() is not None, 60,
-                 "the watch to start")
+        wait_for(
+            lambda: "watching " in err.read_text() or child.poll() is not None,
+            60,
+            "the watch to start",
+        )
         ledger = tmp_path / "ledger"
         ledger.rename(tmp_path / "ledger.gone")
         ledger.write_text("a file where the ledger folder was")
         staged = make_tiq("a.tiq", folder=tmp_path / "staging")
         staged.rename(folder / "a.tiq")
-        wait_for(lambda: "is a file, not a folder" in err.read_text()
-                 or child.poll() is not None, 60, "the ledger to fail")
+        wait_for(
+            lambda: "is a file, not a folder" in err.read_text() or child.poll() is not None,
+            60,
+            "the ledger to fail",
+        )
         assert child.poll() is None, err.read_text()
         child.send_signal(signal.SIGTERM)
         assert child.wait(60) == 2, err.read_text()
@@ -119,7 +132,8 @@ def test_watch_whose_outcomes_cannot_be_recorded_exits_2_on_sigterm(tmp_path, ma
         if child.poll() is None:
             child.kill()
     assert err.read_text().splitlines()[-1] == (
-        f"Error: ledger path {tmp_path / 'ledger'} is a file, not a folder")
+        f"Error: ledger path {tmp_path / 'ledger'} is a file, not a folder"
+    )
 
 
 # ------------------------------------------------------------ a second Ctrl-C, everywhere
@@ -156,10 +170,24 @@ def open_by_some_process(paths: list[str]) -> set[str]:
 
 
 def start_process(tmp_path: Path, files: list[str], *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([*crunchctl_cmd(), "process", *files, "--sample-rate", "1e6",
-                             "--lframes", "65536", *small_args(tmp_path)[4:], *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(), cwd=tmp_path)
+    return subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            "process",
+            *files,
+            "--sample-rate",
+            "1e6",
+            "--lframes",
+            "65536",
+            *small_args(tmp_path)[4:],
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
 
 
 def start_batch(tmp_path: Path) -> subprocess.Popen:
@@ -167,15 +195,33 @@ def start_batch(tmp_path: Path) -> subprocess.Popen:
     markers.mkdir()
     items = tmp_path / "items.txt"
     items.write_text("a\nb\nc\nd\n")
-    child = subprocess.Popen([*crunchctl_cmd(), "batch", str(items), "--loader",
-                              f"{PLUGIN}:slow", "-j", "2", "-o", str(tmp_path / "out"),
-                              "--ledger", str(tmp_path / "ledger"), "--log-file",
-                              str(tmp_path / "log.txt")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=child_env(CRUNCHCTL_TEST_MARKERS=str(markers),
-                                           CRUNCHCTL_TEST_SLEEP="60"), cwd=tmp_path)
-    wait_for(lambda: len(list(markers.iterdir())) >= 2 or child.poll() is not None, 60,
-             "the loaders to start")
+    child = subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            "batch",
+            str(items),
+            "--loader",
+            f"{PLUGIN}:slow",
+            "-j",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+            "--ledger",
+            str(tmp_path / "ledger"),
+            "--log-file",
+            str(tmp_path / "log.txt"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(CRUNCHCTL_TEST_MARKERS=str(markers), CRUNCHCTL_TEST_SLEEP="60"),
+        cwd=tmp_path,
+    )
+    wait_for(
+        lambda: len(list(markers.iterdir())) >= 2 or child.poll() is not None,
+        60,
+        "the loaders to start",
+    )
     return child
 
 
@@ -183,15 +229,30 @@ def start_watch(tmp_path: Path, files: list[str]) -> subprocess.Popen:
     old = time.time() - 3600  # long settled
     for path in files:
         os.utime(path, (old, old))
-    return subprocess.Popen([*crunchctl_cmd(), "watch", str(Path(files[0]).parent),
-                             "--sample-rate", "1e6", "--lframes", "65536", "-j", "2",
-                             *small_args(tmp_path)[4:]],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(), cwd=tmp_path)
+    return subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            "watch",
+            str(Path(files[0]).parent),
+            "--sample-rate",
+            "1e6",
+            "--lframes",
+            "65536",
+            "-j",
+            "2",
+            *small_args(tmp_path)[4:],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
 
 
-@pytest.mark.parametrize("command,n", [("process-one", 1), ("process-pool", 2),
-                                       ("batch", 2), ("watch", 2)])
+@pytest.mark.parametrize(
+    "command,n", [("process-one", 1), ("process-pool", 2), ("batch", 2), ("watch", 2)]
+)
 def test_second_ctrl_c_says_the_same_in_every_command_and_summarises(tmp_path, command, n):
     if command == "batch":
         child = start_batch(tmp_path)
@@ -203,8 +264,11 @@ def test_second_ctrl_c_says_the_same_in_every_command_and_summarises(tmp_path, c
             child = start_watch(tmp_path, files)
         else:
             child = start_process(tmp_path, files, "-j", str(n))
-        wait_for(lambda: len(open_by_some_process(files)) >= n or child.poll() is not None,
-                 60, "the recordings to be read")
+        wait_for(
+            lambda: len(open_by_some_process(files)) >= n or child.poll() is not None,
+            60,
+            "the recordings to be read",
+        )
     try:
         assert child.poll() is None, child.communicate()
         err = Lines(child.stderr)
@@ -240,15 +304,23 @@ def test_a_log_file_that_cannot_be_opened_is_a_usage_error(tmp_path, make_tiq, c
     log = tmp_path / "blocker" / "crunchctl.log"
     items = tmp_path / "items.txt"
     items.write_text(f"{rec}\n")
-    args = {"process": ["process", str(rec)],
-            "watch": ["watch", str(tmp_path / "rec"), "--once"],
-            "batch": ["batch", str(items)],
-            "demo": ["demo", "--dir", str(tmp_path / "demo"), "--frames", "1"]}[command]
+    args = {
+        "process": ["process", str(rec)],
+        "watch": ["watch", str(tmp_path / "rec"), "--once"],
+        "batch": ["batch", str(items)],
+        "demo": ["demo", "--dir", str(tmp_path / "demo"), "--frames", "1"],
+    }[command]
     common = ["--ledger", str(tmp_path / "ledger"), "--log-file", str(log)]
     if command != "demo":
         common += ["-o", str(tmp_path / "out")]
-    p = subprocess.run([*crunchctl_cmd(), *args, *common], capture_output=True, text=True,
-                       env=child_env(), cwd=tmp_path, timeout=120)
+    p = subprocess.run(
+        [*crunchctl_cmd(), *args, *common],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert p.stderr.startswith(f"Error: {log}: cannot open the log file: ")
     assert len(p.stderr.splitlines()) == 1, p.stderr
@@ -259,9 +331,23 @@ def test_a_log_file_that_cannot_be_opened_is_a_usage_error(tmp_path, make_tiq, c
 def test_demo_dir_that_cannot_be_made_is_a_usage_error(tmp_path, where):
     (tmp_path / "afile").write_text("a file where a folder should be")
     folder = Path(where) if where.startswith("/") else tmp_path / "afile" / "demo"
-    p = subprocess.run([*crunchctl_cmd(), "demo", "--dir", str(folder), "--frames", "1",
-                        "--log-file", str(tmp_path / "log.txt")], capture_output=True,
-                       text=True, env=child_env(), cwd=tmp_path, timeout=60)
+    p = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "demo",
+            "--dir",
+            str(folder),
+            "--frames",
+            "1",
+            "--log-file",
+            str(tmp_path / "log.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith(f"Error: {folder}: cannot create the demo folder: ")
     assert len(p.stderr.splitlines()) == 1, p.stderr

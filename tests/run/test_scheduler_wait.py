@@ -23,28 +23,45 @@ from crunchctl.ledger.store import Ledger  # noqa: E402
 
 
 def start(tmp_path: Path, rec: Path, scheduler: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([*crunchctl_cmd(), "process", str(rec), "--scheduler", scheduler,
-                             *small_args(tmp_path), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
+    return subprocess.Popen(
+        [
+            *crunchctl_cmd(),
+            "process",
+            str(rec),
+            "--scheduler",
+            scheduler,
+            *small_args(tmp_path),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+    )
 
 
-def test_a_scheduler_file_in_a_folder_that_does_not_exist_is_exit_2_at_once(tmp_path,
-                                                                            make_tiq):
+def test_a_scheduler_file_in_a_folder_that_does_not_exist_is_exit_2_at_once(tmp_path, make_tiq):
     rec = make_tiq()
     typo = tmp_path / "no-such-folder" / "scheduler.json"
     began = time.monotonic()
-    p = subprocess.run([*crunchctl_cmd(), "process", str(rec), "--scheduler", str(typo),
-                        *small_args(tmp_path)], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    p = subprocess.run(
+        [*crunchctl_cmd(), "process", str(rec), "--scheduler", str(typo), *small_args(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert p.returncode == 2, p.stderr
     assert time.monotonic() - began < 30
-    assert p.stderr == (f"Error: --scheduler {typo}: no such scheduler file (the folder "
-                        f"{typo.parent} does not exist)\n")
+    assert p.stderr == (
+        f"Error: --scheduler {typo}: no such scheduler file (the folder "
+        f"{typo.parent} does not exist)\n"
+    )
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
-def test_waiting_for_a_scheduler_file_says_so_and_a_signal_ends_it(tmp_path, make_tiq,
-                                                                   sig, code):
+def test_waiting_for_a_scheduler_file_says_so_and_a_signal_ends_it(tmp_path, make_tiq, sig, code):
     rec = make_tiq()
     missing = tmp_path / "scheduler.json"
     child = start(tmp_path, rec, str(missing))
@@ -69,15 +86,29 @@ def test_a_scheduler_file_that_never_comes_times_out_with_exit_2(tmp_path, make_
     rec = make_tiq()
     missing = tmp_path / "scheduler.json"
     began = time.monotonic()
-    p = subprocess.run([*crunchctl_cmd(), "process", str(rec), "--scheduler", str(missing),
-                        "--scheduler-timeout", "4", *small_args(tmp_path)],
-                       capture_output=True, text=True, env=child_env(), timeout=60)
+    p = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            str(rec),
+            "--scheduler",
+            str(missing),
+            "--scheduler-timeout",
+            "4",
+            *small_args(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert p.returncode == 2, p.stderr
     assert 4 <= time.monotonic() - began < 40
     assert p.stderr.splitlines() == [
         f"waiting for the Dask scheduler file {missing} (Ctrl-C to stop)",
         f"Error: --scheduler {missing}: no Dask scheduler answered within 4 s "
-        f"(--scheduler-timeout)"]
+        f"(--scheduler-timeout)",
+    ]
 
 
 def test_an_address_that_never_answers_says_so_after_2_s_and_times_out(tmp_path, make_tiq):
@@ -87,18 +118,33 @@ def test_an_address_that_never_answers_says_so_after_2_s_and_times_out(tmp_path,
         silent.listen(16)
         address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         began = time.monotonic()
-        p = subprocess.run([*crunchctl_cmd(), "watch", str(rec.parent), "--once",
-                            "--scheduler", address, "--scheduler-timeout", "5",
-                            *small_args(tmp_path)], capture_output=True, text=True,
-                           env=child_env(), timeout=90)
+        p = subprocess.run(
+            [
+                *crunchctl_cmd(),
+                "watch",
+                str(rec.parent),
+                "--once",
+                "--scheduler",
+                address,
+                "--scheduler-timeout",
+                "5",
+                *small_args(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=90,
+        )
     assert p.returncode == 2, p.stderr
     assert 5 <= time.monotonic() - began < 60
     lines = p.stderr.splitlines()
     waiting = [line for line in lines if "waiting for the Dask scheduler" in line]
     assert len(waiting) == 1 and waiting[0].endswith(
-        f"waiting for the Dask scheduler at {address} (Ctrl-C to stop)"), p.stderr
-    assert lines[-1] == (f"Error: --scheduler {address}: no Dask scheduler answered within "
-                         f"5 s (--scheduler-timeout)")
+        f"waiting for the Dask scheduler at {address} (Ctrl-C to stop)"
+    ), p.stderr
+    assert lines[-1] == (
+        f"Error: --scheduler {address}: no Dask scheduler answered within 5 s (--scheduler-timeout)"
+    )
     assert "Traceback" not in p.stderr
 
 
@@ -109,8 +155,9 @@ def test_a_scheduler_file_written_while_waiting_is_used(tmp_path, make_tiq):
     child = start(tmp_path, rec, str(folder / "scheduler.json"))
     cluster = None
     try:
-        wait_for(lambda: (tmp_path / "out").exists() or child.poll() is not None, 60,
-                 "the run to start")
+        wait_for(
+            lambda: (tmp_path / "out").exists() or child.poll() is not None, 60, "the run to start"
+        )
         cluster = start_cluster(folder, 1)
         out, err = child.communicate(timeout=120)
     finally:
@@ -129,11 +176,16 @@ def test_a_lost_scheduler_prints_no_dask_traceback_without_v(tmp_path):
     plugin = tmp_path / "slow_loader.py"
     plugin.write_text(SLOW_PLUGIN)
     items = [f"item_{i:02d}" for i in range(20)]
-    args = [*crunchctl_cmd(), *map(str, batch_args(tmp_path, items, f"{plugin}:rows")),
-            "--scheduler", cluster.address]
+    args = [
+        *crunchctl_cmd(),
+        *map(str, batch_args(tmp_path, items, f"{plugin}:rows")),
+        "--scheduler",
+        cluster.address,
+    ]
     try:
-        child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, env=child_env())
+        child = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+        )
         wait_for(lambda: len(list((tmp_path / "figs").glob("*.png"))) >= 2, 60, "figures")
         os.killpg(cluster.procs[0].pid, signal.SIGKILL)  # the scheduler
         out, err = child.communicate(timeout=120)

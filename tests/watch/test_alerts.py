@@ -39,8 +39,7 @@ def events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_a_bad_recording_is_one_failed_alert_and_the_stop_is_one_stopped_alert(
-        tmp_path, watchers):
+def test_a_bad_recording_is_one_failed_alert_and_the_stop_is_one_stopped_alert(tmp_path, watchers):
     cmd, out = hook(tmp_path)
     w = watchers(tmp_path, "--on-alert", cmd).start()
     junk = w.folder / "junk.tiq"
@@ -80,8 +79,7 @@ def test_the_config_key_on_alert_works_like_the_option(tmp_path):
     assert [e["event"] for e in events(out)] == ["failed", "stopped"]
 
 
-def test_a_hook_past_its_time_limit_is_killed_and_logged_and_the_watch_goes_on(
-        tmp_path, watchers):
+def test_a_hook_past_its_time_limit_is_killed_and_logged_and_the_watch_goes_on(tmp_path, watchers):
     cmd, out = hook(tmp_path, sleep=30)
     w = watchers(tmp_path, "--on-alert", cmd, "--alert-timeout", "1").start()
     (w.folder / "junk.tiq").write_bytes(b"this is not a TIQ file")
@@ -114,11 +112,15 @@ def test_quiet_and_back_alerts(tmp_path, watchers):
 
 
 def test_a_failing_hook_is_logged_and_a_missing_program_is_a_usage_error(tmp_path, watchers):
-    w = watchers(tmp_path, "--on-alert", f"{shlex.quote(sys.executable)} -c 'import sys; "
-                 f"sys.exit(\"hook says no\")'").start()
+    w = watchers(
+        tmp_path,
+        "--on-alert",
+        f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(\"hook says no\")'",
+    ).start()
     (w.folder / "junk.tiq").write_bytes(b"this is not a TIQ file")
-    wait_for(lambda: "the alert command failed (exit 1): hook says no" in w.stderr, 30,
-             "the failed hook")
+    wait_for(
+        lambda: "the alert command failed (exit 1): hook says no" in w.stderr, 30, "the failed hook"
+    )
     assert w.stop(signal.SIGTERM) == 0
     result = run_once(tmp_path / "other", "--on-alert", "no-such-program-here --flag")
     assert result.returncode == 2
@@ -126,7 +128,8 @@ def test_a_failing_hook_is_logged_and_a_missing_program_is_a_usage_error(tmp_pat
 
 
 def test_a_hanging_hook_never_blocks_the_sender_and_extra_alerts_are_dropped_and_counted(
-        tmp_path, monkeypatch, caplog):
+    tmp_path, monkeypatch, caplog
+):
     from crunchctl.watch import alerts
 
     monkeypatch.setattr(alerts, "QUEUE_SIZE", 2)

@@ -13,8 +13,13 @@ from crunchctl.formats import synth
 
 
 def test_watch_help_shows_the_registry_patterns():
-    p = subprocess.run([*crunchctl_cmd(), "watch", "--help"], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    p = subprocess.run(
+        [*crunchctl_cmd(), "watch", "--help"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     text = " ".join(p.stdout.split())  # the help wraps where the terminal ends
     assert f"every format crunchctl reads: {' '.join(formats.patterns())}" in text, text
@@ -32,10 +37,15 @@ def test_status_pending_in_the_configured_folder_uses_every_format(tmp_path):
     config.write_text(f'[paths]\nfolder_path = "{folder}"\n')
     ledger = tmp_path / "ledger"
     ledger.mkdir()
-    p = subprocess.run([*crunchctl_cmd(), "status", "--json", "--config", str(config),
-                        "--ledger", str(ledger)], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    p = subprocess.run(
+        [*crunchctl_cmd(), "status", "--json", "--config", str(config), "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     pending = sorted(e["item"] for e in json.loads(p.stdout)["pending"])
-    assert pending == [str(folder / "a.tiq"), str(folder / "b.wav"),
-                       str(folder / "c.tdms")], pending
+    assert pending == [str(folder / "a.tiq"), str(folder / "b.wav"), str(folder / "c.tdms")], (
+        pending
+    )

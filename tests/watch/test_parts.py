@@ -100,8 +100,12 @@ def test_lock_refuses_a_second_watch_and_names_the_first(tmp_path):
 def test_a_killed_watch_is_not_running(tmp_path):
     """A record left saying running by a process that died reads as not running."""
     ledger = tmp_path / "ledger"
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     record = WatchRecord(ledger, str(tmp_path / "rec"), ["*.tiq"], False)
     record.doc["pid"] = int(child.stdout)  # that process has exited
     record.start()
@@ -135,18 +139,48 @@ def test_live_panel_shows_counts_last_png_and_pending():
 
     console = Console(record=True, width=160, force_terminal=True, color_system=None)
     panel = LivePanel(console)
-    last = Outcome("/data/rsa510/a.tiq", "iq", "watch:/data/rsa510", "ok", time.time() - 2,
-                   time.time(), 10, 10, "d", ["/out/a.png"])
-    panel.snap = WatchSnapshot(folder="/data/rsa510", observer="file-system events",
-                               started=time.time() - 65, queued=3,
-                               in_progress=["/data/rsa510/b.tiq"], done=7, failed=1,
-                               rate_per_min=4.5, last=last, last_published=["/www/rsa510.png"],
-                               pending=[("/data/rsa510/c.tiq", "incomplete: header says ...")])
+    last = Outcome(
+        "/data/rsa510/a.tiq",
+        "iq",
+        "watch:/data/rsa510",
+        "ok",
+        time.time() - 2,
+        time.time(),
+        10,
+        10,
+        "d",
+        ["/out/a.png"],
+    )
+    panel.snap = WatchSnapshot(
+        folder="/data/rsa510",
+        observer="file-system events",
+        started=time.time() - 65,
+        queued=3,
+        in_progress=["/data/rsa510/b.tiq"],
+        done=7,
+        failed=1,
+        rate_per_min=4.5,
+        last=last,
+        last_published=["/www/rsa510.png"],
+        pending=[("/data/rsa510/c.tiq", "incomplete: header says ...")],
+    )
     console.print(panel._render())
     text = console.export_text()
-    for expected in ("crunchctl watch /data/rsa510", "queue 3", "in progress 1", "done 7",
-                     "failed 1", "pending 1", "4.5/min", "a.tiq", "/www/rsa510.png",
-                     "c.tiq", "incomplete", "b.tiq", "up 0:01:0"):
+    for expected in (
+        "crunchctl watch /data/rsa510",
+        "queue 3",
+        "in progress 1",
+        "done 7",
+        "failed 1",
+        "pending 1",
+        "4.5/min",
+        "a.tiq",
+        "/www/rsa510.png",
+        "c.tiq",
+        "incomplete",
+        "b.tiq",
+        "up 0:01:0",
+    ):
         assert expected in text, (expected, text)
 
 

@@ -11,16 +11,27 @@ from conftest import WatchProc, child_env, crunchctl_cmd, make_incomplete, tiny_
 
 
 def status(ledger: Path, *args: str) -> dict:
-    p = subprocess.run([*crunchctl_cmd(), "status", "--ledger", str(ledger), "--json", *args],
-                       capture_output=True, text=True, env=child_env(), timeout=60)
+    p = subprocess.run(
+        [*crunchctl_cmd(), "status", "--ledger", str(ledger), "--json", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
 
 def watch_once(base: Path, folder: Path, *extra: str) -> None:
     w = WatchProc(base, folder=folder)
-    p = subprocess.run(w.args() + ["--once", *extra], capture_output=True, text=True,
-                       env=child_env(), cwd=base, timeout=120)
+    p = subprocess.run(
+        w.args() + ["--once", *extra],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=base,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
 
 

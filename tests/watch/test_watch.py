@@ -51,12 +51,18 @@ def test_no_folder_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.delenv("CRUNCHCTL_CONFIG", raising=False)
     monkeypatch.delenv("CRUNCHCTL_FOLDER_PATH", raising=False)
-    result = CliRunner().invoke(app, ["watch", "--ledger", str(tmp_path / "l")],
-                                env={"NO_COLOR": "1", "_TYPER_FORCE_DISABLE_TERMINAL": "1"})
+    result = CliRunner().invoke(
+        app,
+        ["watch", "--ledger", str(tmp_path / "l")],
+        env={"NO_COLOR": "1", "_TYPER_FORCE_DISABLE_TERMINAL": "1"},
+    )
     assert result.exit_code == 2
     assert "no folder to watch" in result.output
-    result = CliRunner().invoke(app, ["watch", str(tmp_path / "missing"), "--ledger",
-                                      str(tmp_path / "l")], env={"NO_COLOR": "1"})
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(tmp_path / "missing"), "--ledger", str(tmp_path / "l")],
+        env={"NO_COLOR": "1"},
+    )
     assert result.exit_code == 2
     assert "does not exist" in result.output
 
@@ -68,8 +74,12 @@ def test_writer_in_chunks_is_processed_once_after_the_last_byte(tmp_path, watche
     w = watchers(tmp_path).start()
     src = tiny_tiq(tmp_path / "staging" / "slow.tiq")
     dest = w.folder / "slow.tiq"
-    writer = subprocess.run([sys.executable, str(WRITER), str(src), str(dest), "--chunks", "6",
-                             "--pause", "0.3"], capture_output=True, text=True, timeout=30)
+    writer = subprocess.run(
+        [sys.executable, str(WRITER), str(src), str(dest), "--chunks", "6", "--pause", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     last_byte = float(writer.stdout.split()[1])
     wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the recording to be processed")
     time.sleep(1.0)  # time for a wrong second processing to show up
@@ -87,8 +97,9 @@ def test_writer_in_chunks_is_processed_once_after_the_last_byte(tmp_path, watche
 def short_tiq(path: Path, seed: int) -> Path:
     """A valid recording holding less than one 1024-sample frame: fails fast, as ``error``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return synth.make_recording(path, synth.RecordingSpec(nframes=0, lframes=1024,
-                                                          extra_samples=512, seed=seed))
+    return synth.make_recording(
+        path, synth.RecordingSpec(nframes=0, lframes=1024, extra_samples=512, seed=seed)
+    )
 
 
 def burst(w: WatchProc, staging: Path, n: int, real: int) -> list[str]:
@@ -174,8 +185,7 @@ def test_sigterm_finishes_in_flight_work_and_a_restart_redoes_nothing(tmp_path, 
     new = drop(tmp_path / "staging", folder, "zz_new.tiq", seed=99)
     w2 = watchers(tmp_path).start()
     # A second watch on the same folder and ledger refuses to start, naming the first.
-    second = subprocess.run(w2.args(), capture_output=True, text=True, env=child_env(),
-                            timeout=30)
+    second = subprocess.run(w2.args(), capture_output=True, text=True, env=child_env(), timeout=30)
     assert second.returncode == 2
     assert f"pid {w2.proc.pid}" in second.stderr and "already watching" in second.stderr
     wait_for(lambda: count_ok(w2.ledger) >= len(names) + 1, 60, "the rest of the backlog")
@@ -221,8 +231,20 @@ def test_poll_sees_moved_and_chunked_recordings(tmp_path, watchers):
     moved = drop(tmp_path / "staging", w.folder, "polled.tiq", seed=5)
     wait_for(lambda: count_ok(w.ledger) >= 1, 30, "the polled recording")
     src = tiny_tiq(tmp_path / "staging" / "slow.tiq", seed=6)
-    subprocess.run([sys.executable, str(WRITER), str(src), str(w.folder / "slow.tiq"),
-                    "--chunks", "4", "--pause", "0.4"], check=True, timeout=30)
+    subprocess.run(
+        [
+            sys.executable,
+            str(WRITER),
+            str(src),
+            str(w.folder / "slow.tiq"),
+            "--chunks",
+            "4",
+            "--pause",
+            "0.4",
+        ],
+        check=True,
+        timeout=30,
+    )
     wait_for(lambda: count_ok(w.ledger) >= 2, 30, "the chunked recording")
     time.sleep(1.0)
     r = rows(w.ledger)
@@ -266,17 +288,33 @@ def test_once_records_folders_and_dangling_links_named_like_recordings(tmp_path)
     good = tiny_tiq(folder / "good.tiq")
     (folder / "dir.tiq").mkdir()
     (folder / "dangling.tiq").symlink_to(tmp_path / "nowhere.tiq")
-    args = [*crunchctl_cmd(), "watch", str(folder), "--once", "--lframes", "1024",
-            "--zoom-span", "2e5", "--output", str(tmp_path / "out"),
-            "--ledger", str(tmp_path / "ledger"), "--log-file", str(tmp_path / "log")]
+    args = [
+        *crunchctl_cmd(),
+        "watch",
+        str(folder),
+        "--once",
+        "--lframes",
+        "1024",
+        "--zoom-span",
+        "2e5",
+        "--output",
+        str(tmp_path / "out"),
+        "--ledger",
+        str(tmp_path / "ledger"),
+        "--log-file",
+        str(tmp_path / "log"),
+    ]
     p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stderr
     assert f"{folder / 'dangling.tiq'}: broken symbolic link" in p.stderr
     assert f"{folder / 'dir.tiq'}: is a directory" in p.stderr
     r = rows(tmp_path / "ledger")
     status = dict(zip(r["item"].to_list(), r["status"].to_list()))
-    assert status == {str(good): "ok", str(folder / "dir.tiq"): "error",
-                      str(folder / "dangling.tiq"): "error"}
+    assert status == {
+        str(good): "ok",
+        str(folder / "dir.tiq"): "error",
+        str(folder / "dangling.tiq"): "error",
+    }
     # Failed entries are tried again on the next run (docs/ledger.md), once each.
     p = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 1

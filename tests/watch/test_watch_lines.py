@@ -28,14 +28,18 @@ from crunchctl.watch.report import QuietAlarm
 
 
 def status_json(ledger: Path) -> dict:
-    out = subprocess.run([*crunchctl_cmd(), "--ledger", str(ledger), "status", "--json"],
-                         capture_output=True, text=True, env=child_env(), timeout=60)
+    out = subprocess.run(
+        [*crunchctl_cmd(), "--ledger", str(ledger), "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
-def test_vv_says_watching_once_with_workers_and_settings_and_a_stop_in_one_line(
-        tmp_path, watchers):
+def test_vv_says_watching_once_with_workers_and_settings_and_a_stop_in_one_line(tmp_path, watchers):
     w = watchers(tmp_path, "-vv", "--workers", "3").start()
     wait_for(lambda: "quiet recorder:" in w.stderr, 30, "the -vv description")
     assert w.stop(signal.SIGTERM) == 0
@@ -82,8 +86,9 @@ def test_incomplete_after_processes_what_is_there_with_a_warning(tmp_path):
     out = run_once(tmp_path, "--incomplete-after", "1")
     assert out.returncode == 0, out.stderr
     assert "pending 0" in out.stdout
-    assert f"{cut}: ok in" in out.stderr and "incomplete: processed the 3 whole frames" \
-        in out.stderr, out.stderr
+    assert (
+        f"{cut}: ok in" in out.stderr and "incomplete: processed the 3 whole frames" in out.stderr
+    ), out.stderr
     row = rows(tmp_path / "ledger", cut).row(-1, named=True)
     assert row["status"] == "ok" and row["warning"].startswith("incomplete:")
     assert (tmp_path / "out" / "cut.png").stat().st_size > 1000
@@ -100,12 +105,18 @@ def test_incomplete_after_waits_while_the_file_is_young(tmp_path):
 def test_quiet_after_warns_once_then_once_more_and_status_shows_it(tmp_path, watchers):
     w = watchers(tmp_path, "--quiet-after", "0.03").start()  # 1.8 s
     wait_for(lambda: "no new recording in" in w.stderr, 30, "the quiet warning")
-    wait_for(lambda: status_json(w.ledger)["watches"][0]["quiet_since"], 15,
-             "quiet_since in the record")
+    wait_for(
+        lambda: status_json(w.ledger)["watches"][0]["quiet_since"], 15, "quiet_since in the record"
+    )
     time.sleep(2.5)
     assert w.stderr.count("no new recording in") == 1  # once, not every turn
-    st = subprocess.run([*crunchctl_cmd(), "--ledger", str(w.ledger), "status"],
-                        capture_output=True, text=True, env=child_env(), timeout=60).stdout
+    st = subprocess.run(
+        [*crunchctl_cmd(), "--ledger", str(w.ledger), "status"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    ).stdout
     assert "Watching now" in st and str(w.folder) in st and str(w.proc.pid) in st
     drop(tmp_path / "staging", w.folder, "b.tiq")
     wait_for(lambda: "recordings arrive again" in w.stderr, 30, "the second warning")
@@ -129,8 +140,13 @@ def test_status_shows_the_running_watcher_with_last_event_and_queue(tmp_path, wa
     assert w.stop() == 0
     (doc,) = status_json(w.ledger)["watches"]
     assert doc["running"] is False
-    st = subprocess.run([*crunchctl_cmd(), "--ledger", str(w.ledger), "status"],
-                        capture_output=True, text=True, env=child_env(), timeout=60).stdout
+    st = subprocess.run(
+        [*crunchctl_cmd(), "--ledger", str(w.ledger), "status"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    ).stdout
     assert "No watch is running with this ledger." in st and "Watching now" not in st
 
 
@@ -156,16 +172,29 @@ def test_panel_fits_80_columns_and_wraps_between_counts():
     from crunchctl.outcome import Outcome
     from crunchctl.watch.report import WatchSnapshot
 
-    last = Outcome("/data/rsa510/20240417_130522.tiq", "iq", "watch:/data/rsa510", "ok",
-                   time.time() - 2, time.time(), error=None,
-                   extra={"note": "changed, processed again"})
+    last = Outcome(
+        "/data/rsa510/20240417_130522.tiq",
+        "iq",
+        "watch:/data/rsa510",
+        "ok",
+        time.time() - 2,
+        time.time(),
+        error=None,
+        extra={"note": "changed, processed again"},
+    )
     for width, queued in ((80, 3), (60, 12345)):
-        console = Console(width=width, record=True, file=open(os.devnull, "w"),
-                          force_terminal=True)
+        console = Console(width=width, record=True, file=open(os.devnull, "w"), force_terminal=True)
         panel = LivePanel(console)
-        panel.snap = WatchSnapshot(folder="/data/rsa510", observer="file-system events",
-                                   started=time.time() - 100, queued=queued, done=12,
-                                   rate_per_min=12.5, last=last, quiet_since=time.time() - 600)
+        panel.snap = WatchSnapshot(
+            folder="/data/rsa510",
+            observer="file-system events",
+            started=time.time() - 100,
+            queued=queued,
+            done=12,
+            rate_per_min=12.5,
+            last=last,
+            quiet_since=time.time() - 600,
+        )
         console.print(panel._render())
         text = console.export_text()
         lines = text.splitlines()
@@ -183,15 +212,22 @@ def test_panel_after_ctrl_c_in_tmux_has_one_top_border(tmp_path):
     folder = tmp_path / "rec"
     tiny_tiq(folder / "a.tiq")
     session = f"crunch{os.getpid()}"
-    cmd = (f"cd {tmp_path} && {' '.join(crunchctl_cmd())} watch {folder} --ledger L "
-           f"--output out --lframes 1024 -j 1 --log-file log.txt; sleep 60")
+    cmd = (
+        f"cd {tmp_path} && {' '.join(crunchctl_cmd())} watch {folder} --ledger L "
+        f"--output out --lframes 1024 -j 1 --log-file log.txt; sleep 60"
+    )
     env = {k: v for k, v in child_env().items() if k not in ("COLUMNS", "NO_COLOR")}
-    subprocess.run(["tmux", "new-session", "-d", "-x", "80", "-y", "30", "-s", session, cmd],
-                   check=True, env=env)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-x", "80", "-y", "30", "-s", session, cmd],
+        check=True,
+        env=env,
+    )
     try:
+
         def screen() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                  capture_output=True, text=True).stdout
+            return subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ).stdout
 
         wait_for(lambda: "a.tiq  ok" in screen(), 60, "the panel to show the recording")
         assert not any(len(line) > 80 for line in screen().splitlines())

@@ -35,11 +35,19 @@ def chrome():
     profile = tempfile.mkdtemp(prefix="crunchctl-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,800",
-                 f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,800",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(chromedriver), options=opts)
@@ -90,12 +98,25 @@ BAD = "<svg onload=alert(2)>.tiq"
 REFRESH = "1"  # www_refresh for these tests, s
 
 
-def _process(tmp_path: Path, files: list[Path], www: Path,
-             refresh: str = REFRESH) -> subprocess.CompletedProcess:
-    r = subprocess.run([*crunchctl_cmd(), "process", *map(str, files), *small_args(tmp_path),
-                        "--www", str(www), "--workers", "1"],
-                       env=child_env(CRUNCHCTL_WWW_REFRESH=refresh), capture_output=True,
-                       text=True, timeout=120)
+def _process(
+    tmp_path: Path, files: list[Path], www: Path, refresh: str = REFRESH
+) -> subprocess.CompletedProcess:
+    r = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            *map(str, files),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--workers",
+            "1",
+        ],
+        env=child_env(CRUNCHCTL_WWW_REFRESH=refresh),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode in (0, 1), r.stderr
     return r
 
@@ -106,8 +127,10 @@ def _severe(driver) -> list[dict]:
 
 def _images_loaded(driver) -> list[str]:
     """Wait for every image with a src to finish; return the ones that did not load."""
-    script = ("return Array.from(document.images).filter(i => i.getAttribute('src'))"
-              ".map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])")
+    script = (
+        "return Array.from(document.images).filter(i => i.getAttribute('src'))"
+        ".map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])"
+    )
     wait_for(lambda: all(c for _, c, _ in driver.execute_script(script)), 15, "images to load")
     return [src for src, _, w in driver.execute_script(script) if not w > 0]
 
@@ -170,7 +193,8 @@ def _utc(ts: float) -> str:
 
 
 def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_stops(
-        tmp_path, make_tiq, browser, serve):
+    tmp_path, make_tiq, browser, serve
+):
     from selenium.webdriver.common.by import By
 
     chrome = browser
@@ -184,8 +208,14 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
 
     chrome.set_window_size(1280, 800)
     chrome.get(serve(www) + "index.html")
-    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
-             == "fetch", 10, "the page script")
+    wait_for(
+        lambda: (
+            chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+            == "fetch"
+        ),
+        10,
+        "the page script",
+    )
     names = [e.text for e in chrome.find_elements(By.CSS_SELECTOR, "article.card h2")]
     assert names == ["dev2", "rsa510"]
     for r in doc["recorders"]:
@@ -193,14 +223,27 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
         assert _text(chrome, ".file", r["folder"]) == latest["file"]
         assert _utc(latest["acquired_unix"]) in _text(chrome, ".meta", r["folder"])
         counts = _text(chrome, ".counts", r["folder"]).split()
-        assert counts == [str(r["counts"]["done"]), "done", str(r["counts"]["failed"]), "failed",
-                          str(r["counts"]["pending"]), "pending"]
+        assert counts == [
+            str(r["counts"]["done"]),
+            "done",
+            str(r["counts"]["failed"]),
+            "failed",
+            str(r["counts"]["pending"]),
+            "pending",
+        ]
         assert _text(chrome, ".badge", r["folder"]) == "STALE"  # recorded in 2024
         assert "ago" in _text(chrome, ".age", r["folder"]) or "just now" in _text(
-            chrome, ".age", r["folder"])
+            chrome, ".age", r["folder"]
+        )
     assert doc["totals"] == {"done": 2, "failed": 1, "pending": 0}
-    assert chrome.find_element(By.ID, "totals").text.split() == ["2", "done", "1", "failed",
-                                                                  "0", "pending"]
+    assert chrome.find_element(By.ID, "totals").text.split() == [
+        "2",
+        "done",
+        "1",
+        "failed",
+        "0",
+        "pending",
+    ]
     assert "broken.tiq" in chrome.find_element(By.ID, "errors").text
     assert _images_loaded(chrome) == []
     assert len(chrome.find_elements(By.CSS_SELECTOR, ".strip img")) == 2
@@ -209,11 +252,15 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
 
     # A recording processed while the page is open appears without a reload.
     chrome.execute_script("window.__same_page = 42")
-    old_src = _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    old_src = (
+        _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    )
     _process(tmp_path, [make_tiq("a2.tiq", folder=rec / "rsa510")], www)
     wait_for(lambda: _text(chrome, ".file", "rsa510") == "a2.tiq", 15, "the new recording")
     assert chrome.execute_script("return window.__same_page") == 42
-    new_src = _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    new_src = (
+        _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    )
     assert new_src != old_src and "rsa510.png?v=" in new_src  # reloaded: it changed
     dev2_src = _card(chrome, "dev2").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
     assert dev2_src.endswith(f"dev2.png?v={doc['recorders'][0]['latest']['version']}")  # kept
@@ -244,22 +291,27 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
     time.sleep(2.5)
     assert chrome.find_element(By.ID, "totals").text.split()[0] == "3"
     pause.click()
-    wait_for(lambda: chrome.find_element(By.ID, "totals").text.split()[0] == "77", 10,
-             "the update after resuming")
+    wait_for(
+        lambda: chrome.find_element(By.ID, "totals").text.split()[0] == "77",
+        10,
+        "the update after resuming",
+    )
     assert not banner.is_displayed()
 
     # Phone width: nothing wider than the screen.
     chrome.set_window_size(390, 800)
     time.sleep(0.3)
     width, inner = chrome.execute_script(
-        "return [document.documentElement.scrollWidth, window.innerWidth]")
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
     assert width <= inner
     assert _severe(chrome) == []
     chrome.set_window_size(1280, 800)
 
 
 def test_a_recording_acquired_now_is_live_then_stale_after_www_stale_after(
-        tmp_path, make_tiq, browser, serve):
+    tmp_path, make_tiq, browser, serve
+):
     import datetime as dt
 
     from selenium.webdriver.common.by import By
@@ -269,10 +321,24 @@ def test_a_recording_acquired_now_is_live_then_stale_after_www_stale_after(
     now = dt.datetime.now(dt.timezone.utc)
     rec = make_tiq("now.tiq", folder=tmp_path / "rec" / "rsa510", acquired=now)
     stale_after_s = 8.0
-    r = subprocess.run([*crunchctl_cmd(), "process", str(rec), *small_args(tmp_path), "--www",
-                        str(www), "--workers", "1"], capture_output=True, text=True, timeout=120,
-                       env=child_env(CRUNCHCTL_WWW_REFRESH=REFRESH,
-                                     CRUNCHCTL_WWW_STALE_AFTER=str(stale_after_s / 60)))
+    r = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            str(rec),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(
+            CRUNCHCTL_WWW_REFRESH=REFRESH, CRUNCHCTL_WWW_STALE_AFTER=str(stale_after_s / 60)
+        ),
+    )
     assert r.returncode == 0, r.stderr
     chrome.get(serve(www) + "index.html")
     wait_for(lambda: _text(chrome, ".file", "rsa510") == "now.tiq", 10, "the page")
@@ -281,8 +347,11 @@ def test_a_recording_acquired_now_is_live_then_stale_after_www_stale_after(
     assert _text(chrome, ".badge", "rsa510") == "LIVE"
     assert "stale" not in _card(chrome, "rsa510").get_attribute("class").split()
     # Without any new data, the open page turns the card STALE once the age passes the limit.
-    wait_for(lambda: _text(chrome, ".badge", "rsa510") == "STALE", stale_after_s + 5,
-             "the badge to turn STALE")
+    wait_for(
+        lambda: _text(chrome, ".badge", "rsa510") == "STALE",
+        stale_after_s + 5,
+        "the badge to turn STALE",
+    )
     assert time.time() - now.timestamp() > stale_after_s
     assert "stale" in _card(chrome, "rsa510").get_attribute("class").split()
     assert chrome.find_element(By.CSS_SELECTOR, "article.card .badge").text == "STALE"
@@ -290,7 +359,8 @@ def test_a_recording_acquired_now_is_live_then_stale_after_www_stale_after(
 
 
 def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
-        tmp_path, make_tiq, browser):
+    tmp_path, make_tiq, browser
+):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
@@ -302,14 +372,26 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
     _process(tmp_path, [good, folder / BAD], www, refresh="3")
 
     chrome.get((www / "index.html").as_uri())
-    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
-             == "reload", 10, "the page script")
+    wait_for(
+        lambda: (
+            chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+            == "reload"
+        ),
+        10,
+        "the page script",
+    )
     # Paused, it stays put while it is looked at; the
     # pause survives the page's reloads (it is kept in the browser's storage).
     _pause_file_page(chrome)
     chrome.refresh()
-    wait_for(lambda: chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
-             == "reload", 10, "the page script")
+    wait_for(
+        lambda: (
+            chrome.execute_script("return window.crunchctlPage && window.crunchctlPage.mode")
+            == "reload"
+        ),
+        10,
+        "the page script",
+    )
     assert chrome.find_element(By.ID, "pause").get_attribute("aria-pressed") == "true"
     assert _text(chrome, ".file", "rsa510") == XSS
     assert BAD in chrome.find_element(By.ID, "errors").text
@@ -321,7 +403,8 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
         chrome.switch_to.alert.text  # noqa: B018 - raises when no alert ran
     injected = chrome.execute_script(
         "return document.querySelectorAll('svg, script:not([id]):not([src]) ~ script, "
-        "img[src=\"x\"]').length")
+        'img[src="x"]\').length'
+    )
     assert injected == 0
     assert _images_loaded(chrome) == []
     assert _severe(chrome) == []
@@ -329,8 +412,11 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
     # fetch() of file:// is blocked: the page reloads itself instead, on the same interval.
     chrome.execute_script("window.__same_page = 1")
     chrome.find_element(By.ID, "pause").click()  # resume
-    wait_for(lambda: chrome.execute_script("return window.__same_page") is None, 10,
-             "the page to reload itself")
+    wait_for(
+        lambda: chrome.execute_script("return window.__same_page") is None,
+        10,
+        "the page to reload itself",
+    )
     assert _text(chrome, ".file", "rsa510") == XSS
     with pytest.raises(NoAlertPresentException):
         chrome.switch_to.alert.text  # noqa: B018
@@ -346,10 +432,21 @@ def test_watch_keeps_the_page_current_and_beats_while_idle(tmp_path, make_tiq, b
     www = tmp_path / "www"
     make_tiq("first.tiq", folder=folder)
     proc = subprocess.Popen(
-        [*crunchctl_cmd(), "watch", str(folder), *small_args(tmp_path), "--www", str(www),
-         "--workers", "1"],
-        env=child_env(CRUNCHCTL_WWW_REFRESH=REFRESH), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+        [
+            *crunchctl_cmd(),
+            "watch",
+            str(folder),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--workers",
+            "1",
+        ],
+        env=child_env(CRUNCHCTL_WWW_REFRESH=REFRESH),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         status = www / "status.json"
 
@@ -369,16 +466,22 @@ def test_watch_keeps_the_page_current_and_beats_while_idle(tmp_path, make_tiq, b
         chrome.execute_script("window.__same_page = 7")
         tmp = make_tiq("second.tiq", folder=tmp_path / "staging")
         os.replace(tmp, folder / "second.tiq")
-        wait_for(lambda: _text(chrome, ".file", "rsa510") == "second.tiq", 30,
-                 "the new recording on the open page")
+        wait_for(
+            lambda: _text(chrome, ".file", "rsa510") == "second.tiq",
+            30,
+            "the new recording on the open page",
+        )
         assert chrome.execute_script("return window.__same_page") == 7
         assert "watcher running" in chrome.find_element(By.ID, "hb").text
         assert _images_loaded(chrome) == []
         assert _severe(chrome) == []
         # Idle: the heartbeat is still rewritten (at most every 10 s).
         beat = json.loads(status.read_text())["heartbeat"]["written_unix"]
-        wait_for(lambda: json.loads(status.read_text())["heartbeat"]["written_unix"] > beat + 5,
-                 15, "an idle heartbeat")
+        wait_for(
+            lambda: json.loads(status.read_text())["heartbeat"]["written_unix"] > beat + 5,
+            15,
+            "an idle heartbeat",
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -22,23 +22,40 @@ T0 = dt.datetime(2024, 4, 17, 13, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def _process(tmp_path: Path, files: list[Path], www: Path) -> None:
-    r = subprocess.run([*crunchctl_cmd(), "process", *map(str, files), *small_args(tmp_path),
-                        "--www", str(www), "--workers", "1"],
-                       env=child_env(CRUNCHCTL_WWW_REFRESH="1"), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            *map(str, files),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--workers",
+            "1",
+        ],
+        env=child_env(CRUNCHCTL_WWW_REFRESH="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
 
 
 def _strip(driver) -> list[tuple[str, bool]]:
     from selenium.webdriver.common.by import By
 
-    return [(b.find_element(By.TAG_NAME, "img").get_attribute("alt"),
-             "current" in (b.get_attribute("class") or "").split())
-            for b in _card(driver, "rsa510").find_elements(By.CSS_SELECTOR, ".strip button")]
+    return [
+        (
+            b.find_element(By.TAG_NAME, "img").get_attribute("alt"),
+            "current" in (b.get_attribute("class") or "").split(),
+        )
+        for b in _card(driver, "rsa510").find_elements(By.CSS_SELECTOR, ".strip button")
+    ]
 
 
 def test_latest_strip_lightbox_and_web_copy_follow_acquisition_time(
-        tmp_path, make_tiq, browser, serve):
+    tmp_path, make_tiq, browser, serve
+):
     from selenium.webdriver.common.by import By
 
     rec, www, out = tmp_path / "rec" / "rsa510", tmp_path / "www", tmp_path / "out"
@@ -62,8 +79,12 @@ def test_latest_strip_lightbox_and_web_copy_follow_acquisition_time(
 
     browser.get(serve(www) + "index.html")
     wait_for(lambda: _text(browser, ".file", "rsa510") == "b.tiq", 10, "the page")
-    assert _strip(browser) == [("b.tiq", True), ("a.tiq", False), ("c.tiq", False),
-                               ("d.tiq", False)]
+    assert _strip(browser) == [
+        ("b.tiq", True),
+        ("a.tiq", False),
+        ("c.tiq", False),
+        ("d.tiq", False),
+    ]
     caption = _text(browser, ".order", "rsa510")
     assert "Newest first by acquisition start" in caption and "processing time" in caption
     # The latest picture opens in the lightbox; Older walks back in acquisition time.
@@ -90,15 +111,30 @@ def test_a_recording_without_a_time_is_ordered_by_processing_time(tmp_path, make
 
     rec, www, out = tmp_path / "rec" / "rsa510", tmp_path / "www", tmp_path / "out"
     b = make_tiq("b.tiq", folder=rec, acquired=T0)
-    raw = make_recording(rec / "x.cf32", RecordingSpec(nframes=6, lframes=1024, fs=1.0e6,
-                                                       center=100.0e6))
+    raw = make_recording(
+        rec / "x.cf32", RecordingSpec(nframes=6, lframes=1024, fs=1.0e6, center=100.0e6)
+    )
     _process(tmp_path, [b], www)
-    r = subprocess.run([*crunchctl_cmd(), "process", str(raw), *small_args(tmp_path),
-                        "--www", str(www), "--sample-rate", "1e6", "--center", "100e6"],
-                       env=child_env(), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            str(raw),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--sample-rate",
+            "1e6",
+            "--center",
+            "100e6",
+        ],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
-    _process(tmp_path, [make_tiq("a.tiq", folder=rec, acquired=T0 - dt.timedelta(hours=1))],
-             www)
+    _process(tmp_path, [make_tiq("a.tiq", folder=rec, acquired=T0 - dt.timedelta(hours=1))], www)
     [rc] = json.loads((www / "status.json").read_text())["recorders"]
     assert rc["latest"]["file"] == "x.cf32" and rc["latest"]["acquired_unix"] is None
     assert [e["file"] for e in rc["history"]] == ["x.cf32", "b.tiq", "a.tiq"]

@@ -41,10 +41,22 @@ return bad;
 
 
 def _process(tmp_path: Path, files: list[Path], www: Path) -> None:
-    r = subprocess.run([*crunchctl_cmd(), "process", *map(str, files), *small_args(tmp_path),
-                        "--www", str(www), "--workers", "1"],
-                       env=child_env(CRUNCHCTL_WWW_REFRESH="1"), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [
+            *crunchctl_cmd(),
+            "process",
+            *map(str, files),
+            *small_args(tmp_path),
+            "--www",
+            str(www),
+            "--workers",
+            "1",
+        ],
+        env=child_env(CRUNCHCTL_WWW_REFRESH="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1, r.stderr  # the broken recordings failed
 
 
@@ -61,15 +73,19 @@ def test_error_table_wraps_at_word_and_path_boundaries(tmp_path, make_tiq, brows
     wait_for(lambda: LONG in browser.find_element(By.ID, "errors").text, 10, "the errors")
     for width in (1280, 390):
         browser.set_window_size(width, 1400)
-        wait_for(lambda: browser.execute_script("return window.innerWidth") <= width, 5,
-                 "the window size")
+        wait_for(
+            lambda: browser.execute_script("return window.innerWidth") <= width,
+            5,
+            "the window size",
+        )
         browser.save_screenshot(str(tmp_path / f"errors-{width}.png"))
         assert browser.execute_script(BROKEN_WORDS, "#errors th, #errors td") == [], width
         assert browser.execute_script(BROKEN_WORDS, "article.card .file") == [], width
         text = browser.find_element(By.ID, "errors").text
         assert LONG in text.replace("\n", "") and FOLDER in text.replace("\n", "")
         page, inner = browser.execute_script(
-            "return [document.documentElement.scrollWidth, window.innerWidth]")
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
         assert page <= inner, width  # nothing wider than the screen
     assert _severe(browser) == []
 
@@ -91,15 +107,22 @@ def test_card_shows_the_quicklook_titles_as_text(tmp_path, make_tiq, browser, se
 
     browser.set_window_size(1280, 900)
     browser.get(serve(www) + "index.html")
-    wait_for(lambda: _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption"), 10,
-             "the card")
-    caps = [c for c in _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption")
-            if c.is_displayed()]
+    wait_for(
+        lambda: _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption"), 10, "the card"
+    )
+    caps = [
+        c
+        for c in _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption")
+        if c.is_displayed()
+    ]
     assert [c.text.split("\n") for c in caps] == [
-        [" ".join(t.split()) for t in full], [" ".join(t.split()) for t in zoom]]
+        [" ".join(t.split()) for t in full],
+        [" ".join(t.split()) for t in zoom],
+    ]
     for c in caps:  # legible: body-size text, not the picture's few pixels
-        size = browser.execute_script("return parseFloat(getComputedStyle(arguments[0])"
-                                      ".fontSize)", c)
+        size = browser.execute_script(
+            "return parseFloat(getComputedStyle(arguments[0]).fontSize)", c
+        )
         assert size >= 14
     assert _images_loaded(browser) == []
     assert _severe(browser) == []

@@ -26,8 +26,15 @@ def _png(path: Path, color: tuple[int, int, int], size=(800, 440)) -> str:
     return str(path)
 
 
-def _outcome(tmp_path: Path, item: Path, *, status: str = OK, finished: float | None = None,
-             error: str | None = None, color=(10, 20, 200)) -> Outcome:
+def _outcome(
+    tmp_path: Path,
+    item: Path,
+    *,
+    status: str = OK,
+    finished: float | None = None,
+    error: str | None = None,
+    color=(10, 20, 200),
+) -> Outcome:
     products = []
     if status == OK:
         out = tmp_path / "products"
@@ -35,8 +42,7 @@ def _outcome(tmp_path: Path, item: Path, *, status: str = OK, finished: float | 
         stem = history.entry_stem(str(item))
         products = [_png(out / f"{stem}.png", color), _png(out / f"{stem}_zoom.png", color)]
     now = time.time() if finished is None else finished
-    return Outcome(str(item), KIND_IQ, "process", status, now - 1, now, 1, 1, "d", products,
-                   error)
+    return Outcome(str(item), KIND_IQ, "process", status, now - 1, now, 1, 1, "d", products, error)
 
 
 def _settings(www: Path, **kw) -> Settings:
@@ -45,8 +51,9 @@ def _settings(www: Path, **kw) -> Settings:
 
 def test_status_json_schema_after_recordings_and_an_error(tmp_path, make_tiq):
     rec = tmp_path / "rec" / "rsa510"
-    acquired = _dt.datetime(2024, 4, 17, 13, 5, 22, 123456,
-                            tzinfo=_dt.timezone(_dt.timedelta(hours=2)))
+    acquired = _dt.datetime(
+        2024, 4, 17, 13, 5, 22, 123456, tzinfo=_dt.timezone(_dt.timedelta(hours=2))
+    )
     a = make_tiq("a.tiq", folder=rec, acquired=acquired)
     b = make_tiq("b.tiq", folder=rec, acquired=acquired + _dt.timedelta(minutes=5))
     bad = rec / "bad.tiq"
@@ -55,8 +62,11 @@ def test_status_json_schema_after_recordings_and_an_error(tmp_path, make_tiq):
     www = tmp_path / "www"
     with Ledger(tmp_path / "ledger") as led:
         wp = site.WebPage(www, _settings(www, www_refresh=7, www_stale_after=3.5), led)
-        for o in (_outcome(tmp_path, a), _outcome(tmp_path, b),
-                  _outcome(tmp_path, bad, status=ERROR, error=f"{bad}: not a .tiq file")):
+        for o in (
+            _outcome(tmp_path, a),
+            _outcome(tmp_path, b),
+            _outcome(tmp_path, bad, status=ERROR, error=f"{bad}: not a .tiq file"),
+        ):
             wp.note(o, ["published"] if o.status == OK else [])
             led.record(o)
         led.flush()
@@ -68,8 +78,12 @@ def test_status_json_schema_after_recordings_and_an_error(tmp_path, make_tiq):
     assert hb["written_at"].endswith("Z") and abs(hb["written_unix"] - time.time()) < 60
     assert hb["watcher_running"] is False and hb["watchers"] == [] and hb["final"] is True
     assert hb["pid"] == os.getpid()
-    assert doc["settings"] == {"refresh_s": 7, "stale_after_min": 3.5, "history": 24,
-                               "heartbeat_stale_s": 120}
+    assert doc["settings"] == {
+        "refresh_s": 7,
+        "stale_after_min": 3.5,
+        "history": 24,
+        "heartbeat_stale_s": 120,
+    }
     (r,) = doc["recorders"]
     assert r["folder"] == "rsa510" and r["paths"] == [str(rec)]
     assert r["image"] == "rsa510.png" and r["zoom_image"] == "zoom_rsa510.png"
@@ -102,8 +116,10 @@ def test_history_keeps_the_newest_and_removes_older_files(tmp_path, make_tiq):
     www = tmp_path / "www"
     base = _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
     wp = site.WebPage(www, _settings(www, www_history=3))
-    items = [make_tiq(f"r{i}.tiq", folder=rec, acquired=base + _dt.timedelta(minutes=i))
-             for i in range(5)]
+    items = [
+        make_tiq(f"r{i}.tiq", folder=rec, acquired=base + _dt.timedelta(minutes=i))
+        for i in range(5)
+    ]
     names_seen = []
     for it in items:
         wp.note(_outcome(tmp_path, it), ["published"])
@@ -114,8 +130,9 @@ def test_history_keeps_the_newest_and_removes_older_files(tmp_path, make_tiq):
     hist = doc["recorders"][0]["history"]
     assert [e["file"] for e in hist] == ["r4.tiq", "r3.tiq", "r2.tiq"]
     files = sorted(p.name for p in (www / "history" / "dev1").iterdir())
-    assert files == sorted(f"r{i}.tiq{s}" for i in (2, 3, 4)
-                           for s in (".png", "_zoom.png", ".thumb.jpg"))
+    assert files == sorted(
+        f"r{i}.tiq{s}" for i in (2, 3, 4) for s in (".png", "_zoom.png", ".thumb.jpg")
+    )
     # Stable names: a recording keeps its file names while it stays in the history.
     assert names_seen[2][0] == names_seen[4][2] == "history/dev1/r2.tiq.png"
     # An older recording finishing late does not push newer ones out (nor get copied).
@@ -200,13 +217,25 @@ def test_status_json_is_replaced_atomically_never_half_written(tmp_path, make_ti
 def test_xss_file_name_cannot_end_the_embedded_script(tmp_path):
     item = str(tmp_path / "rec" / ("</script><script>alert(1)</script>" + XSS))
     doc = status_doc.build(
-        [{"folder": "x", "paths": [str(tmp_path / "rec")], "latest": status_doc.make_entry(
-            item, processed=time.time(), acquired=None, images={"image": "history/x/a.png"}),
-          "history": []}],
-        {str(tmp_path / "rec"): {"counts": {"done": 0, "failed": 1, "pending": 0}, "errors": [
-            {"item": item, "finished": time.time(), "error": f"{item}: <b>bad</b>"}]}},
+        [
+            {
+                "folder": "x",
+                "paths": [str(tmp_path / "rec")],
+                "latest": status_doc.make_entry(
+                    item, processed=time.time(), acquired=None, images={"image": "history/x/a.png"}
+                ),
+                "history": [],
+            }
+        ],
+        {
+            str(tmp_path / "rec"): {
+                "counts": {"done": 0, "failed": 1, "pending": 0},
+                "errors": [{"item": item, "finished": time.time(), "error": f"{item}: <b>bad</b>"}],
+            }
+        },
         settings={"refresh_s": 10, "stale_after_min": 15.0, "history": 24},
-        heartbeat={"written_unix": time.time()})
+        heartbeat={"written_unix": time.time()},
+    )
     html = page.render(doc)
     script = html.split('id="crunchctl-status" type="application/json">')[1]
     embedded, rest = script.split("</script>", 1)
@@ -243,7 +272,8 @@ def test_tick_rewrites_the_heartbeat_only_when_due(tmp_path, monkeypatch):
 
 
 def test_counts_and_errors_come_from_the_ledger_for_recordings_this_run_did_not_see(
-        tmp_path, make_tiq):
+    tmp_path, make_tiq
+):
     rec = tmp_path / "rec" / "dev"
     www = tmp_path / "www"
     a, b, c = (make_tiq(n, folder=rec) for n in ("a.tiq", "b.tiq", "c.tiq"))
@@ -264,24 +294,44 @@ def test_counts_and_errors_come_from_the_ledger_for_recordings_this_run_did_not_
     (r,) = doc["recorders"]
     assert r["counts"] == {"done": 2, "failed": 1, "pending": 0}
     assert [e["file"] for e in r["errors"]] == ["b.tiq"] and r["errors"][0]["message"].endswith(
-        "damaged")
+        "damaged"
+    )
     assert r["latest"]["file"] == "a.tiq"
 
 
 def test_the_page_stays_under_50_kB_with_many_recorders_and_a_full_history():
     recs = []
     for k in range(8):
-        hist = [status_doc.make_entry(
-            f"/data/campaign/recorders/rsa510-{k}/20261201_{i:06d}.tiq",
-            processed=time.time() - 60 * i, acquired=None,
-            images={n: f"history/rsa510-{k}/20261201_{i:06d}.tiq{s}" for n, s in
-                    (("image", ".png"), ("zoom_image", "_zoom.png"), ("thumb", ".thumb.jpg"))})
-            for i in range(24)]
-        recs.append({"folder": f"rsa510-{k}", "paths": [f"/data/campaign/recorders/rsa510-{k}"],
-                     "latest": hist[0], "history": hist})
-    doc = status_doc.build(recs, {}, settings={"refresh_s": 10, "stale_after_min": 15.0,
-                                               "history": 24},
-                           heartbeat={"written_unix": time.time()})
+        hist = [
+            status_doc.make_entry(
+                f"/data/campaign/recorders/rsa510-{k}/20261201_{i:06d}.tiq",
+                processed=time.time() - 60 * i,
+                acquired=None,
+                images={
+                    n: f"history/rsa510-{k}/20261201_{i:06d}.tiq{s}"
+                    for n, s in (
+                        ("image", ".png"),
+                        ("zoom_image", "_zoom.png"),
+                        ("thumb", ".thumb.jpg"),
+                    )
+                },
+            )
+            for i in range(24)
+        ]
+        recs.append(
+            {
+                "folder": f"rsa510-{k}",
+                "paths": [f"/data/campaign/recorders/rsa510-{k}"],
+                "latest": hist[0],
+                "history": hist,
+            }
+        )
+    doc = status_doc.build(
+        recs,
+        {},
+        settings={"refresh_s": 10, "stale_after_min": 15.0, "history": 24},
+        heartbeat={"written_unix": time.time()},
+    )
     html = page.render(doc)
     assert len(html.encode()) < 50_000
     embedded = json.loads(html.split('type="application/json">')[1].split("</script>")[0])
@@ -292,7 +342,8 @@ def test_the_page_stays_under_50_kB_with_many_recorders_and_a_full_history():
 
 
 def test_this_runs_outcomes_are_laid_over_the_ledgers_counts_until_it_is_read_again(
-        tmp_path, make_tiq):
+    tmp_path, make_tiq
+):
     rec = tmp_path / "rec" / "dev"
     www = tmp_path / "www"
     a, b, c, d = (make_tiq(n, folder=rec) for n in ("a.tiq", "b.tiq", "c.tiq", "d.tiq"))
