@@ -81,6 +81,14 @@ PARTS = {
         "mount namespaces (unshare -m, as root)",
         "apt-get install util-linux, and run the tests as root",
     ),
+    "tmux": Part("a terminal multiplexer to drive the live panel (tmux)", "apt-get install tmux"),
+    "cjk-font": Part(
+        "a font with CJK glyphs for figure titles (Noto CJK)", "apt-get install fonts-noto-cjk"
+    ),
+    "setpriv": Part(
+        "setpriv, to drop root's file-permission override (util-linux)",
+        "apt-get install util-linux",
+    ),
 }
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -132,7 +140,26 @@ def _mount_namespaces_missing() -> str | None:
     return None
 
 
+def _tmux_missing() -> str | None:
+    return None if shutil.which("tmux") else "tmux not found on PATH"
+
+
+def _cjk_font_missing() -> str | None:
+    from crunchctl.batch.figure import font_families
+
+    return "no installed font has CJK glyphs" if font_families(["日本"])[1] else None
+
+
+def _setpriv_missing() -> str | None:
+    if os.geteuid() != 0:
+        return None  # not root: plain file modes already deny
+    return None if shutil.which("setpriv") else "setpriv not found on PATH"
+
+
 _CHECKS = {
+    "tmux": _tmux_missing,
+    "cjk-font": _cjk_font_missing,
+    "setpriv": _setpriv_missing,
     "browser": _browser_missing,
     "system-python": _system_python_missing,
     "mount-namespaces": _mount_namespaces_missing,

@@ -17,16 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import child_env, crunchctl_cmd, small_args
+from conftest import child_env, crunchctl_cmd, require, small_args
 
 
 def _unprivileged() -> list[str]:
     if os.geteuid() != 0:
         return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root without setpriv: no way to make a file unreadable")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+    require("setpriv")
+    return [
+        shutil.which("setpriv"),
+        "--bounding-set=-dac_override,-dac_read_search",
+        "--inh-caps=-all",
+    ]
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

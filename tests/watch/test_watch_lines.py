@@ -12,14 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import (
     child_env,
     crunchctl_cmd,
     drop,
     iq_rows as rows,
     make_incomplete,
+    require,
     run_once,
     tiny_tiq,
     wait_for,
@@ -205,10 +204,8 @@ def test_panel_fits_80_columns_and_wraps_between_counts():
 
 
 def test_panel_after_ctrl_c_in_tmux_has_one_top_border(tmp_path):
-    import shutil
 
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+    require("tmux")
     folder = tmp_path / "rec"
     tiny_tiq(folder / "a.tiq")
     session = f"crunch{os.getpid()}"
