@@ -224,7 +224,7 @@ def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
 ):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    names = [f"orbit_{i:03d}" for i in range(24)]
+    names = [f"orbit_{i:03d}" for i in range(36)]
     items = items_file(tmp_path, names)
     args = batch_args(tmp_path, items, f"{plugin}:quick", "-j", "2", "--flush-every", "3")
     out, ledger = tmp_path / "out", tmp_path / "ledger"
@@ -252,7 +252,10 @@ def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
         else:
             wait_for(lambda: temps(out) or child.poll() is not None, 30, "a figure being written")
             kill_group(child.pid)
-        assert child.wait(10) == -signal.SIGKILL
+        code = child.wait(10)
+        # On an idle machine the last run can finish its last items before the kill lands.
+        finished = code == 0 and len(finals(out)) == len(names)
+        assert code == -signal.SIGKILL or finished, f"run {n} exit {code} (seed {seed})"
         # Workers of a killed main process finish their item and go away by themselves.
         wait_for(lambda: not live_in_group(child.pid), 30, "orphaned workers to exit")
         leftovers += temps(out)
@@ -279,7 +282,8 @@ def test_batch_killed_at_random_moments_then_resume_finishes_each_item_once(
     status = runner.invoke(app, ["status", "--ledger", str(ledger), "--json"])
     assert status.exit_code == 0
     summary = json.loads(status.stdout)
-    assert summary["by_status"]["ok"] == 24 and summary["attempts_by_status"]["ok"] == 24
+    ok = len(names)
+    assert summary["by_status"]["ok"] == ok and summary["attempts_by_status"]["ok"] == ok
 
 
 def test_kill_during_a_ledger_flush_leaves_no_lasting_temp_file(tmp_path):

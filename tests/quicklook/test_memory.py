@@ -97,7 +97,13 @@ def test_a_recording_over_1_gb_is_processed_under_300_mib(tmp_path):
         )
         assert got["maxrss"] < LIMIT, f"peak RSS {got['maxrss'] / (1 << 20):.0f} MiB"
         # Every product is there and whole: the NPZ's power has all the frames.
-        assert sorted(os.listdir(out)) == ["big.npz", "big.png", "big_spectrum.npz", "big_zoom.png"]
+        assert sorted(os.listdir(out)) == [
+            "big.npz",
+            "big.png",
+            "big_spectrum.npz",
+            "big_spectrum.png",
+            "big_zoom.png",
+        ]
         with zipfile.ZipFile(out / "big.npz") as z, z.open("arr_2.npy") as member:
             assert np.lib.format.read_magic(member) == (1, 0)
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
