@@ -78,7 +78,7 @@ def test_a_running_watch_says_recordings_were_reset_in_one_info_line(tmp_path):
             "the reset line on the console",
         )
         wait_for(
-            lambda: len(w.rows().filter(w.rows()["status"] == "ok")) >= 5,
+            lambda: (r := w.rows()).filter(r["status"] == "ok").height >= 5,
             60,
             "the reset recordings processed again",
         )
