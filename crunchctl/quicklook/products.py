@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from crunchctl.errors import OutputError
+from crunchctl.writers import own_tag, writer_gone
 
-_TMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+#: ``.<final name>.<writer tag>.<uuid8>.tmp``; the tag is ``<pid>-<start ticks>`` (or a bare
+#: pid, as older versions wrote it): see ``crunchctl/writers.py``.
+_TMP_RE = re.compile(r"^\..+\.(\d+)(?:-(\d+))?\.[0-9a-f]{8}\.tmp$")
 
 #: fsync products before the rename: a power cut then leaves the old file or the new one.
 FSYNC = True
 
 
 def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    return final.with_name(f".{final.name}.{own_tag()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 @contextlib.contextmanager
@@ -134,23 +137,13 @@ def clean_stale_temps(folder: str | os.PathLike) -> int:
         m = _TMP_RE.match(entry.name)
         if not m:
             continue
-        pid = int(m.group(1))
-        if pid == os.getpid() or _pid_alive(pid):
+        start = int(m.group(2)) if m.group(2) else None
+        if not writer_gone(int(m.group(1)), start):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry.path)
             removed += 1
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def ensure_output_dir(folder: str | os.PathLike, what: str = "output") -> Path:
