@@ -209,13 +209,17 @@ def test_panel_after_ctrl_c_in_tmux_has_one_top_border(tmp_path):
     folder = tmp_path / "rec"
     tiny_tiq(folder / "a.tiq")
     session = f"crunch{os.getpid()}"
+    # The watch is the pane's only process (exec), and the pane stays on screen after it
+    # ends: a shell around it would itself die of the Ctrl-C (unless the test runner
+    # happened to start with SIGINT ignored) and take the screen with it.
     cmd = (
-        f"cd {tmp_path} && {' '.join(crunchctl_cmd())} watch {folder} --ledger L "
-        f"--output out --lframes 1024 -j 1 --log-file log.txt; sleep 60"
+        f"cd {tmp_path} && exec {' '.join(crunchctl_cmd())} watch {folder} --ledger L "
+        f"--output out --lframes 1024 -j 1 --log-file log.txt"
     )
     env = {k: v for k, v in child_env().items() if k not in ("COLUMNS", "NO_COLOR")}
     subprocess.run(
-        ["tmux", "new-session", "-d", "-x", "80", "-y", "30", "-s", session, cmd],
+        ["tmux", "new-session", "-d", "-x", "80", "-y", "30", "-s", session, cmd]
+        + [";", "set-option", "-w", "-t", session, "remain-on-exit", "on"],
         check=True,
         env=env,
     )
@@ -235,5 +239,14 @@ def test_panel_after_ctrl_c_in_tmux_has_one_top_border(tmp_path):
         shown = screen()
         assert shown.count("╭─ crunchctl watch") == 1, shown
         assert "^C" not in shown
+
+        def exit_status() -> str:
+            return subprocess.run(
+                ["tmux", "display-message", "-p", "-t", session, "#{pane_dead_status}"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+
+        assert wait_for(exit_status, 30, "the watch to exit") == "130"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
