@@ -65,29 +65,33 @@ class Part:
     """Something a few tests drive for real that ``pip install -e ".[test]"`` cannot bring."""
 
     what: str  # what the tests need, as its user would name it
-    how: str  # how to get it
+    how: str  # how to get it: the command to run, or what to do
 
 
 PARTS = {
     "browser": Part(
         "Chromium and ChromeDriver (chromium, chromedriver)",
-        "apt-get install chromium chromium-driver",
+        "install with 'apt-get install chromium chromium-driver'",
     ),
     "system-python": Part(
         "a distribution's own Python with venv (/usr/bin/python3, marked externally managed)",
-        "apt-get install python3 python3-venv",
+        "install with 'apt-get install python3 python3-venv'",
     ),
     "mount-namespaces": Part(
         "mount namespaces (unshare -m, as root)",
-        "apt-get install util-linux, and run the tests as root",
+        "install with 'apt-get install util-linux' and run the tests as root",
     ),
-    "tmux": Part("a terminal multiplexer to drive the live panel (tmux)", "apt-get install tmux"),
+    "tmux": Part(
+        "a terminal multiplexer to drive the live panel (tmux)",
+        "install with 'apt-get install tmux'",
+    ),
     "cjk-font": Part(
-        "a font with CJK glyphs for figure titles (Noto CJK)", "apt-get install fonts-noto-cjk"
+        "a font with CJK glyphs for figure titles (Noto CJK)",
+        "install with 'apt-get install fonts-noto-cjk'",
     ),
     "setpriv": Part(
         "setpriv, to drop root's file-permission override (util-linux)",
-        "apt-get install util-linux",
+        "install with 'apt-get install util-linux'",
     ),
 }
 
@@ -179,7 +183,7 @@ def require(name: str) -> None:
     if why is None:
         return
     part = PARTS[name]
-    line = f"needs {part.what}: {why}; install with '{part.how}'"
+    line = f"needs {part.what}: {why}; {part.how}"
     if strict():
         pytest.fail(f"missing part (CI runs every test): {line}", pytrace=False)
     pytest.skip(line)
