@@ -17,6 +17,7 @@ files skipped and never compacted (tests/ledger/test_store.py), SIGINT then resu
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import random
@@ -384,14 +385,17 @@ def test_watch_killed_mid_processing_restart_processes_each_version_once(tmp_pat
 
     first = start(1)
     # Killed while it processes: some recordings recorded, a product being written. New
-    # recordings keep coming (faster than two workers take them) until that moment.
-    stream = iter(range(24))
+    # recordings keep coming until that moment, enough to keep two workers busy however
+    # slow the machine is, never so many that the restart has hours of backlog.
+    stream = itertools.count()
 
     def busy_and_some_recorded() -> bool:
-        n = next(stream, None)
-        if n is not None:
-            drop(f"stream_{n:02d}.tiq", seed=100 + n)
-        return bool(temps(out)) and len(ok_items(ledger)) >= 2
+        writing = bool(temps(out))
+        done = ok_items(ledger)
+        if len(list(rec.glob("*.tiq"))) - len(done) < 6:
+            n = next(stream)
+            drop(f"stream_{n:03d}.tiq", seed=100 + n)
+        return writing and len(done) >= 2
 
     wait_for(busy_and_some_recorded, 60, "recordings done and one in progress", interval=0.1)
     os.kill(first.pid, signal.SIGKILL)
