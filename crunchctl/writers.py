@@ -11,21 +11,27 @@ from __future__ import annotations
 import os
 
 
-def start_ticks(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot; None when unknown
-    (no such process, or no ``/proc``)."""
+def _stat(pid: int) -> tuple[str, int] | None:
+    """State letter and start time (clock ticks since boot) of process ``pid``; None when
+    unknown (no such process, or no ``/proc``)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             raw = fh.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces or ")": the fields
-    # after the last ")" are plain numbers; the start time is field 22 of the line.
+    # after the last ")" are plain; the state is field 3, the start time field 22.
     rest = raw[raw.rfind(b")") + 2 :].split()
     try:
-        return int(rest[19])
+        return rest[0].decode("ascii", "replace"), int(rest[19])
     except (IndexError, ValueError):
         return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot; None when unknown."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
 
 
 _OWN_TAG: str | None = None
@@ -43,18 +49,20 @@ def own_tag() -> str:
     return _OWN_TAG
 
 
-def writer_gone(pid: int, start: int | None) -> bool:
+def writer_gone(pid: int, start: int | None = None) -> bool:
     """Whether the writer named by ``pid`` (and its start time, when the tag has one) no
-    longer runs on this host. This process never counts as gone."""
+    longer runs on this host. A zombie (exited, not yet reaped by its parent) is gone:
+    it will never finish a file. This process never counts as gone."""
     if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:  # EPERM: alive, someone else's; its start time still tells
+    except OSError:  # EPERM: alive, someone else's; /proc still tells
         pass
-    if start is None:
-        return False
-    now = start_ticks(pid)
-    return now is not None and now != start
+    stat = _stat(pid)
+    if stat is None:
+        return False  # no /proc: the pid runs, which is all one can know
+    state, now = stat
+    return state in ("Z", "X") or (start is not None and now != start)

@@ -94,16 +94,10 @@ def damage_reason(path: pathlib.Path, exc: BaseException) -> str:
 
 
 def pid_gone(pid: int) -> bool:
-    """Whether no process ``pid`` runs on this host (ours never counts as gone)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, someone else's
-        return False
-    return False
+    """Whether no process ``pid`` runs on this host (a zombie counts as gone, ours never)."""
+    from crunchctl.writers import writer_gone
+
+    return writer_gone(pid)
 
 
 def unlink_quietly(path: os.PathLike | str) -> None:

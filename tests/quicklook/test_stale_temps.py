@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from conftest import wait_for
 from crunchctl.quicklook.products import atomic_write, clean_stale_temps
 from crunchctl.writers import own_tag, start_ticks
 
@@ -69,3 +70,26 @@ def test_temp_of_a_gone_writer_is_removed_in_both_name_forms(tmp_path):
         p.write_bytes(b"x")
     assert clean_stale_temps(tmp_path) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["b.png"]
+
+
+@linux_proc
+def test_temp_of_a_zombie_writer_is_removed(tmp_path):
+    # A killed worker whose parent died too may wait a while for somebody to reap it: it
+    # still has a pid and a start time, but it will never finish the file.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        start = start_ticks(child.pid)
+        assert start is not None
+
+        def state() -> str:
+            with open(f"/proc/{child.pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0]
+
+        wait_for(lambda: state() == "Z", 30, "the child to exit (not reaped)")
+        temp = tmp_path / f".a.png.{child.pid}-{start}.0123abcd.tmp"
+        old_form = tmp_path / f".b.png.{child.pid}.0123abcd.tmp"
+        temp.write_bytes(b"x")
+        old_form.write_bytes(b"x")
+        assert clean_stale_temps(tmp_path) == 2
+    finally:
+        child.wait()
