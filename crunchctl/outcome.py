@@ -62,3 +62,14 @@ class Outcome:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def summary(self) -> dict:
+        """This attempt as a run's ``--json`` summary lists it."""
+        return {
+            "item": self.item,
+            "status": self.status,
+            "products": self.products,
+            "error": self.error,
+            "warning": self.warning,
+            "seconds": round(self.duration, 3),
+        }

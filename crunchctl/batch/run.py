@@ -869,16 +869,6 @@ def as_json(result: BatchResult) -> dict[str, Any]:
         "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None,
         "output": result.output,
-        "outcomes": [
-            {
-                "item": o.item,
-                "status": o.status,
-                "products": o.products,
-                "error": o.error,
-                "warning": o.warning,
-                "seconds": round(o.duration, 3),
-            }
-            for o in result.outcomes
-        ],
+        "outcomes": [o.summary() for o in result.outcomes],
         "skipped_items": result.skipped,
     }

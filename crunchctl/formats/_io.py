@@ -50,6 +50,15 @@ def warn(path: str, message: str) -> str:
     return message
 
 
+def scaling_text(full: float, zero: float = 0.0) -> str:
+    """How stored samples become full-scale units, as the picture's subtitle says it."""
+    if full == 1.0:
+        return "as stored (float)"
+    if zero:
+        return f"full scale = 1: (count - {zero:g}) / {full:g}"
+    return f"full scale = 1: count / {full:g}"
+
+
 def iter_interleaved(
     path: str,
     offset: int,

@@ -88,15 +88,7 @@ class RawReader:
         center = options.center_frequency
         if center is None:
             center = 0.0
-        scaling = (
-            "as stored (float)"
-            if full == 1.0
-            else (
-                f"full scale = 1: (count - {zero:g}) / {full:g}"
-                if zero
-                else f"full scale = 1: count / {full:g}"
-            )
-        )
+        scaling = _io.scaling_text(full, zero)
         return Header(
             path=path,
             format=self.name,

@@ -154,15 +154,7 @@ class SigmfReader:
         offset = int(getattr(handle, "data_offset", 0) or 0)
         offset += int(first.get("core:header_bytes", 0) or 0) if offset == 0 else 0
         fast = data_file is not None and not archive
-        scaling = (
-            "as stored (float)"
-            if full == 1.0
-            else (
-                f"full scale = 1: (count - {zero:g}) / {full:g}"
-                if zero
-                else f"full scale = 1: count / {full:g}"
-            )
-        )
+        scaling = _io.scaling_text(full, zero)
         return Header(
             path=str(data_file) if fast else name,
             format=self.name,

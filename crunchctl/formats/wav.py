@@ -114,7 +114,7 @@ class WavReader:
             )
         nsamples = lay.data_size // lay.block_align
         center = options.center_frequency if options.center_frequency is not None else 0.0
-        scaling = "as stored (float)" if full == 1.0 else f"full scale = 1: count / {full:g}"
+        scaling = _io.scaling_text(full)
         return Header(
             path=path,
             format=self.name,

@@ -540,16 +540,6 @@ def as_json(result: ProcessResult) -> dict[str, Any]:
         "not_started": s.not_started,
         "seconds": round(s.elapsed, 3),
         "interrupted": s.interrupted_by is not None,
-        "outcomes": [
-            {
-                "item": o.item,
-                "status": o.status,
-                "products": o.products,
-                "error": o.error,
-                "warning": o.warning,
-                "seconds": round(o.duration, 3),
-            }
-            for o in result.outcomes
-        ],
+        "outcomes": [o.summary() for o in result.outcomes],
         "skipped_items": result.skipped,
     }

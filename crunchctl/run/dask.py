@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from crunchctl.errors import RunAborted, UsageError
 from crunchctl.outcome import Outcome
+from crunchctl.run.executor import WORKER_PRELOAD
 
 if TYPE_CHECKING:
     from crunchctl.config import Settings
@@ -28,15 +29,6 @@ INSTALL_HINT = '--scheduler needs Dask: pip install "crunchctl[cluster]" (the di
 SHARED_PATHS = (
     "every Dask worker needs the same paths as this machine (a shared file "
     "system such as NFS or Lustre, mounted at the same place)"
-)
-#: Imported by ``--scheduler local`` workers as they start.
-PRELOAD = (
-    "crunchctl.quicklook.task",
-    "crunchctl.quicklook.render",
-    "numpy",
-    "scipy.fft",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
 )
 #: Seconds between looks at the cluster's size (workers join and leave, e.g. Slurm jobs).
 SIZE_REFRESH = 2.0
@@ -154,7 +146,7 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     # What a recording task imports, now rather than in the first task (the built-in
     # pool's forkserver does the same).
-    for module in PRELOAD:
+    for module in WORKER_PRELOAD:
         importlib.import_module(module)
 
 
@@ -631,7 +623,7 @@ def start_local_forkserver() -> bool:
     from crunchctl.run.local import ignoring_stop_signals
 
     mp.get_context("forkserver").set_forkserver_preload(
-        ["distributed", "distributed.nanny", "crunchctl.run.dask", *PRELOAD]
+        ["distributed", "distributed.nanny", "crunchctl.run.dask", *WORKER_PRELOAD]
     )
     ignoring_stop_signals(forkserver.ensure_running)
     return True

@@ -18,6 +18,17 @@ from crunchctl.outcome import Outcome
 if TYPE_CHECKING:
     from crunchctl.config import Settings
 
+#: Everything a recording task imports: worker processes import it as they start, so no
+#: task pays for it (the local pool's forkserver preloads it; Dask's local workers too).
+WORKER_PRELOAD = (
+    "crunchctl.quicklook.task",
+    "crunchctl.quicklook.render",
+    "numpy",
+    "scipy.fft",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
+
 
 class Task(Protocol):
     """What an executor runs: small, picklable, with an identity and a failure outcome."""

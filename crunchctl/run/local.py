@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from crunchctl.outcome import Outcome
-from crunchctl.run.executor import TaskFn
+from crunchctl.run.executor import WORKER_PRELOAD, TaskFn
 
 
 def _worker_main(conn: Connection, fn: TaskFn) -> None:
@@ -49,16 +49,7 @@ def _context() -> mp.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         # Everything a recording task imports, so no worker pays it after the fork.
-        ctx.set_forkserver_preload(
-            [
-                "crunchctl.quicklook.task",
-                "crunchctl.quicklook.render",
-                "numpy",
-                "scipy.fft",
-                "matplotlib.figure",
-                "matplotlib.backends.backend_agg",
-            ]
-        )
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))
         from multiprocessing import forkserver
 
         ignoring_stop_signals(forkserver.ensure_running)
