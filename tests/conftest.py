@@ -7,11 +7,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,9 @@ if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
 HELPERS = Path(__file__).resolve().parent / "helpers"
 if str(HELPERS) not in sys.path:
     sys.path.insert(0, str(HELPERS))
+
+# The browser fixtures (``chrome``, ``browser``, ``serve``) for every test that asks for them.
+pytest_plugins = ["page_helpers"]
 
 
 @pytest.fixture(autouse=True)
@@ -453,3 +458,37 @@ def run_once(
 ) -> subprocess.CompletedProcess:
     """``crunchctl watch --once`` on ``base/rec`` (or ``folder``), as ``WatchProc`` runs it."""
     return WatchProc(base, folder=folder).run_once(*extra, timeout=timeout)
+
+
+class Lines:
+    """The lines of a child's stream as they come, with the time each arrived."""
+
+    def __init__(self, stream) -> None:
+        self.q: queue.Queue = queue.Queue()
+        self.all: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.q.put(line)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        if any(text in line for line in self.all):
+            return
+        while time.monotonic() < deadline:
+            try:
+                line = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.all.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no line with {text!r} within {timeout} s: {self.all}")
+
+    def rest(self) -> str:
+        while True:
+            try:
+                self.all.append(self.q.get(timeout=0.5))
+            except queue.Empty:
+                return "".join(self.all)

@@ -88,3 +88,24 @@ def test_no_tiq_default_outside_the_formats():
     ).stdout.splitlines()
     outside = [line for line in found if not line.startswith(str(PACKAGE / "formats") + "/")]
     assert not outside, "\n".join(outside)
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in conftest.py and tests/helpers/, never in a test module."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(tests)}: {n}"
+                for n in names
+                if n.split(".")[-1].startswith("test_")
+            ]
+    assert offenders == []

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_batch import common, items_file
 from typer.testing import CliRunner
 
+from batch_helpers import common, items_file
 from conftest import child_env, crunchctl_cmd, require
 from crunchctl.cli import app
 

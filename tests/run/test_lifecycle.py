@@ -4,16 +4,14 @@ application"), checked on real ``crunchctl`` processes and real signals."""
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
+from conftest import Lines, child_env, crunchctl_cmd, small_args, wait_for
 from crunchctl.ledger.store import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,40 +19,6 @@ PLUGIN = ROOT / "tests" / "batch" / "loader_plugins.py"
 
 #: What a second Ctrl-C says, in every command, for N items in progress.
 CANCELLING = "cancelling: {n} in progress (they will be done by the next run)"
-
-
-class Lines:
-    """The lines of a child's stream as they come, with the time each arrived."""
-
-    def __init__(self, stream) -> None:
-        self.q: queue.Queue = queue.Queue()
-        self.all: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.q.put(line)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        if any(text in line for line in self.all):
-            return
-        while time.monotonic() < deadline:
-            try:
-                line = self.q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self.all.append(line)
-            if text in line:
-                return
-        raise AssertionError(f"no line with {text!r} within {timeout} s: {self.all}")
-
-    def rest(self) -> str:
-        while True:
-            try:
-                self.all.append(self.q.get(timeout=0.5))
-            except queue.Empty:
-                return "".join(self.all)
 
 
 # ------------------------------------------------------------------ SIGTERM and a watch

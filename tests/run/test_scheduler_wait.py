@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
+from conftest import Lines, child_env, crunchctl_cmd, small_args, wait_for
 
 pytest.importorskip("distributed")
 
-from test_cluster import SLOW_PLUGIN, batch_args, start_cluster  # noqa: E402
-from test_lifecycle import Lines  # noqa: E402
+from cluster_helpers import SLOW_PLUGIN, batch_args, start_cluster  # noqa: E402
 
 from crunchctl.ledger.store import Ledger  # noqa: E402
 

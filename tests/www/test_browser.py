@@ -7,91 +7,17 @@ fail in CI (``conftest.require``; ``.ci/run`` installs them). Pages come from ``
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from page_helpers import card, card_text, images_loaded, process_to_www, severe
 
-from conftest import browser_paths, child_env, crunchctl_cmd, require, small_args, wait_for
-
-
-@pytest.fixture(scope="module")
-def chrome():
-    """One headless Chromium per test module, with a fresh profile, loopback only."""
-    require("browser")
-    chromium, chromedriver = browser_paths()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="crunchctl-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,800",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=opts)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def browser(chrome):
-    """The module's browser on a blank page with an empty console log, blank again after."""
-    chrome.get("about:blank")
-    chrome.get_log("browser")
-    chrome.set_window_size(1280, 800)
-    yield chrome
-    chrome.get("about:blank")  # a page left open would poll a server that is gone
-    chrome.get_log("browser")
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-
-@pytest.fixture
-def serve():
-    """``serve(folder)`` -> ``http://127.0.0.1:<port>/``: the folder served as a web server would."""
-    servers = []
-
-    def start(folder: Path) -> str:
-        handler = functools.partial(_Quiet, directory=os.fspath(folder))
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}/"
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
-
+from conftest import child_env, crunchctl_cmd, small_args, wait_for
 
 XSS = "<img src=x onerror=alert(1)>.tiq"
 BAD = "<svg onload=alert(2)>.tiq"
@@ -101,59 +27,9 @@ REFRESH = "1"  # www_refresh for these tests, s
 def _process(
     tmp_path: Path, files: list[Path], www: Path, refresh: str = REFRESH
 ) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        [
-            *crunchctl_cmd(),
-            "process",
-            *map(str, files),
-            *small_args(tmp_path),
-            "--www",
-            str(www),
-            "--workers",
-            "1",
-        ],
-        env=child_env(CRUNCHCTL_WWW_REFRESH=refresh),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = process_to_www(tmp_path, files, www, refresh)
     assert r.returncode in (0, 1), r.stderr
     return r
-
-
-def _severe(driver) -> list[dict]:
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def _images_loaded(driver) -> list[str]:
-    """Wait for every image with a src to finish; return the ones that did not load."""
-    script = (
-        "return Array.from(document.images).filter(i => i.getAttribute('src'))"
-        ".map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])"
-    )
-    wait_for(lambda: all(c for _, c, _ in driver.execute_script(script)), 15, "images to load")
-    return [src for src, _, w in driver.execute_script(script) if not w > 0]
-
-
-def _card(driver, folder: str):
-    from selenium.webdriver.common.by import By
-
-    for card in driver.find_elements(By.CSS_SELECTOR, "article.card"):
-        if card.get_attribute("data-folder") == folder:
-            return card
-    raise AssertionError(f"no card for {folder!r}")
-
-
-def _text(driver, css: str, folder: str) -> str:
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    for _ in range(40):
-        try:
-            return _card(driver, folder).find_element(By.CSS_SELECTOR, css).text
-        except StaleElementReferenceException:
-            time.sleep(0.05)  # the page redrew the card between finding and reading it
-    raise AssertionError(f"the card of {folder!r} kept being redrawn while read")
 
 
 def _pause_file_page(driver) -> None:
@@ -220,9 +96,9 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
     assert names == ["dev2", "rsa510"]
     for r in doc["recorders"]:
         latest = r["latest"]
-        assert _text(chrome, ".file", r["folder"]) == latest["file"]
-        assert _utc(latest["acquired_unix"]) in _text(chrome, ".meta", r["folder"])
-        counts = _text(chrome, ".counts", r["folder"]).split()
+        assert card_text(chrome, ".file", r["folder"]) == latest["file"]
+        assert _utc(latest["acquired_unix"]) in card_text(chrome, ".meta", r["folder"])
+        counts = card_text(chrome, ".counts", r["folder"]).split()
         assert counts == [
             str(r["counts"]["done"]),
             "done",
@@ -231,8 +107,8 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
             str(r["counts"]["pending"]),
             "pending",
         ]
-        assert _text(chrome, ".badge", r["folder"]) == "STALE"  # recorded in 2024
-        assert "ago" in _text(chrome, ".age", r["folder"]) or "just now" in _text(
+        assert card_text(chrome, ".badge", r["folder"]) == "STALE"  # recorded in 2024
+        assert "ago" in card_text(chrome, ".age", r["folder"]) or "just now" in card_text(
             chrome, ".age", r["folder"]
         )
     assert doc["totals"] == {"done": 2, "failed": 1, "pending": 0}
@@ -245,28 +121,24 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
         "pending",
     ]
     assert "broken.tiq" in chrome.find_element(By.ID, "errors").text
-    assert _images_loaded(chrome) == []
+    assert images_loaded(chrome) == []
     assert len(chrome.find_elements(By.CSS_SELECTOR, ".strip img")) == 2
     assert not chrome.find_element(By.ID, "banner").is_displayed()
-    assert _severe(chrome) == []
+    assert severe(chrome) == []
 
     # A recording processed while the page is open appears without a reload.
     chrome.execute_script("window.__same_page = 42")
-    old_src = (
-        _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
-    )
+    old_src = card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
     _process(tmp_path, [make_tiq("a2.tiq", folder=rec / "rsa510")], www)
-    wait_for(lambda: _text(chrome, ".file", "rsa510") == "a2.tiq", 15, "the new recording")
+    wait_for(lambda: card_text(chrome, ".file", "rsa510") == "a2.tiq", 15, "the new recording")
     assert chrome.execute_script("return window.__same_page") == 42
-    new_src = (
-        _card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
-    )
+    new_src = card(chrome, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
     assert new_src != old_src and "rsa510.png?v=" in new_src  # reloaded: it changed
-    dev2_src = _card(chrome, "dev2").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
+    dev2_src = card(chrome, "dev2").find_element(By.CSS_SELECTOR, ".imgs img").get_attribute("src")
     assert dev2_src.endswith(f"dev2.png?v={doc['recorders'][0]['latest']['version']}")  # kept
-    assert len(_card(chrome, "rsa510").find_elements(By.CSS_SELECTOR, ".strip img")) == 2
-    assert _images_loaded(chrome) == []
-    assert _severe(chrome) == []
+    assert len(card(chrome, "rsa510").find_elements(By.CSS_SELECTOR, ".strip img")) == 2
+    assert images_loaded(chrome) == []
+    assert severe(chrome) == []
 
     # crunchctl stopped writing: once the heartbeat is over 2 minutes old, the banner shows.
     status = www / "status.json"
@@ -305,7 +177,7 @@ def test_page_made_by_process_over_http_updates_itself_and_warns_when_crunchctl_
         "return [document.documentElement.scrollWidth, window.innerWidth]"
     )
     assert width <= inner
-    assert _severe(chrome) == []
+    assert severe(chrome) == []
     chrome.set_window_size(1280, 800)
 
 
@@ -341,21 +213,21 @@ def test_a_recording_acquired_now_is_live_then_stale_after_www_stale_after(
     )
     assert r.returncode == 0, r.stderr
     chrome.get(serve(www) + "index.html")
-    wait_for(lambda: _text(chrome, ".file", "rsa510") == "now.tiq", 10, "the page")
+    wait_for(lambda: card_text(chrome, ".file", "rsa510") == "now.tiq", 10, "the page")
     # The page may open a moment after the recording; LIVE must show while it is young.
     assert time.time() - now.timestamp() < stale_after_s - 1, "too slow to see it young"
-    assert _text(chrome, ".badge", "rsa510") == "LIVE"
-    assert "stale" not in _card(chrome, "rsa510").get_attribute("class").split()
+    assert card_text(chrome, ".badge", "rsa510") == "LIVE"
+    assert "stale" not in card(chrome, "rsa510").get_attribute("class").split()
     # Without any new data, the open page turns the card STALE once the age passes the limit.
     wait_for(
-        lambda: _text(chrome, ".badge", "rsa510") == "STALE",
+        lambda: card_text(chrome, ".badge", "rsa510") == "STALE",
         stale_after_s + 5,
         "the badge to turn STALE",
     )
     assert time.time() - now.timestamp() > stale_after_s
-    assert "stale" in _card(chrome, "rsa510").get_attribute("class").split()
+    assert "stale" in card(chrome, "rsa510").get_attribute("class").split()
     assert chrome.find_element(By.CSS_SELECTOR, "article.card .badge").text == "STALE"
-    assert _severe(chrome) == []
+    assert severe(chrome) == []
 
 
 def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
@@ -393,9 +265,9 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
         "the page script",
     )
     assert chrome.find_element(By.ID, "pause").get_attribute("aria-pressed") == "true"
-    assert _text(chrome, ".file", "rsa510") == XSS
+    assert card_text(chrome, ".file", "rsa510") == XSS
     assert BAD in chrome.find_element(By.ID, "errors").text
-    assert BAD in _text(chrome, ".errs", "rsa510")
+    assert BAD in card_text(chrome, ".errs", "rsa510")
     chrome.find_element(By.CSS_SELECTOR, ".strip button").click()
     assert XSS in chrome.find_element(By.ID, "lb-title").text
     chrome.find_element(By.ID, "lb-close").click()
@@ -406,8 +278,8 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
         'img[src="x"]\').length'
     )
     assert injected == 0
-    assert _images_loaded(chrome) == []
-    assert _severe(chrome) == []
+    assert images_loaded(chrome) == []
+    assert severe(chrome) == []
 
     # fetch() of file:// is blocked: the page reloads itself instead, on the same interval.
     chrome.execute_script("window.__same_page = 1")
@@ -417,10 +289,10 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
         10,
         "the page to reload itself",
     )
-    assert _text(chrome, ".file", "rsa510") == XSS
+    assert card_text(chrome, ".file", "rsa510") == XSS
     with pytest.raises(NoAlertPresentException):
         chrome.switch_to.alert.text  # noqa: B018
-    assert _severe(chrome) == []
+    assert severe(chrome) == []
 
 
 @pytest.mark.slow  # a watch start, a recording, then an idle heartbeat (~10 s)
@@ -462,19 +334,19 @@ def test_watch_keeps_the_page_current_and_beats_while_idle(tmp_path, make_tiq, b
         assert doc["heartbeat"]["watcher_running"] is True
         assert doc["heartbeat"]["writer"] == "crunchctl watch"
         chrome.get(serve(www) + "index.html")
-        wait_for(lambda: _text(chrome, ".file", "rsa510") == "first.tiq", 10, "the page")
+        wait_for(lambda: card_text(chrome, ".file", "rsa510") == "first.tiq", 10, "the page")
         chrome.execute_script("window.__same_page = 7")
         tmp = make_tiq("second.tiq", folder=tmp_path / "staging")
         os.replace(tmp, folder / "second.tiq")
         wait_for(
-            lambda: _text(chrome, ".file", "rsa510") == "second.tiq",
+            lambda: card_text(chrome, ".file", "rsa510") == "second.tiq",
             30,
             "the new recording on the open page",
         )
         assert chrome.execute_script("return window.__same_page") == 7
         assert "watcher running" in chrome.find_element(By.ID, "hb").text
-        assert _images_loaded(chrome) == []
-        assert _severe(chrome) == []
+        assert images_loaded(chrome) == []
+        assert severe(chrome) == []
         # Idle: the heartbeat is still rewritten (at most every 10 s).
         beat = json.loads(status.read_text())["heartbeat"]["written_unix"]
         wait_for(

@@ -10,34 +10,15 @@ import json
 import subprocess
 from pathlib import Path
 
-import test_browser
-from test_browser import _card, _images_loaded, _severe, _text
+from page_helpers import card, card_text, images_loaded, process_to_www, severe
 
 from conftest import child_env, crunchctl_cmd, small_args, wait_for
-
-# The browser fixtures of test_browser.py (one headless Chromium per module).
-chrome, browser, serve = test_browser.chrome, test_browser.browser, test_browser.serve
 
 T0 = dt.datetime(2024, 4, 17, 13, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def _process(tmp_path: Path, files: list[Path], www: Path) -> None:
-    r = subprocess.run(
-        [
-            *crunchctl_cmd(),
-            "process",
-            *map(str, files),
-            *small_args(tmp_path),
-            "--www",
-            str(www),
-            "--workers",
-            "1",
-        ],
-        env=child_env(CRUNCHCTL_WWW_REFRESH="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = process_to_www(tmp_path, files, www)
     assert r.returncode == 0, r.stderr
 
 
@@ -49,7 +30,7 @@ def _strip(driver) -> list[tuple[str, bool]]:
             b.find_element(By.TAG_NAME, "img").get_attribute("alt"),
             "current" in (b.get_attribute("class") or "").split(),
         )
-        for b in _card(driver, "rsa510").find_elements(By.CSS_SELECTOR, ".strip button")
+        for b in card(driver, "rsa510").find_elements(By.CSS_SELECTOR, ".strip button")
     ]
 
 
@@ -78,17 +59,17 @@ def test_latest_strip_lightbox_and_web_copy_follow_acquisition_time(
     assert (www / "zoom_rsa510.png").read_bytes() == (out / "b_zoom.png").read_bytes()
 
     browser.get(serve(www) + "index.html")
-    wait_for(lambda: _text(browser, ".file", "rsa510") == "b.tiq", 10, "the page")
+    wait_for(lambda: card_text(browser, ".file", "rsa510") == "b.tiq", 10, "the page")
     assert _strip(browser) == [
         ("b.tiq", True),
         ("a.tiq", False),
         ("c.tiq", False),
         ("d.tiq", False),
     ]
-    caption = _text(browser, ".order", "rsa510")
+    caption = card_text(browser, ".order", "rsa510")
     assert "Newest first by acquisition start" in caption and "processing time" in caption
     # The latest picture opens in the lightbox; Older walks back in acquisition time.
-    _card(browser, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").click()
+    card(browser, "rsa510").find_element(By.CSS_SELECTOR, ".imgs img").click()
     title = browser.find_element(By.ID, "lb-title")
     seen = [title.text.split(" ")[0]]
     assert not browser.find_element(By.ID, "lb-next").is_enabled()  # nothing newer
@@ -101,8 +82,8 @@ def test_latest_strip_lightbox_and_web_copy_follow_acquisition_time(
     assert title.text.startswith("c.tiq")
     browser.save_screenshot(str(tmp_path / "order.png"))
     browser.find_element(By.ID, "lb-close").click()
-    assert _images_loaded(browser) == []
-    assert _severe(browser) == []
+    assert images_loaded(browser) == []
+    assert severe(browser) == []
 
 
 def test_a_recording_without_a_time_is_ordered_by_processing_time(tmp_path, make_tiq):

@@ -5,16 +5,11 @@ size (the PNG's own title is a few pixels high there)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import test_browser
-from test_browser import _card, _images_loaded, _severe
+from page_helpers import card, images_loaded, process_to_www, severe
 
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
-
-# The browser fixtures of test_browser.py (one headless Chromium per module).
-chrome, browser, serve = test_browser.chrome, test_browser.browser, test_browser.serve
+from conftest import wait_for
 
 FOLDER = "rsa510_recorder_hall_b"
 LONG = "20240417_150000_schottky_long_recording_name_from_the_recorder.tiq"
@@ -41,22 +36,7 @@ return bad;
 
 
 def _process(tmp_path: Path, files: list[Path], www: Path) -> None:
-    r = subprocess.run(
-        [
-            *crunchctl_cmd(),
-            "process",
-            *map(str, files),
-            *small_args(tmp_path),
-            "--www",
-            str(www),
-            "--workers",
-            "1",
-        ],
-        env=child_env(CRUNCHCTL_WWW_REFRESH="1"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = process_to_www(tmp_path, files, www)
     assert r.returncode == 1, r.stderr  # the broken recordings failed
 
 
@@ -87,7 +67,7 @@ def test_error_table_wraps_at_word_and_path_boundaries(tmp_path, make_tiq, brows
             "return [document.documentElement.scrollWidth, window.innerWidth]"
         )
         assert page <= inner, width  # nothing wider than the screen
-    assert _severe(browser) == []
+    assert severe(browser) == []
 
 
 def test_card_shows_the_quicklook_titles_as_text(tmp_path, make_tiq, browser, serve):
@@ -108,11 +88,11 @@ def test_card_shows_the_quicklook_titles_as_text(tmp_path, make_tiq, browser, se
     browser.set_window_size(1280, 900)
     browser.get(serve(www) + "index.html")
     wait_for(
-        lambda: _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption"), 10, "the card"
+        lambda: card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption"), 10, "the card"
     )
     caps = [
         c
-        for c in _card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption")
+        for c in card(browser, FOLDER).find_elements(By.CSS_SELECTOR, "figcaption")
         if c.is_displayed()
     ]
     assert [c.text.split("\n") for c in caps] == [
@@ -124,5 +104,5 @@ def test_card_shows_the_quicklook_titles_as_text(tmp_path, make_tiq, browser, se
             "return parseFloat(getComputedStyle(arguments[0]).fontSize)", c
         )
         assert size >= 14
-    assert _images_loaded(browser) == []
-    assert _severe(browser) == []
+    assert images_loaded(browser) == []
+    assert severe(browser) == []
