@@ -17,19 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from batch_helpers import common, items_file
-from conftest import child_env, crunchctl_cmd, require
-from crunchctl.cli import app
+from conftest import child_env, crunchctl_cmd, invoke as run, require
 
 PLUGIN = Path(__file__).resolve().parent / "polish_plugins.py"
 T0 = 1_700_000_000.0  # UNIX seconds: 2023-11-14T22:13:20Z
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def batch(tmp_path: Path, items, *args) -> subprocess.CompletedProcess:

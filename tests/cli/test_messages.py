@@ -18,13 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import child_env, crunchctl_cmd, small_args, wait_for
+from conftest import child_env, crunchctl_cmd, invoke as run, small_args, wait_for
 from crunchctl.cli import app
 from crunchctl.formats.synth import RecordingSpec, make_recording
-
-runner = CliRunner()
 
 PLUGIN = """
 import numpy as np
@@ -34,10 +31,6 @@ def load(item):
         return []
     return [{"x": np.arange(8.0), "y": np.arange(4.0), "data": np.ones((4, 8)), "label": item}]
 """
-
-
-def run(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, input=input)
 
 
 def env_with(**extra: str) -> dict[str, str]:
