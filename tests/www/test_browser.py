@@ -255,6 +255,10 @@ def test_file_url_page_shows_an_xss_file_name_as_text_and_reloads_itself(
     # Paused, it stays put while it is looked at; the
     # pause survives the page's reloads (it is kept in the browser's storage).
     _pause_file_page(chrome)
+    # The page's write to localStorage travels from its renderer to Chromium's storage
+    # service on a channel of its own; a reload within milliseconds can start a renderer
+    # that reads the storage before the write has arrived. A person takes longer.
+    time.sleep(0.5)
     chrome.refresh()
     wait_for(
         lambda: (
